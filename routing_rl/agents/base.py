@@ -1,0 +1,118 @@
+"""The router contract: every routing strategy (RL agents, fixed routes, differentiable gates).
+
+A router is an ``nn.Module`` so that its learnable state (policy tables, gate logits) is saved,
+loaded and optimised like any other weights. Three hooks:
+
+* :meth:`Router.act` picks blocks for a batch of observations (one routed layer at a time);
+* :meth:`Router.loss` turns a finished :class:`~routing_rl.envs.episodes.EpisodeBatch` into a
+  loss on the router's parameters (policy gradient, TD error, L0 penalty), or None;
+* :meth:`Router.policy` exposes the per-task routing distribution of a layer, for logging.
+
+Subclasses register themselves by their class attribute ``name``; ``--agent NAME`` finds them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
+from routing_rl.network.routed_layer import RoutingDecision
+from routing_rl.registry import Registry
+
+
+class RouterConfigError(ValueError):
+    """A router cannot be built with these options (e.g. too few blocks for no-sharing)."""
+
+
+class Router(nn.Module, ABC):
+    """Base class of all routers. Subclasses set ``name`` and fill in :meth:`act` and :meth:`policy`.
+
+    Constructor arguments after ``num_blocks`` must be keyword-only with defaults and type
+    annotations: they become ``--agent-option KEY=VALUE`` options of ``routing-rl run``.
+    """
+
+    registry: ClassVar[Registry["Router"]] = Registry("agent")
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            Router.registry.add(cls.name, cls)
+
+    def __init__(self, num_tasks: int, num_layers: int, num_blocks: int, *, seed: int = 0) -> None:
+        super().__init__()
+        self.num_tasks = num_tasks
+        self.num_layers = num_layers
+        self.num_blocks = num_blocks
+        self.generator = torch.Generator().manual_seed(seed)
+
+    # ---- hooks -------------------------------------------------------------------------------
+    @abstractmethod
+    def act(self, obs: RoutingObservation, explore: bool = True) -> RoutingDecision:
+        """Choose blocks for every sample of ``obs`` at layer ``obs.depth``.
+
+        ``explore`` is True while training and False for evaluation, where stochastic routers
+        take their most likely block.
+        """
+
+    @abstractmethod
+    def policy(self, depth: int) -> torch.Tensor:
+        """The routing distribution of every task at layer ``depth``: ``[num_tasks, num_blocks]``, rows sum to 1."""
+
+    def loss(self, episodes: EpisodeBatch) -> torch.Tensor | None:
+        """Loss on the router's parameters for a finished batch of episodes; None if it learns nothing."""
+        return None
+
+    # ---- shared helpers ----------------------------------------------------------------------
+    def reseed(self, seed: int) -> None:
+        """Reset the router's sampling generator (the trainer does this every epoch, for resume)."""
+        self.generator.manual_seed(seed)
+
+    def routes(self) -> torch.Tensor:
+        """The most likely block per task and routed layer: ``[num_tasks, num_layers]``."""
+        if self.num_layers == 0:
+            return torch.zeros(self.num_tasks, 0, dtype=torch.long)
+        return torch.stack([self.policy(d).argmax(dim=1) for d in range(self.num_layers)], dim=1)
+
+    @classmethod
+    def option_types(cls) -> dict[str, Any]:
+        """Keyword-only constructor options (name -> annotation), for the CLI's ``--agent-option``."""
+        params = inspect.signature(cls.__init__).parameters
+        hints = inspect.get_annotations(cls.__init__, eval_str=True)
+        return {
+            name: hints.get(name, str)
+            for name, p in params.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "seed"
+        }
+
+
+class FixedRouteRouter(Router):
+    """A router whose route per task and layer is a fixed table: the routes themselves are the policy."""
+
+    def __init__(self, num_tasks: int, num_layers: int, num_blocks: int, *, seed: int = 0) -> None:
+        super().__init__(num_tasks, num_layers, num_blocks, seed=seed)
+        table = self.make_routes()
+        if table.shape != (num_tasks, num_layers):
+            raise RouterConfigError(f"route table must be [{num_tasks}, {num_layers}], got {tuple(table.shape)}")
+        if table.numel() and (int(table.min()) < 0 or int(table.max()) >= num_blocks):
+            raise RouterConfigError(f"routes must pick blocks in [0, {num_blocks}), got {table.tolist()}")
+        self.register_buffer("route_table", table.long())
+
+    @abstractmethod
+    def make_routes(self) -> torch.Tensor:
+        """Build the ``[num_tasks, num_layers]`` table of block indices (use ``self.generator``)."""
+
+    def act(self, obs: RoutingObservation, explore: bool = True) -> RoutingDecision:
+        return RoutingDecision(self.route_table[obs.task_ids, obs.depth])
+
+    def policy(self, depth: int) -> torch.Tensor:
+        return nn.functional.one_hot(self.route_table[:, depth], self.num_blocks).float()
+
+    def routes(self) -> torch.Tensor:
+        return self.route_table.clone()

@@ -1,0 +1,121 @@
+"""The one contract every task suite fills: multi-task splits as index tables over shared inputs.
+
+Tasks built from a single-task dataset (Fashion-MNIST's one-vs-rest tasks, CIFAR-100's
+superclasses) reuse the same images many times, so a split stores the distinct inputs once and a
+row per sample: which input, which label, which task. Batches are gathered from those tables.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from routing_rl.registry import Registry
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+"""Maps a float batch ``[B, *input_shape]`` and a generator to an augmented batch of the same shape."""
+
+
+class DataError(RuntimeError):
+    """A data file is missing, corrupt or in the wrong format; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """All samples of one split (train, val or test) of every task.
+
+    ``inputs`` holds the distinct inputs (uint8 images or float32 features); sample ``i`` is
+    ``inputs[index[i]]`` with label ``targets[i]`` for task ``tasks[i]``. uint8 inputs are scaled
+    to [0, 1] and then standardised with ``mean``/``std`` (per channel) when gathered.
+    """
+
+    inputs: torch.Tensor
+    index: torch.Tensor
+    targets: torch.Tensor
+    tasks: torch.Tensor
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        n = self.index.shape[0]
+        if self.targets.shape[0] != n or self.tasks.shape[0] != n:
+            raise ValueError("index, targets and tasks must have the same length")
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    def gather(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return ``(x, y, task)`` for the given sample rows; x is float32 and standardised."""
+        x = self.inputs[self.index[rows]]
+        if x.dtype == torch.uint8:
+            x = x.to(torch.float32).div_(255.0)
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            mean = torch.tensor(self.mean, dtype=torch.float32).view(shape)
+            std = torch.tensor(self.std, dtype=torch.float32).view(shape)
+            x = (x - mean) / std
+        return x, self.targets[rows], self.tasks[rows]
+
+    def task_rows(self, task: int) -> torch.Tensor:
+        """Rows of this split that belong to ``task``."""
+        return torch.nonzero(self.tasks == task, as_tuple=False).flatten()
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = False
+    ) -> Iterator[torch.Tensor]:
+        """Yield row-index tensors of at most ``batch_size``; the order is fixed by ``generator``."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            yield order[start : start + batch_size]
+
+
+@dataclass(frozen=True)
+class MultiTaskData:
+    """A multi-task classification problem: T tasks with ``num_classes`` labels each."""
+
+    name: str
+    task_names: list[str]
+    num_classes: int
+    input_shape: tuple[int, ...]
+    train: Split
+    val: Split
+    test: Split
+    augment: Augment | None = None
+    info: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_names)
+
+
+class TaskSuite(ABC):
+    """Builds a :class:`MultiTaskData` from files (or a generator); one subclass per ``--env`` name.
+
+    Subclasses set ``name`` (the CLI name, e.g. ``"fmnist-mtl"``), ``gym_id`` (the Gymnasium id of
+    its per-task routing env, e.g. ``"routing_rl/FashionMNIST-MTL-v0"``) and ``description``, and
+    implement :meth:`load`. Defining the subclass registers it.
+    """
+
+    registry: ClassVar[Registry["TaskSuite"]] = Registry("env")
+    name: ClassVar[str] = ""
+    gym_id: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    needs_download: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            TaskSuite.registry.add(cls.name, cls)
+
+    @abstractmethod
+    def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> MultiTaskData:
+        """Read (or generate) the data and build the tasks; deterministic under ``seed``.
+
+        ``val_fraction`` of each task's training samples is held out as the validation split.
+        Raises :class:`DataError` with a message naming the missing or corrupt file and how to get it.
+        """

@@ -1,0 +1,112 @@
+"""A mini-batch as a batch of routing episodes over one shared network (the trainer's env).
+
+This is the vector-env idiom specialised to routing: ``reset`` starts one episode per sample,
+``step`` takes one decision per sample for the current routed layer, and the episode terminates
+after the last routed layer with a reward from the prediction. Unlike the per-task Gymnasium env,
+it keeps the autograd graph so that the trainer can backpropagate the task loss through the blocks
+that were chosen (and through soft gates, for differentiable routers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
+from routing_rl.envs.rewards import StepReward, final_reward
+from routing_rl.network.model import RoutingNetwork
+from routing_rl.network.routed_layer import RoutingDecision
+
+Policy = Callable[[RoutingObservation], RoutingDecision]
+
+
+def hidden_summary(h: torch.Tensor) -> torch.Tensor:
+    """A fixed-size view of a hidden state for routers that look at it: channel means for images."""
+    return h.mean(dim=(2, 3)) if h.dim() == 4 else h.flatten(1)
+
+
+class BatchedRoutingEnv:
+    """Runs routing episodes for a batch of samples on ``network``.
+
+    ``observe_hidden`` adds the (summarised) hidden state to observations; ``reward`` is the final
+    reward kind; ``step_rewards`` are added to each step's reward.
+    """
+
+    def __init__(
+        self,
+        network: RoutingNetwork,
+        reward: str = "correct",
+        step_rewards: Sequence[StepReward] = (),
+        observe_hidden: bool = False,
+    ) -> None:
+        self.network = network
+        self.reward = reward
+        self.step_rewards = list(step_rewards)
+        self.observe_hidden = observe_hidden
+        self.loss_fn = nn.CrossEntropyLoss(reduction="none")
+        self._h: torch.Tensor | None = None
+        self._tasks: torch.Tensor | None = None
+        self._targets: torch.Tensor | None = None
+        self._depth = 0
+
+    @property
+    def num_steps(self) -> int:
+        return self.network.num_routed
+
+    def _observation(self) -> RoutingObservation:
+        assert self._h is not None and self._tasks is not None
+        hidden = hidden_summary(self._h) if self.observe_hidden else None
+        return RoutingObservation(self._tasks, self._depth, hidden)
+
+    def reset(self, x: torch.Tensor, targets: torch.Tensor, tasks: torch.Tensor) -> RoutingObservation:
+        """Start one episode per sample; returns the observation before the first routed layer."""
+        if self.num_steps == 0:
+            raise ValueError("the network has no routed layer; use run() for a plain network")
+        self._h = self.network.begin(x, tasks)
+        self._tasks, self._targets, self._depth = tasks, targets, 0
+        return self._observation()
+
+    def step(
+        self, decision: RoutingDecision
+    ) -> tuple[RoutingObservation | None, torch.Tensor, bool, dict[str, torch.Tensor]]:
+        """Apply the current routed layer; returns ``(obs, reward, terminated, info)``.
+
+        On the last step ``obs`` is None, ``reward`` includes the final reward, and ``info`` holds
+        ``logits``, ``loss`` (per sample, attached to the graph) and ``final_reward``; every step's
+        ``info["step_reward"]`` is the reward without the final term.
+        """
+        assert self._h is not None and self._tasks is not None and self._targets is not None
+        obs = self._observation()
+        reward = torch.zeros(obs.batch_size, device=self._tasks.device)
+        for term in self.step_rewards:
+            reward = reward + term(obs, decision)
+        self._h = self.network.advance(self._depth, self._h, self._tasks, decision)
+        self._depth += 1
+        if self._depth < self.num_steps:
+            return self._observation(), reward, False, {"step_reward": reward}
+        logits = self._h
+        loss = self.loss_fn(logits, self._targets)
+        final = final_reward(self.reward, logits, self._targets, loss)
+        return None, reward + final, True, {"logits": logits, "loss": loss, "step_reward": reward, "final_reward": final}
+
+    def run(self, x: torch.Tensor, targets: torch.Tensor, tasks: torch.Tensor, policy: Policy) -> EpisodeBatch:
+        """Play a whole batch of episodes with ``policy`` (usually ``router.act``) and return the trace."""
+        if self.num_steps == 0:
+            logits = self.network.begin(x, tasks)
+            loss = self.loss_fn(logits, targets)
+            final = final_reward(self.reward, logits, targets, loss)
+            obs0 = RoutingObservation(tasks, 0)
+            return EpisodeBatch([obs0], [], [], final, loss, logits, targets)
+        observations, decisions, rewards = [], [], []
+        obs: RoutingObservation | None = self.reset(x, targets, tasks)
+        while obs is not None:
+            decision = policy(obs)
+            observations.append(obs)
+            decisions.append(decision)
+            obs, _, _, info = self.step(decision)
+            rewards.append(info["step_reward"])
+        return EpisodeBatch(
+            observations, decisions, rewards, info["final_reward"], info["loss"], info["logits"], targets
+        )

@@ -1,0 +1,32 @@
+"""Rewards of a routing episode: a final reward from the prediction, plus optional per-step terms."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import torch
+
+from routing_rl.envs.episodes import RoutingObservation
+from routing_rl.network.routed_layer import RoutingDecision
+
+FinalRewardKind = Literal["correct", "neg-loss"]
+FINAL_REWARDS: tuple[str, ...] = ("correct", "neg-loss")
+
+
+class StepReward(Protocol):
+    """A per-step reward term (e.g. a collaboration reward); returns ``[B]`` rewards for step ``obs.depth``."""
+
+    def __call__(self, obs: RoutingObservation, decision: RoutingDecision) -> torch.Tensor: ...
+
+
+def final_reward(
+    kind: str, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor,
+    correct: float = 1.0, wrong: float = -1.0,
+) -> torch.Tensor:
+    """``correct``: +1 for a right prediction, -1 for a wrong one (the paper); ``neg-loss``: minus the loss."""
+    if kind == "correct":
+        hit = logits.argmax(dim=1) == targets
+        return torch.where(hit, torch.full_like(loss, correct), torch.full_like(loss, wrong)).detach()
+    if kind == "neg-loss":
+        return (-loss).detach()
+    raise ValueError(f"unknown reward {kind!r}; valid choices: {', '.join(FINAL_REWARDS)}")

@@ -1,0 +1,128 @@
+"""The routed multi-task network: a stack of shared, routed and per-task layers plus task heads.
+
+The network is split at its routed layers into segments so that a routing episode can advance
+one routed layer per step (``begin`` then ``advance`` once per routed layer); ``forward`` runs the
+whole stack for callers that already hold every decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from routing_rl.network.routed_layer import RoutedLayer, RoutingDecision, dispatch
+from routing_rl.network.spec import LayerSpec
+
+
+def make_block(spec: LayerSpec, in_features: int) -> nn.Module:
+    """One function block: conv (3x3, BatchNorm, ReLU, 2x2 max-pool) or FC (linear, ReLU)."""
+    if spec.kind == "conv":
+        return nn.Sequential(
+            nn.Conv2d(in_features, spec.width, kernel_size=3, padding=1),
+            nn.BatchNorm2d(spec.width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+    return nn.Sequential(nn.Linear(in_features, spec.width), nn.ReLU(inplace=True))
+
+
+class NetworkLayer(nn.Module):
+    """A layer in one of the three sharing modes; non-routed modes decide their own blocks."""
+
+    def __init__(self, spec: LayerSpec, in_features: int, num_tasks: int) -> None:
+        super().__init__()
+        self.spec = spec
+        self.flatten_input = spec.kind == "fc"
+        n_blocks = {"shared": 1, "routed": spec.blocks, "per-task": num_tasks}[spec.mode]
+        self.layer = RoutedLayer([make_block(spec, in_features) for _ in range(n_blocks)])
+
+    def forward(self, x: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision | None = None) -> torch.Tensor:
+        if self.flatten_input and x.dim() > 2:
+            x = x.flatten(1)
+        if self.spec.mode == "shared":
+            return self.layer.blocks[0](x)
+        if self.spec.mode == "per-task":
+            return dispatch(self.layer.blocks, x, RoutingDecision(tasks))
+        if decision is None:
+            raise ValueError(f"routed layer {self.spec.name} needs a routing decision")
+        return self.layer(x, decision)
+
+
+class RoutingNetwork(nn.Module):
+    """Layers from a spec, then one linear head per task (``num_classes`` outputs each)."""
+
+    def __init__(
+        self, specs: Sequence[LayerSpec], input_shape: Sequence[int], num_tasks: int, num_classes: int
+    ) -> None:
+        super().__init__()
+        self.specs = list(specs)
+        self.input_shape = tuple(input_shape)
+        self.num_tasks = num_tasks
+        self.num_classes = num_classes
+        layers: list[NetworkLayer] = []
+        shape = list(input_shape)
+        self.routed_input_dims: list[int] = []
+        for spec in self.specs:
+            if spec.kind == "conv":
+                if len(shape) != 3:
+                    raise ValueError(f"conv layer {spec.name} needs image inputs [C, H, W], got {shape}")
+                in_features = shape[0]
+                out_shape = [spec.width, shape[1] // 2, shape[2] // 2]
+            else:
+                in_features = int(torch.tensor(shape).prod())
+                out_shape = [spec.width]
+            if spec.mode == "routed":
+                self.routed_input_dims.append(shape[0])
+            layers.append(NetworkLayer(spec, in_features, num_tasks))
+            shape = out_shape
+        self.layers = nn.ModuleList(layers)
+        self.feature_dim = int(torch.tensor(shape).prod())
+        self.heads = RoutedLayer([nn.Linear(self.feature_dim, num_classes) for _ in range(num_tasks)])
+        self.routed_positions = [i for i, s in enumerate(self.specs) if s.mode == "routed"]
+        self.blocks_per_layer = [self.specs[i].blocks for i in self.routed_positions]
+
+    @property
+    def num_routed(self) -> int:
+        return len(self.routed_positions)
+
+    @property
+    def routed_layer_names(self) -> list[str]:
+        return [self.specs[i].name for i in self.routed_positions]
+
+    def _run(self, start: int, stop: int, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[start:stop]:
+            h = layer(h, tasks)
+        return h
+
+    def _head(self, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
+        return dispatch(self.heads.blocks, h.flatten(1), RoutingDecision(tasks))
+
+    def begin(self, x: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
+        """Run the layers before the first routed layer (all layers and the heads if none is routed)."""
+        if not self.routed_positions:
+            return self._head(self._run(0, len(self.layers), x, tasks), tasks)
+        return self._run(0, self.routed_positions[0], x, tasks)
+
+    def advance(self, depth: int, h: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision) -> torch.Tensor:
+        """Apply routed layer ``depth`` and the non-routed layers after it; the last step returns logits."""
+        pos = self.routed_positions[depth]
+        h = self.layers[pos](h, tasks, decision)
+        last = depth == self.num_routed - 1
+        stop = len(self.layers) if last else self.routed_positions[depth + 1]
+        h = self._run(pos + 1, stop, h, tasks)
+        return self._head(h, tasks) if last else h
+
+    def forward(
+        self, x: torch.Tensor, tasks: torch.Tensor, decisions: Sequence[RoutingDecision] = ()
+    ) -> torch.Tensor:
+        if len(decisions) != self.num_routed:
+            raise ValueError(f"expected {self.num_routed} routing decisions, got {len(decisions)}")
+        h = self.begin(x, tasks)
+        for depth, decision in enumerate(decisions):
+            h = self.advance(depth, h, tasks, decision)
+        return h
+
+    def routed_parameters(self) -> list[nn.Parameter]:
+        return [p for i in self.routed_positions for p in self.layers[i].parameters()]

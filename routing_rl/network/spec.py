@@ -1,0 +1,112 @@
+"""Layer specifications: which layers a network has and how each is shared across tasks.
+
+A network is a stack of named layers (``conv1..conv3`` then ``fc1..``), each *shared* (one block
+for all tasks), *routed* (M function blocks, a router picks one per sample) or *per-task* (one
+block per task). The spec is plain data so that it can be printed, stored in results and compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+LayerKind = Literal["conv", "fc"]
+LayerMode = Literal["shared", "routed", "per-task"]
+LAYER_MODES: tuple[str, ...] = ("shared", "routed", "per-task")
+
+
+class SpecError(ValueError):
+    """A layer spec that cannot be built; the message lists the valid layer names."""
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer: ``kind`` conv (3x3 conv, BatchNorm, ReLU, 2x2 max-pool) or fc (linear, ReLU)."""
+
+    name: str
+    kind: LayerKind
+    width: int
+    mode: LayerMode = "shared"
+    blocks: int = 1
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def default_layer_names(input_shape: Sequence[int], conv_layers: int = 3, fc_layers: int = 2) -> list[str]:
+    """Layer names of the paper's network for this input: conv layers only for image inputs."""
+    convs = [f"conv{i + 1}" for i in range(conv_layers)] if len(input_shape) == 3 else []
+    n_fc = fc_layers if convs else fc_layers + 1
+    return convs + [f"fc{i + 1}" for i in range(n_fc)]
+
+
+def parse_routed(value: str | Iterable[str] | None, layer_names: Sequence[str]) -> list[str]:
+    """Resolve ``--routed`` into layer names.
+
+    Accepts ``none``, ``all``, ``fc`` / ``conv`` (every layer of that kind), layer names
+    (``conv1,fc2``) and the short forms ``1,2,3`` after ``conv`` (``conv1,2,3`` means conv1-conv3).
+    """
+    if value is None:
+        return []
+    tokens = [t.strip() for t in (value.split(",") if isinstance(value, str) else value) if t.strip()]
+    chosen: list[str] = []
+    last_prefix = ""
+    for token in tokens:
+        if token == "none":
+            continue
+        if token == "all":
+            matches = list(layer_names)
+        elif token in ("fc", "conv"):
+            matches = [n for n in layer_names if n.startswith(token)]
+            if not matches:
+                raise SpecError(f"this network has no {token} layers; layers: {', '.join(layer_names)}")
+        elif token.isdigit() and last_prefix:
+            matches = [last_prefix + token]
+        else:
+            matches = [token]
+            last_prefix = token.rstrip("0123456789")
+        for name in matches:
+            if name not in layer_names:
+                raise SpecError(
+                    f"unknown layer {name!r} in --routed; valid: none, all, fc, conv, {', '.join(layer_names)}"
+                )
+            if name not in chosen:
+                chosen.append(name)
+    return [n for n in layer_names if n in chosen]
+
+
+def build_layer_specs(
+    input_shape: Sequence[int],
+    routed: str | Iterable[str] | None = None,
+    blocks: int = 1,
+    per_task: str | Iterable[str] | None = None,
+    conv_layers: int = 3,
+    fc_layers: int = 2,
+    filters: int = 32,
+    hidden: int = 64,
+) -> list[LayerSpec]:
+    """The paper's network (3 conv layers of 32 filters, FC layers of 64 units) as a spec.
+
+    Vector inputs get one more FC layer instead of the conv layers. ``routed`` layers get
+    ``blocks`` function blocks each; ``per_task`` layers get one block per task.
+    """
+    names = default_layer_names(input_shape, conv_layers, fc_layers)
+    routed_names = parse_routed(routed, names)
+    per_task_names = parse_routed(per_task, names)
+    overlap = set(routed_names) & set(per_task_names)
+    if overlap:
+        raise SpecError(f"layers cannot be both routed and per-task: {', '.join(sorted(overlap))}")
+    if routed_names and blocks < 1:
+        raise SpecError(f"--blocks must be at least 1, got {blocks}")
+    specs = []
+    for name in names:
+        kind: LayerKind = "conv" if name.startswith("conv") else "fc"
+        width = filters if kind == "conv" else hidden
+        if name in routed_names:
+            specs.append(LayerSpec(name, kind, width, "routed", blocks))
+        elif name in per_task_names:
+            specs.append(LayerSpec(name, kind, width, "per-task"))
+        else:
+            specs.append(LayerSpec(name, kind, width, "shared"))
+    return specs
