@@ -133,6 +133,8 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--routed", default="fc", show_default=True, help="Routed layers: none, all, fc, conv, or names like conv1,2,3 / conv3 / fc1,fc2.")
 @click.option("--blocks", default=None, type=click.IntRange(min=1), help="Function blocks per routed layer (default: number of tasks).")
 @click.option("--reward", type=click.Choice(["correct", "neg-loss"]), default="correct", show_default=True, help="Final reward: +1/-1 for a right/wrong prediction, or minus the loss.")
+@click.option("--collab-reward", default=0.0, show_default=True, type=float, help="Collaboration reward rho: per-step bonus rho * frequency of the chosen block among the layer's recent decisions.")
+@click.option("--collab-window", default=256, show_default=True, type=click.IntRange(min=1), help="How many recent decisions per layer the collaboration reward counts.")
 @click.option("--observe-hidden", is_flag=True, help="Give routers the hidden representation too.")
 @click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True))
 @click.option("--logdir", default=None, help="Run directory (default: runs/<env>-<agent>-routed_<layers>-seed<seed>).")

@@ -23,6 +23,8 @@ class RunConfig:
     routed: str = "fc"
     blocks: int | None = None
     reward: str = "correct"
+    collab_reward: float = 0.0
+    collab_window: int = 256
     observe_hidden: bool = False
     val_fraction: float = 0.1
     eval_batch_size: int = 1024

@@ -21,6 +21,7 @@ from routing_rl.agents import Router
 from routing_rl.agents.shared_bottom import SharedBottomRouter
 from routing_rl.data import MultiTaskData, Split
 from routing_rl.envs.batched import BatchedRoutingEnv
+from routing_rl.envs.collaboration import CollaborationReward
 from routing_rl.network import RoutingNetwork, build_network
 from routing_rl.training.config import RunConfig
 from routing_rl.training.io import load_checkpoint, read_json, save_checkpoint, write_json
@@ -113,7 +114,10 @@ class Trainer:
         self.warmup_router = SharedBottomRouter(
             self.data.num_tasks, self.network.num_routed, self.router.num_blocks
         ).to(self.device)
-        self.env = BatchedRoutingEnv(self.network, reward=cfg.reward, observe_hidden=cfg.observe_hidden)
+        step_rewards = [CollaborationReward(cfg.collab_reward, cfg.collab_window)] if cfg.collab_reward else []
+        self.env = BatchedRoutingEnv(
+            self.network, reward=cfg.reward, step_rewards=step_rewards, observe_hidden=cfg.observe_hidden
+        )
         self.optimizers = self._make_optimizers()
         self.results: dict[str, Any] = self._new_results()
         self.start_epoch = 1
@@ -219,6 +223,9 @@ class Trainer:
         data_gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 1))
         aug_gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 2))
         self.router.reseed(epoch_seed(cfg.seed, epoch, 3))
+        for term in self.env.step_rewards:
+            if hasattr(term, "reset"):
+                term.reset()
         router = self.routing_policy(epoch)
         learn_router = router is self.router
         self.network.train()

@@ -1,0 +1,408 @@
+"""CIFAR-100 as 20 five-way tasks: by superclass (the routing paper's MTL benchmark) or alphabetically.
+
+The data are read from the official ``cifar-100-python`` pickles (``train``, ``test``, ``meta``),
+found as an extracted folder or as the official tarball, which is extracted safely (only the three
+known members, no path traversal, no links). Each file is md5-verified against the official
+values unless verification is switched off (for small generated test files).
+
+Task definitions:
+
+* ``cifar100-superclass``: task c is coarse class c; its label is the *rank* of the fine class
+  among the five fine classes of that superclass (ordered by fine label index), so every task has
+  exactly the labels 0..4. (``fine % 5``, used by the original public code, collides classes and
+  leaves some labels unused.)
+* ``cifar100-alphabetical``: the fine class names sorted alphabetically, five consecutive names per
+  task, label = position within the group -- tasks whose classes are unrelated by construction.
+
+Every image belongs to exactly one task; images are stored once as uint8 ``[N, 3, 32, 32]``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tarfile
+import tempfile
+from abc import abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from routing_rl.data import download as dl
+from routing_rl.data.augment import make_image_augment
+from routing_rl.data.base import DataError, MultiTaskData, TaskSuite
+from routing_rl.data.splitting import TaskRows, train_val_test
+
+FOLDER = "cifar-100-python"
+TARBALL = "cifar-100-python.tar.gz"
+TARBALL_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+TARBALL_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
+FILE_MD5: Mapping[str, str] = {
+    "train": "16019d7e3df5f24257cddd939b257f8d",
+    "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+    "meta": "7973b15100ade9c7d40fb424638fde48",
+}
+"""MD5 of the official (uncompressed) pickle files."""
+FILES: tuple[str, ...] = ("train", "test", "meta")
+NUM_FINE, NUM_COARSE, CLASSES_PER_TASK = 100, 20, 5
+MEAN = (0.5071, 0.4865, 0.4409)
+STD = (0.2673, 0.2564, 0.2762)
+
+_ALLOWED_GLOBALS = {
+    ("_codecs", "encode"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+}
+
+
+# ----------------------------------------------------------------------------- pickles
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """Unpickler that only resolves the globals a CIFAR pickle needs (numpy arrays, bytes).
+
+    A pickle can run arbitrary code; data files from the internet must not.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"disallowed global {module}.{name}")
+        if module.startswith("numpy.core.") and int(np.__version__.split(".")[0]) >= 2:
+            module = module.replace("numpy.core.", "numpy._core.", 1)
+        return super().find_class(module, name)
+
+
+def load_pickle(path: Path) -> dict[bytes, Any]:
+    """Load an official CIFAR pickle (``encoding="bytes"``: keys and strings are bytes)."""
+    try:
+        with open(path, "rb") as handle:
+            obj = _DataUnpickler(handle, encoding="bytes").load()
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError) as exc:
+        raise DataError(f"cannot read CIFAR-100 file {path}: {exc}; delete it and fetch it again") from exc
+    if not isinstance(obj, dict):
+        raise DataError(f"{path} is not a CIFAR-100 pickle: expected a dict, got {type(obj).__name__}")
+    return obj
+
+
+def _field(obj: dict[bytes, Any], key: bytes, path: Path) -> Any:
+    if key not in obj:
+        raise DataError(f"{path} is not a CIFAR-100 file: key {key!r} is missing (has {sorted(obj)})")
+    return obj[key]
+
+
+def _labels(obj: dict[bytes, Any], key: bytes, n: int, limit: int, path: Path) -> np.ndarray:
+    labels = np.asarray(_field(obj, key, path), dtype=np.int64)
+    if labels.shape != (n,):
+        raise DataError(f"{path}: {key!r} has shape {labels.shape}, expected ({n},)")
+    if n and (labels.min() < 0 or labels.max() >= limit):
+        raise DataError(f"{path}: {key!r} has values outside 0..{limit - 1}")
+    return labels
+
+
+def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images ``[N, 3, 32, 32]`` uint8 (from the R, G, B planes), fine and coarse labels of a split."""
+    obj = load_pickle(path)
+    data = np.asarray(_field(obj, b"data", path))
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise DataError(f"{path}: b'data' must be uint8 [N, 3072], got {data.dtype} {data.shape}")
+    n = data.shape[0]
+    fine = _labels(obj, b"fine_labels", n, NUM_FINE, path)
+    coarse = _labels(obj, b"coarse_labels", n, NUM_COARSE, path)
+    return data.reshape(n, 3, 32, 32), fine, coarse
+
+
+def _names(obj: dict[bytes, Any], key: bytes, count: int, path: Path) -> list[str]:
+    raw = list(_field(obj, key, path))
+    if len(raw) != count:
+        raise DataError(f"{path}: {key!r} has {len(raw)} names, expected {count}")
+    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in raw]
+
+
+def read_meta(path: Path) -> tuple[list[str], list[str]]:
+    """Fine (100) and coarse (20) class names from ``meta``."""
+    obj = load_pickle(path)
+    return _names(obj, b"fine_label_names", NUM_FINE, path), _names(obj, b"coarse_label_names", NUM_COARSE, path)
+
+
+@dataclass(frozen=True)
+class Cifar100Arrays:
+    """The decoded CIFAR-100 files."""
+
+    train_images: np.ndarray
+    train_fine: np.ndarray
+    train_coarse: np.ndarray
+    test_images: np.ndarray
+    test_fine: np.ndarray
+    test_coarse: np.ndarray
+    fine_names: list[str]
+    coarse_names: list[str]
+    directory: Path
+
+
+# ----------------------------------------------------------------------------- tarball
+
+
+def _member_target(member: tarfile.TarInfo, tar_path: Path) -> str | None:
+    """The file name (train/test/meta) a tar member provides, None to skip it; raises on traversal."""
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or ".." in name.parts:
+        raise DataError(f"{tar_path}: unsafe member path {member.name!r}; refusing to extract this archive")
+    parts = [p for p in name.parts if p != "."]
+    if len(parts) == 2 and parts[0] == FOLDER and parts[1] in FILES:
+        if not member.isfile():
+            raise DataError(f"{tar_path}: member {member.name!r} is not a regular file")
+        return parts[1]
+    return None
+
+
+def extract_tarball(tar_path: Path, root: Path) -> Path:
+    """Extract ``cifar-100-python/{train,test,meta}`` from the official tarball into ``root``.
+
+    Only those three regular files are written (each through a temporary file and
+    :func:`os.replace`); any member with an absolute or ``..`` path aborts the extraction.
+    Returns ``root/cifar-100-python``.
+    """
+    folder = root / FOLDER
+    try:
+        with tarfile.open(tar_path, "r:gz") as tar:
+            members = [(m, target) for m in tar.getmembers() if (target := _member_target(m, tar_path))]
+            found = {target for _, target in members}
+            if found != set(FILES):
+                raise DataError(f"{tar_path} lacks {', '.join(sorted(set(FILES) - found))}; fetch it again")
+            folder.mkdir(parents=True, exist_ok=True)
+            for member, target in members:
+                source = tar.extractfile(member)
+                if source is None:
+                    raise DataError(f"{tar_path}: cannot read member {member.name!r}")
+                fd, tmp = tempfile.mkstemp(prefix=f".{target}.", suffix=".part", dir=folder)
+                try:
+                    with os.fdopen(fd, "wb") as out, source:
+                        for chunk in iter(lambda: source.read(1 << 20), b""):
+                            out.write(chunk)
+                    os.replace(tmp, folder / target)
+                finally:
+                    Path(tmp).unlink(missing_ok=True)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataError(f"cannot extract {tar_path} into {root}: {exc}") from exc
+    return folder
+
+
+# ----------------------------------------------------------------------------- suites
+
+
+@dataclass(frozen=True)
+class TaskAssignment:
+    """Which task each fine class belongs to, and its label within that task."""
+
+    task_of_fine: np.ndarray
+    label_of_fine: np.ndarray
+    task_names: list[str]
+
+    def fine_classes(self) -> list[list[int]]:
+        """Per task, its fine classes ordered by label."""
+        out: list[list[int]] = [[] for _ in self.task_names]
+        for fine in np.argsort(self.label_of_fine, kind="stable"):
+            out[int(self.task_of_fine[fine])].append(int(fine))
+        return out
+
+
+class Cifar100Suite(TaskSuite):
+    """Shared loading for the CIFAR-100 suites; subclasses only decide the task of each fine class.
+
+    Constructor options: ``download`` (fetch the official tarball if nothing is found; default
+    False), ``verify`` (md5 of the files, default True; skip it for small generated files or pass
+    your own ``checksums`` for ``train``/``test``/``meta``), ``augment`` (training augmentation:
+    crop with 4-pixel padding, horizontal flip, rotation up to ``max_degrees``; default True) and
+    ``url`` (where to download the tarball from).
+    """
+
+    needs_download: ClassVar[bool] = True
+    title: ClassVar[str] = "CIFAR-100"
+    system_dirs: ClassVar[tuple[Path, ...]] = ()
+    file_md5: ClassVar[Mapping[str, str]] = FILE_MD5
+    tarball_md5: ClassVar[str] = TARBALL_MD5
+
+    def __init__(
+        self,
+        *,
+        download: bool = False,
+        verify: bool = True,
+        checksums: Mapping[str, str] | None = None,
+        augment: bool = True,
+        max_degrees: float = 15.0,
+        url: str = TARBALL_URL,
+    ) -> None:
+        self.download = download
+        self.verify = verify
+        self.checksums = dict(self.file_md5 if checksums is None else checksums)
+        if verify and set(FILES) - set(self.checksums):
+            raise ValueError(f"checksums needs entries for {', '.join(FILES)}")
+        self.augment = augment
+        self.max_degrees = max_degrees
+        self.url = url
+
+    @abstractmethod
+    def assign_tasks(self, arrays: Cifar100Arrays) -> TaskAssignment:
+        """Map every fine class to (task, label); each task must get labels 0..4."""
+
+    # ------------------------------------------------------------------ files
+
+    @staticmethod
+    def has_files(directory: Path) -> bool:
+        """Whether ``directory`` holds ``train``, ``test`` and ``meta``."""
+        return all((directory / f).is_file() for f in FILES)
+
+    def find_folder(self, data_dir: Path | None) -> Path:
+        """The extracted ``cifar-100-python`` folder, extracting or downloading the tarball if needed."""
+        candidates = dl.candidate_dirs(data_dir, FOLDER, self.system_dirs)
+        folder = dl.find_data_dir(candidates, self.has_files)
+        if folder is not None:
+            return folder
+        root = dl.download_root(data_dir)
+        for directory in dict.fromkeys([*candidates, root]):
+            if (directory / TARBALL).is_file():
+                return self._extract(directory / TARBALL)
+        if not self.download:
+            raise self._missing(candidates, root)
+        try:
+            tar_path = dl.download(self.url, root / TARBALL, md5=self.tarball_md5 if self.verify else None)
+        except DataError as exc:
+            raise self._missing(candidates, root, str(exc)) from exc
+        return self._extract(tar_path)
+
+    def _extract(self, tar_path: Path) -> Path:
+        if self.verify:
+            dl.verify_file(tar_path, "md5", self.tarball_md5)
+        return extract_tarball(tar_path, tar_path.parent)
+
+    def _missing(self, searched: list[Path], root: Path, reason: str = "") -> DataError:
+        return dl.missing_files_error(
+            self.title,
+            [f"{FOLDER}/{f}" for f in FILES],
+            searched,
+            root,
+            f"{self.url} (md5 {self.tarball_md5}; put the tarball itself in {root} and it is "
+            "extracted on first use)",
+            reason,
+        )
+
+    def read(self, folder: Path) -> Cifar100Arrays:
+        """Verify (unless off) and decode the three files of ``folder``."""
+        if self.verify:
+            for f in FILES:
+                dl.verify_file(folder / f, "md5", self.checksums[f])
+        train_images, train_fine, train_coarse = read_batch(folder / "train")
+        test_images, test_fine, test_coarse = read_batch(folder / "test")
+        fine_names, coarse_names = read_meta(folder / "meta")
+        return Cifar100Arrays(
+            train_images, train_fine, train_coarse, test_images, test_fine, test_coarse,
+            fine_names, coarse_names, folder,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ tasks
+
+    @staticmethod
+    def rows(fine: np.ndarray, tasks: TaskAssignment) -> TaskRows:
+        """One row per image: its task and its label within the task."""
+        return TaskRows(
+            np.arange(fine.size, dtype=np.int64),
+            tasks.label_of_fine[fine].astype(np.int64),
+            tasks.task_of_fine[fine].astype(np.int64),
+        )
+
+    def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> MultiTaskData:
+        """Read the files, assign tasks and hold out a stratified, seeded validation split."""
+        arrays = self.read(self.find_folder(None if data_dir is None else Path(data_dir)))
+        tasks = self.assign_tasks(arrays)
+        train, val, test = train_val_test(
+            torch.from_numpy(arrays.train_images),
+            self.rows(arrays.train_fine, tasks),
+            torch.from_numpy(arrays.test_images),
+            self.rows(arrays.test_fine, tasks),
+            val_fraction,
+            np.random.default_rng(np.random.SeedSequence(seed)),
+            MEAN,
+            STD,
+        )
+        return MultiTaskData(
+            name=self.name,
+            task_names=tasks.task_names,
+            num_classes=CLASSES_PER_TASK,
+            input_shape=(3, 32, 32),
+            train=train,
+            val=val,
+            test=test,
+            augment=make_image_augment(pad=4, max_degrees=self.max_degrees) if self.augment else None,
+            info={
+                "fine_names": arrays.fine_names,
+                "coarse_names": arrays.coarse_names,
+                "task_fine_classes": tasks.fine_classes(),
+                "source_dir": str(arrays.directory),
+                "verified": self.verify,
+            },
+        )
+
+
+def fine_to_coarse(arrays: Cifar100Arrays) -> np.ndarray:
+    """The superclass of each fine class, read off the label pairs; checks the 20 x 5 structure."""
+    fine = np.concatenate([arrays.train_fine, arrays.test_fine])
+    coarse = np.concatenate([arrays.train_coarse, arrays.test_coarse])
+    mapping = np.full(NUM_FINE, -1, dtype=np.int64)
+    for f, c in np.unique(np.stack([fine, coarse], 1), axis=0):
+        if mapping[f] not in (-1, c):
+            raise DataError(f"{arrays.directory}: fine class {f} appears with coarse labels {mapping[f]} and {c}")
+        mapping[f] = c
+    absent = np.flatnonzero(mapping < 0)
+    if absent.size:
+        raise DataError(f"{arrays.directory}: fine classes {absent.tolist()} have no images")
+    sizes = np.bincount(mapping, minlength=NUM_COARSE)
+    if np.any(sizes != CLASSES_PER_TASK):
+        raise DataError(f"{arrays.directory}: each superclass needs 5 fine classes, got sizes {sizes.tolist()}")
+    return mapping
+
+
+class Cifar100Superclass(Cifar100Suite):
+    """20 tasks, one per CIFAR-100 superclass, each a 5-way problem over its fine classes."""
+
+    name: ClassVar[str] = "cifar100-superclass"
+    gym_id: ClassVar[str] = "routing_rl/CIFAR100-Superclass-v0"
+    description: ClassVar[str] = "CIFAR-100, 20 superclass tasks of 5 fine classes each (label = rank in superclass)"
+
+    def assign_tasks(self, arrays: Cifar100Arrays) -> TaskAssignment:
+        """Task = coarse label; label = rank of the fine label among its superclass's fine labels."""
+        task_of_fine = fine_to_coarse(arrays)
+        label_of_fine = np.zeros(NUM_FINE, dtype=np.int64)
+        for coarse in range(NUM_COARSE):
+            members = np.flatnonzero(task_of_fine == coarse)  # ascending fine label index
+            label_of_fine[members] = np.arange(members.size)
+        return TaskAssignment(task_of_fine, label_of_fine, list(arrays.coarse_names))
+
+
+class Cifar100Alphabetical(Cifar100Suite):
+    """20 tasks of 5 fine classes grouped by alphabetical name order: a control with no semantic
+    relation inside a task, to compare against the superclass grouping."""
+
+    name: ClassVar[str] = "cifar100-alphabetical"
+    gym_id: ClassVar[str] = "routing_rl/CIFAR100-Alphabetical-v0"
+    description: ClassVar[str] = "CIFAR-100, 20 tasks of 5 alphabetically consecutive fine classes"
+
+    def assign_tasks(self, arrays: Cifar100Arrays) -> TaskAssignment:
+        """Sort fine names; positions 5t..5t+4 form task t, label = position within the group."""
+        order = sorted(range(NUM_FINE), key=lambda f: (arrays.fine_names[f], f))
+        task_of_fine = np.zeros(NUM_FINE, dtype=np.int64)
+        label_of_fine = np.zeros(NUM_FINE, dtype=np.int64)
+        for position, fine in enumerate(order):
+            task_of_fine[fine], label_of_fine[fine] = divmod(position, CLASSES_PER_TASK)
+        names = [
+            "-".join(arrays.fine_names[f] for f in order[t : t + CLASSES_PER_TASK])
+            for t in range(0, NUM_FINE, CLASSES_PER_TASK)
+        ]
+        return TaskAssignment(task_of_fine, label_of_fine, names)

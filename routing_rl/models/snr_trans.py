@@ -1,0 +1,129 @@
+"""SNR-Trans: sub-networks connected by gated transformation matrices (SNR paper, Figure 1(b)).
+
+The shared part of a shared-bottom network is split into layers of parallel sub-networks, and the
+input ``v_i`` of upper sub-network ``i`` is (SNR paper, section "Sub-Network Modularization and
+Routing")::
+
+    v_i = sum_j z_ij W_ij u_j
+
+where ``u_j`` is the output of lower sub-network ``j``, ``W_ij`` a learned transformation matrix
+and ``z_ij`` a hard concrete coding variable. Layout here: the bottom layer is ``n_0`` FC+ReLU
+sub-networks reading the model input; each routing layer computes ``ReLU(sum_j z_ij W_ij u_j +
+b_i)``; the last routing layer has one sub-network per task, which feeds that task's tower (FC 16
++ ReLU + FC C_t, section "Methods"). The default, one routing layer, is the paper's Figure 1(b);
+``num_subnetworks=(n0, n1)`` stacks two routing layers.
+
+The loss adds ``lambda * E||z||_0`` (:meth:`regularization`). At serving time every ``W_ij`` with
+``z_hat_ij == 0`` is removed (:meth:`serving_model`), which is why SNR-Trans can shrink its
+serving size more easily than SNR-Aver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from routing_rl.models.base import MultiTaskModel
+from routing_rl.models.layers import ParallelDense, TaskTowers, uniform_fan_in_
+from routing_rl.models.snr_graph import check_layer_sizes, task_reachability
+from routing_rl.network.hard_concrete import (
+    DEFAULT_BETA,
+    DEFAULT_GAMMA,
+    DEFAULT_LOG_ALPHA_INIT,
+    DEFAULT_ZETA,
+    HardConcreteGate,
+)
+
+
+class SNRTrans(MultiTaskModel):
+    """Sub-Network Routing with transformation matrices and L0-regularised hard concrete gates.
+
+    ``num_subnetworks``: sub-network counts of the layers below the task layer (bottom first).
+    ``hidden_sizes``: output size of one sub-network per layer, task layer included (so the
+    transformation ``W_ij`` of routing layer ``l`` is ``hidden_sizes[l] x hidden_sizes[l+1]``).
+    ``l0_lambda``: weight of the expected-L0 penalty (the paper grid-searches 1e-3, 1e-4, 1e-5;
+    1e-5 gave dense, 1e-4 sparse architectures). ``per_example_gates``: one gate sample per
+    example instead of one per mini-batch (the paper's choice).
+    """
+
+    name = "snr-trans"
+    description = "SNR-Trans: sub-networks joined by gated transformation matrices z_ij W_ij (Ma et al.)"
+
+    def __init__(
+        self,
+        input_dim: int,
+        labels_per_task: Sequence[int],
+        num_subnetworks: int | Sequence[int] = 4,
+        hidden_sizes: int | Sequence[int] = (64, 32),
+        tower_hidden: int = 16,
+        l0_lambda: float = 1e-5,
+        beta: float = DEFAULT_BETA,
+        gamma: float = DEFAULT_GAMMA,
+        zeta: float = DEFAULT_ZETA,
+        log_alpha_init: float = DEFAULT_LOG_ALPHA_INIT,
+        per_example_gates: bool = False,
+        gate_generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(input_dim, labels_per_task, tower_hidden)
+        if l0_lambda < 0:
+            raise ValueError(f"l0_lambda must be >= 0, got {l0_lambda}")
+        counts, sizes = check_layer_sizes(num_subnetworks, hidden_sizes)
+        self.layer_counts = [*counts, self.num_tasks]
+        self.hidden_sizes = sizes
+        self.l0_lambda = float(l0_lambda)
+        self.per_example_gates = per_example_gates
+        self.bottom = ParallelDense(counts[0], self.input_dim, sizes[0])
+        self.transforms = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.gates = nn.ModuleList()
+        for l in range(len(counts)):
+            n_low, n_up, h_low, h_up = self.layer_counts[l], self.layer_counts[l + 1], sizes[l], sizes[l + 1]
+            fan_in = n_low * h_low
+            self.transforms.append(nn.Parameter(uniform_fan_in_(torch.empty(n_up, n_low, h_low, h_up), fan_in)))
+            self.biases.append(nn.Parameter(uniform_fan_in_(torch.empty(n_up, h_up), fan_in)))
+            self.gates.append(
+                HardConcreteGate((n_up, n_low), beta, gamma, zeta, log_alpha_init, generator=gate_generator)
+            )
+        self.towers = TaskTowers(sizes[-1], self.labels_per_task, tower_hidden)
+
+    def forward(self, x: Tensor) -> Tensor:
+        u = self.bottom(x)
+        for W, b, gate in zip(self.transforms, self.biases, self.gates):
+            z = gate(batch_size=x.shape[0] if self.per_example_gates else None)
+            u = F.relu(self.route(u, W, z) + b)
+        return self.towers(u)
+
+    @staticmethod
+    def route(u: Tensor, W: Tensor, z: Tensor) -> Tensor:
+        """``v_i = sum_j z_ij W_ij u_j``: u ``[B, n_low, h_low]``, W ``[n_up, n_low, h_low, h_up]``,
+        z ``[n_up, n_low]`` or per example ``[B, n_up, n_low]``; returns ``[B, n_up, h_up]``."""
+        if z.dim() == 2:
+            return torch.einsum("bjd,ijdh->bih", u, W * z[:, :, None, None])
+        per_pair = torch.einsum("bjd,ijdh->bijh", u, W)
+        return (per_pair * z.unsqueeze(-1)).sum(dim=2)
+
+    def regularization(self) -> Tensor:
+        """``lambda * sum_l E||z_l||_0`` (SNR paper, "Applying L0 Regularization on Latent Variables")."""
+        return self.l0_lambda * self.expected_l0()
+
+    def expected_l0(self) -> Tensor:
+        """Expected number of open connections over all routing layers."""
+        return torch.stack([g.expected_l0() for g in self.gates]).sum()
+
+    def serving_gates(self) -> list[Tensor]:
+        """``z_hat`` of each routing layer, ``[n_{l+1}, n_l]``, detached."""
+        return [g.serving_gates().detach() for g in self.gates]
+
+    def serving_model(self) -> MultiTaskModel:
+        """Pruned copy: ``W_ij`` with ``z_hat_ij == 0`` removed, the other ``z_hat_ij`` folded into ``W_ij``."""
+        from routing_rl.models.snr_trans_serving import SNRTransServing
+
+        return SNRTransServing(self).eval()
+
+    def utilization(self, x: Tensor | None = None) -> np.ndarray:
+        """``[T, sum_l n_l]``: 1 where a task reaches a sub-network through non-zero serving gates."""
+        return task_reachability([g.serving_mask() for g in self.gates])
