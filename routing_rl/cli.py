@@ -108,12 +108,12 @@ def list_command(plugins: tuple[str, ...]) -> None:
     console = Console()
     envs = Table(title="envs (--env)")
     for col in ("name", "gymnasium id", "options", "description"):
-        envs.add_column(col)
+        envs.add_column(col, no_wrap=col != "description" and col != "options")
     for name, suite in TaskSuite.registry.items():
         envs.add_row(name, suite.gym_id, ", ".join(suite_option_types(suite)), suite.description)
     agents = Table(title="agents (--agent)")
     for col in ("name", "options", "description"):
-        agents.add_column(col)
+        agents.add_column(col, no_wrap=col == "name")
     for name, router in Router.registry.items():
         agents.add_row(name, ", ".join(router.option_types()), router.description)
     console.print(envs)

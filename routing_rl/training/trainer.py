@@ -242,8 +242,8 @@ class Trainer:
             loss = task_loss if router_loss is None else task_loss + router_loss
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
-                    f"loss became {float(loss)} at epoch {epoch}, batch {b + 1} "
-                    f"(task loss {float(task_loss)}); try a lower --lr"
+                    f"loss became {loss.item()} at epoch {epoch}, batch {b + 1} "
+                    f"(task loss {task_loss.item()}); try a lower --lr"
                 )
             for opt in self.optimizers.values():
                 opt.zero_grad(set_to_none=True)
@@ -251,13 +251,14 @@ class Trainer:
             for opt in self.optimizers.values():
                 opt.step()
             n = int(y.shape[0])
-            totals["loss"] += float(task_loss) * n
-            totals["router_loss"] += float(router_loss) * n if router_loss is not None else 0.0
+            task_loss_value = task_loss.item()
+            totals["loss"] += task_loss_value * n
+            totals["router_loss"] += router_loss.item() * n if router_loss is not None else 0.0
             totals["correct"] += float((episodes.logits.argmax(1) == y).sum())
             totals["reward"] += float(episodes.final_reward.sum())
             totals["samples"] += n
             if self.callbacks.on_batch:
-                self.callbacks.on_batch(n, float(task_loss))
+                self.callbacks.on_batch(n, task_loss_value)
         seconds = time.perf_counter() - start
         n = max(totals["samples"], 1)
         return {

@@ -1,0 +1,168 @@
+"""The trainer learns, is deterministic under a seed, resumes exactly, and stops on NaN."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from routing_rl.agents import Router
+from routing_rl.data import load_suite
+from routing_rl.training import RunConfig, RunExistsError, Trainer, TrainingDiverged
+
+SMALL = {"num_tasks": 4, "num_groups": 2, "train_per_task": 300, "test_per_task": 150}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_suite("synthetic-groups", seed=0, **SMALL)
+
+
+def train(data, tmp_path, **overrides):
+    cfg = RunConfig(**{"env": "synthetic-groups", "epochs": 3, "batch_size": 64, "logdir": str(tmp_path), **overrides})
+    trainer = Trainer(cfg, data)
+    trainer.prepare_run_dir(resume=False)
+    return trainer, trainer.fit()
+
+
+@pytest.mark.parametrize("agent", ["fixed-random", "shared-bottom", "no-sharing"])
+def test_training_learns_well_above_chance(data, tmp_path, agent):
+    _, results = train(data, tmp_path, agent=agent, epochs=4, lr=3e-3)
+    chance = data.info["chance"]
+    first, last = results["epochs"][0], results["epochs"][-1]
+    assert last["test_accuracy_mean"] > chance + 0.3
+    assert last["train_loss"] < first["train_loss"]
+    assert results["status"] == "complete"
+
+
+def test_results_file_and_tensorboard_events_are_written(data, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from routing_rl.training.tb_logger import TensorBoardLogger
+
+    cfg = RunConfig(env="synthetic-groups", agent="fixed-random", epochs=2, logdir=str(tmp_path), routed="fc1,fc2", blocks=3)
+    trainer = Trainer(cfg, data)
+    trainer.prepare_run_dir(resume=False)
+    logger = TensorBoardLogger(tmp_path / "tb")
+    trainer.fit(logger)
+    logger.close()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results["epochs"]) == 2 and len(results["epochs"][0]["test_accuracy"]) == 4
+    assert results["final"]["routes"] == trainer.router.routes().tolist()
+    assert results["epochs"][0]["perplexity"] == [[1.0] * 4, [1.0] * 4]
+    acc = EventAccumulator(str(tmp_path / "tb")).Reload()
+    tags = acc.Tags()["scalars"]
+    assert "losses/train_loss" in tags and "charts/test_accuracy_mean" in tags
+    assert "routing/fc1/perplexity_mean" in tags and "accuracy_test/task00_" + data.task_names[0] in tags
+    assert "routing/fc2/policy" in acc.Tags()["images"]
+    assert [e.step for e in acc.Scalars("charts/test_accuracy_mean")] == [1, 2]
+
+
+def test_same_seed_same_numbers_different_seed_different(data, tmp_path):
+    _, a = train(data, tmp_path / "a", agent="fixed-random", epochs=2, seed=5)
+    _, b = train(data, tmp_path / "b", agent="fixed-random", epochs=2, seed=5)
+    _, c = train(data, tmp_path / "c", agent="fixed-random", epochs=2, seed=6)
+    key = lambda r: [(e["train_loss"], e["test_accuracy"]) for e in r["epochs"]]  # noqa: E731
+    assert key(a) == key(b)
+    assert key(a) != key(c)
+
+
+def test_resume_reaches_the_same_final_result(data, tmp_path):
+    _, full = train(data, tmp_path / "full", agent="fixed-random", epochs=3, seed=1)
+    cfg = RunConfig(env="synthetic-groups", agent="fixed-random", epochs=2, batch_size=64, seed=1, logdir=str(tmp_path / "part"))
+    first = Trainer(cfg, data)
+    first.prepare_run_dir(resume=False)
+    first.fit()  # "interrupted" after epoch 2
+    cfg.epochs = 3
+    resumed = Trainer(cfg, data)
+    resumed.prepare_run_dir(resume=True)
+    assert resumed.start_epoch == 3
+    results = resumed.fit()
+    strip = lambda r: [(e["train_loss"], e["test_accuracy"], e["val_accuracy"]) for e in r["epochs"]]  # noqa: E731
+    assert strip(results) == strip(full)
+    for p, q in zip(resumed.network.parameters(), Trainer(cfg, data).network.parameters()):
+        assert p.shape == q.shape
+
+
+def test_existing_run_is_not_clobbered(data, tmp_path):
+    train(data, tmp_path, agent="shared-bottom", epochs=1)
+    cfg = RunConfig(env="synthetic-groups", agent="shared-bottom", epochs=1, logdir=str(tmp_path))
+    with pytest.raises(RunExistsError, match="--resume"):
+        Trainer(cfg, data).prepare_run_dir(resume=False)
+    other = RunConfig(env="synthetic-groups", agent="shared-bottom", epochs=1, logdir=str(tmp_path), lr=0.5)
+    with pytest.raises(RunExistsError, match="lr"):
+        Trainer(other, data).prepare_run_dir(resume=True)
+
+
+def test_nan_loss_stops_the_run(data, tmp_path):
+    class NaNRouter(Router):
+        name = "test-nan-router"
+
+        def __init__(self, num_tasks, num_layers, num_blocks, *, seed: int = 0):
+            super().__init__(num_tasks, num_layers, num_blocks, seed=seed)
+            self.bad = torch.nn.Parameter(torch.tensor(float("nan")))
+
+        def act(self, obs, explore=True):
+            from routing_rl.network import RoutingDecision
+
+            return RoutingDecision(torch.zeros_like(obs.task_ids))
+
+        def policy(self, depth):
+            return torch.full((self.num_tasks, self.num_blocks), 1.0 / self.num_blocks)
+
+        def loss(self, episodes):
+            return self.bad * episodes.final_reward.mean()
+
+    with pytest.raises(TrainingDiverged, match="loss became nan at epoch 1, batch 1"):
+        train(data, tmp_path, agent="test-nan-router")
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_warmup_shares_everything_then_routes(data, tmp_path):
+    trainer, results = train(data, tmp_path, agent="no-sharing", epochs=3, warmup_epochs=2)
+    routes = [e["routes"] for e in results["epochs"]]
+    assert routes[0] == routes[1] == [[0, 0, 0]] * 4
+    assert routes[2] == [[k, k, k] for k in range(4)]
+    assert [e["routing_active"] for e in results["epochs"]] == [False, False, True]
+
+
+def test_warmup_trains_only_the_shared_block(data, tmp_path):
+    cfg = RunConfig(env="synthetic-groups", agent="no-sharing", epochs=1, warmup_epochs=1, logdir=str(tmp_path))
+    trainer = Trainer(cfg, data)
+    before = [b[0].weight.detach().clone() for b in trainer.network.layers[0].layer.blocks]
+    trainer.fit()
+    after = [b[0].weight.detach() for b in trainer.network.layers[0].layer.blocks]
+    assert not torch.equal(before[0], after[0])
+    assert all(torch.equal(x, y) for x, y in zip(before[1:], after[1:]))
+
+
+def test_separate_optimizers_use_their_own_learning_rates(data, tmp_path):
+    class ParamRouter(Router):
+        name = "test-param-router"
+
+        def __init__(self, num_tasks, num_layers, num_blocks, *, seed: int = 0):
+            super().__init__(num_tasks, num_layers, num_blocks, seed=seed)
+            self.logits = torch.nn.Parameter(torch.zeros(num_tasks, num_layers, num_blocks))
+
+        def act(self, obs, explore=True):
+            from routing_rl.network import RoutingDecision
+
+            return RoutingDecision(self.logits[obs.task_ids, obs.depth].argmax(1))
+
+        def policy(self, depth):
+            return self.logits[:, depth].softmax(1)
+
+        def loss(self, episodes):
+            return self.logits.sum() * 0 + (self.logits**2).sum()
+
+    cfg = RunConfig(env="synthetic-groups", agent="test-param-router", separate_optimizers=True, lr=1e-4, router_lr=2e-2, logdir=str(tmp_path))
+    trainer = Trainer(cfg, data)
+    assert set(trainer.optimizers) == {"weights", "router"}
+    assert trainer.optimizers["weights"].param_groups[0]["lr"] == 1e-4
+    assert trainer.optimizers["router"].param_groups[0]["lr"] == 2e-2
+    router_ids = {id(p) for p in trainer.router.parameters()}
+    assert all(id(p) not in router_ids for p in trainer.optimizers["weights"].param_groups[0]["params"])
+    single = Trainer(RunConfig(env="synthetic-groups", agent="test-param-router", lr=1e-3, logdir=str(tmp_path / "s")), data)
+    assert set(single.optimizers) == {"all"}
+    assert [g["lr"] for g in single.optimizers["all"].param_groups] == [1e-3, 1e-3]
