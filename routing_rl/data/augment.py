@@ -9,6 +9,7 @@ Random numbers are drawn on the CPU (where the generator lives) and moved to the
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -58,23 +59,38 @@ def random_rotation(x: torch.Tensor, max_degrees: float, generator: torch.Genera
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def make_image_augment(pad: int = 4, max_degrees: float = 15.0, hflip: bool = True) -> Augment:
-    """An :data:`Augment` that crops (``pad``), flips (if ``hflip``) and rotates (``max_degrees``).
+@dataclass(frozen=True)
+class ImageAugment:
+    """Crop (``pad``), flip (if ``hflip``) and rotate (``max_degrees``) a float batch ``[B, C, H, W]``.
 
-    The returned function maps a float batch ``[B, C, H, W]`` and a generator to a new batch of the
-    same shape; set ``pad=0``, ``hflip=False`` or ``max_degrees=0`` to switch a transform off.
+    A small frozen dataclass rather than a closure, so that it pickles (worker processes, saved
+    configs) and shows its settings in ``repr``. It satisfies :data:`routing_rl.data.base.Augment`.
     """
-    if pad < 0 or max_degrees < 0:
-        raise ValueError("pad and max_degrees must be non-negative")
 
-    def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    pad: int = 4
+    max_degrees: float = 15.0
+    hflip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.pad < 0 or self.max_degrees < 0:
+            raise ValueError("pad and max_degrees must be non-negative")
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if x.dim() != 4:
             raise ValueError(f"image augmentation expects [B, C, H, W], got shape {tuple(x.shape)}")
         if x.shape[0] == 0:
             return x
-        x = random_crop(x, pad, generator)
-        if hflip:
+        x = random_crop(x, self.pad, generator)
+        if self.hflip:
             x = random_hflip(x, generator)
-        return random_rotation(x, max_degrees, generator)
+        return random_rotation(x, self.max_degrees, generator)
 
-    return augment
+
+def make_image_augment(pad: int = 4, max_degrees: float = 15.0, hflip: bool = True) -> Augment:
+    """The paper's CIFAR training augmentation as an :data:`Augment`: random crop after zero-padding
+    by ``pad``, random horizontal flip, random rotation up to ``max_degrees``.
+
+    The result maps a float batch and a generator to a new batch of the same shape; set ``pad=0``,
+    ``hflip=False`` or ``max_degrees=0`` to switch a transform off.
+    """
+    return ImageAugment(pad=pad, max_degrees=max_degrees, hflip=hflip)

@@ -286,9 +286,9 @@ class Cifar100Suite(TaskSuite):
     def _missing(self, searched: list[Path], root: Path, reason: str = "") -> DataError:
         return dl.missing_files_error(
             self.title,
-            [f"{FOLDER}/{f}" for f in FILES],
+            list(FILES),
             searched,
-            root,
+            root / FOLDER,
             f"{self.url} (md5 {self.tarball_md5}; put the tarball itself in {root} and it is "
             "extracted on first use)",
             reason,

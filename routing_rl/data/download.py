@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -187,9 +186,9 @@ def download(
     digests = {name: hashlib.new(name) for name in expected}
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     except OSError as exc:
-        raise DataError(f"cannot create directory {dest.parent} for {dest.name}: {exc}") from exc
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        raise DataError(f"cannot write {dest.name} into {dest.parent}: {exc}") from exc
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -211,7 +210,3 @@ def download(
         mark_verified(dest, name, value)
     return dest
 
-
-def remove_tree_quietly(path: Path) -> None:
-    """Delete a temporary directory tree, ignoring errors (used to clean up failed extractions)."""
-    shutil.rmtree(path, ignore_errors=True)

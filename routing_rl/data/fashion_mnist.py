@@ -78,8 +78,8 @@ class FashionMNISTMTL(TaskSuite):
       network unless asked).
     * ``verify``: check the decompressed SHA-256 of each file (default True; costs one hash of the
       bytes that are decompressed anyway, and is skipped for a file version already verified in
-      this process). Tests with small generated files pass ``verify=False`` or their own
-      ``checksums``.
+      this process) and, on download, the md5 of the official ``.gz`` archives. Tests with small
+      generated files pass ``verify=False`` or their own ``checksums``.
     * ``checksums``: file base name -> SHA-256 of the decompressed IDX payload; defaults to
       :attr:`payload_sha256`, the values of the official files.
     * ``negative_fraction``: share of each other class drawn as negatives (0.1 = the paper's
