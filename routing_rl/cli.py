@@ -105,19 +105,17 @@ def list_command(plugins: tuple[str, ...]) -> None:
     from routing_rl.agents import Router
     from routing_rl.data import TaskSuite
 
-    console = Console()
-    envs = Table(title="envs (--env)")
-    for col in ("name", "gymnasium id", "options", "description"):
-        envs.add_column(col, no_wrap=col != "description" and col != "options")
+    click.echo("envs (--env NAME; options with -e KEY=VALUE):")
     for name, suite in TaskSuite.registry.items():
-        envs.add_row(name, suite.gym_id, ", ".join(suite_option_types(suite)), suite.description)
-    agents = Table(title="agents (--agent)")
-    for col in ("name", "options", "description"):
-        agents.add_column(col, no_wrap=col == "name")
+        click.echo(f"  {name:<24} {suite.gym_id}")
+        click.echo(f"      {suite.description}")
+        click.echo(f"      options: {', '.join(suite_option_types(suite)) or '(none)'}")
+    click.echo("\nagents (--agent NAME; options with -o KEY=VALUE):")
     for name, router in Router.registry.items():
-        agents.add_row(name, ", ".join(router.option_types()), router.description)
-    console.print(envs)
-    console.print(agents)
+        click.echo(f"  {name:<24} {router.description}")
+        options = router.option_types()
+        if options:
+            click.echo(f"      options: {', '.join(options)}")
 
 
 @main.command("run")
@@ -132,6 +130,8 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--routed", default="fc", show_default=True, help="Routed layers: none, all, fc, conv, or names like conv1,2,3 / conv3 / fc1,fc2.")
 @click.option("--blocks", default=None, type=click.IntRange(min=1), help="Function blocks per routed layer (default: number of tasks).")
+@click.option("--hidden", default=64, show_default=True, type=click.IntRange(min=1), help="Units of each FC block.")
+@click.option("--filters", default=32, show_default=True, type=click.IntRange(min=1), help="Filters of each conv block.")
 @click.option("--reward", type=click.Choice(["correct", "neg-loss"]), default="correct", show_default=True, help="Final reward: +1/-1 for a right/wrong prediction, or minus the loss.")
 @click.option("--collab-reward", default=0.0, show_default=True, type=float, help="Collaboration reward rho: per-step bonus rho * frequency of the chosen block among the layer's recent decisions.")
 @click.option("--collab-window", default=256, show_default=True, type=click.IntRange(min=1), help="How many recent decisions per layer the collaboration reward counts.")

@@ -22,6 +22,8 @@ class RunConfig:
     seed: int = 0
     routed: str = "fc"
     blocks: int | None = None
+    hidden: int = 64
+    filters: int = 32
     reward: str = "correct"
     collab_reward: float = 0.0
     collab_window: int = 256

@@ -104,7 +104,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.run_dir = cfg.run_dir()
         self.network: RoutingNetwork = build_network(
-            self.data.input_shape, self.data.num_tasks, self.data.num_classes, cfg.routed, cfg.blocks, seed=cfg.seed
+            self.data.input_shape, self.data.num_tasks, self.data.num_classes, cfg.routed, cfg.blocks,
+            seed=cfg.seed, hidden=cfg.hidden, filters=cfg.filters,
         ).to(self.device)
         router_cls = Router.registry.get(cfg.agent)
         self.router: Router = router_cls(
