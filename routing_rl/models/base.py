@@ -33,7 +33,7 @@ class MultiTaskModel(nn.Module, ABC):
     it in :attr:`registry`.
     """
 
-    registry: ClassVar[Registry["MultiTaskModel"]] = Registry("model")
+    registry: ClassVar[Registry[MultiTaskModel]] = Registry("model")
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
 

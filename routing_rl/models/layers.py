@@ -52,7 +52,9 @@ class ParallelDense(nn.Module):
         elif x.dim() == 3 and x.shape[1] == self.num:
             out = torch.einsum("bnd,ndh->bnh", x, self.weight)
         else:
-            raise ValueError(f"expected input [B, {self.in_features}] or [B, {self.num}, {self.in_features}], got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected input [B, {self.in_features}] or [B, {self.num}, {self.in_features}], got {tuple(x.shape)}"
+            )
         out = out + self.bias
         return F.relu(out) if self.activation else out
 
@@ -62,6 +64,8 @@ class ParallelDense(nn.Module):
         if idx.numel() == 0:
             raise ValueError("cannot keep zero sub-networks")
         out = ParallelDense(int(idx.numel()), self.in_features, self.out_features, self.activation)
+        out = out.to(device=self.weight.device, dtype=self.weight.dtype)
+        idx = idx.to(self.weight.device)
         with torch.no_grad():
             out.weight.copy_(self.weight[idx])
             out.bias.copy_(self.bias[idx])
@@ -96,8 +100,8 @@ class TaskTowers(nn.Module):
 
 def label_mask(labels_per_task: Sequence[int]) -> Tensor:
     """Boolean ``[T, C_max]``: True where column ``c`` is a real label of task ``t``."""
-    counts = torch.as_tensor(list(labels_per_task), dtype=torch.long)
-    return torch.arange(int(counts.max())).unsqueeze(0) < counts.unsqueeze(1)
+    counts = [int(c) for c in labels_per_task]
+    return torch.arange(max(counts)).unsqueeze(0) < torch.tensor(counts).unsqueeze(1)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

@@ -17,7 +17,9 @@ import torch
 from torch import Tensor
 
 
-def check_layer_sizes(num_subnetworks: int | Sequence[int], hidden_sizes: int | Sequence[int]) -> tuple[list[int], list[int]]:
+def check_layer_sizes(
+    num_subnetworks: int | Sequence[int], hidden_sizes: int | Sequence[int]
+) -> tuple[list[int], list[int]]:
     """Normalise ``(num_subnetworks, hidden_sizes)`` and check that they describe the same layers.
 
     ``num_subnetworks`` lists the sub-network counts of the layers below the task layer (bottom

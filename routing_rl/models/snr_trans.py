@@ -21,6 +21,7 @@ serving size more easily than SNR-Aver.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -80,8 +81,13 @@ class SNRTrans(MultiTaskModel):
         self.transforms = nn.ParameterList()
         self.biases = nn.ParameterList()
         self.gates = nn.ModuleList()
-        for l in range(len(counts)):
-            n_low, n_up, h_low, h_up = self.layer_counts[l], self.layer_counts[l + 1], sizes[l], sizes[l + 1]
+        for layer in range(len(counts)):
+            n_low, n_up, h_low, h_up = (
+                self.layer_counts[layer],
+                self.layer_counts[layer + 1],
+                sizes[layer],
+                sizes[layer + 1],
+            )
             fan_in = n_low * h_low
             self.transforms.append(nn.Parameter(uniform_fan_in_(torch.empty(n_up, n_low, h_low, h_up), fan_in)))
             self.biases.append(nn.Parameter(uniform_fan_in_(torch.empty(n_up, h_up), fan_in)))
@@ -106,24 +112,28 @@ class SNRTrans(MultiTaskModel):
         per_pair = torch.einsum("bjd,ijdh->bijh", u, W)
         return (per_pair * z.unsqueeze(-1)).sum(dim=2)
 
+    def gate_modules(self) -> list[HardConcreteGate]:
+        """The routing layers' gates, bottom layer first (a typed view of ``self.gates``)."""
+        return [cast(HardConcreteGate, g) for g in self.gates]
+
     def regularization(self) -> Tensor:
         """``lambda * sum_l E||z_l||_0`` (SNR paper, "Applying L0 Regularization on Latent Variables")."""
         return self.l0_lambda * self.expected_l0()
 
     def expected_l0(self) -> Tensor:
         """Expected number of open connections over all routing layers."""
-        return torch.stack([g.expected_l0() for g in self.gates]).sum()
+        return torch.stack([g.expected_l0() for g in self.gate_modules()]).sum()
 
     def serving_gates(self) -> list[Tensor]:
-        """``z_hat`` of each routing layer, ``[n_{l+1}, n_l]``, detached."""
-        return [g.serving_gates().detach() for g in self.gates]
+        """``z_hat`` of each routing layer, ``[n_{layer+1}, n_l]``, detached."""
+        return [g.serving_gates().detach() for g in self.gate_modules()]
 
     def serving_model(self) -> MultiTaskModel:
         """Pruned copy: ``W_ij`` with ``z_hat_ij == 0`` removed, the other ``z_hat_ij`` folded into ``W_ij``."""
         from routing_rl.models.snr_trans_serving import SNRTransServing
 
-        return SNRTransServing(self).eval()
+        return SNRTransServing(self).to(self.bottom.weight.device).eval()
 
     def utilization(self, x: Tensor | None = None) -> np.ndarray:
         """``[T, sum_l n_l]``: 1 where a task reaches a sub-network through non-zero serving gates."""
-        return task_reachability([g.serving_mask() for g in self.gates])
+        return task_reachability([g.serving_mask() for g in self.gate_modules()])

@@ -11,7 +11,7 @@ Its outputs equal the gated model's eval-mode outputs.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ class SNRTransServing(MultiTaskModel):
 
     def __init__(self, source: SNRTrans) -> None:
         super().__init__(source.input_dim, source.labels_per_task, source.tower_hidden)
-        masks = [g.serving_mask().cpu() for g in source.gates]
+        masks = [g.serving_mask().cpu() for g in source.gate_modules()]
         z_hats = source.serving_gates()
         alive = alive_subnetworks(masks)
         self.hidden_sizes = list(source.hidden_sizes)
@@ -46,23 +46,23 @@ class SNRTransServing(MultiTaskModel):
         self.biases = nn.ParameterList()
         self.kept_connections: list[list[tuple[int, int]]] = []
         self.local_connections: list[list[tuple[int, int]]] = []
-        for l, mask in enumerate(masks):
-            self._keep_layer(l, mask, z_hats[l], source.transforms[l], source.biases[l])
+        for layer, mask in enumerate(masks):
+            self._keep_layer(layer, mask, z_hats[layer], source.transforms[layer], source.biases[layer])
         self.towers = copy.deepcopy(source.towers)
 
-    def _keep_layer(self, l: int, mask: Tensor, z_hat: Tensor, W: Tensor, bias: Tensor) -> None:
-        """Store ``z_hat_ij W_ij`` for each open edge between kept sub-networks of layers l, l+1."""
-        lows, ups = self.kept_subnetworks[l], self.kept_subnetworks[l + 1]
+    def _keep_layer(self, layer: int, mask: Tensor, z_hat: Tensor, W: Tensor, bias: Tensor) -> None:
+        """Store ``z_hat_ij W_ij`` for each open edge between the kept sub-networks of ``layer`` and ``layer + 1``."""
+        lows, ups = self.kept_subnetworks[layer], self.kept_subnetworks[layer + 1]
         kept: list[tuple[int, int]] = []
         local: list[tuple[int, int]] = []
-        layer = nn.ParameterList()
+        params = nn.ParameterList()
         for i_new, i in enumerate(ups):
             for j_new, j in enumerate(lows):
                 if bool(mask[i, j]):
-                    layer.append(nn.Parameter((z_hat[i, j] * W[i, j]).detach().clone()))
+                    params.append(nn.Parameter((z_hat[i, j] * W[i, j]).detach().clone()))
                     kept.append((i, j))
                     local.append((i_new, j_new))
-        self.weights.append(layer)
+        self.weights.append(params)
         self.biases.append(nn.Parameter(bias.detach()[ups].clone()))
         self.kept_connections.append(kept)
         self.local_connections.append(local)
@@ -73,9 +73,10 @@ class SNRTransServing(MultiTaskModel):
             u = self.bottom(x)
         else:
             u = x.new_zeros(batch, 0, self.hidden_sizes[0])
-        for layer, bias, local in zip(self.weights, self.biases, self.local_connections):
+        for k, (bias, local) in enumerate(zip(self.biases, self.local_connections)):
+            params = cast(nn.ParameterList, self.weights[k])
             v = bias.unsqueeze(0).expand(batch, -1, -1).clone()
-            for W, (i, j) in zip(layer, local):
+            for W, (i, j) in zip(params, local):
                 v[:, i] = v[:, i] + u[:, j] @ W
             u = F.relu(v)
         return self.towers(u)

@@ -110,7 +110,8 @@ class HardConcreteGate(nn.Module):
         """Draw fresh ``u ~ U(0, 1)`` and return ``z = transform(u)`` (differentiable in log_alpha)."""
         shape = self.shape if batch_size is None else (batch_size, *self.shape)
         gen = generator if generator is not None else self.generator
-        u = torch.rand(shape, generator=gen, dtype=self.log_alpha.dtype)
+        device = gen.device if gen is not None else self.log_alpha.device
+        u = torch.rand(shape, generator=gen, dtype=self.log_alpha.dtype, device=device)
         return self.transform(u.to(self.log_alpha.device))
 
     def transform(self, u: Tensor) -> Tensor:

@@ -1,0 +1,251 @@
+"""YouTube8M video-level features as the 16-task multi-label benchmark of the SNR paper.
+
+SNR paper, section "YouTube8M Dataset": each video has labels from a vocabulary of 3,000+
+entities grouped into 24 top-level categories; "we treat each top-level topic category as a
+separate prediction task, so that each task is a multi-label classification problem. [...] we
+used the top 16 categories in data volume", with the original training set for training and the
+original validation set split into validation and test (the Kaggle test labels are hidden).
+
+What this module reads (published at https://research.google.com/youtube8m/):
+
+* ``vocabulary.csv`` with columns including ``Index, TrainVideoCount, KnowledgeGraphId, Name,
+  WikiUrl, Vertical1, Vertical2, Vertical3, WikiDescription``. A label belongs to the task of its
+  ``Vertical1`` (its primary category).
+* ``train*.tfrecord`` and ``validate*.tfrecord``: video-level ``tf.train.Example`` records with
+  ``id`` (bytes), ``labels`` (int64 list of vocabulary indices), ``mean_rgb`` (1024 floats) and
+  ``mean_audio`` (128 floats). The input is ``[mean_rgb, mean_audio]`` (1152 floats).
+
+Task selection: the 16 verticals with the most labels (vocabulary rows), ties broken by the larger
+total ``TrainVideoCount`` of their labels, then by name; tasks are ordered by that ranking. Labels
+within a task are ordered by vocabulary ``Index``. Labels of other verticals are dropped; videos
+are kept even if none of their labels is kept (they are negatives for every task).
+
+Memory: the full training set is about 3.9M videos x 1152 floats = 18 GB; pass
+``max_train_records`` to read a prefix. Targets are stored sparsely (see
+:mod:`routing_rl.data.multilabel`).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from routing_rl.data.base import DataError
+from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit, MultiLabelSuite, SparseMultiHot
+from routing_rl.data.tfrecord import Feature, bytes_feature, encode_example, float_feature, int64_feature, read_examples
+
+DATASET_URL = "https://research.google.com/youtube8m/"
+FEATURE_DIMS = {"mean_rgb": 1024, "mean_audio": 128}
+VOCABULARY_FILE = "vocabulary.csv"
+TRAIN_PATTERN = "train*.tfrecord"
+VALIDATE_PATTERN = "validate*.tfrecord"
+
+
+@dataclass(frozen=True)
+class VerticalTasks:
+    """The label -> task mapping built from ``vocabulary.csv``.
+
+    ``lookup[index]`` is ``task * max_labels + position`` for a kept vocabulary index, else -1.
+    """
+
+    task_names: list[str]
+    label_indices: list[list[int]]
+    label_names: list[list[str]]
+    lookup: np.ndarray
+
+    @property
+    def labels_per_task(self) -> list[int]:
+        return [len(ix) for ix in self.label_indices]
+
+    @property
+    def max_labels(self) -> int:
+        return max(self.labels_per_task)
+
+    def positives(self, labels: np.ndarray) -> np.ndarray:
+        """Flat positions (``task * max_labels + position``) of a video's kept labels, sorted, unique."""
+        labels = labels[(labels >= 0) & (labels < self.lookup.size)]
+        flat = self.lookup[labels]
+        return np.unique(flat[flat >= 0])
+
+
+def read_vocabulary(path: Path, num_verticals: int) -> VerticalTasks:
+    """Group vocabulary labels by ``Vertical1`` and keep the ``num_verticals`` largest verticals."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    needed = {"Index", "Vertical1"}
+    if not rows or not needed <= set(rows[0]):
+        raise DataError(
+            f"{path} must be the YouTube8M vocabulary.csv with columns {sorted(needed)} (from {DATASET_URL})"
+        )
+    by_vertical: dict[str, list[tuple[int, str, int]]] = {}
+    for line, row in enumerate(rows, start=2):
+        vertical = (row.get("Vertical1") or "").strip()
+        if not vertical:
+            continue
+        try:
+            index = int(row["Index"])
+            count = int(row.get("TrainVideoCount") or 0)
+        except ValueError:
+            raise DataError(f"{path}, line {line}: Index and TrainVideoCount must be integers") from None
+        by_vertical.setdefault(vertical, []).append((index, (row.get("Name") or "").strip(), count))
+    ranked = sorted(by_vertical, key=lambda v: (-len(by_vertical[v]), -sum(c for _, _, c in by_vertical[v]), v))
+    kept = ranked[:num_verticals]
+    if not kept:
+        raise DataError(f"{path} assigns no label to a Vertical1 category")
+    label_indices = [sorted(i for i, _, _ in by_vertical[v]) for v in kept]
+    names = [{i: n for i, n, _ in by_vertical[v]} for v in kept]
+    max_labels = max(len(ix) for ix in label_indices)
+    lookup = np.full(max(i for ix in label_indices for i in ix) + 1, -1, dtype=np.int64)
+    for t, indices in enumerate(label_indices):
+        lookup[np.asarray(indices)] = t * max_labels + np.arange(len(indices))
+    return VerticalTasks(kept, label_indices, [[names[t][i] for i in ix] for t, ix in enumerate(label_indices)], lookup)
+
+
+def encode_video_example(
+    video_id: bytes, labels: Sequence[int], mean_rgb: Sequence[float], mean_audio: Sequence[float]
+) -> bytes:
+    """A serialised video-level ``tf.train.Example`` in the YouTube8M layout (for writing test data)."""
+    features: dict[str, Feature] = {
+        "id": bytes_feature([video_id]),
+        "labels": int64_feature(labels),
+        "mean_rgb": float_feature(mean_rgb),
+        "mean_audio": float_feature(mean_audio),
+    }
+    return encode_example(features)
+
+
+def missing_data_message(data_dir: Path | None, missing: str) -> str:
+    where = f"in {data_dir}" if data_dir is not None else "(no data directory was given)"
+    return (
+        f"YouTube8M data not found {where}: {missing}. Put the video-level dataset in one directory: "
+        f"{VOCABULARY_FILE}, the training shards {TRAIN_PATTERN} and the validation shards {VALIDATE_PATTERN} "
+        f"(video-level features, not frame-level). The dataset is published at {DATASET_URL}."
+    )
+
+
+class YouTube8M(MultiLabelSuite):
+    """The 16 largest YouTube8M verticals as multi-label tasks over video-level features.
+
+    ``val_share`` of the original validation set becomes the validation split and the rest the
+    test split (seeded). ``load``'s ``val_fraction`` is not used: the validation split is not
+    carved out of the training set here, following the paper.
+    """
+
+    name = "youtube8m"
+    description = "YouTube8M video-level features, top-16 verticals as multi-label tasks (SNR paper)"
+    needs_download = True
+
+    def __init__(
+        self,
+        num_verticals: int = 16,
+        features: Sequence[str] = ("mean_rgb", "mean_audio"),
+        val_share: float = 0.5,
+        max_train_records: int | None = None,
+        max_eval_records: int | None = None,
+        verify_crc: bool = True,
+    ) -> None:
+        unknown = [f for f in features if f not in FEATURE_DIMS]
+        if unknown or not features:
+            raise ValueError(f"features must be a non-empty subset of {sorted(FEATURE_DIMS)}, got {list(features)}")
+        if not 0.0 < val_share < 1.0:
+            raise ValueError(f"val_share must be in (0, 1), got {val_share}")
+        if num_verticals <= 0:
+            raise ValueError(f"num_verticals must be positive, got {num_verticals}")
+        self.num_verticals = num_verticals
+        self.features = list(features)
+        self.val_share = val_share
+        self.max_train_records = max_train_records
+        self.max_eval_records = max_eval_records
+        self.verify_crc = verify_crc
+
+    @property
+    def input_dim(self) -> int:
+        return sum(FEATURE_DIMS[f] for f in self.features)
+
+    def locate(self, data_dir: Path | None) -> tuple[Path, list[Path], list[Path]]:
+        """``(vocabulary, train_files, validate_files)``; raises :class:`DataError` saying what is missing."""
+        if data_dir is None:
+            raise DataError(missing_data_message(None, "pass the directory holding the files"))
+        data_dir = Path(data_dir)
+        vocabulary = data_dir / VOCABULARY_FILE
+        train = sorted(data_dir.glob(TRAIN_PATTERN))
+        validate = sorted(data_dir.glob(VALIDATE_PATTERN))
+        found = {VOCABULARY_FILE: vocabulary.is_file(), TRAIN_PATTERN: bool(train), VALIDATE_PATTERN: bool(validate)}
+        missing = [name for name, ok in found.items() if not ok]
+        if missing:
+            raise DataError(missing_data_message(data_dir, "missing " + ", ".join(missing)))
+        return vocabulary, train, validate
+
+    def read_split(self, files: Sequence[Path], tasks: VerticalTasks, limit: int | None) -> MultiLabelSplit:
+        """Read videos from ``files`` in order (at most ``limit``) into a split with sparse targets."""
+        xs: list[np.ndarray] = []
+        positives: list[np.ndarray] = []
+        for path in files:
+            for record, example in enumerate(read_examples(path, self.verify_crc)):
+                if limit is not None and len(xs) >= limit:
+                    break
+                xs.append(self._features(example, path, record))
+                positives.append(tasks.positives(self._labels(example, path, record)))
+        x = np.stack(xs).astype(np.float32, copy=False) if xs else np.zeros((0, self.input_dim), np.float32)
+        targets = SparseMultiHot.from_lists(positives, len(tasks.task_names), tasks.max_labels)
+        return MultiLabelSplit(torch.from_numpy(x), targets)
+
+    def _features(self, example: dict[str, Feature], path: Path, record: int) -> np.ndarray:
+        parts = []
+        for name in self.features:
+            feature = example.get(name)
+            if feature is None or feature.kind != "float" or len(feature.values) != FEATURE_DIMS[name]:
+                got = "missing" if feature is None else f"{feature.kind} x {len(feature.values)}"
+                raise DataError(
+                    f"{path}: record {record} (0-based): feature {name!r} must be {FEATURE_DIMS[name]} floats, "
+                    f"got {got}; use the video-level YouTube8M files ({DATASET_URL})"
+                )
+            parts.append(np.asarray(feature.values, dtype=np.float32))
+        return np.concatenate(parts)
+
+    @staticmethod
+    def _labels(example: dict[str, Feature], path: Path, record: int) -> np.ndarray:
+        feature = example.get("labels")
+        if feature is None or feature.kind not in ("int64", "none"):
+            raise DataError(f"{path}: record {record} (0-based): 'labels' must be an int64 list")
+        return np.asarray(feature.values, dtype=np.int64)
+
+    def load(self, data_dir: Path | None, seed: int = 0, val_fraction: float = 0.1) -> MultiLabelData:
+        """Read the files in ``data_dir``; split the original validation set into val and test."""
+        vocabulary, train_files, validate_files = self.locate(data_dir)
+        tasks = read_vocabulary(vocabulary, self.num_verticals)
+        train = self.read_split(train_files, tasks, self.max_train_records)
+        held_out = self.read_split(validate_files, tasks, self.max_eval_records)
+        if len(train) == 0 or len(held_out) < 2:
+            raise DataError(missing_data_message(vocabulary.parent, "the tfrecord files hold too few videos"))
+        order = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed))
+        n_val = min(max(1, int(round(self.val_share * len(held_out)))), len(held_out) - 1)
+        return MultiLabelData(
+            name=self.name,
+            task_names=tasks.task_names,
+            labels_per_task=tasks.labels_per_task,
+            input_dim=self.input_dim,
+            train=train,
+            val=held_out.subset(order[:n_val].sort().values),
+            test=held_out.subset(order[n_val:].sort().values),
+            problem="multilabel",
+            label_names=tasks.label_names,
+            info={
+                "vocabulary_indices": tasks.label_indices,
+                "train_files": [str(p) for p in train_files],
+                "validate_files": [str(p) for p in validate_files],
+                "features": self.features,
+                "seed": seed,
+            },
+        )
+
+
+__all__ = ["DATASET_URL", "VerticalTasks", "YouTube8M", "encode_video_example", "read_vocabulary"]

@@ -1,0 +1,42 @@
+"""Training losses for models that output every task at once (``[B, T, C_max]``).
+
+Padded label columns (``label_mask`` False) contribute nothing. Multi-label tasks use binary
+cross-entropy summed over a task's labels and averaged over examples, as the YouTube8M starter
+code does (a mean over labels would shrink the gradient of the rare positives by ~C); regression
+tasks use the squared error summed over a task's outputs and averaged over examples. The
+multi-task loss is the sum over tasks.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch.nn.functional as F
+from torch import Tensor
+
+Problem = Literal["multilabel", "regression"]
+
+
+def per_task_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, problem: Problem = "multilabel") -> Tensor:
+    """Loss of each task, ``[T]``; ``outputs``/``targets`` ``[B, T, C_max]``, ``label_mask`` ``[T, C_max]``."""
+    if outputs.shape != targets.shape or outputs.shape[1:] != label_mask.shape:
+        raise ValueError(
+            f"outputs {tuple(outputs.shape)}, targets {tuple(targets.shape)} and label_mask "
+            f"{tuple(label_mask.shape)} must be [B, T, C] and [T, C]"
+        )
+    if problem == "multilabel":
+        elementwise = F.binary_cross_entropy_with_logits(outputs, targets, reduction="none")
+    elif problem == "regression":
+        elementwise = (outputs - targets).square()
+    else:
+        raise ValueError(f"problem must be 'multilabel' or 'regression', got {problem!r}")
+    elementwise = elementwise * label_mask.to(elementwise.dtype)
+    return elementwise.sum(dim=2).mean(dim=0)
+
+
+def multitask_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, problem: Problem = "multilabel") -> Tensor:
+    """Sum over tasks of :func:`per_task_loss` (add ``model.regularization()`` for SNR)."""
+    return per_task_loss(outputs, targets, label_mask, problem).sum()
+
+
+__all__ = ["Problem", "multitask_loss", "per_task_loss"]

@@ -1,0 +1,158 @@
+"""The YouTube8M suite on small files written here in the real format (CRCs included)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from routing_rl.data.base import DataError
+from routing_rl.data.multilabel import SparseMultiHot, get_suite
+from routing_rl.data.tfrecord import bytes_feature, encode_example, float_feature, int64_feature, write_tfrecord
+from routing_rl.data.youtube8m import DATASET_URL, YouTube8M, encode_video_example, read_vocabulary
+
+# index -> (vertical, train video count). Games: 4 labels; Arts and Autos: 3 labels each (tie:
+# Autos has more videos); Beauty and Food: 1 label each (tie: same count, so by name); 9 has none.
+VOCAB = {
+    0: ("Games", 50),
+    1: ("Arts", 10),
+    2: ("Autos", 30),
+    3: ("Games", 5),
+    4: ("Arts", 10),
+    5: ("Autos", 30),
+    6: ("Beauty", 7),
+    7: ("Games", 1),
+    8: ("Food", 7),
+    9: ("", 3),
+    10: ("Arts", 1),
+    11: ("Autos", 1),
+    12: ("Games", 1),
+}
+
+
+def write_vocabulary(path: Path) -> None:
+    columns = [
+        "Index",
+        "TrainVideoCount",
+        "KnowledgeGraphId",
+        "Name",
+        "WikiUrl",
+        "Vertical1",
+        "Vertical2",
+        "Vertical3",
+        "WikiDescription",
+    ]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for index, (vertical, count) in VOCAB.items():
+            writer.writerow(
+                [index, count, f"/m/{index}", f"label{index}", "", vertical, "", "", "a, quoted, description"]
+            )
+
+
+def video(i: int, labels: list[int]) -> tuple[bytes, list[int], np.ndarray, np.ndarray]:
+    rgb = np.full(1024, i, dtype=np.float32) + np.arange(1024, dtype=np.float32) / 1024
+    audio = -np.full(128, i, dtype=np.float32)
+    return (b"vid%03d" % i, labels, rgb, audio)
+
+
+def write_dataset(root: Path, n_validate: int = 10) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    write_vocabulary(root / "vocabulary.csv")
+    train = [video(i, [i % 13, (i * 5) % 13]) for i in range(8)]
+    write_tfrecord(root / "train0000.tfrecord", (encode_video_example(*v) for v in train[:5]))
+    write_tfrecord(root / "train0001.tfrecord", (encode_video_example(*v) for v in train[5:]))
+    validate = [video(100 + i, [i % 13]) for i in range(n_validate)]
+    write_tfrecord(root / "validate0000.tfrecord", (encode_video_example(*v) for v in validate))
+
+
+def test_vocabulary_groups_labels_by_vertical1_with_documented_tie_break(tmp_path: Path) -> None:
+    write_vocabulary(tmp_path / "vocabulary.csv")
+    tasks = read_vocabulary(tmp_path / "vocabulary.csv", num_verticals=4)
+    assert tasks.task_names == ["Games", "Autos", "Arts", "Beauty"]
+    assert tasks.label_indices == [[0, 3, 7, 12], [2, 5, 11], [1, 4, 10], [6]]
+    assert tasks.labels_per_task == [4, 3, 3, 1]
+    assert tasks.label_names[3] == ["label6"]
+    # label 5 is Autos' second label; label 9 has no vertical; label 8 (Food) is not kept
+    assert tasks.positives(np.array([5, 9, 8, 0, 99])).tolist() == [0, 1 * 4 + 1]
+
+
+def test_load_builds_sparse_multilabel_tasks(tmp_path: Path) -> None:
+    write_dataset(tmp_path)
+    data = YouTube8M(num_verticals=3).load(tmp_path, seed=0)
+    assert data.task_names == ["Games", "Autos", "Arts"]
+    assert data.labels_per_task == [4, 3, 3]
+    assert data.input_dim == 1152 and data.problem == "multilabel"
+    assert len(data.train) == 8 and len(data.val) + len(data.test) == 10
+    assert isinstance(data.train.targets, SparseMultiHot)
+    x, y = data.train.gather(torch.tensor([3]))
+    # video 3 has labels 3 (Games, position 1) and 15 % 13 = 2 (Autos, position 0)
+    expected = torch.zeros(3, 4)
+    expected[0, 1] = 1
+    expected[1, 0] = 1
+    assert torch.equal(y[0], expected)
+    rgb = torch.full((1024,), 3.0) + torch.arange(1024) / 1024
+    assert torch.allclose(x[0, :1024], rgb) and torch.equal(x[0, 1024:], torch.full((128,), -3.0))
+    assert not bool(data.train.y[:, ~data.label_mask].any())
+
+
+def test_validation_is_split_into_val_and_test_by_seed(tmp_path: Path) -> None:
+    write_dataset(tmp_path, n_validate=40)
+    suite = YouTube8M(num_verticals=3)
+
+    def ids(split) -> set[float]:  # noqa: ANN001
+        return set(split.x[:, 1024].neg().tolist())  # -video number, read back from mean_audio
+
+    a, b, c = suite.load(tmp_path, seed=0), suite.load(tmp_path, seed=0), suite.load(tmp_path, seed=1)
+    assert len(a.val) == 20 and len(a.test) == 20
+    assert ids(a.val).isdisjoint(ids(a.test)) and ids(a.val) | ids(a.test) == {100.0 + i for i in range(40)}
+    assert ids(a.val) == ids(b.val) and torch.equal(a.test.y, b.test.y)
+    assert ids(a.val) != ids(c.val)
+
+
+def test_record_limits(tmp_path: Path) -> None:
+    write_dataset(tmp_path)
+    data = YouTube8M(num_verticals=2, max_train_records=6, max_eval_records=4).load(tmp_path, seed=0)
+    assert len(data.train) == 6 and len(data.val) + len(data.test) == 4
+
+
+def test_missing_data_says_what_to_put_where(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="vocabulary.csv.*train\\*.tfrecord.*validate\\*.tfrecord") as err:
+        YouTube8M().load(tmp_path / "nowhere", seed=0)
+    assert DATASET_URL in str(err.value) and "nowhere" in str(err.value)
+    write_vocabulary(tmp_path / "vocabulary.csv")
+    with pytest.raises(DataError, match="missing train\\*.tfrecord, validate\\*.tfrecord"):
+        YouTube8M().load(tmp_path, seed=0)
+    with pytest.raises(DataError, match=DATASET_URL):
+        YouTube8M().load(None, seed=0)
+
+
+def test_corrupt_shard_names_file_and_record(tmp_path: Path) -> None:
+    write_dataset(tmp_path)
+    shard = tmp_path / "train0001.tfrecord"
+    raw = bytearray(shard.read_bytes())
+    raw[-10] ^= 0xFF  # inside the last record's payload
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"train0001\.tfrecord: record 2 "):
+        YouTube8M().load(tmp_path, seed=0)
+
+
+def test_frame_level_or_wrong_size_features_are_rejected(tmp_path: Path) -> None:
+    write_dataset(tmp_path)
+    bad = encode_example(
+        {"id": bytes_feature([b"v"]), "labels": int64_feature([0]), "mean_rgb": float_feature(np.zeros(10))}
+    )
+    write_tfrecord(tmp_path / "train0002.tfrecord", [bad])
+    with pytest.raises(DataError, match=r"train0002\.tfrecord: record 0 .*'mean_rgb' must be 1024 floats"):
+        YouTube8M().load(tmp_path, seed=0)
+
+
+def test_registered_with_audio_only_option(tmp_path: Path) -> None:
+    write_dataset(tmp_path)
+    suite = get_suite("youtube8m")(num_verticals=2, features=["mean_audio"])
+    data = suite.load(tmp_path, seed=0)
+    assert data.input_dim == 128 and data.train.x.shape == (8, 128)
