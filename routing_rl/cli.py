@@ -259,5 +259,13 @@ def show_command(run_dir: Path) -> None:
     print_results(results, Console())
 
 
+def _attach_analyze() -> None:
+    from routing_rl.analysis.report import analyze
+
+    main.add_command(analyze)
+
+
+_attach_analyze()
+
 if __name__ == "__main__":
     main()

@@ -1,7 +1,7 @@
 """The router contract: every routing strategy (RL agents, fixed routes, differentiable gates).
 
 A router is an ``nn.Module`` so that its learnable state (policy tables, gate logits) is saved,
-loaded and optimised like any other weights. Three hooks:
+loaded and optimised like any other weights. Three hooks (plus the optional :meth:`Router.after_update`):
 
 * :meth:`Router.act` picks blocks for a batch of observations (one routed layer at a time);
 * :meth:`Router.loss` turns a finished :class:`~routing_rl.envs.episodes.EpisodeBatch` into a
@@ -68,6 +68,9 @@ class Router(nn.Module, ABC):
     def loss(self, episodes: EpisodeBatch) -> torch.Tensor | None:
         """Loss on the router's parameters for a finished batch of episodes; None if it learns nothing."""
         return None
+
+    def after_update(self) -> None:
+        """Called after each optimizer step that used this router's loss (e.g. to project a policy table)."""
 
     # ---- shared helpers ----------------------------------------------------------------------
     def reseed(self, seed: int) -> None:

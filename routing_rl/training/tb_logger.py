@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from routing_rl.analysis.similarity import cosine_similarity_matrix
 from routing_rl.training.metrics import perplexity
 
 
@@ -44,13 +45,16 @@ class TensorBoardLogger:
         self.writer.add_scalar(f"charts/{split}_accuracy_mean", float(np.nanmean(per_task)), step)
 
     def routing(self, layer_names: list[str], policies: list[torch.Tensor], step: int) -> None:
-        """Perplexity of every task's policy per routed layer, its mean, and the policy as an image."""
+        """Per routed layer: each task's policy perplexity and their mean (the paper's Figure 1), the
+        policy as an image, and the tasks' pairwise cosine similarity as a heatmap (Figure 2)."""
         for name, probs in zip(layer_names, policies):
             ppl = perplexity(probs)
             for k, value in enumerate(ppl.tolist()):
                 self.writer.add_scalar(f"routing/{name}/perplexity_task{k:02d}", value, step)
             self.writer.add_scalar(f"routing/{name}/perplexity_mean", float(ppl.mean()), step)
             self.writer.add_image(f"routing/{name}/policy", matrix_image(probs.numpy()), step)
+            similarity = cosine_similarity_matrix(probs.numpy())
+            self.writer.add_image(f"routing/{name}/task_similarity", matrix_image(similarity), step)
 
     def text(self, tag: str, text: str, step: int) -> None:
         self.writer.add_text(tag, text, step)

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from routing_rl.agents import Router
+from routing_rl.analysis.similarity import cosine_similarity_matrix
 from routing_rl.agents.shared_bottom import SharedBottomRouter
 from routing_rl.data import MultiTaskData, Split
 from routing_rl.envs.batched import BatchedRoutingEnv
@@ -251,6 +252,8 @@ class Trainer:
             loss.backward()
             for opt in self.optimizers.values():
                 opt.step()
+            if router_loss is not None:
+                router.after_update()
             n = int(y.shape[0])
             task_loss_value = task_loss.item()
             totals["loss"] += task_loss_value * n
@@ -318,6 +321,7 @@ class Trainer:
                 "test_loss": test.loss, "test_accuracy": test.accuracy, "test_accuracy_mean": test.mean,
                 "policy": [p.tolist() for p in policies],
                 "perplexity": [perplexity(p).tolist() for p in policies],
+                "policy_similarity": [cosine_similarity_matrix(p.numpy()).round(6).tolist() for p in policies],
                 "routes": in_charge.routes().cpu().tolist(),
             }
             self.results["epochs"].append(record)

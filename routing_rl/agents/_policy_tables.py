@@ -1,0 +1,145 @@
+"""Shared machinery of the tabular RL routers (WPL, REINFORCE, Q-learning).
+
+In the task-id-only routing network every agent (task ``t``) has one small table per routed layer
+``d``, so all three learners keep a ``[num_tasks, num_layers, num_blocks]`` tensor and index it by
+``(task, depth, block)``. The helpers here turn a finished :class:`EpisodeBatch` into ``[L, B]``
+tensors (one row per routed layer, one column per episode) so that the losses are a handful of
+gathers and scatters, never a Python loop over samples; and they sample blocks from a batch of
+categorical distributions with the router's own generator, which the trainer reseeds every epoch
+(that is what makes a resumed run replay the same routes).
+
+The leading underscore keeps :mod:`routing_rl.agents` from importing this module as a router.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from routing_rl.agents.base import RouterConfigError
+from routing_rl.envs.episodes import EpisodeBatch
+from routing_rl.network.routed_layer import RoutingDecision
+
+
+@dataclass(frozen=True)
+class EpisodeSteps:
+    """A finished batch of routing episodes as ``[L, B]`` tensors (layer-major).
+
+    ``returns[d, i]`` is the discounted return of episode ``i`` from routed layer ``d`` on
+    (:meth:`EpisodeBatch.returns`); ``rewards[d, i]`` the reward received right after step ``d``
+    (the step reward, plus the final reward on the last step).
+    """
+
+    tasks: torch.Tensor
+    depths: torch.Tensor
+    blocks: torch.Tensor
+    returns: torch.Tensor
+    rewards: torch.Tensor
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.tasks.shape[0])
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.tasks.shape[1])
+
+
+def hard_blocks(decision: RoutingDecision) -> torch.Tensor:
+    """The ``[B]`` block indices of a hard decision; tabular RL routers never emit soft ones."""
+    if not decision.is_hard or decision.blocks.dim() != 1:
+        raise ValueError("tabular RL routers learn from hard routing decisions (one block per sample) only")
+    return decision.blocks
+
+
+def episode_steps(episodes: EpisodeBatch, discount: float = 1.0) -> EpisodeSteps:
+    """Stack the per-layer observations, decisions and rewards of ``episodes`` into ``[L, B]`` tensors."""
+    if episodes.num_steps == 0:
+        raise ValueError("the episodes have no routing step: the network has no routed layer")
+    tasks = torch.stack([obs.task_ids for obs in episodes.observations[: episodes.num_steps]])
+    depths = torch.stack([torch.full_like(obs.task_ids, obs.depth) for obs in episodes.observations[: episodes.num_steps]])
+    blocks = torch.stack([hard_blocks(dec) for dec in episodes.decisions])
+    returns = torch.stack(episodes.returns(discount)).float()
+    rewards = torch.stack([r.detach() for r in episodes.step_rewards]).float()
+    rewards[-1] = rewards[-1] + episodes.final_reward.detach().float()
+    return EpisodeSteps(tasks.long(), depths.long(), blocks.long(), returns, rewards)
+
+
+def taken(table: torch.Tensor, steps: EpisodeSteps) -> torch.Tensor:
+    """``table[task, depth, block]`` for every step of every episode: ``[L, B]``."""
+    return table[steps.tasks, steps.depths, steps.blocks]
+
+
+def per_cell(table: torch.Tensor, steps: EpisodeSteps) -> torch.Tensor:
+    """``table[task, depth]`` for every step of every episode: ``[L, B, ...]``."""
+    return table[steps.tasks, steps.depths]
+
+
+def cell_means(values: torch.Tensor, index: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of ``values`` per flat cell ``index`` (same shape) and the count per cell, both ``[size]``.
+
+    Cells that no value falls into get mean 0 and count 0.
+    """
+    flat_values = values.detach().reshape(-1).float()
+    flat_index = index.reshape(-1)
+    counts = torch.zeros(size, device=values.device).index_add_(0, flat_index, torch.ones_like(flat_values))
+    sums = torch.zeros(size, device=values.device).index_add_(0, flat_index, flat_values)
+    return sums / counts.clamp_min(1.0), counts
+
+
+def moving_average_(table: torch.Tensor, values: torch.Tensor, index: torch.Tensor, rate: float) -> None:
+    """In place: ``table[c] += rate * (mean of values in cell c - table[c])`` for every visited cell ``c``.
+
+    ``index`` holds flat indices into ``table`` (a buffer, updated without autograd); ``rate`` = 1
+    replaces a visited cell by the batch mean, smaller rates average over batches (an exponential
+    moving average, which tracks returns that drift as the network's weights are trained).
+    """
+    with torch.no_grad():
+        flat = table.view(-1)
+        means, counts = cell_means(values, index, flat.numel())
+        visited = counts > 0
+        flat[visited] += rate * (means[visited] - flat[visited])
+
+
+def task_layer_index(steps: EpisodeSteps, num_layers: int) -> torch.Tensor:
+    """Flat ``task * num_layers + depth`` index of every step, for ``[T, L]`` tables."""
+    return steps.tasks * num_layers + steps.depths
+
+
+def task_layer_block_index(steps: EpisodeSteps, num_layers: int, num_blocks: int) -> torch.Tensor:
+    """Flat ``(task * num_layers + depth) * num_blocks + block`` index of every step, for ``[T, L, M]`` tables."""
+    return task_layer_index(steps, num_layers) * num_blocks + steps.blocks
+
+
+def sample_blocks(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One block per row of ``probs`` (``[B, M]``, rows sum to 1), drawn with ``generator``.
+
+    Sampling happens on the generator's device (the CPU generator of :class:`Router`), so a router
+    moved to a GPU still draws the same blocks from the same seed.
+    """
+    gen_device = generator.device
+    draws = torch.multinomial(probs.detach().to(gen_device, torch.float64), 1, generator=generator).squeeze(1)
+    return draws.to(probs.device)
+
+
+def categorical_decision(probs: torch.Tensor, explore: bool, generator: torch.Generator) -> RoutingDecision:
+    """Sample (``explore``) or take the most likely block of every row of ``probs``; log-probs attached.
+
+    The log-probabilities are detached: the routers recompute whatever they differentiate from the
+    episode trace in :meth:`Router.loss`, so no graph is kept alive between acting and learning.
+    """
+    blocks = sample_blocks(probs, generator) if explore else probs.argmax(dim=1)
+    chosen = probs.detach().gather(1, blocks.unsqueeze(1)).squeeze(1)
+    return RoutingDecision(blocks, log_probs=torch.log(chosen.clamp_min(1e-30)))
+
+
+def uniform_table(num_tasks: int, num_layers: int, num_blocks: int) -> torch.Tensor:
+    """The uniform policy ``1 / M`` for every task, layer and block."""
+    return torch.full((num_tasks, num_layers, num_blocks), 1.0 / num_blocks)
+
+
+def check_discount(discount: float) -> None:
+    """Discounts outside ``[0, 1]`` are a configuration error for these finite-horizon routers."""
+    if not 0.0 <= discount <= 1.0:
+        raise RouterConfigError(f"discount must be in [0, 1], got {discount}")

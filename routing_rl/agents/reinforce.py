@@ -1,0 +1,87 @@
+"""REINFORCE with a moving-average baseline: the plain policy-gradient router.
+
+Rosenbaum et al. (2018) compare WPL with REINFORCE among their multi-agent learners; it is also
+the simplest learner whose update is a true gradient of the expected return, which makes it the
+reference point when WPL (with its projection and weighting heuristics) misbehaves.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from routing_rl.agents._policy_tables import (
+    categorical_decision,
+    check_discount,
+    episode_steps,
+    moving_average_,
+    per_cell,
+    taken,
+    task_layer_index,
+)
+from routing_rl.agents.base import Router, RouterConfigError
+from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
+from routing_rl.network.routed_layer import RoutingDecision
+
+
+class ReinforceRouter(Router):
+    """Softmax policy per task and routed layer, trained by REINFORCE (Williams 1992).
+
+    The policy of task ``t`` at layer ``d`` is ``softmax(theta[t, d])`` (zeros: uniform). For every
+    step of every episode with return ``G`` (discount ``discount``) the loss is
+
+        -(G - b(t, d)) * log pi(a | t, d)  -  entropy_coef * H(pi(. | t, d)),
+
+    averaged over the episodes of the batch and summed over the routed layers, so its gradient is
+    the score-function estimate of minus the expected return. ``b(t, d)`` is an exponential moving
+    average of the returns seen at that task and layer, ``b <- m b + (1 - m) mean(G)`` with
+    ``m = baseline_momentum``, updated after the advantages are computed (so a sample never serves
+    as its own baseline). It reduces the variance of the estimate without biasing it.
+    """
+
+    baseline: torch.Tensor
+    name = "reinforce"
+    description = "REINFORCE with a moving-average baseline, softmax policy per task and layer"
+
+    def __init__(
+        self,
+        num_tasks: int,
+        num_layers: int,
+        num_blocks: int,
+        *,
+        seed: int = 0,
+        discount: float = 1.0,
+        baseline_momentum: float = 0.9,
+        entropy_coef: float = 0.0,
+    ) -> None:
+        super().__init__(num_tasks, num_layers, num_blocks, seed=seed)
+        check_discount(discount)
+        if not 0.0 <= baseline_momentum < 1.0:
+            raise RouterConfigError(f"baseline_momentum must be in [0, 1), got {baseline_momentum}")
+        if entropy_coef < 0:
+            raise RouterConfigError(f"entropy_coef must be >= 0, got {entropy_coef}")
+        self.discount = discount
+        self.baseline_momentum = baseline_momentum
+        self.entropy_coef = entropy_coef
+        self.logits = nn.Parameter(torch.zeros(num_tasks, num_layers, num_blocks))
+        self.register_buffer("baseline", torch.zeros(num_tasks, num_layers))
+
+    def policy(self, depth: int) -> torch.Tensor:
+        return torch.softmax(self.logits[:, depth].detach(), dim=-1)
+
+    def act(self, obs: RoutingObservation, explore: bool = True) -> RoutingDecision:
+        with torch.no_grad():
+            probs = torch.softmax(self.logits[obs.task_ids, obs.depth], dim=-1)
+        return categorical_decision(probs, explore, self.generator)
+
+    def loss(self, episodes: EpisodeBatch) -> torch.Tensor | None:
+        if episodes.num_steps == 0:
+            return None  # a network without routed layers: nothing to learn
+        steps = episode_steps(episodes, self.discount)
+        log_probs = torch.log_softmax(self.logits, dim=-1)
+        advantage = steps.returns - per_cell(self.baseline, steps)
+        policy_terms = -(advantage.detach() * taken(log_probs, steps))
+        entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
+        terms = policy_terms - self.entropy_coef * per_cell(entropy, steps)
+        moving_average_(self.baseline, steps.returns, task_layer_index(steps, self.num_layers), 1.0 - self.baseline_momentum)
+        return terms.sum(dim=0).mean()

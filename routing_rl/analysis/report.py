@@ -1,0 +1,178 @@
+"""``routing-rl analyze RUNS...``: task similarity, grouping recovery and cross-seed agreement of runs.
+
+One command answers the three questions of the Re-examining paper's analysis for finished runs:
+which tasks each run's router treats alike (Figure 2), whether the induced grouping matches the
+true task groups better than chance (for suites that know them), and whether runs with different
+seeds agree (Figure 4). :func:`analyze_runs` builds a JSON-able report; the command prints it as
+text (or as JSON with ``--json``). Attach it to the main group with ``main.add_command(analyze)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from routing_rl.analysis.grouping import grouping_test
+from routing_rl.analysis.similarity import (
+    RunSummary,
+    compare_runs,
+    cosine_similarity_matrix,
+    load_run,
+    mean_by_layer,
+    route_partition,
+)
+
+
+def parse_groups(value: str | None) -> list[int] | None:
+    """``"0,1,0,1"`` -> ``[0, 1, 0, 1]``; None stays None."""
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}", param_hint="--groups") from None
+
+
+def grouping_report(run: RunSummary, groups: Sequence[int], samples: int, seed: int) -> list[dict[str, Any]]:
+    """ARI of each routed layer's (and the whole route's) task partition against ``groups``."""
+    if len(groups) != run.num_tasks:
+        raise ValueError(f"{run.name}: {len(groups)} groups given for {run.num_tasks} tasks")
+    rows: list[dict[str, Any]] = []
+    for layer, name in [*enumerate(run.layer_names), (None, "route")]:
+        labels = route_partition(run.routes, layer)
+        blocks = run.policies[layer].shape[1] if layer is not None else None
+        test = grouping_test(labels, groups, num_blocks=blocks, samples=samples, seed=seed)
+        rows.append({"layer": name, "partition": labels.tolist(), **test.to_dict()})
+    return rows
+
+
+def run_report(run: RunSummary, groups: Sequence[int] | None, samples: int, seed: int) -> dict[str, Any]:
+    """Similarity matrices per layer, routes, and (if groups are known) the grouping tests of one run."""
+    groups = groups if groups is not None else run.groups_from_task_names()
+    return {
+        "name": run.name,
+        "task_names": run.task_names,
+        "layers": run.layer_names,
+        "routes": run.routes.tolist(),
+        "similarity": [cosine_similarity_matrix(p).tolist() for p in run.policies],
+        "groups": list(groups) if groups is not None else None,
+        "grouping": grouping_report(run, groups, samples, seed) if groups is not None else None,
+    }
+
+
+def analyze_runs(
+    paths: Sequence[str | Path], groups: Sequence[int] | None = None, samples: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """The whole report for a set of runs (directories or results.json files)."""
+    runs = [load_run(p) for p in paths]
+    pairs = compare_runs(runs) if len(runs) > 1 else []
+    layer_names = runs[0].layer_names if runs else []
+    means = mean_by_layer(pairs)
+    return {
+        "runs": [run_report(r, groups, samples, seed) for r in runs],
+        "pairs": [{**p.to_dict(), "layer_name": _layer_name(layer_names, p.layer)} for p in pairs],
+        "pair_means": [{"layer": _layer_name(layer_names, k), **v} for k, v in means.items()],
+    }
+
+
+def _layer_name(layer_names: Sequence[str], layer: int | None) -> str:
+    """A routed layer's name, or ``route`` for the whole route (``layer`` None)."""
+    return "route" if layer is None else layer_names[layer]
+
+
+def _agreement(row: dict[str, Any], precision: int) -> str:
+    """``r .., |diff| .., ARI ..`` for a layer; ARI only for whole routes (they have no policy matrix)."""
+    ari = f"ARI {_fmt(row['route_ari'], precision)}"
+    if row.get("layer_name", row.get("layer")) == "route":
+        return ari
+    return f"r {_fmt(row['correlation'], precision)}, |diff| {_fmt(row['mean_abs_difference'], precision)}, {ari}"
+
+
+def _fmt(x: float | None, precision: int) -> str:
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{precision}f}"
+
+
+def _matrix_lines(matrix: Sequence[Sequence[float]], precision: int) -> list[str]:
+    width = precision + 3
+    header = "      " + " ".join(f"{j:>{width}}" for j in range(len(matrix)))
+    rows = [f"{i:>5} " + " ".join(f"{v:>{width}.{precision}f}" for v in row) for i, row in enumerate(matrix)]
+    return [header, *rows]
+
+
+def format_run(run: dict[str, Any], precision: int) -> list[str]:
+    """Text for one run: its routes, its similarity matrices, and its grouping tests."""
+    lines = [f"== {run['name']}  ({len(run['task_names'])} tasks, routed layers: {', '.join(run['layers'])})"]
+    lines.append("routes (task: blocks): " + "; ".join(f"{t}: {r}" for t, r in enumerate(run["routes"])))
+    for name, matrix in zip(run["layers"], run["similarity"]):
+        lines.append(f"-- cosine similarity of the task policies at {name}")
+        lines.extend(_matrix_lines(matrix, precision))
+    if run["grouping"] is not None:
+        lines.append(f"-- grouping vs. true groups {run['groups']}")
+        for g in run["grouping"]:
+            lines.append(
+                f"   {g['layer']:>8}: ARI {_fmt(g['ari'], precision)}"
+                f" | permuted mean {_fmt(g['expected_permutation'], precision)} p={g['p_permutation']:.3g}"
+                f" | random routes mean {_fmt(g['expected_random'], precision)} p={g['p_random']:.3g}"
+            )
+    return lines
+
+
+def format_report(report: dict[str, Any], precision: int = 2) -> str:
+    """The report as plain text."""
+    lines: list[str] = []
+    for run in report["runs"]:
+        lines.extend(format_run(run, precision))
+        lines.append("")
+    if report["pairs"]:
+        lines.append("== agreement between runs (similarity matrices: Pearson r, mean |diff|; routes: ARI)")
+        for p in report["pairs"]:
+            lines.append(f"   {p['run_a']} vs {p['run_b']} {p['layer_name']:>8}: {_agreement(p, precision)}")
+        lines.append("   mean over pairs:")
+        for m in report["pair_means"]:
+            lines.append(f"   {m['layer']:>8}: {_agreement(m, precision)}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN becomes null so that the JSON output is standard."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _json_safe(obj.item())
+    return obj
+
+
+@click.command("analyze")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--groups", default=None, metavar="G0,G1,...", help="True group of every task (default: from task names ending in group<k>).")
+@click.option("--samples", default=1000, show_default=True, type=click.IntRange(min=1), help="Permutations and random routes for the p-values.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the permutations and random routes.")
+@click.option("--precision", default=2, show_default=True, type=click.IntRange(0, 6), help="Decimals printed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def analyze(paths: tuple[Path, ...], groups: str | None, samples: int, seed: int, precision: int, as_json: bool) -> None:
+    """Task similarity per routed layer, grouping recovery and cross-seed agreement of finished runs.
+
+    PATHS are run directories or results.json files. Pass several runs of one configuration with
+    different seeds to see whether they route the tasks alike (the Re-examining paper, Figure 4).
+    """
+    try:
+        report = analyze_runs(paths, parse_groups(groups), samples, seed)
+    except (ValueError, KeyError, json.JSONDecodeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(_json_safe(report), indent=2))
+    else:
+        click.echo(format_report(report, precision), nl=False)
+
+
+__all__ = ["analyze", "analyze_runs", "format_report", "parse_groups"]

@@ -1,0 +1,193 @@
+"""Which tasks does a router treat alike, and do runs with different seeds agree on it?
+
+The Re-examining paper reads learned routing through the cosine similarity of the tasks' policy
+rows (Figure 2: one ``[T, T]`` matrix per routed layer) and asks whether retraining with another
+seed groups the same tasks together (Figure 4, section 4.3): if the router discovers which tasks
+ought to share, the similarity structure should be reproducible. This module computes the
+matrices from the ``results.json`` a run writes (``epochs[-1]["policy"]``: per routed layer a
+``[T][M]`` list; ``final.routes``: ``[T][L]``) and compares runs pairwise: the Pearson correlation
+and the mean absolute difference of their task-similarity matrices (over task pairs, diagonal
+excluded), and the adjusted Rand index of the task partitions their routes induce.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routing_rl.analysis.grouping import adjusted_rand_index
+
+GROUP_IN_TASK_NAME = re.compile(r"group(\d+)$")
+"""Task names of ``synthetic-groups`` end in ``-group<k>``; the true groups are read from them."""
+
+
+def cosine_similarity_matrix(policy: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """``S[i, j] = <p_i, p_j> / (|p_i| |p_j|)`` for the rows of a ``[T, M]`` policy: ``[T, T]``.
+
+    Probability rows are non-negative, so the values lie in [0, 1]: 1 for identical routing
+    distributions, 0 for tasks that never pick a common block. A zero row is similar to nothing.
+    """
+    p = np.asarray(policy, dtype=np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"a policy is a [tasks, blocks] matrix, got shape {p.shape}")
+    norms = np.linalg.norm(p, axis=1)
+    unit = np.divide(p, norms[:, None], out=np.zeros_like(p), where=norms[:, None] > 0)
+    return np.clip(unit @ unit.T, -1.0, 1.0)
+
+
+def policy_similarities(policies: Sequence[Sequence[Sequence[float]]] | Sequence[np.ndarray]) -> np.ndarray:
+    """One cosine-similarity matrix per routed layer: ``[L, T, T]``."""
+    return np.stack([cosine_similarity_matrix(p) for p in policies]) if len(policies) else np.zeros((0, 0, 0))
+
+
+def route_partition(routes: Sequence[Sequence[int]] | np.ndarray, layer: int | None = None) -> np.ndarray:
+    """Cluster label per task: its block at ``layer``, or (``layer=None``) its whole route.
+
+    With ``layer=None`` two tasks are in one cluster only if they share every routed block.
+    """
+    table = np.asarray(routes, dtype=np.int64)
+    if table.ndim != 2:
+        raise ValueError(f"routes are a [tasks, layers] table, got shape {table.shape}")
+    if layer is not None:
+        return table[:, layer].copy()
+    _, labels = np.unique(table, axis=0, return_inverse=True)
+    return labels.reshape(-1)
+
+
+def upper_triangle(matrix: np.ndarray) -> np.ndarray:
+    """The entries above the diagonal of a square matrix (each task pair once)."""
+    rows, cols = np.triu_indices(matrix.shape[0], k=1)
+    return matrix[rows, cols]
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; NaN when either side is constant (e.g. every task on one block)."""
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the analyses need from one run's ``results.json``."""
+
+    name: str
+    policies: list[np.ndarray]
+    routes: np.ndarray
+    task_names: list[str]
+    layer_names: list[str]
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_names)
+
+    def groups_from_task_names(self) -> list[int] | None:
+        """True groups parsed from task names ending in ``group<k>`` (synthetic-groups), else None."""
+        matches = [GROUP_IN_TASK_NAME.search(n) for n in self.task_names]
+        if not matches or any(m is None for m in matches):
+            return None
+        return [int(m.group(1)) for m in matches if m is not None]
+
+
+def results_path(path: str | Path) -> Path:
+    """``path`` itself if it is a file, else ``path/results.json``."""
+    p = Path(path)
+    return p / "results.json" if p.is_dir() else p
+
+
+def load_run(path: str | Path) -> RunSummary:
+    """Read the last epoch's policies and the final routes of a run (directory or results.json)."""
+    file = results_path(path)
+    results: dict[str, Any] = json.loads(file.read_text())
+    if not results.get("epochs"):
+        raise ValueError(f"{file} holds no finished epoch")
+    last = results["epochs"][-1]
+    routes = results.get("final", {}).get("routes", last.get("routes"))
+    task_names = list(results.get("env", {}).get("task_names") or [f"task{t}" for t in range(len(routes))])
+    layers = list(results.get("network", {}).get("routed_layers") or [f"layer{d}" for d in range(len(last["policy"]))])
+    name = file.parent.name if file.name == "results.json" else file.stem
+    return RunSummary(
+        name=name,
+        policies=[np.asarray(p, dtype=np.float64) for p in last["policy"]],
+        routes=np.asarray(routes, dtype=np.int64).reshape(len(task_names), len(layers)),
+        task_names=task_names,
+        layer_names=layers,
+    )
+
+
+@dataclass(frozen=True)
+class PairComparison:
+    """Agreement of two runs at one routed layer (``layer`` None: whole routes, ARI only)."""
+
+    run_a: str
+    run_b: str
+    layer: int | None
+    correlation: float
+    mean_abs_difference: float
+    route_ari: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare_layer(a: RunSummary, b: RunSummary, layer: int) -> PairComparison:
+    """Correlation and mean absolute difference of the similarity matrices, and the ARI of the routes, at ``layer``."""
+    sa = upper_triangle(cosine_similarity_matrix(a.policies[layer]))
+    sb = upper_triangle(cosine_similarity_matrix(b.policies[layer]))
+    return PairComparison(
+        a.name, b.name, layer,
+        correlation=pearson(sa, sb),
+        mean_abs_difference=float(np.abs(sa - sb).mean()) if sa.size else 0.0,
+        route_ari=adjusted_rand_index(route_partition(a.routes, layer), route_partition(b.routes, layer)),
+    )  # fmt: skip
+
+
+def compare_runs(runs: Sequence[RunSummary]) -> list[PairComparison]:
+    """Every pair of runs at every routed layer, plus their whole-route ARI (``layer=None``)."""
+    out: list[PairComparison] = []
+    for a, b in itertools.combinations(runs, 2):
+        if a.num_tasks != b.num_tasks or len(a.policies) != len(b.policies):
+            raise ValueError(f"runs {a.name} and {b.name} differ in tasks or routed layers; they cannot be compared")
+        out.extend(compare_layer(a, b, d) for d in range(len(a.policies)))
+        whole = adjusted_rand_index(route_partition(a.routes), route_partition(b.routes))
+        out.append(PairComparison(a.name, b.name, None, float("nan"), float("nan"), whole))
+    return out
+
+
+def mean_by_layer(pairs: Sequence[PairComparison]) -> dict[int | None, dict[str, float]]:
+    """Average of each agreement measure over run pairs, per layer (NaNs ignored)."""
+    out: dict[int | None, dict[str, float]] = {}
+    for layer in dict.fromkeys(p.layer for p in pairs):
+        chosen = [p for p in pairs if p.layer == layer]
+        out[layer] = {
+            key: _nanmean([getattr(p, key) for p in chosen])
+            for key in ("correlation", "mean_abs_difference", "route_ari")
+        }
+    return out
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if not np.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+__all__ = [
+    "PairComparison",
+    "RunSummary",
+    "compare_layer",
+    "compare_runs",
+    "cosine_similarity_matrix",
+    "load_run",
+    "mean_by_layer",
+    "pearson",
+    "policy_similarities",
+    "route_partition",
+    "upper_triangle",
+]

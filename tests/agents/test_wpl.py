@@ -1,0 +1,214 @@
+"""WPL learns bandits; the public-code mode reproduces the shipped code's collapse and sign reversal.
+
+Bandit toys are routing episodes with one routed layer built by hand: the router acts, a reward
+table scores the chosen blocks, and the router is optimised on ``router.loss`` followed by its
+``after_update`` hook, exactly as the trainer does.
+"""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+import torch
+
+from routing_rl.agents import Router, RouterConfigError
+from routing_rl.agents.wpl import WPLRouter, clip_projection, public_code_projection
+from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
+from routing_rl.network.routed_layer import RoutingDecision
+
+
+def episodes(obs: list[RoutingObservation], decisions: list[RoutingDecision], final: torch.Tensor) -> EpisodeBatch:
+    b = final.shape[0]
+    return EpisodeBatch(obs, decisions, [torch.zeros(b)] * len(obs), final, torch.zeros(b), torch.zeros(b, 2), torch.zeros(b, dtype=torch.long))
+
+
+def bandit_batch(router: Router, mean_reward: torch.Tensor, batch: int, noise: torch.Generator | None = None) -> EpisodeBatch:
+    """Tasks ``0..T-1`` in turn; reward +1 with probability ``(1 + mean) / 2`` else -1 (deterministic without ``noise``)."""
+    tasks = torch.arange(batch) % mean_reward.shape[0]
+    obs = RoutingObservation(tasks, 0)
+    decision = router.act(obs, explore=True)
+    mean = mean_reward[tasks, decision.blocks]
+    if noise is None:
+        reward = mean
+    else:
+        reward = torch.where(torch.rand(batch, generator=noise) < (1 + mean) / 2, 1.0, -1.0)
+    return episodes([obs], [decision], reward)
+
+
+def train_bandit(router: WPLRouter, mean_reward: torch.Tensor, steps: int, batch: int, optimizer: torch.optim.Optimizer, noise_seed: int | None = None) -> None:
+    noise = None if noise_seed is None else torch.Generator().manual_seed(noise_seed)
+    for _ in range(steps):
+        loss = router.loss(bandit_batch(router, mean_reward, batch, noise))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        router.after_update()
+
+
+FOUR_ARMS = torch.tensor([[1.0, -1.0, -1.0, -1.0]])  # one task; only arm 0 is rewarded
+
+
+def test_registered_with_typed_options():
+    assert Router.registry.get("wpl") is WPLRouter
+    types = WPLRouter.option_types()
+    assert typing.get_args(types["projection"]) == ("clip", "public-code")
+    assert typing.get_args(types["parameterization"]) == ("table", "softmax")
+    assert types["discount"] is float and types["per_sample_loss"] is bool
+
+
+@pytest.mark.parametrize("parameterization", ["table", "softmax"])
+def test_initial_policy_is_uniform(parameterization):
+    router = WPLRouter(3, 2, 4, parameterization=parameterization)
+    for depth in range(2):
+        assert torch.allclose(router.policy(depth), torch.full((3, 4), 0.25))
+
+
+def test_public_code_needs_the_table():
+    with pytest.raises(RouterConfigError, match="parameterization=table"):
+        WPLRouter(2, 1, 2, projection="public-code", parameterization="softmax")
+
+
+def test_projections():
+    raw = torch.tensor([[0.7, 0.5, -0.2], [-1.0, -2.0, -0.5], [0.2, 0.2, 0.2]])
+    clipped = clip_projection(raw)
+    assert torch.allclose(clipped[0], torch.tensor([0.7 / 1.2, 0.5 / 1.2, 0.0]))
+    assert torch.allclose(clipped[1], torch.full((3,), 1 / 3))  # everything clipped away: uniform
+    assert torch.allclose(clipped[2], torch.full((3,), 1 / 3))
+    public = public_code_projection(raw)
+    assert torch.allclose(public.sum(dim=1), torch.ones(3))
+    assert public[0, 2] < 1e-5  # the row minimum always gets ~1e-6 / sum
+
+
+def test_act_uses_the_router_generator_and_greedy_at_eval():
+    router = WPLRouter(2, 1, 4, seed=3)
+    with torch.no_grad():
+        router.policy_param[0, 0] = torch.tensor([0.1, 0.6, 0.2, 0.1])
+    obs = RoutingObservation(torch.zeros(256, dtype=torch.long), 0)
+    router.reseed(7)
+    first = router.act(obs).blocks
+    router.reseed(7)
+    assert torch.equal(router.act(obs).blocks, first)
+    assert 0.5 < first.eq(1).float().mean() < 0.7
+    greedy = router.act(obs, explore=False)
+    assert greedy.blocks.eq(1).all() and torch.allclose(greedy.log_probs, torch.log(torch.tensor(0.6)))
+
+
+def test_sgd_step_is_the_wpl_step():
+    """One SGD step at rate eta: pi(a) += eta * delta * (1 - pi(a)) for delta > 0, eta * delta * pi(a) otherwise."""
+    router = WPLRouter(1, 1, 2, per_sample_loss=True)
+    with torch.no_grad():
+        router.policy_param[0, 0] = torch.tensor([0.6, 0.4])
+    obs = RoutingObservation(torch.zeros(2, dtype=torch.long), 0)
+    batch = episodes([obs], [RoutingDecision(torch.tensor([0, 1]))], torch.tensor([1.0, -1.0]))
+    eta = 0.01
+    loss = router.loss(batch)
+    assert torch.allclose(router.values[0, 0], torch.tensor([0.1, -0.1]))  # Q updated first: 0 + 0.1 * (G - 0)
+    loss.backward()
+    torch.optim.SGD(router.parameters(), lr=eta).step()
+    value = 0.6 * 0.1 + 0.4 * -0.1  # V = sum_a pi(a) Q(a) = 0.02
+    delta = torch.tensor([0.1 - value, -0.1 - value])  # Q(a) - V: +0.08 for block 0, -0.12 for block 1
+    expected = torch.tensor([0.6 + eta * delta[0] * (1 - 0.6), 0.4 + eta * delta[1] * 0.4])
+    assert torch.allclose(router.policy_param[0, 0], expected)
+    router.after_update()
+    assert torch.allclose(router.policy(0)[0], expected / expected.sum())
+
+
+def test_per_sample_loss_sums_and_batch_mean_averages():
+    obs = RoutingObservation(torch.zeros(4, dtype=torch.long), 0)
+    batch = episodes([obs], [RoutingDecision(torch.tensor([0, 1, 0, 1]))], torch.tensor([1.0, -1.0, 1.0, 1.0]))
+    summed = WPLRouter(1, 1, 2, per_sample_loss=True).loss(batch)
+    mean = WPLRouter(1, 1, 2, per_sample_loss=False).loss(batch)
+    assert torch.allclose(summed, 4 * mean)
+
+
+def test_after_update_keeps_the_table_on_the_simplex():
+    router = WPLRouter(2, 2, 3)
+    with torch.no_grad():
+        router.policy_param.add_(torch.randn(2, 2, 3, generator=torch.Generator().manual_seed(0)))
+    router.after_update()
+    table = router.policy_param.detach()
+    assert (table >= 0).all() and (table <= 1).all()
+    assert torch.allclose(table.sum(dim=-1), torch.ones(2, 2))
+
+
+@pytest.mark.parametrize("parameterization", ["table", "softmax"])
+def test_wpl_finds_the_better_block_of_each_task(parameterization):
+    """Two tasks, two blocks, noisy +1/-1 rewards: P(+1) is 0.8 on the better block (1 for task 0, 0 for task 1), 0.3 on the other."""
+    mean = torch.tensor([[-0.4, 0.6], [0.6, -0.4]])
+    router = WPLRouter(2, 1, 2, seed=0, parameterization=parameterization)
+    train_bandit(router, mean, steps=120, batch=32, optimizer=torch.optim.Adam(router.parameters(), lr=0.05), noise_seed=0)
+    policy = router.policy(0)
+    assert policy[0, 1] > 0.9 and policy[1, 0] > 0.9, policy
+    assert router.routes().tolist() == [[1], [0]]
+
+
+@pytest.mark.parametrize(("reward", "grad_size"), [(1.0, 1.73e5), (-1.0, 5e5)])
+def test_public_code_projection_collapses_the_policy_on_the_first_update(reward, grad_size):
+    """Appendix A.1: uniform start -> d log pi / d table = 5e5 -> one SGD step at lr 9e-4 freezes an extreme policy.
+
+    The chosen block's gradient is 5e5 times the smooth-L1 slope (clipped at 1 for reward -1,
+    delta * log 2 ~ 0.35 for reward +1). The rewarded block drops to ~3e-9, the unrewarded one rises
+    to 1 - 1e-9 (the sign reversal on top of the explosion).
+    """
+    public = WPLRouter(1, 1, 2, seed=0, projection="public-code")
+    batch = bandit_batch(public, torch.tensor([[reward, reward]]), batch=1)
+    chosen = int(batch.decisions[0].blocks[0])
+    public.loss(batch).backward()
+    grad = public.policy_param.grad[0, 0]
+    assert abs(float(grad[chosen])) == pytest.approx(grad_size, rel=0.01)
+    optimizer = torch.optim.SGD(public.parameters(), lr=9e-4)
+    optimizer.step()
+    after = public.policy(0)[0]
+    if reward > 0:
+        assert float(after[chosen]) < 1e-6  # measured 3.2e-9
+    else:
+        assert float(after[1 - chosen]) < 1e-6  # measured 1.1e-9: the unrewarded block takes everything
+    frozen = after.clone()
+    train_bandit(public, torch.tensor([[1.0, -1.0]]), steps=30, batch=16, optimizer=optimizer)
+    assert torch.allclose(public.policy(0)[0], frozen, atol=1e-6)  # no exploration after the first update
+
+    clip = WPLRouter(1, 1, 2, seed=0)
+    batch = bandit_batch(clip, torch.tensor([[reward, reward]]), batch=1)
+    clip.loss(batch).backward()
+    assert float(clip.policy_param.grad.abs().max()) <= 0.05  # measured 0.025
+    torch.optim.SGD(clip.parameters(), lr=9e-4).step()
+    clip.after_update()
+    assert torch.allclose(clip.policy(0)[0], torch.full((2,), 0.5), atol=1e-3)
+
+
+def test_public_code_target_reverses_the_sign_of_the_update():
+    """Away from the uniform start (no exploding gradient), a rewarded block loses probability in public-code mode.
+
+    Return 0.5 with Q = 0: delta = 0.5, so the public target is 1.5 * log pi(a), below log pi(a).
+    """
+    start = torch.tensor([0.4, 0.3, 0.2, 0.1])
+    obs = RoutingObservation(torch.zeros(8, dtype=torch.long), 0)
+    batch = episodes([obs], [RoutingDecision(torch.zeros(8, dtype=torch.long))], torch.full((8,), 0.5))
+    moved = {}
+    for projection in ("clip", "public-code"):
+        router = WPLRouter(1, 1, 4, projection=projection, per_sample_loss=False)
+        with torch.no_grad():
+            router.policy_param[0, 0] = start
+            router.values.zero_()
+        before = float(router.policy(0)[0, 0])
+        router.loss(batch).backward()
+        torch.optim.SGD(router.parameters(), lr=1e-2).step()
+        router.after_update()
+        moved[projection] = float(router.policy(0)[0, 0]) - before
+    assert moved["clip"] > 5e-5  # measured +1.1e-4 (Q(a) = 0.05 after one value update, so delta is small)
+    assert moved["public-code"] < -1e-3  # measured -1.9e-2
+
+
+def test_public_code_wpl_abandons_the_rewarded_arm_and_corrected_wpl_finds_it():
+    """4-armed bandit rewarding arm 0 (+1, others -1), three seeds each."""
+    public, corrected = [], []
+    for seed in range(3):
+        router = WPLRouter(1, 1, 4, seed=seed, projection="public-code", per_sample_loss=False)
+        train_bandit(router, FOUR_ARMS, steps=60, batch=32, optimizer=torch.optim.SGD(router.parameters(), lr=9e-4))
+        public.append(float(router.policy(0)[0, 0]))
+        router = WPLRouter(1, 1, 4, seed=seed)
+        train_bandit(router, FOUR_ARMS, steps=60, batch=32, optimizer=torch.optim.Adam(router.parameters(), lr=0.02))
+        corrected.append(float(router.policy(0)[0, 0]))
+    assert all(p < 1e-3 for p in public), public  # measured: 1.1e-9 in 3 of 3 seeds (1.4e-6 with Adam)
+    assert all(p > 0.95 for p in corrected), corrected  # measured: 1.000 in 3 of 3 seeds
