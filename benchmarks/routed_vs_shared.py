@@ -51,8 +51,11 @@ def make_step(routed: str, tasks: int, blocks: int, input_shape: tuple[int, ...]
 @click.option("--blocks", default=10, show_default=True)
 @click.option("--steps", default=20, show_default=True, help="Training steps per round and configuration.")
 @click.option("--rounds", default=5, show_default=True)
+@click.option("--threads", default=0, show_default=True, help="torch intra-op threads (0: torch's default).")
 @click.option("--image/--vector", default=True, show_default=True, help="Fashion-MNIST-shaped images or 32-dim vectors.")
-def main(batch_size: int, tasks: int, blocks: int, steps: int, rounds: int, image: bool) -> None:
+def main(batch_size: int, tasks: int, blocks: int, steps: int, rounds: int, threads: int, image: bool) -> None:
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     shape = (1, 28, 28) if image else (32,)
     configs = CONFIGS if image else [c for c in CONFIGS if "conv" not in c[1]]
