@@ -34,11 +34,10 @@ from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit
 from routing_rl.metrics import MapAccumulator
 from routing_rl.models import MultiTaskModel
 from routing_rl.models.losses import multitask_loss, per_task_loss
-from routing_rl.training.io import load_checkpoint, save_checkpoint, write_json
+from routing_rl.training.run_dir import RunDirectory
 from routing_rl.training.tb_logger import TensorBoardLogger, matrix_image
 from routing_rl.training.trainer import (
     Callbacks,
-    RunExistsError,
     TrainingDiverged,
     epoch_seed,
     resolve_device,
@@ -212,6 +211,7 @@ class MultiLabelTrainer:
             raise ValueError(f"learning rate must be positive, got {cfg.lr}")
         self.device = resolve_device(cfg.device)
         self.run_dir = cfg.run_dir()
+        self.run_directory = RunDirectory(self.run_dir)
         self.gate_generator = torch.Generator()
         self.model = self._build_model().to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
@@ -256,32 +256,11 @@ class MultiLabelTrainer:
         return f"map@{self.config.map_k}" if self.data.problem == "multilabel" else "mse"
 
     # ---- run directory and resume -----------------------------------------------------------
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoint.pt"
-
-    @property
-    def results_path(self) -> Path:
-        return self.run_dir / "results.json"
-
     def prepare_run_dir(self, resume: bool, overwrite: bool = False) -> None:
         """Refuse to clobber an existing run unless asked; on ``resume`` load the last checkpoint."""
-        exists = self.results_path.exists() or self.checkpoint_path.exists()
-        if exists and not resume and not overwrite:
-            raise RunExistsError(
-                f"{self.run_dir} already holds a run; pass --resume to continue it, "
-                "--overwrite to start again, or choose another --logdir"
-            )
-        if resume and self.checkpoint_path.exists():
-            self._load(load_checkpoint(self.checkpoint_path, self.device))
-        elif exists and overwrite:
-            for path in (self.results_path, self.checkpoint_path):
-                path.unlink(missing_ok=True)
-
-    def _load(self, state: dict[str, Any]) -> None:
-        changed = self.config.differences(state["config"])
-        if changed:
-            raise RunExistsError(f"cannot resume {self.run_dir}: options differ from the stored run: {', '.join(changed)}")
+        state = self.run_directory.open(resume, overwrite, self.config.differences, self.device)
+        if state is None:
+            return
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.results = state["results"]
@@ -289,13 +268,8 @@ class MultiLabelTrainer:
         self.start_epoch = int(state["epoch"]) + 1
 
     def _save(self, epoch: int) -> None:
-        write_json(self.results_path, self.results)
-        save_checkpoint(self.checkpoint_path, {
-            "epoch": epoch,
-            "config": self.config.to_dict(),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "results": self.results,
+        self.run_directory.save(epoch, self.config.to_dict(), self.results, {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
         })
 
     # ---- one epoch --------------------------------------------------------------------------

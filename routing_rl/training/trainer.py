@@ -25,17 +25,14 @@ from routing_rl.envs.batched import BatchedRoutingEnv
 from routing_rl.envs.collaboration import CollaborationReward
 from routing_rl.network import RoutingNetwork, build_network
 from routing_rl.training.config import RunConfig
-from routing_rl.training.io import load_checkpoint, read_json, save_checkpoint, write_json
+from routing_rl.training.io import read_json
+from routing_rl.training.run_dir import RunDirectory, RunExistsError
 from routing_rl.training.metrics import per_task_accuracy, perplexity
 from routing_rl.training.tb_logger import TensorBoardLogger
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run stops rather than train on garbage."""
-
-
-class RunExistsError(RuntimeError):
-    """The run directory already holds a run that was not asked to be resumed."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -104,6 +101,7 @@ class Trainer:
             raise ValueError(f"--warmup-epochs must be >= 0, got {cfg.warmup_epochs}")
         self.device = resolve_device(cfg.device)
         self.run_dir = cfg.run_dir()
+        self.run_directory = RunDirectory(self.run_dir)
         self.network: RoutingNetwork = build_network(
             self.data.input_shape, self.data.num_tasks, self.data.num_classes, cfg.routed, cfg.blocks,
             seed=cfg.seed, hidden=cfg.hidden, filters=cfg.filters,
@@ -161,34 +159,11 @@ class Trainer:
         }
 
     # ---- resume -----------------------------------------------------------------------------
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoint.pt"
-
-    @property
-    def results_path(self) -> Path:
-        return self.run_dir / "results.json"
-
     def prepare_run_dir(self, resume: bool, overwrite: bool = False) -> None:
         """Refuse to clobber an existing run unless asked; on ``resume`` load the last checkpoint."""
-        exists = self.results_path.exists() or self.checkpoint_path.exists()
-        if exists and not resume and not overwrite:
-            raise RunExistsError(
-                f"{self.run_dir} already holds a run; pass --resume to continue it, "
-                "--overwrite to start again, or choose another --logdir"
-            )
-        if resume and self.checkpoint_path.exists():
-            self._load(load_checkpoint(self.checkpoint_path, self.device))
-        elif exists and overwrite:
-            for path in (self.results_path, self.checkpoint_path):
-                path.unlink(missing_ok=True)
-
-    def _load(self, state: dict[str, Any]) -> None:
-        changed = self.config.differences(state["config"])
-        if changed:
-            raise RunExistsError(
-                f"cannot resume {self.run_dir}: options differ from the stored run: {', '.join(changed)}"
-            )
+        state = self.run_directory.open(resume, overwrite, self.config.differences, self.device)
+        if state is None:
+            return
         self.network.load_state_dict(state["network"])
         self.router.load_state_dict(state["router"])
         for name, opt in self.optimizers.items():
@@ -198,14 +173,10 @@ class Trainer:
         self.start_epoch = int(state["epoch"]) + 1
 
     def _save(self, epoch: int) -> None:
-        write_json(self.results_path, self.results)
-        save_checkpoint(self.checkpoint_path, {
-            "epoch": epoch,
-            "config": self.config.to_dict(),
+        self.run_directory.save(epoch, self.config.to_dict(), self.results, {
             "network": self.network.state_dict(),
             "router": self.router.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "results": self.results,
         })
 
     # ---- one epoch --------------------------------------------------------------------------
