@@ -528,5 +528,16 @@ def show_command(run_dir: Path) -> None:
     print_results(results, Console())
 
 
+def _attach_analysis_commands() -> None:
+    """``analyze`` (task similarity, grouping, cross-seed agreement) and ``compare`` (t-test over runs)."""
+    from routing_rl.analysis.report import analyze
+    from routing_rl.analysis.significance import compare
+
+    main.add_command(analyze)
+    main.add_command(compare)
+
+
+_attach_analysis_commands()
+
 if __name__ == "__main__":
     main()

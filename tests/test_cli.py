@@ -65,3 +65,9 @@ def test_missing_data_says_where_to_put_it(runner, tmp_path, monkeypatch):
     monkeypatch.setenv("ROUTING_RL_DATA", str(tmp_path / "empty"))
     result = runner.invoke(main, ["run", "--env", "cifar100-superclass", "--data-dir", str(tmp_path / "empty"), "--logdir", str(tmp_path / "run"), "--quiet"])
     assert result.exit_code != 0 and "cifar-100-python" in result.output and "Traceback" not in result.output
+
+
+def test_analysis_commands_are_attached(runner):
+    result = runner.invoke(main, ["--help"])
+    for command in ("run", "list", "show", "analyze", "compare"):
+        assert command in result.output
