@@ -186,7 +186,7 @@ def env_kind(name: str) -> str:
 
 
 ROUTING_ONLY_OPTIONS = (
-    "router_lr", "separate_optimizers", "warmup_epochs", "routed", "blocks", "hidden", "filters",
+    "router_lr", "separate_optimizers", "optimizer", "warmup_epochs", "routed", "blocks", "hidden", "filters",
     "reward", "collab_reward", "collab_window", "observe_hidden",
 )
 """``run`` options that configure the routed network or its router, meaningless for multi-label envs."""
@@ -255,6 +255,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Learning rate of the block weights (Adam).")
 @click.option("--router-lr", default=None, type=click.FloatRange(min=0, min_open=True), help="Learning rate of the router (default: --lr).")
 @click.option("--separate-optimizers/--single-optimizer", default=False, show_default=True, help="One Adam for weights and one for the router, or one for both (the public code).")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True, help="Optimizer of the weights and the router (plain SGD shows the public-code WPL's exploding gradient in full).")
 @click.option("--warmup-epochs", default=0, show_default=True, type=click.IntRange(min=0), help="Share every routed layer for N epochs before routing.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--routed", default="fc", show_default=True, help="Routed layers: none, all, fc, conv, or names like conv1,2,3 / conv3 / fc1,fc2.")

@@ -18,6 +18,7 @@ class RunConfig:
     lr: float = 1e-3
     router_lr: float | None = None
     separate_optimizers: bool = False
+    optimizer: str = "adam"
     warmup_epochs: int = 0
     seed: int = 0
     routed: str = "fc"

@@ -35,6 +35,9 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run stops rather than train on garbage."""
 
 
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA, then MPS, then CPU; an unavailable device is a clear error."""
     if name == "auto":
@@ -97,6 +100,8 @@ class Trainer:
             raise ValueError(f"--batch-size must be at least 1, got {cfg.batch_size}")
         if cfg.lr <= 0 or (cfg.router_lr is not None and cfg.router_lr <= 0):
             raise ValueError("learning rates must be positive")
+        if cfg.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {cfg.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
         if cfg.warmup_epochs < 0:
             raise ValueError(f"--warmup-epochs must be >= 0, got {cfg.warmup_epochs}")
         self.device = resolve_device(cfg.device)
@@ -124,19 +129,25 @@ class Trainer:
 
     # ---- set-up -----------------------------------------------------------------------------
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """One Adam over everything (as the public routing code) or one per parameter set."""
+        """One optimizer over everything (as the public routing code) or one per parameter set.
+
+        ``--optimizer sgd`` is plain SGD: its step scales with the gradient, so a router whose
+        gradients explode (the public-code WPL projection) really takes the huge step; Adam
+        normalises the step size and hides the explosion.
+        """
+        optimizer_cls = OPTIMIZERS[self.config.optimizer]
         weights = list(self.network.parameters())
         router_params = [p for p in self.router.parameters() if p.requires_grad]
         router_lr = self.config.router_lr if self.config.router_lr is not None else self.config.lr
         if self.config.separate_optimizers:
-            optimizers = {"weights": torch.optim.Adam(weights, lr=self.config.lr)}
+            optimizers = {"weights": optimizer_cls(weights, lr=self.config.lr)}
             if router_params:
-                optimizers["router"] = torch.optim.Adam(router_params, lr=router_lr)
+                optimizers["router"] = optimizer_cls(router_params, lr=router_lr)
             return optimizers
         groups: list[dict[str, Any]] = [{"params": weights, "lr": self.config.lr}]
         if router_params:
             groups.append({"params": router_params, "lr": router_lr})
-        return {"all": torch.optim.Adam(groups)}
+        return {"all": optimizer_cls(groups)}
 
     def _new_results(self) -> dict[str, Any]:
         d = self.data

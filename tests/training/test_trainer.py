@@ -166,3 +166,11 @@ def test_separate_optimizers_use_their_own_learning_rates(data, tmp_path):
     single = Trainer(RunConfig(env="synthetic-groups", agent="test-param-router", lr=1e-3, logdir=str(tmp_path / "s")), data)
     assert set(single.optimizers) == {"all"}
     assert [g["lr"] for g in single.optimizers["all"].param_groups] == [1e-3, 1e-3]
+
+
+def test_optimizer_choice_applies_to_every_parameter_set(data, tmp_path):
+    cfg = RunConfig(env="synthetic-groups", agent="wpl", optimizer="sgd", separate_optimizers=True, logdir=str(tmp_path))
+    trainer = Trainer(cfg, data)
+    assert {type(o) for o in trainer.optimizers.values()} == {torch.optim.SGD}
+    with pytest.raises(ValueError, match="valid choices: adam, sgd"):
+        Trainer(RunConfig(env="synthetic-groups", optimizer="rmsprop", logdir=str(tmp_path / "x")), data)
