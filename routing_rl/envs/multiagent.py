@@ -30,10 +30,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the opti
         "routing_rl.envs.multiagent needs PettingZoo; install it with `pip install routing-rl[multiagent]`"
     ) from exc
 
-from routing_rl.data import MultiTaskData, load_suite
+from routing_rl.data import MultiTaskData
 from routing_rl.envs.batched import hidden_summary
+from routing_rl.envs.frozen import frozen_routing_problem
 from routing_rl.envs.rewards import final_reward
-from routing_rl.network import RoutingDecision, RoutingNetwork, build_network
+from routing_rl.network import RoutingDecision, RoutingNetwork
 
 AgentID = str
 ObsType = dict[str, Any]
@@ -76,28 +77,19 @@ class MultiTaskRoutingEnv(ParallelEnv[AgentID, ObsType, np.int64]):
         network: RoutingNetwork | None = None,
         render_mode: str | None = None,
     ) -> None:
-        self.data = data if data is not None else load_suite(suite, data_dir=data_dir, seed=data_seed)
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"split must be one of train, val, test; got {split!r}")
-        if network is None:
-            network = build_network(
-                self.data.input_shape, self.data.num_tasks, self.data.num_classes, routed, blocks, seed=network_seed
-            )
-        if network.num_routed == 0:
-            raise ValueError("the network has no routed layer: there is nothing to route")
-        self.network = network.eval().requires_grad_(False)
+        problem = frozen_routing_problem(suite, split, routed, blocks, data_dir, data_seed, network_seed, data, network)
+        self.data, self.network, self._split = problem.data, problem.network, problem.split
         self.reward_kind = reward
         self.observe_hidden = observe_hidden
         self.render_mode = render_mode
-        self._split = getattr(self.data, split)
         self._task_rows = [self._split.task_rows(t) for t in range(self.data.num_tasks)]
         empty = [t for t, rows in enumerate(self._task_rows) if rows.numel() == 0]
         if empty:
             raise ValueError(f"tasks {empty} have no samples in the {split} split")
         self.possible_agents = [agent_name(t) for t in range(self.data.num_tasks)]
         self.agents: list[AgentID] = []
-        self.num_blocks = max(network.blocks_per_layer)
-        self.hidden_dim = max(network.routed_input_dims)
+        self.num_blocks = problem.num_blocks
+        self.hidden_dim = problem.hidden_dim
         self._observation_spaces = {a: self._make_observation_space() for a in self.possible_agents}
         self._action_spaces = {a: spaces.Discrete(self.num_blocks) for a in self.possible_agents}
         self._tasks = torch.arange(self.data.num_tasks)

@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from routing_rl.data import MultiTaskData, load_suite
+from routing_rl.data import MultiTaskData
 from routing_rl.envs.batched import hidden_summary
+from routing_rl.envs.frozen import frozen_routing_problem
 from routing_rl.envs.rewards import final_reward
-from routing_rl.network import RoutingDecision, RoutingNetwork, build_network
+from routing_rl.network import RoutingDecision, RoutingNetwork
 
 ObsType = dict[str, Any]
 
@@ -50,28 +51,20 @@ class TaskRoutingEnv(gym.Env[ObsType, np.int64]):
         network: RoutingNetwork | None = None,
         render_mode: str | None = None,
     ) -> None:
-        self.data = data if data is not None else load_suite(suite, data_dir=data_dir, seed=data_seed)
+        problem = frozen_routing_problem(suite, split, routed, blocks, data_dir, data_seed, network_seed, data, network)
+        self.data, self.network, self._split = problem.data, problem.network, problem.split
+        network = self.network
         if not 0 <= task < self.data.num_tasks:
             raise ValueError(f"task must be in [0, {self.data.num_tasks}), got {task}")
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"split must be one of train, val, test; got {split!r}")
-        if network is None:
-            network = build_network(
-                self.data.input_shape, self.data.num_tasks, self.data.num_classes, routed, blocks, seed=network_seed
-            )
-        if network.num_routed == 0:
-            raise ValueError("the network has no routed layer: there is nothing to route")
-        self.network = network.eval().requires_grad_(False)
         self.task = task
         self.reward_kind = reward
         self.observe_hidden = observe_hidden
         self.render_mode = render_mode
-        self._split = getattr(self.data, split)
         self._rows = self._split.task_rows(task)
         if self._rows.numel() == 0:
             raise ValueError(f"task {task} has no samples in the {split} split")
-        self.num_blocks = max(network.blocks_per_layer)
-        self.hidden_dim = max(network.routed_input_dims)
+        self.num_blocks = problem.num_blocks
+        self.hidden_dim = problem.hidden_dim
         self.action_space = spaces.Discrete(self.num_blocks)
         obs_spaces: dict[str, spaces.Space[Any]] = {
             "task": spaces.Discrete(self.data.num_tasks),
