@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), for comparing stored configs."""
+    return json.loads(json.dumps(value))
 
 
 @dataclass
-class RunConfig:
-    """Options of ``routing-rl run`` (see ``routing-rl run --help`` for their meaning)."""
+class BaseRunConfig:
+    """Options every kind of run has (routing network or multi-task model); see ``routing-rl run --help``."""
 
     agent: str = "fixed-random"
     env: str = "synthetic-groups"
     epochs: int = 5
     batch_size: int = 128
     lr: float = 1e-3
-    router_lr: float | None = None
-    separate_optimizers: bool = False
-    optimizer: str = "adam"
-    warmup_epochs: int = 0
     seed: int = 0
-    routed: str = "fc"
-    blocks: int | None = None
-    hidden: int = 64
-    filters: int = 32
-    reward: str = "correct"
-    collab_reward: float = 0.0
-    collab_window: int = 256
-    observe_hidden: bool = False
     val_fraction: float = 0.1
     eval_batch_size: int = 1024
     device: str = "auto"
@@ -38,18 +32,41 @@ class RunConfig:
     env_options: dict[str, Any] = field(default_factory=dict)
     max_batches_per_epoch: int | None = None
 
+    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("epochs", "device", "logdir", "data_dir", "eval_batch_size")
+    """Options that may differ between an interrupted run and its resumption."""
+
+    def run_name(self) -> str:
+        """The default run directory's name under ``runs/``."""
+        return f"{self.env}-{self.agent}-seed{self.seed}"
+
     def run_dir(self) -> Path:
-        if self.logdir:
-            return Path(self.logdir)
-        return Path("runs") / f"{self.env}-{self.agent}-routed_{self.routed.replace(',', '_')}-seed{self.seed}"
+        return Path(self.logdir) if self.logdir else Path("runs") / self.run_name()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    # Options that may differ between an interrupted run and its resumption.
-    RESUMABLE_CHANGES = ("epochs", "device", "logdir", "data_dir", "eval_batch_size")
-
     def differences(self, other: dict[str, Any]) -> list[str]:
         """Names of options that differ from a stored config (ignoring those a resume may change)."""
-        mine = self.to_dict()
-        return [k for k, v in mine.items() if k not in self.RESUMABLE_CHANGES and other.get(k, v) != v]
+        mine, theirs = _jsonable(self.to_dict()), _jsonable(other)
+        return [k for k, v in mine.items() if k not in self.RESUMABLE_CHANGES and theirs.get(k, v) != v]
+
+
+@dataclass
+class RunConfig(BaseRunConfig):
+    """A routing-network run: the routed network, the router and how they are trained."""
+
+    router_lr: float | None = None
+    separate_optimizers: bool = False
+    optimizer: str = "adam"
+    warmup_epochs: int = 0
+    routed: str = "fc"
+    blocks: int | None = None
+    hidden: int = 64
+    filters: int = 32
+    reward: str = "correct"
+    collab_reward: float = 0.0
+    collab_window: int = 256
+    observe_hidden: bool = False
+
+    def run_name(self) -> str:
+        return f"{self.env}-{self.agent}-routed_{self.routed.replace(',', '_')}-seed{self.seed}"

@@ -20,11 +20,10 @@ its own small loop with the same run discipline:
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,7 @@ from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit
 from routing_rl.metrics import MapAccumulator
 from routing_rl.models import MultiTaskModel
 from routing_rl.models.losses import multitask_loss, per_task_loss
+from routing_rl.training.config import BaseRunConfig
 from routing_rl.training.run_dir import RunDirectory
 from routing_rl.training.tb_logger import TensorBoardLogger, matrix_image
 from routing_rl.training.trainer import (
@@ -64,13 +64,8 @@ def resolve_model_name(agent: str) -> str:
     return MODEL_ALIASES.get(agent, agent)
 
 
-def _jsonable(value: Any) -> Any:
-    """``value`` as it reads back from JSON (tuples become lists), for comparing stored configs."""
-    return json.loads(json.dumps(value))
-
-
 @dataclass
-class MultiLabelRunConfig:
+class MultiLabelRunConfig(BaseRunConfig):
     """Options of ``routing-rl run`` for a multi-label env; stored in results.json, checked on resume.
 
     ``agent`` is the name given on the command line (``shared-bottom`` stays ``shared-bottom``);
@@ -80,38 +75,11 @@ class MultiLabelRunConfig:
 
     agent: str = "snr-trans"
     env: str = "multilabel-synthetic"
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
-    val_fraction: float = 0.1
     map_k: int = 10
-    eval_batch_size: int = 1024
-    device: str = "auto"
-    logdir: str | None = None
-    data_dir: str | None = None
-    agent_options: dict[str, Any] = field(default_factory=dict)
-    env_options: dict[str, Any] = field(default_factory=dict)
-    max_batches_per_epoch: int | None = None
-
-    RESUMABLE_CHANGES = ("epochs", "device", "logdir", "data_dir", "eval_batch_size")
-    """Options that may differ between an interrupted run and its resumption."""
 
     @property
     def model(self) -> str:
         return resolve_model_name(self.agent)
-
-    def run_dir(self) -> Path:
-        return Path(self.logdir) if self.logdir else Path("runs") / f"{self.env}-{self.agent}-seed{self.seed}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def differences(self, other: dict[str, Any]) -> list[str]:
-        """Names of options that differ from a stored config (ignoring those a resume may change)."""
-        mine = _jsonable(self.to_dict())
-        theirs = _jsonable(other)
-        return [k for k, v in mine.items() if k not in self.RESUMABLE_CHANGES and theirs.get(k, v) != v]
 
 
 @dataclass
