@@ -19,25 +19,22 @@ Pruning can only remove a whole sub-network, and only when all its outgoing ``z_
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from routing_rl.models.base import MultiTaskModel
 from routing_rl.models.layers import ParallelDense, TaskTowers
-from routing_rl.models.snr_graph import check_layer_sizes, task_reachability
+from routing_rl.models.snr_base import SNRModel
 from routing_rl.network.hard_concrete import (
     DEFAULT_BETA,
     DEFAULT_GAMMA,
     DEFAULT_LOG_ALPHA_INIT,
     DEFAULT_ZETA,
-    HardConcreteGate,
 )
 
 
-class SNRAver(MultiTaskModel):
+class SNRAver(SNRModel):
     """Sub-Network Routing with gated (unnormalised) averages of lower sub-network outputs.
 
     Arguments as :class:`~routing_rl.models.snr_trans.SNRTrans`: ``num_subnetworks`` counts the
@@ -63,36 +60,20 @@ class SNRAver(MultiTaskModel):
         per_example_gates: bool = False,
         gate_generator: torch.Generator | None = None,
     ) -> None:
-        super().__init__(input_dim, labels_per_task, tower_hidden)
-        if l0_lambda < 0:
-            raise ValueError(f"l0_lambda must be >= 0, got {l0_lambda}")
-        counts, sizes = check_layer_sizes(num_subnetworks, hidden_sizes)
-        self.layer_counts = [*counts, self.num_tasks]
-        self.hidden_sizes = sizes
-        self.l0_lambda = float(l0_lambda)
-        self.per_example_gates = per_example_gates
-        self.bottom = ParallelDense(counts[0], self.input_dim, sizes[0])
+        super().__init__(
+            input_dim, labels_per_task, num_subnetworks, hidden_sizes, tower_hidden, l0_lambda,
+            beta, gamma, zeta, log_alpha_init, per_example_gates, gate_generator,
+        )
+        counts, sizes = self.layer_counts[:-1], self.hidden_sizes
         self.uppers = nn.ModuleList(
             ParallelDense(self.layer_counts[layer + 1], sizes[layer], sizes[layer + 1]) for layer in range(len(counts))
-        )
-        self.gates = nn.ModuleList(
-            HardConcreteGate(
-                (self.layer_counts[layer + 1], self.layer_counts[layer]),
-                beta,
-                gamma,
-                zeta,
-                log_alpha_init,
-                generator=gate_generator,
-            )
-            for layer in range(len(counts))
         )
         self.towers = TaskTowers(sizes[-1], self.labels_per_task, tower_hidden)
 
     def forward(self, x: Tensor) -> Tensor:
         u = self.bottom(x)
         for upper, gate in zip(self.uppers, self.gates):
-            z = gate(batch_size=x.shape[0] if self.per_example_gates else None)
-            u = upper(self.route(u, z))
+            u = upper(self.route(u, self.sample_gates(gate, x.shape[0])))
         return self.towers(u)
 
     @staticmethod
@@ -102,28 +83,8 @@ class SNRAver(MultiTaskModel):
             return torch.einsum("bjd,ij->bid", u, z)
         return torch.einsum("bjd,bij->bid", u, z)
 
-    def gate_modules(self) -> list[HardConcreteGate]:
-        """The routing layers' gates, bottom layer first (a typed view of ``self.gates``)."""
-        return [cast(HardConcreteGate, g) for g in self.gates]
-
-    def regularization(self) -> Tensor:
-        """``lambda * sum_l E||z_l||_0`` (SNR paper, "Applying L0 Regularization on Latent Variables")."""
-        return self.l0_lambda * self.expected_l0()
-
-    def expected_l0(self) -> Tensor:
-        """Expected number of open connections over all routing layers."""
-        return torch.stack([g.expected_l0() for g in self.gate_modules()]).sum()
-
-    def serving_gates(self) -> list[Tensor]:
-        """``z_hat`` of each routing layer, ``[n_{layer+1}, n_l]``, detached."""
-        return [g.serving_gates().detach() for g in self.gate_modules()]
-
     def serving_model(self) -> MultiTaskModel:
         """Pruned copy: sub-networks whose outgoing ``z_hat`` are all 0 removed, gates fixed to ``z_hat``."""
         from routing_rl.models.snr_aver_serving import SNRAverServing
 
         return SNRAverServing(self).to(self.bottom.weight.device).eval()
-
-    def utilization(self, x: Tensor | None = None) -> np.ndarray:
-        """``[T, sum_l n_l]``: 1 where a task reaches a sub-network through non-zero serving gates."""
-        return task_reachability([g.serving_mask() for g in self.gate_modules()])

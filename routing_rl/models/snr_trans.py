@@ -21,26 +21,23 @@ serving size more easily than SNR-Aver.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from routing_rl.models.base import MultiTaskModel
-from routing_rl.models.layers import ParallelDense, TaskTowers, uniform_fan_in_
-from routing_rl.models.snr_graph import check_layer_sizes, task_reachability
+from routing_rl.models.layers import TaskTowers, uniform_fan_in_
+from routing_rl.models.snr_base import SNRModel
 from routing_rl.network.hard_concrete import (
     DEFAULT_BETA,
     DEFAULT_GAMMA,
     DEFAULT_LOG_ALPHA_INIT,
     DEFAULT_ZETA,
-    HardConcreteGate,
 )
 
 
-class SNRTrans(MultiTaskModel):
+class SNRTrans(SNRModel):
     """Sub-Network Routing with transformation matrices and L0-regularised hard concrete gates.
 
     ``num_subnetworks``: sub-network counts of the layers below the task layer (bottom first).
@@ -69,18 +66,13 @@ class SNRTrans(MultiTaskModel):
         per_example_gates: bool = False,
         gate_generator: torch.Generator | None = None,
     ) -> None:
-        super().__init__(input_dim, labels_per_task, tower_hidden)
-        if l0_lambda < 0:
-            raise ValueError(f"l0_lambda must be >= 0, got {l0_lambda}")
-        counts, sizes = check_layer_sizes(num_subnetworks, hidden_sizes)
-        self.layer_counts = [*counts, self.num_tasks]
-        self.hidden_sizes = sizes
-        self.l0_lambda = float(l0_lambda)
-        self.per_example_gates = per_example_gates
-        self.bottom = ParallelDense(counts[0], self.input_dim, sizes[0])
+        super().__init__(
+            input_dim, labels_per_task, num_subnetworks, hidden_sizes, tower_hidden, l0_lambda,
+            beta, gamma, zeta, log_alpha_init, per_example_gates, gate_generator,
+        )
+        counts, sizes = self.layer_counts[:-1], self.hidden_sizes
         self.transforms = nn.ParameterList()
         self.biases = nn.ParameterList()
-        self.gates = nn.ModuleList()
         for layer in range(len(counts)):
             n_low, n_up, h_low, h_up = (
                 self.layer_counts[layer],
@@ -91,16 +83,12 @@ class SNRTrans(MultiTaskModel):
             fan_in = n_low * h_low
             self.transforms.append(nn.Parameter(uniform_fan_in_(torch.empty(n_up, n_low, h_low, h_up), fan_in)))
             self.biases.append(nn.Parameter(uniform_fan_in_(torch.empty(n_up, h_up), fan_in)))
-            self.gates.append(
-                HardConcreteGate((n_up, n_low), beta, gamma, zeta, log_alpha_init, generator=gate_generator)
-            )
         self.towers = TaskTowers(sizes[-1], self.labels_per_task, tower_hidden)
 
     def forward(self, x: Tensor) -> Tensor:
         u = self.bottom(x)
         for W, b, gate in zip(self.transforms, self.biases, self.gates):
-            z = gate(batch_size=x.shape[0] if self.per_example_gates else None)
-            u = F.relu(self.route(u, W, z) + b)
+            u = F.relu(self.route(u, W, self.sample_gates(gate, x.shape[0])) + b)
         return self.towers(u)
 
     @staticmethod
@@ -112,28 +100,8 @@ class SNRTrans(MultiTaskModel):
         per_pair = torch.einsum("bjd,ijdh->bijh", u, W)
         return (per_pair * z.unsqueeze(-1)).sum(dim=2)
 
-    def gate_modules(self) -> list[HardConcreteGate]:
-        """The routing layers' gates, bottom layer first (a typed view of ``self.gates``)."""
-        return [cast(HardConcreteGate, g) for g in self.gates]
-
-    def regularization(self) -> Tensor:
-        """``lambda * sum_l E||z_l||_0`` (SNR paper, "Applying L0 Regularization on Latent Variables")."""
-        return self.l0_lambda * self.expected_l0()
-
-    def expected_l0(self) -> Tensor:
-        """Expected number of open connections over all routing layers."""
-        return torch.stack([g.expected_l0() for g in self.gate_modules()]).sum()
-
-    def serving_gates(self) -> list[Tensor]:
-        """``z_hat`` of each routing layer, ``[n_{layer+1}, n_l]``, detached."""
-        return [g.serving_gates().detach() for g in self.gate_modules()]
-
     def serving_model(self) -> MultiTaskModel:
         """Pruned copy: ``W_ij`` with ``z_hat_ij == 0`` removed, the other ``z_hat_ij`` folded into ``W_ij``."""
         from routing_rl.models.snr_trans_serving import SNRTransServing
 
         return SNRTransServing(self).to(self.bottom.weight.device).eval()
-
-    def utilization(self, x: Tensor | None = None) -> np.ndarray:
-        """``[T, sum_l n_l]``: 1 where a task reaches a sub-network through non-zero serving gates."""
-        return task_reachability([g.serving_mask() for g in self.gate_modules()])

@@ -1,0 +1,85 @@
+"""What SNR-Trans and SNR-Aver share: the bottom sub-networks, the hard-concrete coding variables
+between layers, the L0 penalty, serving gates and per-task utilisation.
+
+The two models differ only in what a connection carries (``z_ij W_ij u_j`` or ``z_ij u_j``) and in
+how they are pruned, so each subclass builds its connection layers and the task towers and
+implements ``forward`` and ``serving_model``. This class is not registered (it has no ``name``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from routing_rl.models.base import MultiTaskModel
+from routing_rl.models.layers import ParallelDense
+from routing_rl.models.snr_graph import check_layer_sizes, task_reachability
+from routing_rl.network.hard_concrete import HardConcreteGate
+
+
+class SNRModel(MultiTaskModel):
+    """The layered sub-network graph with one :class:`HardConcreteGate` matrix per routing layer."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        labels_per_task: Sequence[int],
+        num_subnetworks: int | Sequence[int],
+        hidden_sizes: int | Sequence[int],
+        tower_hidden: int,
+        l0_lambda: float,
+        beta: float,
+        gamma: float,
+        zeta: float,
+        log_alpha_init: float,
+        per_example_gates: bool,
+        gate_generator: torch.Generator | None,
+    ) -> None:
+        super().__init__(input_dim, labels_per_task, tower_hidden)
+        if l0_lambda < 0:
+            raise ValueError(f"l0_lambda must be >= 0, got {l0_lambda}")
+        counts, sizes = check_layer_sizes(num_subnetworks, hidden_sizes)
+        self.layer_counts = [*counts, self.num_tasks]
+        self.hidden_sizes = sizes
+        self.l0_lambda = float(l0_lambda)
+        self.per_example_gates = per_example_gates
+        self.bottom = ParallelDense(counts[0], self.input_dim, sizes[0])
+        self.gates = nn.ModuleList(
+            HardConcreteGate(
+                (self.layer_counts[layer + 1], self.layer_counts[layer]),
+                beta, gamma, zeta, log_alpha_init, generator=gate_generator,
+            )
+            for layer in range(len(counts))
+        )
+
+    @property
+    def num_routing_layers(self) -> int:
+        return len(self.gates)
+
+    def sample_gates(self, gate: nn.Module, batch_size: int) -> Tensor:
+        """Coding variables of one layer: one sample per mini-batch, or per example if configured."""
+        return gate(batch_size=batch_size if self.per_example_gates else None)
+
+    def gate_modules(self) -> list[HardConcreteGate]:
+        """The routing layers' gates, bottom layer first (a typed view of ``self.gates``)."""
+        return [cast(HardConcreteGate, g) for g in self.gates]
+
+    def regularization(self) -> Tensor:
+        """``lambda * sum_l E||z_l||_0`` (SNR paper, "Applying L0 Regularization on Latent Variables")."""
+        return self.l0_lambda * self.expected_l0()
+
+    def expected_l0(self) -> Tensor:
+        """Expected number of open connections over all routing layers."""
+        return torch.stack([g.expected_l0() for g in self.gate_modules()]).sum()
+
+    def serving_gates(self) -> list[Tensor]:
+        """``z_hat`` of each routing layer, ``[n_{layer+1}, n_l]``, detached."""
+        return [g.serving_gates().detach() for g in self.gate_modules()]
+
+    def utilization(self, x: Tensor | None = None) -> np.ndarray:
+        """``[T, sum_l n_l]``: 1 where a task reaches a sub-network through non-zero serving gates."""
+        return task_reachability([g.serving_mask() for g in self.gate_modules()])
