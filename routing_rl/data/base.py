@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
@@ -53,12 +54,17 @@ class Split:
         """Return ``(x, y, task)`` for the given sample rows; x is float32 and standardised."""
         x = self.inputs[self.index[rows]]
         if x.dtype == torch.uint8:
-            x = x.to(torch.float32).div_(255.0)
-            shape = (1, -1) + (1,) * (x.dim() - 2)
-            mean = torch.tensor(self.mean, dtype=torch.float32).view(shape)
-            std = torch.tensor(self.std, dtype=torch.float32).view(shape)
-            x = (x - mean) / std
+            mean, std = self._standardisation
+            x = (x.to(torch.float32).div_(255.0) - mean) / std
         return x, self.targets[rows], self.tasks[rows]
+
+    @cached_property
+    def _standardisation(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std shaped to broadcast over a batch (built once, not per batch)."""
+        shape = (1, -1) + (1,) * (self.inputs.dim() - 2)
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(shape)
+        std = torch.tensor(self.std, dtype=torch.float32).view(shape)
+        return mean, std
 
     def task_rows(self, task: int) -> torch.Tensor:
         """Rows of this split that belong to ``task``."""
