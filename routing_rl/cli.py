@@ -304,8 +304,7 @@ def _run_routing(opts: dict[str, Any]) -> None:
     from routing_rl.data import DataError, TaskSuite, load_suite
     from routing_rl.network import SpecError
     from routing_rl.registry import UnknownNameError
-    from routing_rl.training import RunConfig, RunExistsError, Trainer, TrainingDiverged
-    from routing_rl.training.tb_logger import TensorBoardLogger
+    from routing_rl.training import RunConfig, RunExistsError, Trainer
 
     console = Console(stderr=False)
     opts["agent"] = opts["agent"] or "fixed-random"
@@ -337,13 +336,7 @@ def _run_routing(opts: dict[str, Any]) -> None:
         f"routed layers {trainer.network.routed_layer_names or 'none'} x {max(trainer.network.blocks_per_layer, default=0)} blocks, "
         f"device {trainer.device}, run dir {trainer.run_dir}"
     )
-    if trainer.start_epoch > config.epochs:
-        console.print(f"run already complete ({config.epochs} epochs); nothing to do")
-    else:
-        if trainer.start_epoch > 1:
-            console.print(f"resuming at epoch {trainer.start_epoch}")
-        _fit_with_progress(trainer, console, quiet, TensorBoardLogger, TrainingDiverged, _routing_epoch_line)
-    print_results(trainer.results, console)
+    _train_and_report(trainer, console, quiet, _routing_epoch_line)
 
 
 def _run_multilabel(opts: dict[str, Any]) -> None:
@@ -353,13 +346,12 @@ def _run_multilabel(opts: dict[str, Any]) -> None:
     from routing_rl.data.multilabel import MultiLabelSuite
     from routing_rl.models import MultiTaskModel
     from routing_rl.registry import UnknownNameError
-    from routing_rl.training import RunExistsError, TrainingDiverged
+    from routing_rl.training import RunExistsError
     from routing_rl.training.multilabel_trainer import (
         MultiLabelRunConfig,
         MultiLabelTrainer,
         resolve_model_name,
     )
-    from routing_rl.training.tb_logger import TensorBoardLogger
 
     console = Console(stderr=False)
     agent, env = opts["agent"] or "snr-trans", opts["env"]
@@ -392,13 +384,7 @@ def _run_multilabel(opts: dict[str, Any]) -> None:
         f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test examples, "
         f"{counts['train']} trainable parameters, device {trainer.device}, run dir {trainer.run_dir}"
     )
-    if trainer.start_epoch > config.epochs:
-        console.print(f"run already complete ({config.epochs} epochs); nothing to do")
-    else:
-        if trainer.start_epoch > 1:
-            console.print(f"resuming at epoch {trainer.start_epoch}")
-        _fit_with_progress(trainer, console, opts["quiet"], TensorBoardLogger, TrainingDiverged, _multilabel_epoch_line)
-    print_results(trainer.results, console)
+    _train_and_report(trainer, console, opts["quiet"], _multilabel_epoch_line)
 
 
 def _routing_epoch_line(record: dict[str, Any]) -> str:
@@ -418,12 +404,24 @@ def _multilabel_epoch_line(record: dict[str, Any]) -> str:
     )
 
 
-def _fit_with_progress(
-    trainer: Any, console: Console, quiet: bool, logger_cls: Any, diverged: type[Exception],
-    epoch_line: Callable[[dict[str, Any]], str] = _routing_epoch_line,
+def _train_and_report(
+    trainer: Any, console: Console, quiet: bool, epoch_line: Callable[[dict[str, Any]], str]
 ) -> None:
+    """Train the remaining epochs (none if the run is complete), then print the results table."""
+    epochs = trainer.config.epochs
+    if trainer.start_epoch > epochs:
+        console.print(f"run already complete ({epochs} epochs); nothing to do")
+    else:
+        if trainer.start_epoch > 1:
+            console.print(f"resuming at epoch {trainer.start_epoch}")
+        _fit_with_progress(trainer, console, quiet, epoch_line)
+    print_results(trainer.results, console)
+
+
+def _fit_with_progress(trainer: Any, console: Console, quiet: bool, epoch_line: Callable[[dict[str, Any]], str]) -> None:
     """Run ``trainer.fit`` with a progress bar and one ``epoch_line`` per epoch; exit 3 if the loss diverges."""
-    from routing_rl.training import Callbacks
+    from routing_rl.training import Callbacks, TrainingDiverged
+    from routing_rl.training.tb_logger import TensorBoardLogger
 
     n_train = len(trainer.data.train)
     if trainer.config.max_batches_per_epoch:
@@ -445,11 +443,11 @@ def _fit_with_progress(
         console.print(epoch_line(record))
 
     trainer.callbacks = Callbacks(start, batch, end)
-    logger = logger_cls(trainer.run_dir / "tensorboard", purge_step=trainer.start_epoch)
+    logger = TensorBoardLogger(trainer.run_dir / "tensorboard", purge_step=trainer.start_epoch)
     try:
         with progress:
             trainer.fit(logger)
-    except diverged as exc:
+    except TrainingDiverged as exc:
         console.print(f"[red]Error:[/] {exc}")
         sys.exit(EXIT_DIVERGED)
     finally:

@@ -71,3 +71,30 @@ def test_analysis_commands_are_attached(runner):
     result = runner.invoke(main, ["--help"])
     for command in ("run", "list", "show", "analyze", "compare"):
         assert command in result.output
+
+
+def test_nan_loss_stops_the_run_with_exit_code_3(runner, tmp_path):
+    import torch
+
+    from routing_rl.agents import Router
+    from routing_rl.network import RoutingDecision
+
+    class CliNaNRouter(Router):
+        name = "test-cli-nan-router"
+
+        def __init__(self, num_tasks, num_layers, num_blocks, *, seed: int = 0):
+            super().__init__(num_tasks, num_layers, num_blocks, seed=seed)
+            self.bad = torch.nn.Parameter(torch.tensor(float("nan")))
+
+        def act(self, obs, explore=True):
+            return RoutingDecision(torch.zeros_like(obs.task_ids))
+
+        def policy(self, depth):
+            return torch.full((self.num_tasks, self.num_blocks), 1.0 / self.num_blocks)
+
+        def loss(self, episodes):
+            return self.bad * episodes.final_reward.mean()
+
+    result = runner.invoke(main, ["run", "--agent", "test-cli-nan-router", "--logdir", str(tmp_path), "--quiet", *SMALL_ENV])
+    assert result.exit_code == 3
+    assert "loss became nan at epoch 1, batch 1" in result.output and "Traceback" not in result.output

@@ -35,6 +35,15 @@ class BaseRunConfig:
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("epochs", "device", "logdir", "data_dir", "eval_batch_size")
     """Options that may differ between an interrupted run and its resumption."""
 
+    def check(self) -> None:
+        """Raise ``ValueError`` for option values no run can use (subclasses add their own)."""
+        if self.epochs < 1:
+            raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+
     def run_name(self) -> str:
         """The default run directory's name under ``runs/``."""
         return f"{self.env}-{self.agent}-seed{self.seed}"
@@ -67,6 +76,13 @@ class RunConfig(BaseRunConfig):
     collab_reward: float = 0.0
     collab_window: int = 256
     observe_hidden: bool = False
+
+    def check(self) -> None:
+        super().check()
+        if self.router_lr is not None and self.router_lr <= 0:
+            raise ValueError(f"--router-lr must be positive, got {self.router_lr}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"--warmup-epochs must be >= 0, got {self.warmup_epochs}")
 
     def run_name(self) -> str:
         return f"{self.env}-{self.agent}-routed_{self.routed.replace(',', '_')}-seed{self.seed}"

@@ -81,6 +81,11 @@ class MultiLabelRunConfig(BaseRunConfig):
     def model(self) -> str:
         return resolve_model_name(self.agent)
 
+    def check(self) -> None:
+        super().check()
+        if self.map_k < 1:
+            raise ValueError(f"--map-k must be at least 1, got {self.map_k}")
+
 
 @dataclass
 class SplitMetrics:
@@ -173,10 +178,7 @@ class MultiLabelTrainer:
 
     def __post_init__(self) -> None:
         cfg = self.config
-        if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.map_k < 1:
-            raise ValueError(f"epochs, batch size and K must be at least 1, got {cfg.epochs}, {cfg.batch_size}, {cfg.map_k}")
-        if cfg.lr <= 0:
-            raise ValueError(f"learning rate must be positive, got {cfg.lr}")
+        cfg.check()
         self.device = resolve_device(cfg.device)
         self.run_dir = cfg.run_dir()
         self.run_directory = RunDirectory(self.run_dir)

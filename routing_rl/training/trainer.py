@@ -94,16 +94,9 @@ class Trainer:
 
     def __post_init__(self) -> None:
         cfg = self.config
-        if cfg.epochs < 1:
-            raise ValueError(f"--epochs must be at least 1, got {cfg.epochs}")
-        if cfg.batch_size < 1:
-            raise ValueError(f"--batch-size must be at least 1, got {cfg.batch_size}")
-        if cfg.lr <= 0 or (cfg.router_lr is not None and cfg.router_lr <= 0):
-            raise ValueError("learning rates must be positive")
+        cfg.check()
         if cfg.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {cfg.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
-        if cfg.warmup_epochs < 0:
-            raise ValueError(f"--warmup-epochs must be >= 0, got {cfg.warmup_epochs}")
         self.device = resolve_device(cfg.device)
         self.run_dir = cfg.run_dir()
         self.run_directory = RunDirectory(self.run_dir)
