@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from routing_rl.cli import main
-from routing_rl.data.multilabel import get_suite
+from routing_rl.data import Suite
 from routing_rl.metrics import map_at_k
 from routing_rl.models import train_parameter_count
 
@@ -36,7 +36,7 @@ def runner():
 @pytest.fixture(scope="module")
 def random_map() -> float:
     """MAP@10 of random scores on the small env's test split: the chance level to beat."""
-    data = get_suite("multilabel-synthetic")(num_train=1500, num_test=300, input_dim=16).load(None, 0, 0.1)
+    data = Suite.registry.get("multilabel-synthetic")(num_train=1500, num_test=300, input_dim=16).load(None, 0, 0.1)
     y = data.test.y
     scores = [map_at_k(torch.randn(y.shape, generator=torch.Generator().manual_seed(s)), y, 10, data.label_mask).macro for s in range(5)]
     return max(scores)
@@ -140,7 +140,7 @@ def test_regression_env_reports_mse(runner, tmp_path):
     assert "test MSE" in result.output
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["metric"] == "mse" and len(results["final"]["test_per_task"]) == 2
-    data = get_suite("mmoe-synthetic")(num_train=800, num_test=200, input_dim=20).load(None, 0, 0.1)
+    data = Suite.registry.get("mmoe-synthetic")(num_train=800, num_test=200, input_dim=20).load(None, 0, 0.1)
     predict_the_mean = data.test.y.var(dim=0).mean().item()  # MSE of a constant prediction
     assert results["final"]["test_macro"] < predict_the_mean
     assert results["serving"]["metrics_equal"]

@@ -13,7 +13,6 @@ Subclasses register themselves by their class attribute ``name``; ``--agent NAME
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -22,28 +21,23 @@ from torch import nn
 
 from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
 from routing_rl.network.routed_layer import RoutingDecision
-from routing_rl.registry import Registry
+from routing_rl.registry import AGENTS, Registered, Registry
 
 
 class RouterConfigError(ValueError):
     """A router cannot be built with these options (e.g. too few blocks for no-sharing)."""
 
 
-class Router(nn.Module, ABC):
+class Router(Registered, nn.Module, ABC):
     """Base class of all routers. Subclasses set ``name`` and fill in :meth:`act` and :meth:`policy`.
 
     Constructor arguments after ``num_blocks`` must be keyword-only with defaults and type
-    annotations: they become ``--agent-option KEY=VALUE`` options of ``routing-rl run``.
+    annotations: they become ``--agent-option KEY=VALUE`` options of ``routing-rl run`` (document
+    each in ``option_help``). Routers share the ``--agent`` registry with the multi-task models.
     """
 
-    registry: ClassVar[Registry["Router"]] = Registry("agent")
-    name: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.name:
-            Router.registry.add(cls.name, cls)
+    registry: ClassVar[Registry[Any]] = AGENTS
+    family: ClassVar[str] = "router"
 
     def __init__(self, num_tasks: int, num_layers: int, num_blocks: int, *, seed: int = 0) -> None:
         super().__init__()
@@ -83,20 +77,11 @@ class Router(nn.Module, ABC):
             return torch.zeros(self.num_tasks, 0, dtype=torch.long)
         return torch.stack([self.policy(d).argmax(dim=1) for d in range(self.num_layers)], dim=1)
 
-    @classmethod
-    def option_types(cls) -> dict[str, Any]:
-        """Keyword-only constructor options (name -> annotation), for the CLI's ``--agent-option``."""
-        params = inspect.signature(cls.__init__).parameters
-        hints = inspect.get_annotations(cls.__init__, eval_str=True)
-        return {
-            name: hints.get(name, str)
-            for name, p in params.items()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "seed"
-        }
-
 
 class FixedRouteRouter(Router):
     """A router whose route per task and layer is a fixed table: the routes themselves are the policy."""
+
+    family: ClassVar[str] = "router: fixed routes"
 
     def __init__(self, num_tasks: int, num_layers: int, num_blocks: int, *, seed: int = 0) -> None:
         super().__init__(num_tasks, num_layers, num_blocks, seed=seed)

@@ -63,6 +63,15 @@ class HardConcreteRouter(Router):
 
     name = "hard-concrete"
     description = "differentiable per-task hard-concrete gates over all blocks (SNR-style), L0-regularised"
+    family = "router: differentiable gates"
+    option_help = {
+        "l0_lambda": "weight of the expected-L0 penalty (each open gate costs this much loss)",
+        "beta": "hard concrete temperature",
+        "gamma": "lower end of the stretched interval (< 0)",
+        "zeta": "upper end of the stretched interval (> 1)",
+        "log_alpha_init": "initial gate logit (larger: gates start open)",
+        "per_example": "draw gate noise per example instead of once per mini-batch",
+    }
 
     def __init__(
         self,

@@ -56,6 +56,12 @@ class QLearningRouter(Router):
 
     name = "qlearning"
     description = "tabular Q-learning per task and layer, epsilon-greedy, TD loss"
+    family = "router: reinforcement learning"
+    option_help = {
+        "epsilon": "probability of a uniformly random block while training",
+        "discount": "discount of the next layer's value in the TD target",
+        "td_lambda": "0: one-step Q-learning target; 1: Monte-Carlo return; between: the lambda-return",
+    }
 
     def __init__(
         self,

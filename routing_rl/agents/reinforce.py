@@ -42,6 +42,12 @@ class ReinforceRouter(Router):
     baseline: torch.Tensor
     name = "reinforce"
     description = "REINFORCE with a moving-average baseline, softmax policy per task and layer"
+    family = "router: reinforcement learning"
+    option_help = {
+        "discount": "discount of later rewards in each step's return",
+        "baseline_momentum": "momentum of the moving-average baseline of the returns",
+        "entropy_coef": "weight of the entropy bonus of each policy",
+    }
 
     def __init__(
         self,

@@ -129,6 +129,14 @@ class WPLRouter(Router):
     values: torch.Tensor
     name = "wpl"
     description = "Weighted Policy Learner per task and layer on a probability table (projection=clip|public-code)"
+    family = "router: reinforcement learning"
+    option_help = {
+        "projection": "clip: clip-and-normalise (corrected); public-code: the shipped min-shift projection and log-pi target",
+        "parameterization": "table: probabilities as parameters; softmax: logits through a softmax",
+        "discount": "discount of later rewards in each step's return",
+        "per_sample_loss": "sum one WPL term per episode (true) or average them over the batch (false)",
+        "value_rate": "rate of the moving average Q of each block's returns",
+    }
 
     def __init__(
         self,

@@ -1,29 +1,46 @@
-"""Task suites: multi-task datasets as shared inputs plus per-task row tables.
+"""Task suites: multi-task data sets, each registered under its ``--env`` name.
 
-Importing this package registers the built-in suites (``fmnist-mtl``, ``cifar100-superclass``,
-``cifar100-alphabetical``, ``synthetic-groups``) in :attr:`TaskSuite.registry`, so
-:func:`load_suite` and the CLI can find them by name. A user-defined suite registers itself the
-same way, by subclassing :class:`TaskSuite` with a ``name``.
+Importing this package registers every built-in suite in the one :attr:`Suite.registry`:
+single-label suites (``fmnist-mtl``, ``cifar100-superclass``, ``cifar100-alphabetical``,
+``synthetic-groups``), multi-label suites (``multilabel-synthetic``, ``youtube8m``) and the
+regression suite ``mmoe-synthetic``. A user-defined suite registers itself the same way, by
+subclassing :class:`SingleLabelSuite` or :class:`MultiLabelSuite` with a ``name``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from routing_rl.data.base import DataError, MultiTaskData, Split, TaskSuite
+from routing_rl.data.base import DataError, SingleLabelData, SingleLabelSuite, Split, Suite
 from routing_rl.data.cifar100 import Cifar100Alphabetical, Cifar100Superclass
 from routing_rl.data.fashion_mnist import FashionMNISTMTL
+from routing_rl.data.mmoe_synthetic import MMoESynthetic
+from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit, MultiLabelSuite
+from routing_rl.data.multilabel_synthetic import MultiLabelSynthetic
 from routing_rl.data.synthetic import SyntheticGroups
+from routing_rl.data.youtube8m import YouTube8M
+
+MultiTaskDataset = SingleLabelData | MultiLabelData
+"""What any suite's :meth:`Suite.load` returns."""
 
 __all__ = [
     "Cifar100Alphabetical",
     "Cifar100Superclass",
     "DataError",
     "FashionMNISTMTL",
-    "MultiTaskData",
+    "MMoESynthetic",
+    "MultiLabelData",
+    "MultiLabelSplit",
+    "MultiLabelSuite",
+    "MultiLabelSynthetic",
+    "MultiTaskDataset",
+    "SingleLabelData",
+    "SingleLabelSuite",
     "Split",
+    "Suite",
     "SyntheticGroups",
-    "TaskSuite",
+    "YouTube8M",
     "load_suite",
     "suite_names",
 ]
@@ -31,7 +48,7 @@ __all__ = [
 
 def suite_names() -> list[str]:
     """Names of all registered suites, in registration order."""
-    return TaskSuite.registry.names()
+    return Suite.registry.names()
 
 
 def load_suite(
@@ -39,13 +56,12 @@ def load_suite(
     data_dir: str | Path | None = None,
     seed: int = 0,
     val_fraction: float = 0.1,
-    **kwargs: object,
-) -> MultiTaskData:
+    **kwargs: Any,
+) -> MultiTaskDataset:
     """Build the suite registered as ``name`` with ``kwargs`` and load it.
 
     Raises :class:`routing_rl.registry.UnknownNameError` (listing the valid names) for an unknown
     ``name`` and :class:`DataError` when its files are missing or corrupt.
     """
-    suite_cls = TaskSuite.registry.get(name)
-    suite = suite_cls(**kwargs)  # type: ignore[call-arg]
+    suite = Suite.registry.get(name)(**kwargs)
     return suite.load(None if data_dir is None else Path(data_dir), seed, val_fraction)

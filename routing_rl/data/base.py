@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 
-from routing_rl.registry import Registry
+from routing_rl.registry import Registered, Registry
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 """Maps a float batch ``[B, *input_shape]`` and a generator to an augmented batch of the same shape."""
@@ -81,7 +81,7 @@ class Split:
 
 
 @dataclass(frozen=True)
-class MultiTaskData:
+class SingleLabelData:
     """A multi-task classification problem: T tasks with ``num_classes`` labels each."""
 
     name: str
@@ -94,34 +94,49 @@ class MultiTaskData:
     augment: Augment | None = None
     info: dict[str, object] = field(default_factory=dict)
 
+    family: ClassVar[str] = "single-label"
+
     @property
     def num_tasks(self) -> int:
         return len(self.task_names)
 
 
-class TaskSuite(ABC):
-    """Builds a :class:`MultiTaskData` from files (or a generator); one subclass per ``--env`` name.
+TaskFamily = Literal["single-label", "multi-label", "regression"]
+"""How a suite's tasks are scored: one label per row (accuracy), labels of every task per example
+(MAP@K), or real-valued outputs of every task per example (MSE)."""
 
-    Subclasses set ``name`` (the CLI name, e.g. ``"fmnist-mtl"``), ``gym_id`` (the Gymnasium id of
-    its per-task routing env, e.g. ``"routing_rl/FashionMNIST-MTL-v0"``) and ``description``, and
-    implement :meth:`load`. Defining the subclass registers it.
+
+class Suite(Registered, ABC):
+    """Builds a multi-task data set from files (or a generator); one subclass per ``--env`` name.
+
+    Subclasses set ``name``, ``description`` and ``family``, and implement :meth:`load`; defining
+    the subclass registers it. Constructor keyword arguments with defaults become ``-e KEY=VALUE``
+    options (document them in ``option_help``).
     """
 
-    registry: ClassVar[Registry["TaskSuite"]] = Registry("env")
-    name: ClassVar[str] = ""
-    gym_id: ClassVar[str] = ""
-    description: ClassVar[str] = ""
+    registry: ClassVar[Registry["Suite"]] = Registry("env")
+    family: ClassVar[str] = ""
     needs_download: ClassVar[bool] = False
 
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.name:
-            TaskSuite.registry.add(cls.name, cls)
-
     @abstractmethod
-    def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> MultiTaskData:
+    def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> Any:
         """Read (or generate) the data and build the tasks; deterministic under ``seed``.
 
         ``val_fraction`` of each task's training samples is held out as the validation split.
         Raises :class:`DataError` with a message naming the missing or corrupt file and how to get it.
         """
+
+
+class SingleLabelSuite(Suite):
+    """A suite of single-label tasks: every sample is a row ``(input, label, task)`` of one task.
+
+    Subclasses also set ``gym_id`` (the Gymnasium id of its per-task routing env, e.g.
+    ``"routing_rl/FashionMNIST-MTL-v0"``) and return a :class:`SingleLabelData` from :meth:`load`.
+    """
+
+    family: ClassVar[str] = "single-label"
+    gym_id: ClassVar[str] = ""
+
+    @abstractmethod
+    def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> SingleLabelData:
+        """See :meth:`Suite.load`."""

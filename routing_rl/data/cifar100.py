@@ -34,7 +34,7 @@ import torch
 
 from routing_rl.data import download as dl
 from routing_rl.data.augment import make_image_augment
-from routing_rl.data.base import DataError, MultiTaskData, TaskSuite
+from routing_rl.data.base import DataError, SingleLabelData, SingleLabelSuite
 from routing_rl.data.splitting import TaskRows, train_val_test
 
 FOLDER = "cifar-100-python"
@@ -214,7 +214,7 @@ class TaskAssignment:
         return out
 
 
-class Cifar100Suite(TaskSuite):
+class Cifar100Suite(SingleLabelSuite):
     """Shared loading for the CIFAR-100 suites; subclasses only decide the task of each fine class.
 
     Constructor options: ``download`` (fetch the official tarball if nothing is found; default
@@ -229,6 +229,14 @@ class Cifar100Suite(TaskSuite):
     system_dirs: ClassVar[tuple[Path, ...]] = ()
     file_md5: ClassVar[Mapping[str, str]] = FILE_MD5
     tarball_md5: ClassVar[str] = TARBALL_MD5
+
+    option_help: ClassVar[dict[str, str]] = {
+        "download": "download the official tarball if it is missing (checked against its md5)",
+        "verify": "check the files' checksums",
+        "augment": "random crop, rotation and horizontal flip of training batches",
+        "max_degrees": "largest rotation of the augmentation, in degrees",
+        "url": "where to download the tarball from",
+    }
 
     def __init__(
         self,
@@ -318,7 +326,7 @@ class Cifar100Suite(TaskSuite):
             tasks.task_of_fine[fine].astype(np.int64),
         )
 
-    def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> MultiTaskData:
+    def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> SingleLabelData:
         """Read the files, assign tasks and hold out a stratified, seeded validation split."""
         arrays = self.read(self.find_folder(None if data_dir is None else Path(data_dir)))
         tasks = self.assign_tasks(arrays)
@@ -332,7 +340,7 @@ class Cifar100Suite(TaskSuite):
             MEAN,
             STD,
         )
-        return MultiTaskData(
+        return SingleLabelData(
             name=self.name,
             task_names=tasks.task_names,
             num_classes=CLASSES_PER_TASK,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from routing_rl.data import download as dl
-from routing_rl.data.base import DataError, MultiTaskData, TaskSuite
+from routing_rl.data.base import DataError, SingleLabelData, SingleLabelSuite
 from routing_rl.data.idx import parse_idx, read_payload
 from routing_rl.data.splitting import TaskRows, train_val_test
 
@@ -69,7 +69,7 @@ def one_vs_rest_rows(
     return TaskRows.concat(parts)
 
 
-class FashionMNISTMTL(TaskSuite):
+class FashionMNISTMTL(SingleLabelSuite):
     """Ten binary "class k vs rest" tasks over Fashion-MNIST (``--env fmnist-mtl``).
 
     Constructor options:
@@ -124,6 +124,13 @@ class FashionMNISTMTL(TaskSuite):
     )  # fmt: skip
     mean: ClassVar[tuple[float, ...]] = (0.2860,)
     std: ClassVar[tuple[float, ...]] = (0.3530,)
+
+    option_help: ClassVar[dict[str, str]] = {
+        "download": "download missing files from the official mirror (checked against its md5)",
+        "verify": "check the files' checksums",
+        "negative_fraction": "negatives per task as a fraction of the other classes' images",
+        "mirror": "base URL to download from instead of the official one",
+    }
 
     def __init__(
         self,
@@ -227,7 +234,7 @@ class FashionMNISTMTL(TaskSuite):
         """``"t-shirt/top-vs-rest"``, ``"trouser-vs-rest"``, ... in class order."""
         return [f"{c.lower().replace(' ', '-')}-vs-rest" for c in self.classes]
 
-    def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> MultiTaskData:
+    def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> SingleLabelData:
         """Read the four files and build the ten one-vs-rest tasks.
 
         Negatives of train and test and the validation hold-out use independent streams spawned
@@ -250,7 +257,7 @@ class FashionMNISTMTL(TaskSuite):
             self.mean,
             self.std,
         )
-        return MultiTaskData(
+        return SingleLabelData(
             name=self.name,
             task_names=self.task_names(),
             num_classes=2,

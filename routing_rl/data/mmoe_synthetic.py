@@ -35,6 +35,16 @@ class MMoESynthetic(MultiLabelSuite):
 
     name = "mmoe-synthetic"
     description = "MMoE paper's synthetic two-task regression with controlled correlation p"
+    family = "regression"
+
+    option_help = {
+        "correlation": "correlation p between the two tasks' linear parts",
+        "input_dim": "input features",
+        "scale": "scale c of the tasks' weight vectors",
+        "num_sines": "sine terms of each task's non-linear part",
+        "num_train": "training examples (before the validation hold-out)",
+        "num_test": "test examples",
+    }
 
     def __init__(
         self,

@@ -18,13 +18,12 @@ changing the meaning of ``Split``'s fields:
   tasks x hundreds of labels), while the positives take a few megabytes; batches are densified
   on the fly in :meth:`SparseMultiHot.take` (vectorised, no loop over examples).
 
-Suites register by ``name`` in :attr:`MultiLabelSuite.registry`, like ``TaskSuite``.
+Suites register by ``name`` in :attr:`MultiLabelSuite.registry`, like ``SingleLabelSuite``.
 """
 
 from __future__ import annotations
 
-import importlib
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +33,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from routing_rl.registry import Registry
+from routing_rl.data.base import Suite
 
 Problem = Literal["multilabel", "regression"]
+"""The two problems of every-task-per-example data: multi-hot targets, or real-valued outputs."""
 
 
 @dataclass(frozen=True)
@@ -257,6 +257,11 @@ class MultiLabelData:
             raise ValueError(f"{split_name} has positives in padded label columns")
 
     @property
+    def family(self) -> str:
+        """``multi-label`` (MAP@K) or ``regression`` (MSE): see :data:`~routing_rl.data.base.TaskFamily`."""
+        return "multi-label" if self.problem == "multilabel" else "regression"
+
+    @property
     def num_tasks(self) -> int:
         return len(self.task_names)
 
@@ -270,45 +275,18 @@ class MultiLabelData:
         return make_label_mask(self.labels_per_task)
 
 
-class MultiLabelSuite(ABC):
-    """Builds a :class:`MultiLabelData` from files or a generator; one subclass per suite name.
+class MultiLabelSuite(Suite):
+    """A suite whose examples carry targets of every task (:class:`MultiLabelData`).
 
-    Subclasses set ``name`` and ``description`` and implement :meth:`load`; defining the subclass
-    registers it in :attr:`registry`. Constructor keyword arguments configure a suite (sizes,
-    relatedness, file limits); ``load`` takes the same arguments as ``TaskSuite.load``.
+    ``family`` is ``multi-label`` or, for real-valued targets, ``regression``. Constructor keyword
+    arguments configure a suite (sizes, relatedness, file limits).
     """
 
-    registry: ClassVar[Registry[MultiLabelSuite]] = Registry("multi-label suite")
-    name: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-    needs_download: ClassVar[bool] = False
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.name:
-            MultiLabelSuite.registry.add(cls.name, cls)
+    family: ClassVar[str] = "multi-label"
 
     @abstractmethod
     def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> MultiLabelData:
-        """Read (or generate) the data; deterministic under ``seed``.
-
-        Raises :class:`~routing_rl.data.base.DataError` naming a missing or corrupt file and how
-        to get it.
-        """
-
-
-BUILTIN_SUITE_MODULES = (
-    "routing_rl.data.multilabel_synthetic",
-    "routing_rl.data.mmoe_synthetic",
-    "routing_rl.data.youtube8m",
-)
-
-
-def get_suite(name: str) -> type[MultiLabelSuite]:
-    """The suite class registered as ``name``, after importing the built-in suite modules."""
-    for module in BUILTIN_SUITE_MODULES:
-        importlib.import_module(module)
-    return MultiLabelSuite.registry.get(name)
+        """See :meth:`~routing_rl.data.base.Suite.load`."""
 
 
 def split_rows(n: int, fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -39,6 +39,21 @@ class MultiLabelSynthetic(MultiLabelSuite):
     name = "multilabel-synthetic"
     description = "synthetic multi-task multi-label data with grouped, controllably related tasks"
 
+    option_help = {
+        "num_tasks": "number of tasks",
+        "num_groups": "groups of related tasks",
+        "relatedness": "how much the tasks of a group share their latent factors (0..1)",
+        "labels_per_task": "labels of each task (default 10,8,6 repeated)",
+        "input_dim": "input features",
+        "latent_dim": "latent factors behind the labels",
+        "num_train": "training examples (before the validation hold-out)",
+        "num_test": "test examples",
+        "noise_std": "standard deviation of the input noise",
+        "max_prevalence": "largest fraction of examples positive for a label",
+        "min_prevalence": "smallest fraction of examples positive for a label",
+        "sparse_targets": "store targets as sparse positive lists (as youtube8m does)",
+    }
+
     def __init__(
         self,
         num_tasks: int = 6,

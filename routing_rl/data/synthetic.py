@@ -9,7 +9,7 @@ determined by the seed, so the suite also serves as a fast end-to-end test probl
 
 Group assignment is interleaved: task ``t`` is in group ``t % G``, so neighbouring task ids are in
 different groups and an order-based router cannot find the groups by accident. The list is
-exposed as ``MultiTaskData.info["groups"]``.
+exposed as ``SingleLabelData.info["groups"]``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from routing_rl.data.base import MultiTaskData, TaskSuite
+from routing_rl.data.base import SingleLabelData, SingleLabelSuite
 from routing_rl.data.splitting import TaskRows, train_val_test
 
 
@@ -69,7 +69,7 @@ class Teacher:
         return Teacher(self.w1, self.b1, self.w2, b2)
 
 
-class SyntheticGroups(TaskSuite):
+class SyntheticGroups(SingleLabelSuite):
     """``num_tasks`` classification tasks in ``num_groups`` groups of identical teachers.
 
     Inputs are standard Gaussian vectors of ``dim`` features (float32, not standardised further),
@@ -90,6 +90,18 @@ class SyntheticGroups(TaskSuite):
     gym_id: ClassVar[str] = "routing_rl/SyntheticGroups-v0"
     description: ClassVar[str] = "synthetic tasks in groups sharing a random teacher MLP (relatedness known)"
     needs_download: ClassVar[bool] = False
+
+    option_help: ClassVar[dict[str, str]] = {
+        "num_tasks": "number of tasks",
+        "num_groups": "groups of tasks; task t is in group t mod num_groups and shares its teacher",
+        "num_classes": "classes of every task",
+        "dim": "input features",
+        "hidden": "hidden units of each group's random teacher MLP",
+        "train_per_task": "training samples per task (before the validation hold-out)",
+        "test_per_task": "test samples per task",
+        "label_noise": "fraction of training labels replaced by a random class",
+        "problem_seed": "seed of the teachers (default: the run's --seed)",
+    }
 
     def __init__(
         self,
@@ -148,7 +160,7 @@ class SyntheticGroups(TaskSuite):
         tasks = np.repeat(np.arange(self.num_tasks, dtype=np.int64), per_task)
         return inputs, TaskRows(np.arange(inputs.shape[0], dtype=np.int64), targets, tasks)
 
-    def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> MultiTaskData:
+    def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> SingleLabelData:
         """Generate the data (``data_dir`` is ignored); identical for identical arguments."""
         teachers = self.teachers(seed)
         rng_train, rng_test, rng_val = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(3))
@@ -158,7 +170,7 @@ class SyntheticGroups(TaskSuite):
             torch.from_numpy(train_x), train_rows, torch.from_numpy(test_x), test_rows,
             val_fraction, rng_val, (0.0,), (1.0,),
         )  # fmt: skip
-        return MultiTaskData(
+        return SingleLabelData(
             name=self.name,
             task_names=[f"task{t}-group{g}" for t, g in enumerate(self.groups())],
             num_classes=self.num_classes,

@@ -143,6 +143,15 @@ class YouTube8M(MultiLabelSuite):
     description = "YouTube8M video-level features, top-16 verticals as multi-label tasks (SNR paper)"
     needs_download = True
 
+    option_help = {
+        "num_verticals": "tasks: the largest verticals of the vocabulary",
+        "features": "video-level features to concatenate as the input",
+        "val_share": "share of the official validate files used as our validation split (the rest is test)",
+        "max_train_records": "read at most this many training records",
+        "max_eval_records": "read at most this many validate records",
+        "verify_crc": "check the TFRecord CRC32C checksums",
+    }
+
     def __init__(
         self,
         num_verticals: int = 16,

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import nn
 
 from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
-from routing_rl.envs.rewards import StepReward, final_reward
+from routing_rl.envs.rewards import ClassificationObjective, EpisodeObjective, StepReward
 from routing_rl.network.model import RoutingNetwork
 from routing_rl.network.routed_layer import RoutingDecision
 
@@ -31,7 +30,9 @@ class BatchedRoutingEnv:
     """Runs routing episodes for a batch of samples on ``network``.
 
     ``observe_hidden`` adds the (summarised) hidden state to observations; ``reward`` is the final
-    reward kind; ``step_rewards`` are added to each step's reward.
+    reward kind of single-label episodes, and ``objective`` (default: cross-entropy with that
+    reward) computes each episode's loss and final reward; ``step_rewards`` are added to each
+    step's reward.
     """
 
     def __init__(
@@ -40,12 +41,12 @@ class BatchedRoutingEnv:
         reward: str = "correct",
         step_rewards: Sequence[StepReward] = (),
         observe_hidden: bool = False,
+        objective: EpisodeObjective | None = None,
     ) -> None:
         self.network = network
-        self.reward = reward
+        self.objective = objective if objective is not None else ClassificationObjective(reward)
         self.step_rewards = list(step_rewards)
         self.observe_hidden = observe_hidden
-        self.loss_fn = nn.CrossEntropyLoss(reduction="none")
         self._h: torch.Tensor | None = None
         self._tasks: torch.Tensor | None = None
         self._targets: torch.Tensor | None = None
@@ -87,16 +88,16 @@ class BatchedRoutingEnv:
         if self._depth < self.num_steps:
             return self._observation(), reward, False, {"step_reward": reward}
         logits = self._h
-        loss = self.loss_fn(logits, self._targets)
-        final = final_reward(self.reward, logits, self._targets, loss)
+        loss = self.objective.loss(logits, self._targets, self._tasks)
+        final = self.objective.reward(logits, self._targets, self._tasks, loss)
         return None, reward + final, True, {"logits": logits, "loss": loss, "step_reward": reward, "final_reward": final}
 
     def run(self, x: torch.Tensor, targets: torch.Tensor, tasks: torch.Tensor, policy: Policy) -> EpisodeBatch:
         """Play a whole batch of episodes with ``policy`` (usually ``router.act``) and return the trace."""
         if self.num_steps == 0:
             logits = self.network.begin(x, tasks)
-            loss = self.loss_fn(logits, targets)
-            final = final_reward(self.reward, logits, targets, loss)
+            loss = self.objective.loss(logits, targets, tasks)
+            final = self.objective.reward(logits, targets, tasks, loss)
             obs0 = RoutingObservation(tasks, 0)
             return EpisodeBatch([obs0], [], [], final, loss, logits, targets)
         observations, decisions, rewards = [], [], []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from routing_rl.data import MultiTaskData, Split, load_suite
+from routing_rl.data import SingleLabelData, Split, load_suite
 from routing_rl.network import RoutingNetwork, build_network
 
 SPLITS = ("train", "val", "test")
@@ -20,7 +20,7 @@ SPLITS = ("train", "val", "test")
 class FrozenRoutingProblem:
     """Data, the split episodes draw from, and the frozen network they are routed through."""
 
-    data: MultiTaskData
+    data: SingleLabelData
     split: Split
     network: RoutingNetwork
 
@@ -42,7 +42,7 @@ def frozen_routing_problem(
     data_dir: str | Path | None = None,
     data_seed: int = 0,
     network_seed: int = 0,
-    data: MultiTaskData | None = None,
+    data: SingleLabelData | None = None,
     network: RoutingNetwork | None = None,
 ) -> FrozenRoutingProblem:
     """Load ``suite`` (unless ``data`` is given), build a seeded network (unless given) and freeze it."""

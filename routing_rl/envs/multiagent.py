@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the opti
         "routing_rl.envs.multiagent needs PettingZoo; install it with `pip install routing-rl[multiagent]`"
     ) from exc
 
-from routing_rl.data import MultiTaskData
+from routing_rl.data import SingleLabelData
 from routing_rl.envs.batched import hidden_summary
 from routing_rl.envs.frozen import frozen_routing_problem
 from routing_rl.envs.rewards import final_reward
@@ -73,7 +73,7 @@ class MultiTaskRoutingEnv(ParallelEnv[AgentID, ObsType, np.int64]):
         data_dir: str | Path | None = None,
         data_seed: int = 0,
         network_seed: int = 0,
-        data: MultiTaskData | None = None,
+        data: SingleLabelData | None = None,
         network: RoutingNetwork | None = None,
         render_mode: str | None = None,
     ) -> None:

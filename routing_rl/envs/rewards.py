@@ -1,10 +1,17 @@
-"""Rewards of a routing episode: a final reward from the prediction, plus optional per-step terms."""
+"""Rewards of a routing episode: a final reward from the prediction, plus optional per-step terms.
+
+An :class:`EpisodeObjective` says what one finished episode's loss and final reward are; the
+single-label objective lives here, the multi-label and regression ones with their task family
+(:mod:`routing_rl.training.families`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import torch
+import torch.nn.functional as F
 
 from routing_rl.envs.episodes import RoutingObservation
 from routing_rl.network.routed_layer import RoutingDecision
@@ -30,3 +37,28 @@ def final_reward(
     if kind == "neg-loss":
         return (-loss).detach()
     raise ValueError(f"unknown reward {kind!r}; valid choices: {', '.join(FINAL_REWARDS)}")
+
+
+class EpisodeObjective(Protocol):
+    """Loss (on the graph) and final reward (detached) of each finished episode, ``[N]`` each."""
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor: ...
+
+    def reward(
+        self, logits: torch.Tensor, targets: torch.Tensor, tasks: torch.Tensor, loss: torch.Tensor
+    ) -> torch.Tensor: ...
+
+
+@dataclass
+class ClassificationObjective:
+    """One label per episode: cross-entropy, and the :func:`final_reward` of kind ``reward_kind``."""
+
+    reward_kind: str = "correct"
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, targets, reduction="none")
+
+    def reward(
+        self, logits: torch.Tensor, targets: torch.Tensor, tasks: torch.Tensor, loss: torch.Tensor
+    ) -> torch.Tensor:
+        return final_reward(self.reward_kind, logits, targets, loss)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from routing_rl.data import MultiTaskData
+from routing_rl.data import SingleLabelData
 from routing_rl.envs.batched import hidden_summary
 from routing_rl.envs.frozen import frozen_routing_problem
 from routing_rl.envs.rewards import final_reward
@@ -47,7 +47,7 @@ class TaskRoutingEnv(gym.Env[ObsType, np.int64]):
         data_dir: str | Path | None = None,
         data_seed: int = 0,
         network_seed: int = 0,
-        data: MultiTaskData | None = None,
+        data: SingleLabelData | None = None,
         network: RoutingNetwork | None = None,
         render_mode: str | None = None,
     ) -> None:

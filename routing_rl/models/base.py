@@ -20,27 +20,25 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from routing_rl.models.layers import count_parameters, label_mask
-from routing_rl.registry import Registry
+from routing_rl.data.multilabel import make_label_mask
+from routing_rl.models.layers import count_parameters
+from routing_rl.registry import AGENTS, Registered, Registry
 
 
-class MultiTaskModel(nn.Module, ABC):
+class MultiTaskModel(Registered, nn.Module, ABC):
     """A model that outputs every task's predictions for every input.
 
     ``forward(x)`` maps ``[B, input_dim]`` to ``[B, T, C_max]`` (logits for multi-label tasks,
     values for regression); columns ``c >= labels_per_task[t]`` of task ``t`` are padding (0) and
     are excluded with :attr:`label_mask`. Defining a subclass with a non-empty ``name`` registers
-    it in :attr:`registry`.
+    it in :attr:`registry` (shared with the routers: ``--agent`` names either).
     """
 
-    registry: ClassVar[Registry[MultiTaskModel]] = Registry("model")
-    name: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.name:
-            MultiTaskModel.registry.add(cls.name, cls)
+    registry: ClassVar[Registry[Any]] = AGENTS
+    family: ClassVar[str] = "multi-task model"
+    option_help: ClassVar[dict[str, str]] = {
+        "tower_hidden": "units of each task's one-layer tower (the SNR paper: 16)",
+    }
 
     def __init__(self, input_dim: int, labels_per_task: Sequence[int], tower_hidden: int = 16) -> None:
         super().__init__()
@@ -51,7 +49,7 @@ class MultiTaskModel(nn.Module, ABC):
         if not self.labels_per_task or min(self.labels_per_task) <= 0:
             raise ValueError(f"labels_per_task must be non-empty positive counts, got {list(labels_per_task)}")
         self.tower_hidden = int(tower_hidden)
-        self.register_buffer("label_mask", label_mask(self.labels_per_task), persistent=False)
+        self.register_buffer("label_mask", make_label_mask(self.labels_per_task), persistent=False)
 
     @classmethod
     def build(cls, name: str, input_dim: int, labels_per_task: Sequence[int], **kwargs: Any) -> MultiTaskModel:

@@ -78,7 +78,7 @@ class TaskTowers(nn.Module):
     Input ``[B, in_features]`` (the same representation for every task, shared-bottom) or
     ``[B, T, in_features]`` (one representation per task). Output ``[B, T, C_max]``: task ``t``
     fills its first ``labels_per_task[t]`` columns, the rest are 0 and must be ignored through
-    the label mask (see :func:`label_mask`). The output layers have exactly C_t columns each so
+    the label mask (see :func:`routing_rl.data.multilabel.make_label_mask`). The output layers have exactly C_t columns each so
     that parameter counts do not include padding.
     """
 
@@ -96,12 +96,6 @@ class TaskTowers(nn.Module):
         h = self.hidden(x)
         outs = [head(h[:, t]) for t, head in enumerate(self.heads)]
         return torch.stack([F.pad(o, (0, self.max_labels - o.shape[-1])) for o in outs], dim=1)
-
-
-def label_mask(labels_per_task: Sequence[int]) -> Tensor:
-    """Boolean ``[T, C_max]``: True where column ``c`` is a real label of task ``t``."""
-    counts = [int(c) for c in labels_per_task]
-    return torch.arange(max(counts)).unsqueeze(0) < torch.tensor(counts).unsqueeze(1)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

@@ -9,12 +9,10 @@ multi-task loss is the sum over tasks.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch.nn.functional as F
 from torch import Tensor
 
-Problem = Literal["multilabel", "regression"]
+from routing_rl.data.multilabel import Problem
 
 
 def per_task_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, problem: Problem = "multilabel") -> Tensor:
@@ -39,4 +37,4 @@ def multitask_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, problem
     return per_task_loss(outputs, targets, label_mask, problem).sum()
 
 
-__all__ = ["Problem", "multitask_loss", "per_task_loss"]
+__all__ = ["multitask_loss", "per_task_loss"]

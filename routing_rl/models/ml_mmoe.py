@@ -26,6 +26,10 @@ class MLMMoE(MultiTaskModel):
 
     name = "ml-mmoe"
     description = "ML-MMoE: two stacked MMoE layers, every gate fed by the model input"
+    option_help = {
+        "hidden_sizes": "units of the experts of the two layers",
+        "num_experts": "experts per layer (one number, or one per layer)",
+    }
 
     def __init__(
         self,

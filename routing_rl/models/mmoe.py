@@ -26,6 +26,11 @@ class MMoE(MultiTaskModel):
 
     name = "mmoe"
     description = "MMoE: shared FC layer + multi-gate mixture of experts (Ma et al. 2018)"
+    option_help = {
+        "shared_hidden": "units of the shared FC layer before the experts",
+        "expert_hidden": "units of each expert",
+        "num_experts": "number of experts",
+    }
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ class SharedBottomMLP(MultiTaskModel):
 
     name = "shared-bottom-mlp"
     description = "Shared-Bottom: two shared FC layers + per-task towers (Caruana 1998)"
+    option_help = {"hidden_sizes": "units of the shared FC layers"}
 
     def __init__(
         self,

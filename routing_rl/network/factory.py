@@ -13,7 +13,7 @@ from routing_rl.network.spec import build_layer_specs
 def build_network(
     input_shape: Sequence[int],
     num_tasks: int,
-    num_classes: int,
+    num_classes: int | Sequence[int],
     routed: str | Iterable[str] | None = "fc",
     blocks: int | None = None,
     per_task: str | Iterable[str] | None = None,

@@ -28,6 +28,28 @@ def make_block(spec: LayerSpec, in_features: int) -> nn.Module:
     return nn.Sequential(nn.Linear(in_features, spec.width), nn.ReLU(inplace=True))
 
 
+class PaddedLinear(nn.Linear):
+    """A task head with ``out_features`` real outputs padded with zeros to ``width`` columns.
+
+    Multi-label tasks have different numbers of labels; padding every head to the widest keeps the
+    heads' outputs stackable by the dispatcher while each head has exactly its task's parameters.
+    """
+
+    def __init__(self, in_features: int, out_features: int, width: int) -> None:
+        super().__init__(in_features, out_features)
+        self.padding = width - out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.pad(super().forward(x), (0, self.padding))
+
+
+def make_head(in_features: int, out_features: int, width: int) -> nn.Linear:
+    """A plain linear head, or a :class:`PaddedLinear` one where the task has fewer outputs than ``width``."""
+    if out_features == width:
+        return nn.Linear(in_features, out_features)
+    return PaddedLinear(in_features, out_features, width)
+
+
 class NetworkLayer(nn.Module):
     """A layer in one of the three sharing modes; non-routed modes decide their own blocks."""
 
@@ -51,16 +73,23 @@ class NetworkLayer(nn.Module):
 
 
 class RoutingNetwork(nn.Module):
-    """Layers from a spec, then one linear head per task (``num_classes`` outputs each)."""
+    """Layers from a spec, then one linear head per task.
+
+    ``num_classes`` is the outputs of every head, or one count per task (multi-label tasks with
+    different label counts); heads are zero-padded to the widest.
+    """
 
     def __init__(
-        self, specs: Sequence[LayerSpec], input_shape: Sequence[int], num_tasks: int, num_classes: int
+        self, specs: Sequence[LayerSpec], input_shape: Sequence[int], num_tasks: int, num_classes: int | Sequence[int]
     ) -> None:
         super().__init__()
         self.specs = list(specs)
         self.input_shape = tuple(input_shape)
         self.num_tasks = num_tasks
-        self.num_classes = num_classes
+        self.head_sizes = [int(num_classes)] * num_tasks if isinstance(num_classes, int) else [int(c) for c in num_classes]
+        if len(self.head_sizes) != num_tasks:
+            raise ValueError(f"need one head size per task: {len(self.head_sizes)} sizes for {num_tasks} tasks")
+        self.num_classes = max(self.head_sizes)
         layers: list[NetworkLayer] = []
         shape = list(input_shape)
         self.routed_input_dims: list[int] = []
@@ -79,7 +108,7 @@ class RoutingNetwork(nn.Module):
             shape = out_shape
         self.layers = nn.ModuleList(layers)
         self.feature_dim = int(torch.tensor(shape).prod())
-        self.heads = RoutedLayer([nn.Linear(self.feature_dim, num_classes) for _ in range(num_tasks)])
+        self.heads = RoutedLayer([make_head(self.feature_dim, c, self.num_classes) for c in self.head_sizes])
         self.routed_positions = [i for i, s in enumerate(self.specs) if s.mode == "routed"]
         self.blocks_per_layer = [self.specs[i].blocks for i in self.routed_positions]
 

@@ -1,7 +1,19 @@
-"""Training: run configuration, the trainer loop, metrics, TensorBoard logging and atomic I/O."""
+"""Training: one run configuration, one trainer loop over task families and learners, results and I/O."""
 
 from routing_rl.training.config import RunConfig
+from routing_rl.training.io import CheckpointError
+from routing_rl.training.results import ResultsError, load_results
 from routing_rl.training.run_dir import RunDirectory, RunExistsError
-from routing_rl.training.trainer import Callbacks, Trainer, TrainingDiverged, load_results
+from routing_rl.training.trainer import Callbacks, Trainer, TrainingDiverged
 
-__all__ = ["Callbacks", "RunConfig", "RunDirectory", "RunExistsError", "Trainer", "TrainingDiverged", "load_results"]
+__all__ = [
+    "Callbacks",
+    "CheckpointError",
+    "ResultsError",
+    "RunConfig",
+    "RunDirectory",
+    "RunExistsError",
+    "Trainer",
+    "TrainingDiverged",
+    "load_results",
+]

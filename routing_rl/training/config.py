@@ -1,4 +1,8 @@
-"""Everything that defines a run; stored in results.json and checked on ``--resume``."""
+"""Everything that defines a run: one :class:`RunConfig` for routers and multi-task models alike.
+
+It is stored in results.json and checkpoints, and compared on ``--resume``: a run continues only
+with the options it was started with (except those in :attr:`RunConfig.RESUMABLE_CHANGES`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+ROUTER_ONLY_OPTIONS: tuple[str, ...] = (
+    "warmup_epochs", "routed", "blocks", "hidden", "filters", "reward", "collab_reward", "collab_window", "observe_hidden",
+)  # fmt: skip
+"""Options that configure the routed network or its router episodes; meaningless for multi-task models."""
+
+MULTI_OUTPUT_ONLY_OPTIONS: tuple[str, ...] = ("map_k",)
+"""Options of the multi-label family's metric; meaningless for single-label suites."""
+
+REWARDS: tuple[str, ...] = ("auto", "correct", "neg-loss")
+
 
 def _jsonable(value: Any) -> Any:
     """``value`` as it reads back from JSON (tuples become lists), for comparing stored configs."""
@@ -14,17 +28,31 @@ def _jsonable(value: Any) -> Any:
 
 
 @dataclass
-class BaseRunConfig:
-    """Options every kind of run has (routing network or multi-task model); see ``routing-rl run --help``."""
+class RunConfig:
+    """The options of ``routing-rl run`` (see its ``--help``); ``agent_options``/``env_options`` are ``-o``/``-e``."""
 
     agent: str = "fixed-random"
     env: str = "synthetic-groups"
     epochs: int = 5
     batch_size: int = 128
     lr: float = 1e-3
+    router_lr: float | None = None
+    separate_optimizers: bool = False
+    optimizer: str = "adam"
+    warmup_epochs: int = 0
     seed: int = 0
+    routed: str = "fc"
+    blocks: int | None = None
+    hidden: int = 64
+    filters: int = 32
+    reward: str = "auto"
+    collab_reward: float = 0.0
+    collab_window: int = 256
+    observe_hidden: bool = False
+    map_k: int = 10
     val_fraction: float = 0.1
     eval_batch_size: int = 1024
+    threads: int | None = None
     device: str = "auto"
     logdir: str | None = None
     data_dir: str | None = None
@@ -32,24 +60,38 @@ class BaseRunConfig:
     env_options: dict[str, Any] = field(default_factory=dict)
     max_batches_per_epoch: int | None = None
 
-    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("epochs", "device", "logdir", "data_dir", "eval_batch_size")
+    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("epochs", "device", "logdir", "data_dir", "eval_batch_size", "threads")
     """Options that may differ between an interrupted run and its resumption."""
 
     def check(self) -> None:
-        """Raise ``ValueError`` for option values no run can use (subclasses add their own)."""
-        if self.epochs < 1:
-            raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
+        """Raise ``ValueError`` naming the option for values no run can use."""
+        positive = {"--epochs": self.epochs, "--batch-size": self.batch_size, "--map-k": self.map_k,
+                    "--collab-window": self.collab_window, "--hidden": self.hidden, "--filters": self.filters}  # fmt: skip
+        for flag, value in positive.items():
+            if value < 1:
+                raise ValueError(f"{flag} must be at least 1, got {value}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.router_lr is not None and self.router_lr <= 0:
+            raise ValueError(f"--router-lr must be positive, got {self.router_lr}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"--warmup-epochs must be >= 0, got {self.warmup_epochs}")
+        if self.blocks is not None and self.blocks < 1:
+            raise ValueError(f"--blocks must be at least 1, got {self.blocks}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {self.threads}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"--reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
 
-    def run_name(self) -> str:
-        """The default run directory's name under ``runs/``."""
-        return f"{self.env}-{self.agent}-seed{self.seed}"
+    def run_name(self, routed: bool = True) -> str:
+        """The default run directory's name under ``runs/`` (routed layers only for routers)."""
+        layers = f"-routed_{self.routed.replace(',', '_')}" if routed else ""
+        return f"{self.env}-{self.agent}{layers}-seed{self.seed}"
 
-    def run_dir(self) -> Path:
-        return Path(self.logdir) if self.logdir else Path("runs") / self.run_name()
+    def run_dir(self, routed: bool = True) -> Path:
+        return Path(self.logdir) if self.logdir else Path("runs") / self.run_name(routed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,31 +100,3 @@ class BaseRunConfig:
         """Names of options that differ from a stored config (ignoring those a resume may change)."""
         mine, theirs = _jsonable(self.to_dict()), _jsonable(other)
         return [k for k, v in mine.items() if k not in self.RESUMABLE_CHANGES and theirs.get(k, v) != v]
-
-
-@dataclass
-class RunConfig(BaseRunConfig):
-    """A routing-network run: the routed network, the router and how they are trained."""
-
-    router_lr: float | None = None
-    separate_optimizers: bool = False
-    optimizer: str = "adam"
-    warmup_epochs: int = 0
-    routed: str = "fc"
-    blocks: int | None = None
-    hidden: int = 64
-    filters: int = 32
-    reward: str = "correct"
-    collab_reward: float = 0.0
-    collab_window: int = 256
-    observe_hidden: bool = False
-
-    def check(self) -> None:
-        super().check()
-        if self.router_lr is not None and self.router_lr <= 0:
-            raise ValueError(f"--router-lr must be positive, got {self.router_lr}")
-        if self.warmup_epochs < 0:
-            raise ValueError(f"--warmup-epochs must be >= 0, got {self.warmup_epochs}")
-
-    def run_name(self) -> str:
-        return f"{self.env}-{self.agent}-routed_{self.routed.replace(',', '_')}-seed{self.seed}"

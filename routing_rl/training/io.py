@@ -33,14 +33,26 @@ def write_json(path: Path, obj: Any) -> None:
     _atomic_write(path, lambda handle: handle.write(data))
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
-
-
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """``torch.save`` a checkpoint dictionary, atomically."""
     _atomic_write(path, lambda handle: torch.save(state, handle))
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be loaded safely: truncated, corrupt, or holding more than state."""
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    return torch.load(path, map_location=map_location, weights_only=False)
+    """Load a checkpoint with ``weights_only=True``: tensors, numbers, strings, lists and dicts only,
+    so a checkpoint file can never run code (a planted ``__reduce__`` payload is refused)."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot load checkpoint {path}: {first_line[:200]}; it is corrupt or was not written by routing-rl "
+            "(start again with --overwrite)"
+        ) from None
+    if not isinstance(state, dict) or "epoch" not in state or "results" not in state:
+        raise CheckpointError(f"{path} is not a routing-rl checkpoint (start again with --overwrite)")
+    return state

@@ -62,7 +62,11 @@ class RunDirectory:
                 path.unlink(missing_ok=True)
         return None
 
-    def save(self, epoch: int, config: dict[str, Any], results: dict[str, Any], modules: dict[str, Any]) -> None:
-        """Write ``results.json``, then the checkpoint (``modules`` holds the state dicts to restore)."""
+    def save(self, epoch: int, config: dict[str, Any], results: dict[str, Any], state: dict[str, Any]) -> None:
+        """Write ``results.json``, then the checkpoint (``state`` holds the state dicts to restore)."""
         write_json(self.results_path, results)
-        save_checkpoint(self.checkpoint_path, {"epoch": epoch, "config": config, "results": results, **modules})
+        save_checkpoint(self.checkpoint_path, {"epoch": epoch, "config": config, "results": results, **state})
+
+    def save_results(self, results: dict[str, Any]) -> None:
+        """Write ``results.json`` alone (a stopped run's status, with no state worth resuming from)."""
+        write_json(self.results_path, results)

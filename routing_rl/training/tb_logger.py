@@ -13,7 +13,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from routing_rl.analysis.similarity import cosine_similarity_matrix
-from routing_rl.training.metrics import perplexity
+from routing_rl.metrics.routing import perplexity
 
 
 def matrix_image(matrix: np.ndarray, cell: int = 12) -> np.ndarray:

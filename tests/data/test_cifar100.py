@@ -15,11 +15,11 @@ import torch
 
 from routing_rl.data import load_suite
 from routing_rl.data.augment import make_image_augment, random_crop, random_hflip, random_rotation
-from routing_rl.data.base import DataError, MultiTaskData
+from routing_rl.data.base import DataError, SingleLabelData
 from routing_rl.data.cifar100 import Cifar100Alphabetical, Cifar100Superclass, read_batch
 
 
-def superclass(root: Path, seed: int = 0, val_fraction: float = 0.0, **kwargs: object) -> MultiTaskData:
+def superclass(root: Path, seed: int = 0, val_fraction: float = 0.0, **kwargs: object) -> SingleLabelData:
     return Cifar100Superclass(verify=False, **kwargs).load(root, seed, val_fraction)  # type: ignore[arg-type]
 
 

@@ -13,14 +13,14 @@ import pytest
 import torch
 
 from routing_rl.data import load_suite
-from routing_rl.data.base import DataError, MultiTaskData, Split
+from routing_rl.data.base import DataError, SingleLabelData, Split
 from routing_rl.data.fashion_mnist import FashionMNISTMTL, negatives_per_class
 from routing_rl.data.idx import read_idx
 
 REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
-def load(directory: Path, seed: int = 0, val_fraction: float = 0.0, **kwargs: object) -> MultiTaskData:
+def load(directory: Path, seed: int = 0, val_fraction: float = 0.0, **kwargs: object) -> SingleLabelData:
     return FashionMNISTMTL(verify=False, **kwargs).load(directory, seed, val_fraction)  # type: ignore[arg-type]
 
 

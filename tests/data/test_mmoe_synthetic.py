@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from routing_rl.data.mmoe_synthetic import NOISE_STD, MMoESynthetic
-from routing_rl.data.multilabel import get_suite
+from routing_rl.data import Suite
 
 
 @pytest.mark.parametrize("p", [0.0, 0.5, 0.9, -0.5])
@@ -33,7 +33,7 @@ def test_generating_vectors_and_targets_follow_the_formula() -> None:
 
 
 def test_regression_layout_and_determinism() -> None:
-    suite = get_suite("mmoe-synthetic")(num_train=500, num_test=100)
+    suite = Suite.registry.get("mmoe-synthetic")(num_train=500, num_test=100)
     a, b, c = suite.load(None, seed=0), suite.load(None, seed=0), suite.load(None, seed=1)
     assert a.problem == "regression" and a.labels_per_task == [1, 1]
     assert a.train.y.shape == (450, 2, 1) and a.input_dim == 100

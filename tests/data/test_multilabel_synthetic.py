@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from routing_rl.data.multilabel import DenseTargets, MultiLabelData, MultiLabelSplit, SparseMultiHot, get_suite
+from routing_rl.data import Suite
+from routing_rl.data.multilabel import DenseTargets, MultiLabelData, MultiLabelSplit, SparseMultiHot
 from routing_rl.data.multilabel_synthetic import MultiLabelSynthetic
 
 
@@ -91,7 +92,7 @@ def test_contract_rejects_positives_in_padding() -> None:
 
 
 def test_registry_and_batches() -> None:
-    suite = get_suite("multilabel-synthetic")(num_train=130, num_test=10)
+    suite = Suite.registry.get("multilabel-synthetic")(num_train=130, num_test=10)
     data = suite.load(None, seed=0, val_fraction=0.0)
     rows = list(data.train.batches(64, torch.Generator().manual_seed(0), shuffle=True))
     assert [len(r) for r in rows] == [64, 64, 2]

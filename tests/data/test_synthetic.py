@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from routing_rl.data import SyntheticGroups, TaskSuite, load_suite, suite_names
-from routing_rl.data.base import MultiTaskData
+from routing_rl.data import SyntheticGroups, SingleLabelSuite, load_suite, suite_names
+from routing_rl.data.base import SingleLabelData
 from routing_rl.data.synthetic import Teacher
 from routing_rl.registry import UnknownNameError
 
 
 @pytest.fixture(scope="module")
-def data() -> MultiTaskData:
+def data() -> SingleLabelData:
     return SyntheticGroups().load(None, seed=0)
 
 
@@ -24,7 +24,7 @@ def task_xy(split: object, task: int) -> tuple[torch.Tensor, np.ndarray]:
     return x, y.numpy()
 
 
-def test_shapes_and_groups(data: MultiTaskData) -> None:
+def test_shapes_and_groups(data: SingleLabelData) -> None:
     assert data.num_tasks == 8 and data.num_classes == 4 and data.input_shape == (32,)
     assert data.info["groups"] == [0, 1, 0, 1, 0, 1, 0, 1]
     assert data.train.inputs.dtype == torch.float32 and data.train.inputs.shape == (8000, 32)
@@ -35,7 +35,7 @@ def test_shapes_and_groups(data: MultiTaskData) -> None:
         assert counts.min() > 0.1 * counts.sum()  # classes are balanced by the teacher biases
 
 
-def test_same_group_same_teacher(data: MultiTaskData) -> None:
+def test_same_group_same_teacher(data: SingleLabelData) -> None:
     teachers: list[Teacher] = data.info["teachers"]  # type: ignore[assignment]
     groups: list[int] = data.info["groups"]  # type: ignore[assignment]
     x0, y0 = task_xy(data.test, 0)
@@ -87,7 +87,7 @@ def test_constructor_options_and_noise() -> None:
         SyntheticGroups(num_tasks=2, num_groups=3)
 
 
-def test_learnable_by_small_mlp(data: MultiTaskData) -> None:
+def test_learnable_by_small_mlp(data: SingleLabelData) -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4)
@@ -108,7 +108,7 @@ def test_learnable_by_small_mlp(data: MultiTaskData) -> None:
 
 def test_load_suite_and_registry() -> None:
     assert {"fmnist-mtl", "cifar100-superclass", "cifar100-alphabetical", "synthetic-groups"} <= set(suite_names())
-    assert TaskSuite.registry.get("synthetic-groups") is SyntheticGroups
+    assert SingleLabelSuite.registry.get("synthetic-groups") is SyntheticGroups
     assert SyntheticGroups.gym_id == "routing_rl/SyntheticGroups-v0"
     data = load_suite("synthetic-groups", seed=1, val_fraction=0.2, num_tasks=2, train_per_task=50, test_per_task=10)
     assert data.num_tasks == 2 and len(data.val) == 20

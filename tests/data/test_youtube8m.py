@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from routing_rl.data import Suite
 from routing_rl.data.base import DataError
-from routing_rl.data.multilabel import SparseMultiHot, get_suite
+from routing_rl.data.multilabel import SparseMultiHot
 from routing_rl.data.tfrecord import bytes_feature, encode_example, float_feature, int64_feature, write_tfrecord
 from routing_rl.data.youtube8m import DATASET_URL, YouTube8M, encode_video_example, read_vocabulary
 
@@ -153,6 +154,6 @@ def test_frame_level_or_wrong_size_features_are_rejected(tmp_path: Path) -> None
 
 def test_registered_with_audio_only_option(tmp_path: Path) -> None:
     write_dataset(tmp_path)
-    suite = get_suite("youtube8m")(num_verticals=2, features=["mean_audio"])
+    suite = Suite.registry.get("youtube8m")(num_verticals=2, features=["mean_audio"])
     data = suite.load(tmp_path, seed=0)
     assert data.input_dim == 128 and data.train.x.shape == (8, 128)

@@ -24,12 +24,12 @@ def test_check_env_passes(small_data, observe_hidden):
 
 
 def test_check_env_passes_on_a_conv_network():
-    from routing_rl.data import MultiTaskData, Split
+    from routing_rl.data import SingleLabelData, Split
     import torch
 
     images = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8)
     split = Split(images, torch.arange(20), torch.randint(2, (20,)), torch.arange(20) % 2)
-    data = MultiTaskData("images", ["a", "b"], 2, (1, 28, 28), split, split, split)
+    data = SingleLabelData("images", ["a", "b"], 2, (1, 28, 28), split, split, split)
     env = TaskRoutingEnv(data=data, task=0, routed="conv1,2,3", blocks=2, observe_hidden=True)
     check_env(env, skip_render_check=True)
 
@@ -70,7 +70,7 @@ def test_gymnasium_make_by_registered_id():
 
 
 def test_every_suite_has_a_registered_id():
-    from routing_rl.data import TaskSuite
+    from routing_rl.data import SingleLabelSuite
 
-    for _, suite in TaskSuite.registry.items():
+    for _, suite in SingleLabelSuite.registry.items():
         assert suite.gym_id.startswith("routing_rl/") and suite.gym_id in gym.registry

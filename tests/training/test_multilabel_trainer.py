@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from routing_rl.data.multilabel import get_suite
+from routing_rl.data import Suite
 from routing_rl.metrics import map_at_k, per_task_mse
 from routing_rl.models import MultiTaskModel
 from routing_rl.training import RunExistsError, TrainingDiverged
@@ -28,7 +28,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def data():
-    return get_suite("multilabel-synthetic")(num_train=600, num_test=200, input_dim=12).load(None, 0, 0.1)
+    return Suite.registry.get("multilabel-synthetic")(num_train=600, num_test=200, input_dim=12).load(None, 0, 0.1)
 
 
 def trainer_for(data, tmp_path, **overrides) -> MultiLabelTrainer:
@@ -50,7 +50,7 @@ def test_batched_evaluation_equals_the_metric_on_the_whole_split(data):
 
 
 def test_regression_mse_equals_per_task_mse():
-    reg = get_suite("mmoe-synthetic")(num_train=300, num_test=100, input_dim=8).load(None, 0, 0.1)
+    reg = Suite.registry.get("mmoe-synthetic")(num_train=300, num_test=100, input_dim=8).load(None, 0, 0.1)
     model = MultiTaskModel.build("shared-bottom-mlp", reg.input_dim, reg.labels_per_task, hidden_sizes=(8, 8)).eval()
     metrics = evaluate_model(model, reg.test, reg, k=10, batch_size=33, device=torch.device("cpu"))
     with torch.no_grad():

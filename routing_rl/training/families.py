@@ -1,0 +1,385 @@
+"""Task families: how a batch becomes per-task losses and predictions, and how a split is scored.
+
+The trainer knows nothing about labels. A family declares its metric and whether higher is
+better, gathers batches from its kind of split, turns a learner's outputs into the training loss,
+and scores a split task by task:
+
+* ``single-label``: every row is one sample of one task (Fashion-MNIST one-vs-rest, CIFAR-100
+  superclasses, synthetic-groups); cross-entropy, per-task accuracy.
+* ``multi-label``: every example carries multi-hot labels of every task (YouTube-8M verticals,
+  multilabel-synthetic); BCE summed over a task's labels and over tasks, per-task MAP@K.
+* ``regression``: every example carries real outputs of every task (mmoe-synthetic); squared
+  error summed the same way, per-task MSE (lower is better).
+
+A routed network plays one routing episode per (example, task) pair: for single-label rows that
+is the row itself; for the other families each example is played once per task through that
+task's route (:meth:`TaskFamily.episodes`), batched, and the episodes' outputs are folded back
+into the ``[B, T, C_max]`` layout the multi-task models produce.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from routing_rl.data import MultiLabelData, SingleLabelData
+from routing_rl.envs.rewards import ClassificationObjective, EpisodeObjective
+from routing_rl.metrics import MapAccumulator, average_precision_at_k
+from routing_rl.models.losses import multitask_loss, per_task_loss
+
+
+@dataclass
+class Batch:
+    """One mini-batch: inputs, targets, and the task of each row (None: every example has every task)."""
+
+    x: Tensor
+    y: Tensor
+    tasks: Tensor | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass
+class SplitScore:
+    """Per-task scores of one split. ``mean`` averages the tasks uniformly (macro); ``micro`` weights
+    them by ``counts`` (rows of the task; MAP: examples with a positive in it; MSE: output entries);
+    ``loss`` is the mean training loss per example (without regularisation)."""
+
+    metric: str
+    per_task: list[float]
+    mean: float
+    micro: float
+    loss: float
+    examples: int
+    counts: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+class TaskFamily(ABC):
+    """The contract between a data set's kind of tasks and the one trainer loop."""
+
+    name: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool] = True
+    default_reward: ClassVar[str] = "correct"
+    rewards: ClassVar[tuple[str, ...]] = ("correct", "neg-loss")
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    @property
+    def num_tasks(self) -> int:
+        return int(self.data.num_tasks)
+
+    @property
+    @abstractmethod
+    def metric(self) -> str:
+        """The metric's name as results and tables print it (``accuracy``, ``map@10``, ``mse``)."""
+
+    @property
+    @abstractmethod
+    def head_sizes(self) -> list[int]:
+        """Outputs of each task's head in a routed network."""
+
+    @property
+    @abstractmethod
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input, as the routed network sees it."""
+
+    @abstractmethod
+    def gather(self, split: Any, rows: Tensor, device: torch.device, augment: torch.Generator | None = None) -> Batch:
+        """The rows of ``split`` as a batch on ``device``; ``augment`` (training only) seeds augmentation."""
+
+    @abstractmethod
+    def episodes(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """``(x, targets, tasks)`` with one row per routing episode."""
+
+    @abstractmethod
+    def objective(self, reward: str) -> EpisodeObjective:
+        """Per-episode loss and final reward of a routed network's episodes."""
+
+    @abstractmethod
+    def batch_loss(self, episode_loss: Tensor, batch: Batch) -> Tensor:
+        """The training loss of a batch from its per-episode losses."""
+
+    @abstractmethod
+    def outputs_from_episodes(self, logits: Tensor, batch: Batch) -> Tensor:
+        """The episodes' outputs in this family's layout for :meth:`Scorer.update`."""
+
+    @abstractmethod
+    def model_loss(self, outputs: Tensor, batch: Batch) -> Tensor:
+        """The training loss of a multi-task model's ``[B, T, C_max]`` outputs."""
+
+    @abstractmethod
+    def outputs_from_model(self, outputs: Tensor, batch: Batch) -> Tensor:
+        """A multi-task model's ``[B, T, C_max]`` outputs in this family's layout."""
+
+    @abstractmethod
+    def scorer(self) -> Scorer:
+        """A fresh accumulator of one split's scores."""
+
+    def resolve_reward(self, reward: str) -> str:
+        """``auto`` becomes this family's default; a reward the family cannot compute is an error."""
+        kind = self.default_reward if reward == "auto" else reward
+        if kind not in self.rewards:
+            raise ValueError(f"--reward {reward} does not apply to {self.name} tasks; valid: auto, {', '.join(self.rewards)}")
+        return kind
+
+    def selection_key(self, score: SplitScore | dict[str, Any]) -> float:
+        """Larger is better, for choosing the best-validation epoch (NaN, e.g. no val split, is worst)."""
+        mean = score["mean"] if isinstance(score, dict) else score.mean
+        if mean is None or math.isnan(mean):
+            return -math.inf
+        return mean if self.higher_is_better else -mean
+
+
+class Scorer(ABC):
+    """Accumulates one split's per-task scores over batches."""
+
+    @abstractmethod
+    def update(self, outputs: Tensor, batch: Batch) -> None: ...
+
+    @abstractmethod
+    def result(self) -> SplitScore: ...
+
+
+class SingleLabelFamily(TaskFamily):
+    """One label per row: cross-entropy, per-task accuracy."""
+
+    name = "single-label"
+    data: SingleLabelData
+
+    @property
+    def metric(self) -> str:
+        return "accuracy"
+
+    @property
+    def head_sizes(self) -> list[int]:
+        return [self.data.num_classes] * self.num_tasks
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.data.input_shape)
+
+    def gather(self, split: Any, rows: Tensor, device: torch.device, augment: torch.Generator | None = None) -> Batch:
+        x, y, t = split.gather(rows)
+        if augment is not None and self.data.augment is not None:
+            x = self.data.augment(x, augment)
+        return Batch(x.to(device), y.to(device), t.to(device))
+
+    def episodes(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        assert batch.tasks is not None
+        return batch.x, batch.y, batch.tasks
+
+    def objective(self, reward: str) -> EpisodeObjective:
+        return ClassificationObjective(self.resolve_reward(reward))
+
+    def batch_loss(self, episode_loss: Tensor, batch: Batch) -> Tensor:
+        return episode_loss.mean()
+
+    def outputs_from_episodes(self, logits: Tensor, batch: Batch) -> Tensor:
+        return logits
+
+    def model_loss(self, outputs: Tensor, batch: Batch) -> Tensor:
+        return F.cross_entropy(self.outputs_from_model(outputs, batch), batch.y)
+
+    def outputs_from_model(self, outputs: Tensor, batch: Batch) -> Tensor:
+        assert batch.tasks is not None
+        return outputs[torch.arange(batch.size, device=outputs.device), batch.tasks]
+
+    def scorer(self) -> Scorer:
+        return AccuracyScorer(self.num_tasks)
+
+
+class AccuracyScorer(Scorer):
+    def __init__(self, num_tasks: int) -> None:
+        self.num_tasks = num_tasks
+        self.hits: list[Tensor] = []
+        self.tasks: list[Tensor] = []
+        self.loss_sum = 0.0
+
+    def update(self, outputs: Tensor, batch: Batch) -> None:
+        assert batch.tasks is not None
+        self.hits.append((outputs.argmax(1) == batch.y).cpu())
+        self.tasks.append(batch.tasks.cpu())
+        self.loss_sum += float(F.cross_entropy(outputs, batch.y, reduction="none").sum())
+
+    def result(self) -> SplitScore:
+        hit = torch.cat(self.hits) if self.hits else torch.zeros(0, dtype=torch.bool)
+        tasks = torch.cat(self.tasks) if self.tasks else torch.zeros(0, dtype=torch.long)
+        hits = torch.bincount(tasks, weights=hit.float(), minlength=self.num_tasks)
+        counts = torch.bincount(tasks, minlength=self.num_tasks)
+        per_task = [float(a) for a in hits / counts.float()]
+        n = int(hit.numel())
+        micro = float(hit.float().mean()) if n else math.nan
+        return SplitScore("accuracy", per_task, _nanmean(per_task), micro, self.loss_sum / max(n, 1) if n else math.nan,
+                          n, counts.tolist())  # fmt: skip
+
+
+class MultiOutputFamily(TaskFamily):
+    """Targets of every task for every example (``[B, T, C_max]``): multi-label (MAP@K) or regression (MSE)."""
+
+    data: MultiLabelData
+
+    def __init__(self, data: MultiLabelData, map_k: int = 10) -> None:
+        super().__init__(data)
+        self.map_k = map_k
+        self.problem = data.problem
+        self.label_mask = data.label_mask
+
+    @property
+    def metric(self) -> str:
+        return f"map@{self.map_k}" if self.problem == "multilabel" else "mse"
+
+    @property
+    def head_sizes(self) -> list[int]:
+        return list(self.data.labels_per_task)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (int(self.data.input_dim),)
+
+    def gather(self, split: Any, rows: Tensor, device: torch.device, augment: torch.Generator | None = None) -> Batch:
+        x, y = split.gather(rows)
+        return Batch(x.to(device), y.to(device))
+
+    def episodes(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """Each example once per task: rows ``(b0, t0), (b0, t1), ...``; targets ``[B*T, C_max]``."""
+        t = self.num_tasks
+        tasks = torch.arange(t, device=batch.x.device).repeat(batch.size)
+        return batch.x.repeat_interleave(t, dim=0), batch.y.reshape(batch.size * t, -1), tasks
+
+    def objective(self, reward: str) -> EpisodeObjective:
+        return MultiOutputObjective(self.label_mask, self.problem, self.resolve_reward(reward), self.map_k)
+
+    def batch_loss(self, episode_loss: Tensor, batch: Batch) -> Tensor:
+        """Sum over tasks of the mean over examples, as :func:`~routing_rl.models.losses.multitask_loss`."""
+        return episode_loss.sum() / batch.size
+
+    def outputs_from_episodes(self, logits: Tensor, batch: Batch) -> Tensor:
+        return logits.view(batch.size, self.num_tasks, -1)
+
+    def model_loss(self, outputs: Tensor, batch: Batch) -> Tensor:
+        return multitask_loss(outputs, batch.y, self.label_mask.to(outputs.device), self.problem)
+
+    def outputs_from_model(self, outputs: Tensor, batch: Batch) -> Tensor:
+        return outputs
+
+    def scorer(self) -> Scorer:
+        if self.problem == "multilabel":
+            return MapScorer(self.label_mask, self.map_k)
+        return MseScorer(self.label_mask, self.data.labels_per_task)
+
+
+class MultiLabelFamily(MultiOutputFamily):
+    name = "multi-label"
+
+
+class RegressionFamily(MultiOutputFamily):
+    name = "regression"
+    higher_is_better = False
+    default_reward = "neg-loss"
+    rewards = ("neg-loss",)
+
+
+@dataclass
+class MultiOutputObjective:
+    """Per-episode loss of one (example, task) pair and its reward.
+
+    The loss is the task's BCE (or squared error) summed over its real label columns. The
+    ``correct`` reward of a multi-label episode is ``2 * AP@K - 1`` of the task's ranking of its
+    labels (+1 for a perfect top-K, -1 for no positive in it), and 0 where the example has no
+    positive label in that task (nothing to rank); ``neg-loss`` is minus the loss.
+    """
+
+    label_mask: Tensor
+    problem: str
+    reward_kind: str
+    map_k: int
+
+    def loss(self, logits: Tensor, targets: Tensor, tasks: Tensor) -> Tensor:
+        mask = self.label_mask.to(logits.device)[tasks].to(logits.dtype)
+        if self.problem == "multilabel":
+            elementwise = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        else:
+            elementwise = (logits - targets).square()
+        return (elementwise * mask).sum(dim=1)
+
+    def reward(self, logits: Tensor, targets: Tensor, tasks: Tensor, loss: Tensor) -> Tensor:
+        if self.reward_kind == "neg-loss":
+            return (-loss).detach()
+        mask = self.label_mask.to(logits.device)[tasks]
+        ap = average_precision_at_k(logits.detach(), targets, self.map_k, mask)
+        has_positive = ((targets > 0) & mask).any(dim=1)
+        return torch.where(has_positive, 2.0 * ap.to(loss.dtype) - 1.0, torch.zeros_like(loss)).detach()
+
+
+class MapScorer(Scorer):
+    """Per-task MAP@K (macro and micro) and the mean multi-task loss of a multi-label split."""
+
+    def __init__(self, label_mask: Tensor, k: int) -> None:
+        self.label_mask = label_mask
+        self.ranking = MapAccumulator(label_mask.shape[0], k, label_mask)
+        self.k = k
+        self.loss_sum, self.examples = 0.0, 0
+
+    def update(self, outputs: Tensor, batch: Batch) -> None:
+        mask = self.label_mask.to(outputs.device)
+        self.loss_sum += float(per_task_loss(outputs, batch.y, mask, "multilabel").sum()) * batch.size
+        self.examples += batch.size
+        self.ranking.update(outputs.float().cpu(), batch.y.cpu())
+
+    def result(self) -> SplitScore:
+        result = self.ranking.result()
+        loss = self.loss_sum / self.examples if self.examples else math.nan
+        return SplitScore(f"map@{self.k}", result.per_task.tolist(), result.macro, result.micro, loss, self.examples,
+                          result.counts.tolist())  # fmt: skip
+
+
+class MseScorer(Scorer):
+    """Per-task MSE over each task's real output columns; ``micro`` is the overall MSE."""
+
+    def __init__(self, label_mask: Tensor, labels_per_task: list[int]) -> None:
+        self.label_mask = label_mask
+        self.labels_per_task = labels_per_task
+        self.squared = torch.zeros(label_mask.shape[0], dtype=torch.float64)
+        self.loss_sum, self.examples = 0.0, 0
+
+    def update(self, outputs: Tensor, batch: Batch) -> None:
+        mask = self.label_mask.to(outputs.device)
+        self.loss_sum += float(per_task_loss(outputs, batch.y, mask, "regression").sum()) * batch.size
+        self.examples += batch.size
+        self.squared += ((outputs - batch.y).double().square() * mask).sum(dim=(0, 2)).cpu()
+
+    def result(self) -> SplitScore:
+        n = self.examples
+        entries = torch.tensor([n * c for c in self.labels_per_task], dtype=torch.float64)
+        per_task = (self.squared / entries).tolist() if n else [math.nan] * len(self.labels_per_task)
+        micro = float(self.squared.sum() / entries.sum()) if n else math.nan
+        macro = float(np.mean(per_task)) if n else math.nan
+        loss = self.loss_sum / n if n else math.nan
+        return SplitScore("mse", per_task, macro, micro, loss, n, [int(e) for e in entries])
+
+
+def task_family(data: SingleLabelData | MultiLabelData, map_k: int = 10) -> TaskFamily:
+    """The family of a loaded data set."""
+    if isinstance(data, SingleLabelData):
+        return SingleLabelFamily(data)
+    if data.problem == "multilabel":
+        return MultiLabelFamily(data, map_k)
+    return RegressionFamily(data, map_k)

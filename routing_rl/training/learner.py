@@ -1,0 +1,142 @@
+"""The learner contract: what the one trainer loop needs from "a routed network with its router" and
+from "a multi-task model with its gates".
+
+A learner owns its modules and optimizers, turns a batch into a training loss
+(:meth:`Learner.train_step`) and into outputs in its task family's layout (:meth:`Learner.predict`),
+and adds what only it knows to each epoch's record (routing policies and routes; gates,
+utilisation and parameter counts). The trainer owns everything else: seeding, the loop, the
+divergence stop, evaluation, results, checkpoints and TensorBoard.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from routing_rl.registry import AGENTS
+from routing_rl.training.config import RunConfig
+from routing_rl.training.families import Batch, SplitScore, TaskFamily
+from routing_rl.training.tb_logger import TensorBoardLogger
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
+@dataclass
+class StepResult:
+    """One training step: the loss to minimise, its task part, and per-batch sums of extra statistics."""
+
+    loss: torch.Tensor
+    task_loss: torch.Tensor
+    sums: dict[str, float] = field(default_factory=dict)
+    learned_routing: bool = False
+
+
+def make_optimizers(
+    config: RunConfig, weights: list[nn.Parameter], routing: list[nn.Parameter]
+) -> dict[str, torch.optim.Optimizer]:
+    """One optimizer over everything (as the public routing code) or one per parameter set.
+
+    ``routing`` holds the parameters that decide routes (a router's tables, a model's gate
+    logits). ``--optimizer sgd`` is plain SGD: its step scales with the gradient, so a router whose
+    gradients explode (the public-code WPL projection) really takes the huge step; Adam
+    normalises the step size and hides the explosion.
+    """
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
+    optimizer_cls = OPTIMIZERS[config.optimizer]
+    router_lr = config.router_lr if config.router_lr is not None else config.lr
+    if config.separate_optimizers:
+        optimizers = {"weights": optimizer_cls(weights, lr=config.lr)}
+        if routing:
+            optimizers["router"] = optimizer_cls(routing, lr=router_lr)
+        return optimizers
+    groups: list[dict[str, Any]] = [{"params": weights, "lr": config.lr}]
+    if routing:
+        groups.append({"params": routing, "lr": router_lr})
+    return {"all": optimizer_cls(groups)}
+
+
+class Learner(ABC):
+    """What the trainer trains. Subclasses fill the hooks; see the module docstring."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, config: RunConfig, family: TaskFamily, device: torch.device) -> None:
+        self.config = config
+        self.family = family
+        self.device = device
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    @property
+    @abstractmethod
+    def modules(self) -> dict[str, nn.Module]:
+        """The modules whose state a checkpoint keeps."""
+
+    @abstractmethod
+    def begin_epoch(self, epoch: int, sampling_seed: int) -> None:
+        """Training mode, and reseed every sampler the learner owns (router, gate noise) for ``epoch``."""
+
+    @abstractmethod
+    def train_step(self, batch: Batch, epoch: int) -> StepResult:
+        """Forward a training batch; the trainer checks, back-propagates and steps the optimizers."""
+
+    def after_step(self, step: StepResult) -> None:
+        """Called after the optimizer step (e.g. to project a router's policy table)."""
+
+    def eval_mode(self) -> None:
+        for module in self.modules.values():
+            module.eval()
+
+    @abstractmethod
+    def predict(self, batch: Batch, epoch: int) -> torch.Tensor:
+        """Outputs for an evaluation batch (greedy routes, serving gates) in the family's layout."""
+
+    @abstractmethod
+    def epoch_record(self, epoch: int) -> dict[str, Any]:
+        """What this learner adds to an epoch's record (always a ``parameters`` block)."""
+
+    def finish(self, evaluate: Callable[[Callable[[Batch], torch.Tensor]], SplitScore], test: SplitScore) -> dict[str, Any] | None:
+        """After the last epoch: a check recorded in results (the multi-task models' serving check)."""
+        return None
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """The ``learner`` block of results.json."""
+
+    def log(self, logger: TensorBoardLogger, record: dict[str, Any], epoch: int) -> None:
+        """TensorBoard entries only this learner has."""
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        for name, module in self.modules.items():
+            module.load_state_dict(state["modules"][name])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+
+
+def is_router(agent: str) -> bool:
+    """Whether ``--agent`` names a router (trained in a routed network) rather than a multi-task model."""
+    from routing_rl.agents.base import Router
+
+    return issubclass(AGENTS.get(agent), Router)
+
+
+def make_learner(config: RunConfig, family: TaskFamily, device: torch.device) -> Learner:
+    """The learner for ``config.agent``: a routed network for routers, else the multi-task model."""
+    if is_router(config.agent):
+        from routing_rl.training.routed_learner import RoutedLearner
+
+        return RoutedLearner(config, family, device)
+    from routing_rl.training.model_learner import ModelLearner
+
+    return ModelLearner(config, family, device)

@@ -1,0 +1,195 @@
+"""The one results.json schema of every run, its provenance block, and the validating loader.
+
+Every run, whatever its learner and task family, writes::
+
+    schema_version  1
+    status          running | complete | diverged
+    config          the RunConfig
+    provenance      routing-rl and torch versions, git commit (from a checkout), command line,
+                    start and end time, device, torch threads
+    env             name, family, task names, sizes
+    learner         kind (router | model) and what it is built of
+    metric          {name, higher_is_better}
+    epochs          per epoch: train statistics, val and test scores, learner extras
+    final           metric, higher_is_better, and per-task and mean values at the last and at the
+                    best-validation epoch
+
+``show``, ``analyze``, ``compare`` and ``suite`` read runs only through :func:`load_results`, which
+names the file and the field that is wrong instead of failing somewhere downstream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import routing_rl
+
+SCHEMA_VERSION = 1
+
+
+class ResultsError(ValueError):
+    """A results.json that cannot be read as a run of this schema; the message names file and field."""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout routing-rl runs from (with ``+dirty`` if modified), or None."""
+    root = Path(routing_rl.__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def provenance(device: torch.device, command: list[str] | None) -> dict[str, Any]:
+    """Where a run's numbers came from; ``ended`` is filled in at every save."""
+    return {
+        "routing_rl_version": routing_rl.__version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+        "command": command if command is not None else list(sys.argv),
+        "started": now(),
+        "ended": None,
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def summarise(epochs: list[dict[str, Any]], metric: str, higher_is_better: bool) -> dict[str, Any]:
+    """The ``final`` block: the last epoch and the epoch with the best validation mean (model selection)."""
+
+    def key(record: dict[str, Any]) -> float:
+        mean = record["val"]["mean"]
+        if mean is None or math.isnan(mean):
+            return -math.inf
+        return mean if higher_is_better else -mean
+
+    best = max(epochs, key=lambda r: (key(r), -r["epoch"]))
+    last = epochs[-1]
+
+    def at(record: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "epoch": record["epoch"], "val_mean": record["val"]["mean"], "test_mean": record["test"]["mean"],
+            "test_micro": record["test"]["micro"], "test_per_task": record["test"]["per_task"],
+        }  # fmt: skip
+
+    final = {
+        "metric": metric,
+        "higher_is_better": higher_is_better,
+        "epoch": last["epoch"],
+        "last": at(last),
+        "best_val": at(best),
+        "mean_train_seconds_per_epoch": sum(r["train_seconds"] for r in epochs) / len(epochs),
+        "parameters": last["parameters"],
+    }
+    if "routing" in last:
+        final["routes"] = last["routing"]["routes"]
+    return final
+
+
+# ---- loading ----------------------------------------------------------------------------------
+def results_path(path: str | Path) -> Path:
+    """``path`` itself if it names a file, else ``path/results.json``."""
+    p = Path(path)
+    return p / "results.json" if p.is_dir() and not p.name.endswith(".json") else p
+
+
+def _need(obj: Any, key: str, kind: type | tuple[type, ...], where: str, file: Path) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise ResultsError(f"{file}: field {where}{key} is missing")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise ResultsError(f"{file}: field {where}{key} should be {names}, got {type(value).__name__}")
+    return value
+
+
+def _need_numbers(values: Any, length: int, where: str, file: Path) -> None:
+    if not isinstance(values, list) or len(values) != length:
+        raise ResultsError(f"{file}: field {where} should list one value per task ({length})")
+    if not all(v is None or isinstance(v, Real) and not isinstance(v, bool) for v in values):
+        raise ResultsError(f"{file}: field {where} should hold numbers")
+
+
+def validate(results: Any, file: Path) -> dict[str, Any]:
+    """Check the fields every reader relies on; raise :class:`ResultsError` naming the first bad one."""
+    if not isinstance(results, dict):
+        raise ResultsError(f"{file}: expected a JSON object, got {type(results).__name__}")
+    if results.get("schema_version") != SCHEMA_VERSION:
+        raise ResultsError(
+            f"{file}: schema_version {results.get('schema_version')!r} is not {SCHEMA_VERSION}; "
+            "it was written by another routing-rl version, run it again with this one"
+        )
+    _need(results, "status", str, "", file)
+    config = _need(results, "config", dict, "", file)
+    _need(config, "epochs", int, "config.", file)
+    env = _need(results, "env", dict, "", file)
+    _need(env, "name", str, "env.", file)
+    tasks = len(_need(env, "task_names", list, "env.", file))
+    metric = _need(results, "metric", dict, "", file)
+    _need(metric, "name", str, "metric.", file)
+    _need(metric, "higher_is_better", bool, "metric.", file)
+    _need(results, "learner", dict, "", file)
+    epochs = _need(results, "epochs", list, "", file)
+    for i, record in enumerate(epochs):
+        where = f"epochs[{i}]."
+        if not isinstance(record, dict):
+            raise ResultsError(f"{file}: field epochs[{i}] should be object, got {type(record).__name__}")
+        _need(record, "epoch", int, where, file)
+        for split in ("val", "test"):
+            score = _need(record, split, dict, where, file)
+            _need_numbers(score.get("per_task"), tasks, f"{where}{split}.per_task", file)
+    if epochs:
+        final = _need(results, "final", dict, "", file)
+        for block in ("last", "best_val"):
+            values = _need(final, block, dict, "final.", file)
+            _need(values, "epoch", int, f"final.{block}.", file)
+            _need(values, "test_mean", (Real, type(None)), f"final.{block}.", file)
+            _need_numbers(values.get("test_per_task"), tasks, f"final.{block}.test_per_task", file)
+    return results
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read and validate a run's results.json (``path``: the run directory or the file)."""
+    file = results_path(path)
+    if file.is_dir():
+        raise ResultsError(f"{file} is a directory, not a results.json")
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ResultsError(f"{file}: no such file; give a run directory (--logdir of routing-rl run) or its results.json") from None
+    except OSError as exc:
+        raise ResultsError(f"{file}: cannot read it ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ResultsError(f"{file}: not UTF-8 text, so not a results.json written by routing-rl") from None
+    if not text.strip():
+        raise ResultsError(f"{file}: empty file (the run may have been stopped before its first epoch)")
+    try:
+        results = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{file}: not valid JSON ({exc.msg}, line {exc.lineno}); the file may be truncated") from None
+    return validate(results, file)

@@ -1,0 +1,162 @@
+"""A routed network, its router and the batched routing env, as one learner of the trainer.
+
+Every training batch is played as a batch of routing episodes (one per row for single-label
+tasks; one per (example, task) pair for multi-label and regression tasks), the task loss is
+back-propagated through the chosen blocks, and a learning router adds its own loss (policy
+gradient, TD error, L0 penalty). During ``--warmup-epochs`` every task shares block 0 of every
+routed layer and the router does not learn. Evaluation uses greedy routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from routing_rl.agents import Router
+from routing_rl.agents.shared_bottom import SharedBottomRouter
+from routing_rl.analysis.similarity import cosine_similarity_matrix
+from routing_rl.envs.batched import BatchedRoutingEnv
+from routing_rl.envs.collaboration import CollaborationReward
+from routing_rl.envs.episodes import RoutingObservation
+from routing_rl.metrics.routing import perplexity
+from routing_rl.network import RoutingNetwork, build_network
+from routing_rl.registry import AGENTS
+from routing_rl.training.config import RunConfig
+from routing_rl.training.families import Batch, TaskFamily
+from routing_rl.training.learner import Learner, StepResult, make_optimizers
+from routing_rl.training.tb_logger import TensorBoardLogger
+
+
+def count(params: Any) -> int:
+    return sum(p.numel() for p in params if p.requires_grad)
+
+
+class RoutedLearner(Learner):
+    """The routing-network side of the trainer: network + router + env, with warm-up and optimizers."""
+
+    kind = "router"
+
+    def __init__(self, config: RunConfig, family: TaskFamily, device: torch.device) -> None:
+        super().__init__(config, family, device)
+        cfg = config
+        tasks = family.num_tasks
+        self.network: RoutingNetwork = build_network(
+            family.input_shape, tasks, family.head_sizes, cfg.routed, cfg.blocks,
+            seed=cfg.seed, hidden=cfg.hidden, filters=cfg.filters,
+        ).to(device)  # fmt: skip
+        blocks = max(self.network.blocks_per_layer, default=1)
+        router_cls = AGENTS.get(cfg.agent)
+        self.router: Router = router_cls(tasks, self.network.num_routed, blocks, seed=cfg.seed, **cfg.agent_options).to(device)
+        self.warmup_router = SharedBottomRouter(tasks, self.network.num_routed, blocks).to(device)
+        step_rewards = [CollaborationReward(cfg.collab_reward, cfg.collab_window)] if cfg.collab_reward else []
+        self.env = BatchedRoutingEnv(
+            self.network, step_rewards=step_rewards, observe_hidden=cfg.observe_hidden, objective=family.objective(cfg.reward)
+        )
+        routing = [p for p in self.router.parameters() if p.requires_grad]
+        self.optimizers = make_optimizers(cfg, list(self.network.parameters()), routing)
+
+    @property
+    def modules(self) -> dict[str, nn.Module]:
+        return {"network": self.network, "router": self.router}
+
+    def routing_policy(self, epoch: int | None) -> Router:
+        """The router in charge: everything shared during warm-up, the agent afterwards."""
+        if epoch is not None and epoch <= self.config.warmup_epochs:
+            return self.warmup_router
+        return self.router
+
+    # ---- training ---------------------------------------------------------------------------
+    def begin_epoch(self, epoch: int, sampling_seed: int) -> None:
+        self.router.reseed(sampling_seed)
+        for term in self.env.step_rewards:
+            if hasattr(term, "reset"):
+                term.reset()
+        self.network.train()
+        self.router.train()
+
+    def train_step(self, batch: Batch, epoch: int) -> StepResult:
+        router = self.routing_policy(epoch)
+        learn = router is self.router
+        x, targets, tasks = self.family.episodes(batch)
+        episodes = self.env.run(x, targets, tasks, lambda obs: router.act(obs, explore=True))
+        task_loss = self.family.batch_loss(episodes.loss, batch)
+        router_loss = router.loss(episodes) if learn else None
+        loss = task_loss if router_loss is None else task_loss + router_loss
+        n = batch.size
+        sums = {
+            "router_loss": router_loss.item() * n if router_loss is not None else 0.0,
+            "train_reward": float(episodes.final_reward.sum()) * (n / episodes.final_reward.numel()),
+        }
+        if batch.tasks is not None:
+            sums["train_accuracy"] = float((episodes.logits.argmax(1) == batch.y).sum())
+        return StepResult(loss, task_loss, sums, learned_routing=router_loss is not None)
+
+    def after_step(self, step: StepResult) -> None:
+        if step.learned_routing:
+            self.router.after_update()
+
+    # ---- evaluation -------------------------------------------------------------------------
+    def predict(self, batch: Batch, epoch: int) -> torch.Tensor:
+        router = self.routing_policy(epoch)
+        x, targets, tasks = self.family.episodes(batch)
+        episodes = self.env.run(x, targets, tasks, lambda obs: router.act(obs, explore=False))
+        return self.family.outputs_from_episodes(episodes.logits, batch)
+
+    def policies(self, router: Router) -> list[torch.Tensor]:
+        with torch.no_grad():
+            return [router.policy(d).detach().float().cpu() for d in range(self.network.num_routed)]
+
+    def parameter_counts(self, router: Router) -> dict[str, int]:
+        """``train``: network and router parameters; ``serving``: the network without the blocks no
+        task's greedy route (or open gate) reaches, as a deployed routed network would be pruned."""
+        train = count(self.network.parameters()) + count(self.router.parameters())
+        serving = count(self.network.parameters())
+        if self.config.observe_hidden:
+            return {"train": train, "serving": serving}  # routes depend on the input: every block may serve
+        tasks = torch.arange(self.family.num_tasks, device=self.device)
+        with torch.no_grad():
+            for depth, position in enumerate(self.network.routed_positions):
+                decision = router.act(RoutingObservation(tasks, depth), explore=False)
+                used = decision.blocks if decision.weights is None else decision.blocks[decision.weights != 0]
+                used_set = set(used.flatten().tolist())
+                blocks = self.network.layers[position].layer.blocks
+                serving -= sum(count(b.parameters()) for m, b in enumerate(blocks) if m not in used_set)
+        return {"train": train, "serving": serving}
+
+    def epoch_record(self, epoch: int) -> dict[str, Any]:
+        in_charge = self.routing_policy(epoch)
+        policies = self.policies(in_charge)
+        return {
+            "parameters": self.parameter_counts(in_charge),
+            "routing": {
+                "active": epoch > self.config.warmup_epochs,
+                "policy": [p.tolist() for p in policies],
+                "perplexity": [perplexity(p).tolist() for p in policies],
+                "policy_similarity": [cosine_similarity_matrix(p.numpy()).round(6).tolist() for p in policies],
+                "routes": in_charge.routes().cpu().tolist(),
+            },
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "agent": self.config.agent,
+            "class": type(self.router).__name__,
+            "layers": [s.to_dict() for s in self.network.specs],
+            "routed_layers": self.network.routed_layer_names,
+            "blocks_per_layer": self.network.blocks_per_layer,
+            "head_sizes": self.network.head_sizes,
+            "network_parameters": count(self.network.parameters()),
+            "router_parameters": sum(p.numel() for p in self.router.parameters()),
+        }
+
+    def log(self, logger: TensorBoardLogger, record: dict[str, Any], epoch: int) -> None:
+        logger.scalars({
+            "losses/router_loss": record["router_loss"], "charts/train_reward": record["train_reward"],
+        }, epoch)  # fmt: skip
+        if "train_accuracy" in record:
+            logger.scalars({"charts/train_accuracy": record["train_accuracy"]}, epoch)
+        policies = [torch.tensor(p) for p in record["routing"]["policy"]]
+        logger.routing(self.network.routed_layer_names, policies, epoch)
