@@ -24,7 +24,8 @@ def catalogue(title: str, classes: list[tuple[str, type[Registered]]], console: 
     """One section of ``routing-rl list``: each name, its family and description, and its typed options."""
     console.print(f"[bold]{title}[/]")
     for name, cls in classes:
-        console.print(f"  [bold]{name}[/]  [dim]({cls.family})[/]  {cls.description}")
+        gym_id = getattr(cls, "gym_id", "")
+        console.print(f"  [bold]{name}[/]  [dim]({cls.family})[/]  {cls.description}" + (f"  [dim]gymnasium id {gym_id}[/]" if gym_id else ""))
         for option in cls.options().values():
             console.print(
                 f"      {option.name}: {option.type_name} = {option.default!r}" + (f"  [dim]{option.help}[/]" if option.help else ""),

@@ -37,7 +37,7 @@ def test_run_end_to_end_writes_results_and_tensorboard(runner, tmp_path):
     resumed = runner.invoke(main, [*args, "--resume"])
     assert resumed.exit_code == 0 and "nothing to do" in resumed.output
     shown = runner.invoke(main, ["show", str(tmp_path)])
-    assert shown.exit_code == 0 and "test acc" in shown.output
+    assert shown.exit_code == 0 and "test accuracy" in shown.output
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,10 @@
 
 The Re-examining paper (appendix A.2) backs "fixed random routing beats no sharing" with a
 two-sample one-tailed t-test over five seeds per method. This module does the same from run
-directories: it reads each run's final mean test accuracy (or the one at the best validation
-epoch) and tests H0: mean_A - mean_B <= 0 against H1: mean_A - mean_B > 0 with ``scipy.stats``.
+directories of any task family: it reads each run's mean test metric at the last epoch (or at the
+best validation epoch) and tests H0: A is no better than B against H1: A is better, with
+``scipy.stats`` (better is higher for accuracy and MAP@K, lower for MSE). Runs of different
+suites, metrics or epoch counts are refused unless ``--force``: such a test answers nothing.
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ import click
 import numpy as np
 from scipy import stats
 
-from routing_rl.analysis.similarity import results_path
+from routing_rl.training.results import ResultsError, load_results, results_path
 
-METRICS = {
-    "last": ("final", "test_accuracy_mean"),
-    "best-val": ("final", "test_accuracy_mean_at_best_val"),
-}
+METRICS = {"last": "last", "best-val": "best_val"}
+"""``--metric`` choice -> the block of ``final`` whose ``test_mean`` is compared."""
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,45 @@ class Comparison:
     p_value: float
 
 
-def run_metric(path: str | Path, metric: str = "last") -> float:
-    """The chosen accuracy of one finished run (a run directory or its results.json)."""
+@dataclass(frozen=True)
+class RunValue:
+    """One finished run's compared value and what makes runs comparable."""
+
+    path: str
+    value: float
+    env: str
+    env_options: str
+    metric: str
+    higher_is_better: bool
+    epochs: int
+
+
+def run_value(path: str | Path, metric: str = "last") -> RunValue:
+    """The mean test metric of one finished run (a run directory or its results.json)."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")
+    results = load_results(path)
     file = results_path(path)
-    results = json.loads(file.read_text())
-    section, key = METRICS[metric]
-    if results.get("status") != "complete" or key not in results.get(section, {}):
-        raise ValueError(f"{file} is not a finished run")
-    return float(results[section][key])
+    if results["status"] != "complete":
+        raise ResultsError(f"{file} is not a finished run (status {results['status']})")
+    value = results["final"][METRICS[metric]]["test_mean"]
+    if value is None or math.isnan(value):
+        raise ResultsError(f"{file}: its test mean is NaN")
+    config = results["config"]
+    return RunValue(
+        str(file), float(value), results["env"]["name"], json.dumps(config.get("env_options", {}), sort_keys=True),
+        results["metric"]["name"], results["metric"]["higher_is_better"], int(config["epochs"]),
+    )  # fmt: skip
+
+
+def mismatches(runs: Sequence[RunValue]) -> list[str]:
+    """What differs between runs that a fair comparison needs equal: suite (and its options), metric, epochs."""
+    out = []
+    for label, key in (("envs", "env"), ("env options", "env_options"), ("metrics", "metric"), ("epoch counts", "epochs")):
+        values = sorted({str(getattr(r, key)) for r in runs})
+        if len(values) > 1:
+            out.append(f"{label} differ ({', '.join(values)})")
+    return out
 
 
 def one_tailed_ttest(a: Sequence[float], b: Sequence[float], equal_var: bool = True) -> Comparison:
@@ -68,24 +97,37 @@ def one_tailed_ttest(a: Sequence[float], b: Sequence[float], equal_var: bool = T
 
 
 @click.command("compare")
-@click.option("--a", "runs_a", multiple=True, required=True, type=click.Path(exists=True, path_type=Path), help="A run of method A (repeat; one per seed).")
-@click.option("--b", "runs_b", multiple=True, required=True, type=click.Path(exists=True, path_type=Path), help="A run of method B (repeat; one per seed).")
-@click.option("--metric", type=click.Choice(list(METRICS)), default="last", show_default=True, help="Test accuracy of the last epoch or of the best-validation epoch.")
+@click.option("--a", "runs_a", multiple=True, required=True, type=click.Path(path_type=Path), help="A run of method A (repeat; one per seed).")
+@click.option("--b", "runs_b", multiple=True, required=True, type=click.Path(path_type=Path), help="A run of method B (repeat; one per seed).")
+@click.option("--metric", type=click.Choice(list(METRICS)), default="last", show_default=True, help="Mean test metric of the last epoch or of the best-validation epoch.")
 @click.option("--welch", is_flag=True, help="Welch's t-test (unequal variances) instead of Student's.")
+@click.option("--force", is_flag=True, help="Compare even runs of different suites, metrics or epoch counts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def compare(runs_a: tuple[Path, ...], runs_b: tuple[Path, ...], metric: str, welch: bool, as_json: bool) -> None:
-    """One-tailed two-sample t-test that method A's mean test accuracy exceeds method B's."""
+def compare(runs_a: tuple[Path, ...], runs_b: tuple[Path, ...], metric: str, welch: bool, force: bool, as_json: bool) -> None:
+    """One-tailed two-sample t-test that method A's mean test metric is better than method B's."""
     try:
-        result = one_tailed_ttest([run_metric(p, metric) for p in runs_a], [run_metric(p, metric) for p in runs_b], not welch)
-    except (ValueError, OSError, json.JSONDecodeError) as exc:
+        a = [run_value(p, metric) for p in runs_a]
+        b = [run_value(p, metric) for p in runs_b]
+        problems = mismatches(a + b)
+        if problems and not force:
+            raise ValueError(f"these runs are not comparable: {'; '.join(problems)} (pass --force to compare anyway)")
+        higher = a[0].higher_is_better
+        sign = 1.0 if higher else -1.0
+        result = one_tailed_ttest([sign * r.value for r in a], [sign * r.value for r in b], not welch)
+    except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    if not higher:  # the test ran on -MSE; report the means of the metric itself
+        result = Comparison(-result.mean_a, result.std_a, result.n_a, -result.mean_b, result.std_b, result.n_b,
+                            result.t, result.df, result.p_value)  # fmt: skip
+    name = a[0].metric
     if as_json:
-        click.echo(json.dumps(asdict(result), indent=2))
+        click.echo(json.dumps({**asdict(result), "metric": name, "higher_is_better": higher}, indent=2))
         return
     p = result.p_value
-    click.echo(f"A: {result.mean_a:.4f} +- {result.std_a:.4f} (n={result.n_a})")
-    click.echo(f"B: {result.mean_b:.4f} +- {result.std_b:.4f} (n={result.n_b})")
-    verdict = "reject H0 at 0.05: A is better" if p < 0.05 else "cannot reject H0 (A <= B) at 0.05"
-    click.echo(f"H1: mean A > mean B; t = {result.t:.4f}, df = {result.df:.1f}, p = {p:.4g}: {verdict}")
+    click.echo(f"A: {name} {result.mean_a:.4f} +- {result.std_a:.4f} (n={result.n_a})")
+    click.echo(f"B: {name} {result.mean_b:.4f} +- {result.std_b:.4f} (n={result.n_b})")
+    direction = ">" if higher else "<"
+    verdict = "reject H0 at 0.05: A is better" if p < 0.05 else "cannot reject H0 (A no better than B) at 0.05"
+    click.echo(f"H1: mean A {direction} mean B; t = {result.t:.4f}, df = {result.df:.1f}, p = {p:.4g}: {verdict}")
     if math.isnan(p):
         click.echo("(p is NaN: both methods gave identical, constant results)")

@@ -4,8 +4,8 @@ The Re-examining paper reads learned routing through the cosine similarity of th
 rows (Figure 2: one ``[T, T]`` matrix per routed layer) and asks whether retraining with another
 seed groups the same tasks together (Figure 4, section 4.3): if the router discovers which tasks
 ought to share, the similarity structure should be reproducible. This module computes the
-matrices from the ``results.json`` a run writes (``epochs[-1]["policy"]``: per routed layer a
-``[T][M]`` list; ``final.routes``: ``[T][L]``) and compares runs pairwise: the Pearson correlation
+matrices from the ``results.json`` a run writes (``epochs[-1].routing.policy``: per routed layer a
+``[T][M]`` list; ``routing.routes``: ``[T][L]``) and compares runs pairwise: the Pearson correlation
 and the mean absolute difference of their task-similarity matrices (over task pairs, diagonal
 excluded), and the adjusted Rand index of the task partitions their routes induce.
 """
@@ -13,7 +13,6 @@ excluded), and the adjusted Rand index of the task partitions their routes induc
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -96,30 +95,30 @@ class RunSummary:
         return [int(m.group(1)) for m in matches if m is not None]
 
 
-def results_path(path: str | Path) -> Path:
-    """``path`` itself if it is a file, else ``path/results.json``."""
-    p = Path(path)
-    return p / "results.json" if p.is_dir() else p
-
-
 def load_run(path: str | Path) -> RunSummary:
-    """Read the last epoch's policies and the final routes of a run (directory or results.json)."""
+    """Read the last epoch's policies and the final routes of a router run (directory or results.json)."""
+    from routing_rl.training.results import ResultsError, load_results, results_path
+
     file = results_path(path)
-    results: dict[str, Any] = json.loads(file.read_text())
-    if not results.get("epochs"):
-        raise ValueError(f"{file} holds no finished epoch")
-    last = results["epochs"][-1]
-    routes = results.get("final", {}).get("routes", last.get("routes"))
-    task_names = list(results.get("env", {}).get("task_names") or [f"task{t}" for t in range(len(routes))])
-    layers = list(results.get("network", {}).get("routed_layers") or [f"layer{d}" for d in range(len(last["policy"]))])
+    results = load_results(file)
+    if not results["epochs"]:
+        raise ResultsError(f"{file} holds no finished epoch")
+    routing = results["epochs"][-1].get("routing")
+    if not isinstance(routing, dict) or "policy" not in routing or "routes" not in routing:
+        raise ResultsError(f"{file}: no routing policies in its epochs; analyze reads runs of routers, not of multi-task models")
+    task_names = list(results["env"]["task_names"])
+    layers = list(results["learner"].get("routed_layers") or [f"layer{d}" for d in range(len(routing["policy"]))])
     name = file.parent.name if file.name == "results.json" else file.stem
-    return RunSummary(
-        name=name,
-        policies=[np.asarray(p, dtype=np.float64) for p in last["policy"]],
-        routes=np.asarray(routes, dtype=np.int64).reshape(len(task_names), len(layers)),
-        task_names=task_names,
-        layer_names=layers,
-    )
+    try:
+        return RunSummary(
+            name=name,
+            policies=[np.asarray(p, dtype=np.float64) for p in routing["policy"]],
+            routes=np.asarray(routing["routes"], dtype=np.int64).reshape(len(task_names), len(layers)),
+            task_names=task_names,
+            layer_names=layers,
+        )
+    except (ValueError, TypeError) as exc:
+        raise ResultsError(f"{file}: field epochs[-1].routing does not fit {len(task_names)} tasks and {len(layers)} layers ({exc})") from None
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def provenance(device: torch.device, command: list[str] | None) -> dict[str, Any
     """Where a run's numbers came from; ``ended`` is filled in at every save."""
     return {
         "routing_rl_version": routing_rl.__version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "python_version": platform.python_version(),
         "platform": platform.platform(),
         "git_commit": git_commit(),

@@ -35,7 +35,7 @@ def small_batch(num_tasks: int = 3, batch: int = 48, dim: int = 8, classes: int 
 
 def test_registered_with_cli_options():
     assert Router.registry.get("hard-concrete") is HardConcreteRouter
-    assert set(HardConcreteRouter.option_types()) == {
+    assert set(HardConcreteRouter.options()) == {
         "l0_lambda", "beta", "gamma", "zeta", "log_alpha_init", "per_example",
     }
     with pytest.raises(RouterConfigError, match="gamma"):
@@ -153,10 +153,10 @@ def test_trains_end_to_end_on_synthetic_groups_above_chance(tmp_path):
     trainer.prepare_run_dir(resume=False)
     results = trainer.fit()
     first, last = results["epochs"][0], results["epochs"][-1]
-    assert last["test_accuracy_mean"] > data.info["chance"] + 0.3
+    assert last["test"]["mean"] > data.info["chance"] + 0.3
     assert last["train_loss"] < first["train_loss"]
     assert last["router_loss"] > 0  # the L0 penalty was added to the loss
-    gates = trainer.router.log_alpha
+    gates = trainer.learner.router.log_alpha
     assert not torch.equal(gates, torch.full_like(gates, 3.0))  # log_alpha was trained
-    for policy in last["policy"]:
+    for policy in last["routing"]["policy"]:
         assert all(abs(sum(row) - 1.0) < 1e-6 for row in policy)

@@ -52,7 +52,7 @@ def greedy_return(router: QLearningRouter, per_step: bool) -> float:
 
 def test_registered_and_validates_options():
     assert Router.registry.get("qlearning") is QLearningRouter
-    assert set(QLearningRouter.option_types()) == {"epsilon", "discount", "td_lambda"}
+    assert set(QLearningRouter.options()) == {"epsilon", "discount", "td_lambda"}
     with pytest.raises(RouterConfigError):
         QLearningRouter(2, 1, 2, epsilon=1.5)
 

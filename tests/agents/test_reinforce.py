@@ -40,7 +40,7 @@ def train_toy(router: Router, steps: int, lr: float) -> list[float]:
 
 def test_registered_and_validates_options():
     assert Router.registry.get("reinforce") is ReinforceRouter
-    assert set(ReinforceRouter.option_types()) == {"discount", "baseline_momentum", "entropy_coef"}
+    assert set(ReinforceRouter.options()) == {"discount", "baseline_momentum", "entropy_coef"}
     with pytest.raises(RouterConfigError):
         ReinforceRouter(2, 1, 2, baseline_momentum=1.0)
     with pytest.raises(RouterConfigError):

@@ -85,4 +85,5 @@ def test_options_come_from_keyword_only_arguments():
         def policy(self, depth):
             raise NotImplementedError
 
-    assert WithOptions.option_types() == {"temperature": float, "greedy": bool}
+    options = WithOptions.options()
+    assert {k: (o.annotation, o.default) for k, o in options.items()} == {"temperature": (float, 1.0), "greedy": (bool, False)}

@@ -51,7 +51,8 @@ FOUR_ARMS = torch.tensor([[1.0, -1.0, -1.0, -1.0]])  # one task; only arm 0 is r
 
 def test_registered_with_typed_options():
     assert Router.registry.get("wpl") is WPLRouter
-    types = WPLRouter.option_types()
+    types = {k: o.annotation for k, o in WPLRouter.options().items()}
+    assert all(o.help for o in WPLRouter.options().values())
     assert typing.get_args(types["projection"]) == ("clip", "public-code")
     assert typing.get_args(types["parameterization"]) == ("table", "softmax")
     assert types["discount"] is float and types["per_sample_loss"] is bool

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from routing_rl.analysis.significance import compare, one_tailed_ttest, run_metric
+from routing_rl.analysis.significance import compare, one_tailed_ttest, run_value
 
 
-def write_run(path, accuracy, status="complete"):
-    path.mkdir(parents=True)
-    results = {"status": status, "final": {"test_accuracy_mean": accuracy, "test_accuracy_mean_at_best_val": accuracy - 0.01}}
-    (path / "results.json").write_text(json.dumps(results))
-    return path
+@pytest.fixture
+def write_run(write_results):
+    def write(path, accuracy, status="complete", **kwargs):
+        return write_results(path, accuracy, status=status, best_val_test_mean=accuracy - 0.01, **kwargs)
+
+    return write
 
 
 def test_pooled_t_statistic_by_hand():
@@ -34,13 +35,13 @@ def test_needs_two_runs_per_side():
         one_tailed_ttest([0.9], [0.8, 0.7])
 
 
-def test_unfinished_runs_are_refused(tmp_path):
+def test_unfinished_runs_are_refused(tmp_path, write_run):
     run = write_run(tmp_path / "r", 0.9, status="running")
     with pytest.raises(ValueError, match="not a finished run"):
-        run_metric(run)
+        run_value(run)
 
 
-def test_compare_command(tmp_path):
+def test_compare_command(tmp_path, write_run):
     a = [write_run(tmp_path / f"a{i}", v) for i, v in enumerate([0.96, 0.97, 0.965])]
     b = [write_run(tmp_path / f"b{i}", v) for i, v in enumerate([0.90, 0.91, 0.905])]
     args = [x for p in a for x in ("--a", str(p))] + [x for p in b for x in ("--b", str(p))]
@@ -49,3 +50,33 @@ def test_compare_command(tmp_path):
     assert "reject H0 at 0.05: A is better" in result.output
     best = CliRunner().invoke(compare, [*args, "--metric", "best-val", "--json"])
     assert json.loads(best.output)["mean_a"] == pytest.approx(0.955)
+
+
+def args_of(a, b):
+    return [x for p in a for x in ("--a", str(p))] + [x for p in b for x in ("--b", str(p))]
+
+
+@pytest.mark.parametrize(
+    ("other", "reason"),
+    [({"env": "fmnist-mtl"}, "envs differ"), ({"epochs": 3}, "epoch counts differ"),
+     ({"metric": "map@10"}, "metrics differ")],
+)  # fmt: skip
+def test_mismatched_runs_are_refused_unless_forced(tmp_path, write_run, other, reason):
+    a = [write_run(tmp_path / f"a{i}", v) for i, v in enumerate([0.96, 0.97])]
+    b = [write_run(tmp_path / f"b{i}", v, **other) for i, v in enumerate([0.90, 0.91])]
+    refused = CliRunner().invoke(compare, args_of(a, b))
+    assert refused.exit_code == 1 and reason in refused.output and "--force" in refused.output
+    assert "Traceback" not in refused.output
+    forced = CliRunner().invoke(compare, [*args_of(a, b), "--force"])
+    assert forced.exit_code == 0 and "A is better" in forced.output
+
+
+def test_lower_is_better_metrics_are_tested_in_their_direction(tmp_path, write_run):
+    mse = {"metric": "mse", "higher_is_better": False}
+    low = [write_run(tmp_path / f"a{i}", v, **mse) for i, v in enumerate([0.10, 0.11, 0.105])]
+    high = [write_run(tmp_path / f"b{i}", v, **mse) for i, v in enumerate([0.20, 0.21, 0.205])]
+    result = CliRunner().invoke(compare, [*args_of(low, high), "--json"])
+    report = json.loads(result.output)
+    assert report["p_value"] < 0.01 and report["mean_a"] == pytest.approx(0.105)
+    reverse = json.loads(CliRunner().invoke(compare, [*args_of(high, low), "--json"]).output)
+    assert reverse["p_value"] > 0.99

@@ -69,8 +69,26 @@ def test_gymnasium_make_by_registered_id():
     env.close()
 
 
-def test_every_suite_has_a_registered_id():
-    from routing_rl.data import SingleLabelSuite
+def test_every_single_label_suite_has_a_registered_id():
+    from routing_rl.data import SingleLabelSuite, Suite
 
-    for _, suite in SingleLabelSuite.registry.items():
+    single = [suite for _, suite in Suite.registry.items() if issubclass(suite, SingleLabelSuite)]
+    assert {s.name for s in single} >= {"fmnist-mtl", "cifar100-superclass", "cifar100-alphabetical", "synthetic-groups"}
+    for suite in single:
         assert suite.gym_id.startswith("routing_rl/") and suite.gym_id in gym.registry
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import routing_rl, gymnasium; gymnasium.make('routing_rl/SyntheticGroups-v0')",
+        "import gymnasium; gymnasium.make('routing_rl:routing_rl/SyntheticGroups-v0')",
+    ],
+)
+def test_importing_the_package_registers_the_gym_ids(code):
+    """In a fresh interpreter: ``import routing_rl`` (or the module syntax of gymnasium.make) is enough."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

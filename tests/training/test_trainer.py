@@ -31,7 +31,7 @@ def test_training_learns_well_above_chance(data, tmp_path, agent):
     _, results = train(data, tmp_path, agent=agent, epochs=4, lr=3e-3)
     chance = data.info["chance"]
     first, last = results["epochs"][0], results["epochs"][-1]
-    assert last["test_accuracy_mean"] > chance + 0.3
+    assert last["test"]["mean"] > chance + 0.3
     assert last["train_loss"] < first["train_loss"]
     assert results["status"] == "complete"
 
@@ -48,9 +48,9 @@ def test_results_file_and_tensorboard_events_are_written(data, tmp_path):
     trainer.fit(logger)
     logger.close()
     results = json.loads((tmp_path / "results.json").read_text())
-    assert len(results["epochs"]) == 2 and len(results["epochs"][0]["test_accuracy"]) == 4
-    assert results["final"]["routes"] == trainer.router.routes().tolist()
-    assert results["epochs"][0]["perplexity"] == [[1.0] * 4, [1.0] * 4]
+    assert len(results["epochs"]) == 2 and len(results["epochs"][0]["test"]["per_task"]) == 4
+    assert results["final"]["routes"] == trainer.learner.router.routes().tolist()
+    assert results["epochs"][0]["routing"]["perplexity"] == [[1.0] * 4, [1.0] * 4]
     acc = EventAccumulator(str(tmp_path / "tb")).Reload()
     tags = acc.Tags()["scalars"]
     assert "losses/train_loss" in tags and "charts/test_accuracy_mean" in tags
@@ -63,7 +63,7 @@ def test_same_seed_same_numbers_different_seed_different(data, tmp_path):
     _, a = train(data, tmp_path / "a", agent="fixed-random", epochs=2, seed=5)
     _, b = train(data, tmp_path / "b", agent="fixed-random", epochs=2, seed=5)
     _, c = train(data, tmp_path / "c", agent="fixed-random", epochs=2, seed=6)
-    key = lambda r: [(e["train_loss"], e["test_accuracy"]) for e in r["epochs"]]  # noqa: E731
+    key = lambda r: [(e["train_loss"], e["test"]["per_task"]) for e in r["epochs"]]  # noqa: E731
     assert key(a) == key(b)
     assert key(a) != key(c)
 
@@ -79,9 +79,9 @@ def test_resume_reaches_the_same_final_result(data, tmp_path):
     resumed.prepare_run_dir(resume=True)
     assert resumed.start_epoch == 3
     results = resumed.fit()
-    strip = lambda r: [(e["train_loss"], e["test_accuracy"], e["val_accuracy"]) for e in r["epochs"]]  # noqa: E731
+    strip = lambda r: [(e["train_loss"], e["test"]["per_task"], e["val"]["per_task"]) for e in r["epochs"]]  # noqa: E731
     assert strip(results) == strip(full)
-    for p, q in zip(resumed.network.parameters(), Trainer(cfg, data).network.parameters()):
+    for p, q in zip(resumed.learner.network.parameters(), Trainer(cfg, data).learner.network.parameters()):
         assert p.shape == q.shape
 
 
@@ -117,22 +117,25 @@ def test_nan_loss_stops_the_run(data, tmp_path):
     with pytest.raises(TrainingDiverged, match="loss became nan at epoch 1, batch 1"):
         train(data, tmp_path, agent="test-nan-router")
     assert not (tmp_path / "checkpoint.pt").exists()
+    stopped = json.loads((tmp_path / "results.json").read_text())
+    assert stopped["status"] == "diverged"
+    assert (stopped["divergence"]["epoch"], stopped["divergence"]["batch"]) == (1, 1)
 
 
 def test_warmup_shares_everything_then_routes(data, tmp_path):
     trainer, results = train(data, tmp_path, agent="no-sharing", epochs=3, warmup_epochs=2)
-    routes = [e["routes"] for e in results["epochs"]]
+    routes = [e["routing"]["routes"] for e in results["epochs"]]
     assert routes[0] == routes[1] == [[0, 0, 0]] * 4
     assert routes[2] == [[k, k, k] for k in range(4)]
-    assert [e["routing_active"] for e in results["epochs"]] == [False, False, True]
+    assert [e["routing"]["active"] for e in results["epochs"]] == [False, False, True]
 
 
 def test_warmup_trains_only_the_shared_block(data, tmp_path):
     cfg = RunConfig(env="synthetic-groups", agent="no-sharing", epochs=1, warmup_epochs=1, logdir=str(tmp_path))
     trainer = Trainer(cfg, data)
-    before = [b[0].weight.detach().clone() for b in trainer.network.layers[0].layer.blocks]
+    before = [b[0].weight.detach().clone() for b in trainer.learner.network.layers[0].layer.blocks]
     trainer.fit()
-    after = [b[0].weight.detach() for b in trainer.network.layers[0].layer.blocks]
+    after = [b[0].weight.detach() for b in trainer.learner.network.layers[0].layer.blocks]
     assert not torch.equal(before[0], after[0])
     assert all(torch.equal(x, y) for x, y in zip(before[1:], after[1:]))
 
@@ -158,19 +161,19 @@ def test_separate_optimizers_use_their_own_learning_rates(data, tmp_path):
 
     cfg = RunConfig(env="synthetic-groups", agent="test-param-router", separate_optimizers=True, lr=1e-4, router_lr=2e-2, logdir=str(tmp_path))
     trainer = Trainer(cfg, data)
-    assert set(trainer.optimizers) == {"weights", "router"}
-    assert trainer.optimizers["weights"].param_groups[0]["lr"] == 1e-4
-    assert trainer.optimizers["router"].param_groups[0]["lr"] == 2e-2
-    router_ids = {id(p) for p in trainer.router.parameters()}
-    assert all(id(p) not in router_ids for p in trainer.optimizers["weights"].param_groups[0]["params"])
+    assert set(trainer.learner.optimizers) == {"weights", "router"}
+    assert trainer.learner.optimizers["weights"].param_groups[0]["lr"] == 1e-4
+    assert trainer.learner.optimizers["router"].param_groups[0]["lr"] == 2e-2
+    router_ids = {id(p) for p in trainer.learner.router.parameters()}
+    assert all(id(p) not in router_ids for p in trainer.learner.optimizers["weights"].param_groups[0]["params"])
     single = Trainer(RunConfig(env="synthetic-groups", agent="test-param-router", lr=1e-3, logdir=str(tmp_path / "s")), data)
-    assert set(single.optimizers) == {"all"}
-    assert [g["lr"] for g in single.optimizers["all"].param_groups] == [1e-3, 1e-3]
+    assert set(single.learner.optimizers) == {"all"}
+    assert [g["lr"] for g in single.learner.optimizers["all"].param_groups] == [1e-3, 1e-3]
 
 
 def test_optimizer_choice_applies_to_every_parameter_set(data, tmp_path):
     cfg = RunConfig(env="synthetic-groups", agent="wpl", optimizer="sgd", separate_optimizers=True, logdir=str(tmp_path))
     trainer = Trainer(cfg, data)
-    assert {type(o) for o in trainer.optimizers.values()} == {torch.optim.SGD}
+    assert {type(o) for o in trainer.learner.optimizers.values()} == {torch.optim.SGD}
     with pytest.raises(ValueError, match="valid choices: adam, sgd"):
         Trainer(RunConfig(env="synthetic-groups", optimizer="rmsprop", logdir=str(tmp_path / "x")), data)

@@ -1,4 +1,4 @@
-"""`routing-rl run` on multi-label envs: SNR and its baselines end to end, results, resume, pruning, bad input."""
+"""`routing-rl run` on multi-label and regression suites: SNR and its baselines, and every router, end to end."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from routing_rl.models import train_parameter_count
 
 SMALL_ENV = ["-e", "num_train=1500", "-e", "num_test=300", "-e", "input_dim=16"]
 FAST = ["--epochs", "3", "--lr", "1e-2", "--batch-size", "64", "--quiet"]
-MODELS = ["snr-trans", "snr-aver", "shared-bottom", "mmoe", "ml-mmoe"]
+MODELS = ["snr-trans", "snr-aver", "shared-bottom-mlp", "mmoe", "ml-mmoe"]
+ROUTERS = ["wpl", "reinforce", "qlearning", "fixed-random", "shared-bottom", "no-sharing", "hard-concrete"]
 TIMING_KEYS = ("train_seconds", "samples_per_second", "eval_seconds")
 
 
@@ -55,31 +56,31 @@ def test_list_shows_multilabel_envs_and_models(runner):
     assert result.exit_code == 0, result.output
     for name in ("multilabel-synthetic", "mmoe-synthetic", "youtube8m", *MODELS, "hard-concrete", "l0_lambda", "hidden_sizes"):
         assert name in result.output
-    assert "(model shared-bottom-mlp)" in result.output
+    assert "multi-task model" in result.output and "router: reinforcement learning" in result.output
 
 
 @pytest.mark.parametrize("agent", MODELS)
 def test_each_model_trains_end_to_end(runner, tmp_path, random_map, agent):
     result = run(runner, tmp_path, "--agent", agent, *FAST)
     assert result.exit_code == 0, result.output
-    for text in ("MAP@10", "macro", "micro", "serving", "train"):
+    for text in ("map@10", "mean", "micro", "serving", "train"):
         assert text in result.output
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["kind"] == "multilabel" and results["status"] == "complete" and results["metric"] == "map@10"
-    assert results["config"]["agent"] == agent
-    assert results["model"]["name"] == ("shared-bottom-mlp" if agent == "shared-bottom" else agent)
+    assert results["learner"]["kind"] == "model" and results["status"] == "complete"
+    assert results["metric"] == {"name": "map@10", "higher_is_better": True}
+    assert results["config"]["agent"] == results["learner"]["agent"] == agent
     epochs = results["epochs"]
     assert [e["epoch"] for e in epochs] == [1, 2, 3]
     assert len(epochs[-1]["test"]["per_task"]) == 6 and len(epochs[-1]["val"]["per_task"]) == 6
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
     final = results["final"]
-    assert final["test_macro"] > random_map + 0.05, f"{agent} did not learn: {final['test_macro']} vs chance {random_map}"
+    assert final["last"]["test_mean"] > random_map + 0.05, f"{agent} did not learn: {final['last']} vs chance {random_map}"
     counts = final["parameters"]
     assert 0 < counts["serving"] <= counts["train"]
-    assert results["serving"]["metrics_equal"] and results["serving"]["test"]["macro"] == pytest.approx(final["test_macro"], abs=1e-6)
+    assert results["serving"]["metrics_equal"] and results["serving"]["test"]["mean"] == pytest.approx(final["last"]["test_mean"], abs=1e-6)
     assert (tmp_path / "checkpoint.pt").exists() and list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     usage = epochs[-1]["utilization_per_task"]
-    assert (usage is None) == (agent == "shared-bottom")
+    assert (usage is None) == (agent == "shared-bottom-mlp")
 
 
 def test_model_options_parse_sequences_and_reach_the_model(runner, tmp_path):
@@ -128,7 +129,7 @@ def test_resume_continues_to_the_same_final_result(runner, tmp_path):
     done = run(runner, tmp_path / "part", *args, "--epochs", "3", "--resume")
     assert done.exit_code == 0 and "nothing to do" in done.output
     shown = runner.invoke(main, ["show", str(tmp_path / "part")])
-    assert shown.exit_code == 0 and "test MAP@10" in shown.output and "micro" in shown.output
+    assert shown.exit_code == 0 and "test map@10" in shown.output and "micro" in shown.output
 
 
 def test_regression_env_reports_mse(runner, tmp_path):
@@ -137,26 +138,25 @@ def test_regression_env_reports_mse(runner, tmp_path):
         "-e", "num_train=800", "-e", "num_test=200", "-e", "input_dim=20",
     ])
     assert result.exit_code == 0, result.output
-    assert "test MSE" in result.output
+    assert "test mse" in result.output
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["metric"] == "mse" and len(results["final"]["test_per_task"]) == 2
+    assert results["metric"] == {"name": "mse", "higher_is_better": False} and len(results["final"]["last"]["test_per_task"]) == 2
     data = Suite.registry.get("mmoe-synthetic")(num_train=800, num_test=200, input_dim=20).load(None, 0, 0.1)
     predict_the_mean = data.test.y.var(dim=0).mean().item()  # MSE of a constant prediction
-    assert results["final"]["test_macro"] < predict_the_mean
+    assert results["final"]["last"]["test_mean"] < predict_the_mean
     assert results["serving"]["metrics_equal"]
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--agent", "wpl"], "wpl is a router for routing-network envs; for multilabel-synthetic choose one of: snr-trans, snr-aver, shared-bottom, mmoe, ml-mmoe"),
-        (["--agent", "hard-concrete"], "hard-concrete is a router for routing-network envs"),
-        (["--agent", "nope"], "unknown agent 'nope'; valid choices: snr-trans, snr-aver, shared-bottom, mmoe, ml-mmoe"),
-        (["--agent", "snr-trans", "--routed", "conv"], "--routed only applies to routing-network envs"),
-        (["--agent", "mmoe", "-o", "l0_lambda=1"], "mmoe has no option 'l0_lambda'; valid options: expert_hidden, num_experts, shared_hidden, tower_hidden"),
+        (["--agent", "nope"], "unknown agent 'nope'; valid choices: "),
+        (["--agent", "snr-trans", "--routed", "conv"], "--routed only applies to routers; snr-trans is a multi-task model"),
+        (["--agent", "mmoe", "-o", "l0_lambda=1"], "mmoe has no option 'l0_lambda'; valid options: shared_hidden, expert_hidden, num_experts, tower_hidden"),
         (["--agent", "snr-trans", "-o", "hidden_sizes=64,x"], "hidden_sizes='64,x'"),
         (["--agent", "snr-trans", "-o", "hidden_sizes=64,32,16"], "hidden_sizes needs one size per sub-network layer"),
         (["--agent", "snr-trans", "-e", "relatedness=2"], "relatedness must be in [0, 1]"),
+        (["--agent", "wpl", "--routed", "conv"], "this network has no conv layers"),
     ],
 )
 def test_bad_multilabel_input_gives_a_clear_error(runner, tmp_path, args, message):
@@ -166,18 +166,43 @@ def test_bad_multilabel_input_gives_a_clear_error(runner, tmp_path, args, messag
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--agent", "snr-trans"], "snr-trans is a multi-task model for multi-label envs; for synthetic-groups choose one of: fixed-random"),
-        (["--agent", "shared-bottom-mlp"], "shared-bottom-mlp is a multi-task model"),
-        (["--map-k", "5"], "--map-k only applies to multi-label envs"),
-        (["--env", "nope"], "valid choices: cifar100-superclass"),
-    ],
-)
-def test_models_do_not_run_on_routing_envs(runner, tmp_path, args, message):
-    result = runner.invoke(main, ["run", "--logdir", str(tmp_path), "--quiet", "--epochs", "1", *args])
-    assert result.exit_code != 0
-    assert message in " ".join(result.output.split()), result.output
-    if args[0] == "--env":
-        assert "multilabel-synthetic" in result.output
+@pytest.mark.parametrize("agent", ROUTERS)
+def test_every_router_trains_on_the_multilabel_suite(runner, tmp_path, agent):
+    blocks = ["--blocks", "6"] if agent == "no-sharing" else ["--blocks", "3"]
+    result = run(runner, tmp_path, "--agent", agent, "--epochs", "2", "--max-batches", "5", "--quiet", "--hidden", "16", *blocks)
+    assert result.exit_code == 0, result.output
+    assert "map@10" in result.output and "route" in result.output
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["learner"]["kind"] == "router" and results["learner"]["head_sizes"] == [10, 8, 6, 10, 8, 6]
+    last = results["epochs"][-1]
+    assert len(last["test"]["per_task"]) == 6 and len(last["routing"]["routes"]) == 6
+    assert 0 < last["parameters"]["serving"] <= last["parameters"]["train"]
+
+
+def test_a_routed_network_beats_chance_on_the_multilabel_suite(runner, tmp_path, random_map):
+    result = run(runner, tmp_path, "--agent", "fixed-random", *FAST, "--hidden", "32")
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["final"]["last"]["test_mean"] > random_map + 0.05
+    assert results["epochs"][-1]["train_loss"] < results["epochs"][0]["train_loss"]
+
+
+def test_routers_on_regression_default_to_the_negative_loss_reward(runner, tmp_path):
+    env = ["--env", "mmoe-synthetic", "-e", "num_train=400", "-e", "num_test=100", "-e", "input_dim=8", "--quiet", "--epochs", "1"]
+    ok = runner.invoke(main, ["run", "--agent", "reinforce", "--logdir", str(tmp_path / "a"), *env])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads((tmp_path / "a" / "results.json").read_text())["metric"]["name"] == "mse"
+    refused = runner.invoke(main, ["run", "--agent", "reinforce", "--reward", "correct", "--logdir", str(tmp_path / "b"), *env])
+    assert refused.exit_code != 0 and "--reward correct does not apply to regression tasks" in refused.output
+
+
+def test_models_train_on_single_label_suites_too(runner, tmp_path):
+    """One interface both ways: a multi-task model reads each row's own task output."""
+    result = runner.invoke(main, ["run", "--agent", "snr-trans", "--env", "synthetic-groups", "--epochs", "2", "--quiet",
+                                  "-e", "num_tasks=4", "-e", "train_per_task=200", "-e", "test_per_task=100",
+                                  "--lr", "3e-3", "--logdir", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["metric"]["name"] == "accuracy" and results["final"]["last"]["test_mean"] > 0.4  # chance 0.25
+    map_k = runner.invoke(main, ["run", "--map-k", "5", "--logdir", str(tmp_path / "x"), "--quiet"])
+    assert map_k.exit_code != 0 and "--map-k only applies to multi-label suites" in map_k.output
