@@ -49,7 +49,17 @@ def _flags(names: list[str]) -> str:
     return ", ".join("--" + n.replace("_", "-") for n in names)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class CommandLine(click.Group):
+    """The command group; remembers the arguments it was invoked with, for the results' provenance."""
+
+    invoked_args: list[str] = []
+
+    def main(self, args: Any = None, *more: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        CommandLine.invoked_args = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        return super().main(args, *more, **kwargs)
+
+
+@click.group(cls=CommandLine, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="routing-rl")
 def main() -> None:
     """Routing networks for multi-task learning: learned and fixed routes and multi-task models on one interface."""
@@ -116,7 +126,7 @@ def run_command(**opts: Any) -> None:
     load_plugins(opts.pop("plugins"))
     resume, overwrite, quiet = opts.pop("resume"), opts.pop("overwrite"), opts.pop("quiet")
     config = _config(opts)
-    trainer = _build(lambda: Trainer.from_config(config, command=["routing-rl", *sys.argv[1:]]), config)
+    trainer = _build(lambda: Trainer.from_config(config, command=["routing-rl", *CommandLine.invoked_args]), config)
     _build(lambda: trainer.prepare_run_dir(resume=resume, overwrite=overwrite), config)
     console = Console(highlight=False)
     console.print(run_header(trainer))

@@ -206,3 +206,14 @@ def test_models_train_on_single_label_suites_too(runner, tmp_path):
     assert results["metric"]["name"] == "accuracy" and results["final"]["last"]["test_mean"] > 0.4  # chance 0.25
     map_k = runner.invoke(main, ["run", "--map-k", "5", "--logdir", str(tmp_path / "x"), "--quiet"])
     assert map_k.exit_code != 0 and "--map-k only applies to multi-label suites" in map_k.output
+
+
+def test_a_routed_multilabel_run_resumes_exactly(runner, tmp_path):
+    args = ["--agent", "wpl", "--hidden", "16", "--blocks", "3", "--quiet", "--seed", "2"]
+    assert run(runner, tmp_path / "full", *args, "--epochs", "2").exit_code == 0
+    assert run(runner, tmp_path / "part", *args, "--epochs", "1").exit_code == 0
+    resumed = run(runner, tmp_path / "part", *args, "--epochs", "2", "--resume")
+    assert resumed.exit_code == 0 and "resuming at epoch 2" in resumed.output
+    a = json.loads((tmp_path / "full" / "results.json").read_text())
+    b = json.loads((tmp_path / "part" / "results.json").read_text())
+    assert without_timings(a) == without_timings(b)
