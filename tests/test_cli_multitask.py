@@ -20,14 +20,6 @@ ROUTERS = ["wpl", "reinforce", "qlearning", "fixed-random", "shared-bottom", "no
 TIMING_KEYS = ("train_seconds", "samples_per_second", "eval_seconds")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: more threads only contend for the shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture
 def runner():

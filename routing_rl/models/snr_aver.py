@@ -44,16 +44,6 @@ class SNRAver(SNRModel):
 
     name = "snr-aver"
     description = "SNR-Aver: sub-networks joined by gated sums z_ij u_j (Ma et al.)"
-    option_help = {
-        "num_subnetworks": "sub-networks per layer (one number, or one per layer)",
-        "hidden_sizes": "units of the sub-networks of each layer (one number, or one per layer)",
-        "l0_lambda": "weight of the expected-L0 penalty on the coding variables",
-        "beta": "hard concrete temperature",
-        "gamma": "lower end of the stretched interval (< 0)",
-        "zeta": "upper end of the stretched interval (> 1)",
-        "log_alpha_init": "initial gate logit (larger: connections start open)",
-        "per_example_gates": "draw gate noise per example instead of once per mini-batch",
-    }
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ implements ``forward`` and ``serving_model``. This class is not registered (it h
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 from typing import cast
 
 import numpy as np
@@ -23,6 +24,17 @@ from routing_rl.network.hard_concrete import HardConcreteGate
 
 class SNRModel(MultiTaskModel):
     """The layered sub-network graph with one :class:`HardConcreteGate` matrix per routing layer."""
+
+    option_help: ClassVar[dict[str, str]] = {
+        "num_subnetworks": "sub-networks per layer (one number, or one per layer)",
+        "hidden_sizes": "units of the sub-networks of each layer (one number, or one per layer)",
+        "l0_lambda": "weight of the expected-L0 penalty on the coding variables",
+        "beta": "hard concrete temperature",
+        "gamma": "lower end of the stretched interval (< 0)",
+        "zeta": "upper end of the stretched interval (> 1)",
+        "log_alpha_init": "initial gate logit (larger: connections start open)",
+        "per_example_gates": "draw gate noise per example instead of once per mini-batch",
+    }
 
     def __init__(
         self,

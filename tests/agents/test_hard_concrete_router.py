@@ -16,14 +16,6 @@ from routing_rl.network import build_network
 from routing_rl.training import RunConfig, Trainer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: more threads only contend for the shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def small_batch(num_tasks: int = 3, batch: int = 48, dim: int = 8, classes: int = 3, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)

@@ -15,14 +15,6 @@ from routing_rl.training import RunConfig, Trainer
 SMALL = {"num_tasks": 4, "num_groups": 2, "train_per_task": 64, "test_per_task": 32}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny tensors: intra-op threads only add overhead, and on a busy 2-core machine 30x of it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def data():

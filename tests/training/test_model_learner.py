@@ -17,13 +17,6 @@ from routing_rl.training import RunConfig, RunExistsError, Trainer, TrainingDive
 from routing_rl.training.families import task_family
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def data():
