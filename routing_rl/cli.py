@@ -115,6 +115,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--env-option", "-e", "env_option", multiple=True, metavar="KEY=VALUE", help="Task suite option; repeatable.")
 @click.option("--plugin", "plugins", multiple=True, help="Import this module first (registers your routers/models/suites).")
 @click.option("--max-batches", default=None, type=click.IntRange(min=1), help="Stop each training epoch after N batches (smoke tests).")
+@click.option("--divergence-factor", default=1000.0, show_default=True, type=click.FloatRange(min=0), help="Stop when the task loss exceeds this many times the first batch's (at least 1); 0: only on NaN/inf.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run_command(**opts: Any) -> None:
     """Train a router in its routed network, or a multi-task model, on a task suite; evaluate every
@@ -141,6 +142,11 @@ def run_command(**opts: Any) -> None:
         except TrainingDiverged as exc:
             console.print(f"[red]Error:[/] {exc}")
             sys.exit(EXIT_DIVERGED)
+        except OSError as exc:  # e.g. the disk filled up while a result or checkpoint was written
+            raise click.ClickException(
+                f"cannot write the run to {trainer.run_dir}: {exc.strerror or exc}; the files of the last finished epoch "
+                "are intact, so free the space and continue with --resume"
+            ) from None
         finally:
             logger.close()
     print_results(trainer.results, console)
@@ -184,13 +190,15 @@ def _build(step: Any, config: Any) -> Any:
     from routing_rl.agents import RouterConfigError
     from routing_rl.data import DataError
     from routing_rl.network import SpecError
-    from routing_rl.training import CheckpointError, RunExistsError
+    from routing_rl.training import CheckpointError, RunDirError, RunExistsError
 
     try:
         return step()
-    except (DataError, SpecError, RouterConfigError, RunExistsError, CheckpointError, ValueError) as exc:
+    except (DataError, SpecError, RouterConfigError, RunExistsError, RunDirError, CheckpointError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    except (TypeError, RuntimeError, OSError) as exc:
+    except MemoryError:
+        raise click.ClickException(f"not enough memory to set up {config.agent} on {config.env}; choose smaller sizes") from None
+    except Exception as exc:  # plugins are user code: whatever they raise is reported in one line
         raise click.ClickException(f"cannot set up {config.agent} on {config.env}: {type(exc).__name__}: {exc}") from None
 
 

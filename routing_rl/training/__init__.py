@@ -3,7 +3,7 @@
 from routing_rl.training.config import RunConfig
 from routing_rl.training.io import CheckpointError
 from routing_rl.training.results import ResultsError, load_results
-from routing_rl.training.run_dir import RunDirectory, RunExistsError
+from routing_rl.training.run_dir import RunDirectory, RunDirError, RunExistsError
 from routing_rl.training.trainer import Callbacks, Trainer, TrainingDiverged
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "CheckpointError",
     "ResultsError",
     "RunConfig",
+    "RunDirError",
     "RunDirectory",
     "RunExistsError",
     "Trainer",

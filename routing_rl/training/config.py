@@ -59,8 +59,11 @@ class RunConfig:
     agent_options: dict[str, Any] = field(default_factory=dict)
     env_options: dict[str, Any] = field(default_factory=dict)
     max_batches_per_epoch: int | None = None
+    divergence_factor: float = 1000.0
 
-    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("epochs", "device", "logdir", "data_dir", "eval_batch_size", "threads")
+    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (
+        "epochs", "device", "logdir", "data_dir", "eval_batch_size", "threads", "divergence_factor",
+    )  # fmt: skip
     """Options that may differ between an interrupted run and its resumption."""
 
     def check(self) -> None:
@@ -82,6 +85,10 @@ class RunConfig:
             raise ValueError(f"--threads must be at least 1, got {self.threads}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if not self.routed.strip():
+            raise ValueError("--routed is empty; name the routed layers (e.g. fc, conv3, all), or none for no routed layer")
+        if self.divergence_factor < 0:
+            raise ValueError(f"--divergence-factor must be >= 0 (0 switches the check off), got {self.divergence_factor}")
         if self.reward not in REWARDS:
             raise ValueError(f"--reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
 

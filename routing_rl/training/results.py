@@ -86,8 +86,10 @@ def summarise(epochs: list[dict[str, Any]], metric: str, higher_is_better: bool)
             return -math.inf
         return mean if higher_is_better else -mean
 
-    best = max(epochs, key=lambda r: (key(r), -r["epoch"]))
     last = epochs[-1]
+    best = max(epochs, key=lambda r: (key(r), -r["epoch"]))
+    if key(best) == -math.inf:
+        best = last  # no validation split (--val-fraction 0): nothing to select on
 
     def at(record: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -28,7 +28,8 @@ from routing_rl.training.tb_logger import TensorBoardLogger
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run stops rather than train on garbage."""
+    """The loss became NaN or infinite, or rose far above its first value; the run stops rather
+    than train on garbage."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -139,8 +140,7 @@ class Trainer:
                 break
             batch = self.family.gather(self.data.train, rows, self.device, aug_gen)
             step = self.learner.train_step(batch, epoch)
-            if not torch.isfinite(step.loss):
-                self._stop_diverged(epoch, b + 1, step.loss.item(), step.task_loss.item())
+            self._check_divergence(epoch, b + 1, step.loss.item(), step.task_loss.item())
             for opt in self.learner.optimizers.values():
                 opt.zero_grad(set_to_none=True)
             step.loss.backward()
@@ -164,9 +164,23 @@ class Trainer:
             "samples_per_second": samples / seconds if seconds > 0 else math.nan,
         }
 
-    def _stop_diverged(self, epoch: int, batch: int, loss: float, task_loss: float) -> None:
+    def _check_divergence(self, epoch: int, batch: int, loss: float, task_loss: float) -> None:
+        """Stop on a non-finite loss, or on a task loss over ``divergence_factor`` times the run's first
+        (floored at 1, so that a near-zero start does not make ordinary noise look like divergence)."""
+        if not math.isfinite(loss):
+            self._stop_diverged(epoch, batch, loss, task_loss, f"loss became {loss} at epoch {epoch}, batch {batch} (task loss {task_loss})")
+        first = self.results.setdefault("first_loss", task_loss)
+        factor = self.config.divergence_factor
+        if factor and task_loss > factor * max(first, 1.0):
+            self._stop_diverged(
+                epoch, batch, loss, task_loss,
+                f"loss {task_loss:.4g} at epoch {epoch}, batch {batch} is over {factor:g} times the first batch's "
+                f"{first:.4g} (--divergence-factor)",
+            )  # fmt: skip
+
+    def _stop_diverged(self, epoch: int, batch: int, loss: float, task_loss: float, what: str) -> None:
         """Record ``status: diverged`` with where it happened (results only, no checkpoint), then stop."""
-        message = f"loss became {loss} at epoch {epoch}, batch {batch} (task loss {task_loss}); try a lower --lr"
+        message = f"{what}; the run diverged, try a lower --lr"
         self.results["status"] = "diverged"
         self.results["divergence"] = {"epoch": epoch, "batch": batch, "loss": loss, "task_loss": task_loss}
         self.results["provenance"]["ended"] = now()
@@ -185,6 +199,13 @@ class Trainer:
     # ---- the run ----------------------------------------------------------------------------
     def fit(self, logger: TensorBoardLogger | None = None) -> dict[str, Any]:
         """Train from ``start_epoch`` to ``epochs``; returns the results dictionary (also on disk)."""
+        self.run_directory.acquire()
+        try:
+            return self._fit(logger)
+        finally:
+            self.run_directory.release()
+
+    def _fit(self, logger: TensorBoardLogger | None) -> dict[str, Any]:
         cfg = self.config
         if logger and self.start_epoch == 1:
             logger.text("config", "\n".join(f"    {k}: {v}" for k, v in cfg.to_dict().items()), 0)
