@@ -16,6 +16,11 @@ from rich.table import Table
 from routing_rl.registry import Registered
 
 
+def metric_label(metric: str) -> str:
+    """How tables print a metric: ``MAP@10``, ``MSE``, ``accuracy``."""
+    return metric.upper() if metric.startswith(("map", "mse")) else metric
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "nan" if value is None or value != value else f"{value:.{digits}f}"
 
@@ -54,7 +59,7 @@ def run_header(trainer: Any) -> str:
     else:
         built = f"model {type(learner.model).__name__}"
     return (
-        f"[bold]{cfg.agent}[/] on [bold]{data.name}[/] ({trainer.family.name}, metric {trainer.family.metric}): "
+        f"[bold]{cfg.agent}[/] on [bold]{data.name}[/] ({trainer.family.name}, metric {metric_label(trainer.family.metric)}): "
         f"{data.num_tasks} tasks, {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, {built}, "
         f"device {trainer.device}, run dir {trainer.run_dir}"
     )
@@ -81,7 +86,7 @@ def fit_with_progress(trainer: Any, console: Console, quiet: bool, logger: Any) 
 
     def end(record: dict[str, Any]) -> None:
         progress.remove_task(bar["id"])
-        console.print(epoch_line(record, trainer.family.metric), highlight=False)
+        console.print(epoch_line(record, metric_label(trainer.family.metric)), highlight=False)
 
     trainer.callbacks = Callbacks(start, batch, end)
     with progress:
@@ -95,7 +100,7 @@ def print_results(results: dict[str, Any], console: Console) -> None:
         console.print(f"{results['status']}: no finished epoch yet")
         return
     final, last = results["final"], epochs[-1]
-    metric = results["metric"]["name"]
+    metric = metric_label(results["metric"]["name"])
     routes = last.get("routing", {}).get("routes")
     usage = last.get("utilization_per_task")
     table = Table(title=f"{results['config']['agent']} on {results['env']['name']} (epoch {final['epoch']}, {results['status']})")

@@ -55,7 +55,7 @@ def test_list_shows_multilabel_envs_and_models(runner):
 def test_each_model_trains_end_to_end(runner, tmp_path, random_map, agent):
     result = run(runner, tmp_path, "--agent", agent, *FAST)
     assert result.exit_code == 0, result.output
-    for text in ("map@10", "mean", "micro", "serving", "train"):
+    for text in ("MAP@10", "mean", "micro", "serving", "train"):
         assert text in result.output
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["learner"]["kind"] == "model" and results["status"] == "complete"
@@ -121,7 +121,7 @@ def test_resume_continues_to_the_same_final_result(runner, tmp_path):
     done = run(runner, tmp_path / "part", *args, "--epochs", "3", "--resume")
     assert done.exit_code == 0 and "nothing to do" in done.output
     shown = runner.invoke(main, ["show", str(tmp_path / "part")])
-    assert shown.exit_code == 0 and "test map@10" in shown.output and "micro" in shown.output
+    assert shown.exit_code == 0 and "test MAP@10" in shown.output and "micro" in shown.output
 
 
 def test_regression_env_reports_mse(runner, tmp_path):
@@ -130,7 +130,7 @@ def test_regression_env_reports_mse(runner, tmp_path):
         "-e", "num_train=800", "-e", "num_test=200", "-e", "input_dim=20",
     ])
     assert result.exit_code == 0, result.output
-    assert "test mse" in result.output
+    assert "test MSE" in result.output
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["metric"] == {"name": "mse", "higher_is_better": False} and len(results["final"]["last"]["test_per_task"]) == 2
     data = Suite.registry.get("mmoe-synthetic")(num_train=800, num_test=200, input_dim=20).load(None, 0, 0.1)
@@ -163,7 +163,7 @@ def test_every_router_trains_on_the_multilabel_suite(runner, tmp_path, agent):
     blocks = ["--blocks", "6"] if agent == "no-sharing" else ["--blocks", "3"]
     result = run(runner, tmp_path, "--agent", agent, "--epochs", "2", "--max-batches", "5", "--quiet", "--hidden", "16", *blocks)
     assert result.exit_code == 0, result.output
-    assert "map@10" in result.output and "route" in result.output
+    assert "MAP@10" in result.output and "route" in result.output
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["learner"]["kind"] == "router" and results["learner"]["head_sizes"] == [10, 8, 6, 10, 8, 6]
     last = results["epochs"][-1]
