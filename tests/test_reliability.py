@@ -74,6 +74,7 @@ def bad_run_cases(tmp_path):
         "map-k on single-label": (["--map-k", "3"], ["--map-k only applies"]),
         "model with router option": (["--agent", "mmoe", "--env", "multilabel-synthetic", "--blocks", "3"], ["--blocks only applies to routers"]),
         "negative divergence factor": (["--divergence-factor", "-1"], ["--divergence-factor"]),
+        "data too large for memory": (["-e", "num_tasks=99999999999"], ["-e num_tasks=99999999999", "of memory"]),
     }
 
 
@@ -81,7 +82,7 @@ CASES = [
     "empty agent", "empty routed", "negative seed", "empty plugin", "missing plugin", "plugin raises",
     "plugin syntax error", "router constructor raises", "logdir is a file", "logdir below a file",
     "logdir under /proc", "unknown env option", "bad reward for regression", "map-k on single-label",
-    "model with router option", "negative divergence factor",
+    "model with router option", "negative divergence factor", "data too large for memory",
 ]  # fmt: skip
 
 
@@ -93,7 +94,7 @@ def test_the_case_table_is_complete(tmp_path):
 def test_bad_run_invocations_give_one_line_errors(tmp_path, plugins, case):
     args, fragments = bad_run_cases(tmp_path)[case]
     logdir = [] if "--logdir" in args else ["--logdir", tmp_path / "run"]
-    env = [] if "--env" in args else SMALL[:-1]
+    env = [] if "--env" in args or "-e" in args else SMALL[:-1]
     result = invoke("run", "--epochs", "1", "--quiet", *logdir, *env, *args)
     assert_clean_error(result, *fragments)
 

@@ -5,7 +5,8 @@ network must fail with a message that says what to do. So this module keeps thre
 
 * A data directory is searched in a fixed order: the explicit ``data_dir`` argument (and only it,
   when given), else ``$ROUTING_RL_DATA``, else the suite's system directories and the user cache.
-* Files are downloaded only when they are missing *and* the caller passed ``download=True``; a
+* Files are downloaded only when they are missing *and* the caller passed ``download=True``
+  (``-e download=true`` on the command line); a
   download streams into a temporary file next to the target, is checksum-verified and only then
   moved into place with :func:`os.replace`, so an interrupted or corrupt download leaves nothing.
 * Checksums are verified once per process per file version (path, size, mtime), so repeat loads
@@ -143,13 +144,21 @@ def missing_files_error(
     put_in: Path,
     source: str,
     reason: str = "",
+    found_in: Path | None = None,
 ) -> DataError:
-    """The error for absent data: which files are missing, where to put them, where to get them."""
+    """The error for absent data: which files are missing, where to put them, where to get them.
+
+    Users meet it through ``routing-rl run``, so the remedies are spelled as command-line options
+    (``--data-dir DIR``, ``-e download=true``), not as the Python keywords they map to.
+    ``found_in`` names a directory that holds only some of the files, so the message can say the
+    others were found there instead of implying that nothing was.
+    """
+    where = f" in {found_in} (the other files are there)" if found_in is not None else ""
     lines = [
-        f"{title}: missing data file(s) {', '.join(files)}.",
+        f"{title}: missing data file(s) {', '.join(files)}{where}.",
         "Searched: " + (", ".join(str(d) for d in searched) if searched else "(no directory)") + ".",
-        f"Put the files in {put_in} (or pass data_dir=..., or set ${ENV_VAR} to a directory holding them).",
-        f"Get them from {source}, or pass download=True to fetch them automatically.",
+        f"Put the files in {put_in} (or pass --data-dir DIR, or set ${ENV_VAR} to a directory holding them).",
+        f"Get them from {source}, or pass -e download=true to fetch them automatically.",
     ]
     if reason:
         lines.append(f"Download failed: {reason}")

@@ -163,32 +163,46 @@ class FashionMNISTMTL(SingleLabelSuite):
         return None
 
     @classmethod
+    def present(cls, directory: Path) -> list[str]:
+        """Base names of the four IDX files that ``directory`` holds (plain or ``.gz``)."""
+        return [f for f in cls.files if cls.locate(directory, f) is not None]
+
+    @classmethod
     def has_files(cls, directory: Path) -> bool:
         """Whether all four IDX files are in ``directory``."""
-        return all(cls.locate(directory, f) is not None for f in cls.files)
+        return len(cls.present(directory)) == len(cls.files)
 
     def find_files(self, data_dir: Path | None) -> dict[str, Path]:
-        """Paths of the four files, downloading them first if missing and ``download`` is set."""
+        """Paths of the four files, downloading them first if missing and ``download`` is set.
+
+        Without ``download``, a searched directory that holds some but not all of the files is the
+        one the user meant, so the error lists exactly the files missing *there* (a directory
+        with one file lost must not read as "all four missing" somewhere else).
+        """
         candidates = dl.candidate_dirs(data_dir, self.subdir, self.system_dirs)
         directory = dl.find_data_dir(candidates, self.has_files)
         if directory is None:
             target = dl.download_root(data_dir) / self.subdir
-            missing = [f for f in self.files if self.locate(target, f) is None]
             if not self.download:
-                raise self._missing(missing, candidates, target)
-            self._download(missing, target, candidates)
+                partial = [d for d in candidates if d.is_dir() and self.present(d)]
+                best = max(partial, key=lambda d: len(self.present(d)), default=target)
+                raise self._missing(candidates, best)
+            self._download([f for f in self.files if f not in self.present(target)], target, candidates)
             directory = target
         return {f: path for f in self.files if (path := self.locate(directory, f)) is not None}
 
-    def _missing(self, missing: list[str], searched: list[Path], target: Path, reason: str = "") -> DataError:
+    def _missing(self, searched: list[Path], put_in: Path, reason: str = "") -> DataError:
+        """The error naming the files missing from ``put_in`` (and saying the others are there)."""
+        present = self.present(put_in)
         return dl.missing_files_error(
             self.title,
-            [f"{f}(.gz)" for f in missing],
+            [f"{f}(.gz)" for f in self.files if f not in present],
             searched,
-            target,
+            put_in,
             f"{self.mirror}<file>.gz (or the Debian package dataset-fashion-mnist, which installs "
             f"them in {self.system_dirs[0]})",
             reason,
+            found_in=put_in if present else None,
         )
 
     def _download(self, missing: list[str], target: Path, searched: list[Path]) -> None:
@@ -197,8 +211,7 @@ class FashionMNISTMTL(SingleLabelSuite):
             try:
                 dl.download(self.mirror + f"{base}.gz", target / f"{base}.gz", md5=expected)
             except DataError as exc:
-                still = [f for f in self.files if self.locate(target, f) is None]
-                raise self._missing(still, searched, target, str(exc)) from exc
+                raise self._missing(searched, target, str(exc)) from exc
 
     def read(self, path: Path, base: str) -> np.ndarray:
         """Decode one IDX file, verifying its decompressed SHA-256 unless ``verify`` is off."""
@@ -219,6 +232,13 @@ class FashionMNISTMTL(SingleLabelSuite):
         labels = self.read(label_path, f"{prefix}-labels-idx1-ubyte")
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
             raise DataError(f"{image_path}: expected uint8 images [N, 28, 28], got {images.dtype} {images.shape}")
+        if images.shape[0] == 0:
+            # A well-formed but empty file (possible with verify off) would build tasks without
+            # rows and fail much later, inside training or evaluation; refuse it here instead.
+            raise DataError(
+                f"{image_path} holds no images (its header says 0): it is not a usable Fashion-MNIST file; "
+                "delete it and fetch it again (pass -e download=true to download it)"
+            )
         if labels.dtype != np.uint8 or labels.ndim != 1 or labels.shape[0] != images.shape[0]:
             raise DataError(
                 f"{label_path}: expected {images.shape[0]} uint8 labels to match {image_path.name}, "

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from routing_rl.data.memory import MemoryTerm, constructor_defaults, require_memory
 from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit, MultiLabelSuite, split_rows
 
 NOISE_STD = 0.1
@@ -67,6 +68,26 @@ class MMoESynthetic(MultiLabelSuite):
         self.num_sines = num_sines
         self.num_train = num_train
         self.num_test = num_test
+        require_memory(
+            self.name,
+            self.memory_terms(),
+            {name: getattr(self, name) for name in ("num_train", "num_test", "input_dim", "num_sines")},
+            constructor_defaults(type(self)),
+        )
+
+    def memory_terms(self) -> list[MemoryTerm]:
+        """Estimated peak bytes of :meth:`load`, by the options each part grows with.
+
+        The float64 inputs stay alive while their float32 copy and the per-split copies are made;
+        the sine terms ``[N, 2, num_sines]`` are float64 with two temporaries of the same size.
+        """
+        n = self.num_train + self.num_test
+        return [
+            (n * self.input_dim * 16, ("num_train", "num_test", "input_dim")),
+            (n * 2 * self.num_sines * 24, ("num_train", "num_test", "num_sines")),
+            (n * 2 * 8 * 4 + n * 16, ("num_train", "num_test")),
+            (self.input_dim * 2 * 8 * 3, ("input_dim",)),
+        ]
 
     def task_weights(self, rng: np.random.Generator) -> np.ndarray:
         """``[2, d]``: ``w1 = c u1``, ``w2 = c (p u1 + sqrt(1 - p^2) u2)`` for random orthonormal u1, u2."""

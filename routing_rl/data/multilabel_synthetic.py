@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from routing_rl.data.memory import MemoryTerm, constructor_defaults, require_memory
 from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit, MultiLabelSuite, split_rows
 
 
@@ -75,12 +76,24 @@ class MultiLabelSynthetic(MultiLabelSuite):
             raise ValueError(f"relatedness must be in [0, 1], got {relatedness}")
         if not 0.0 < min_prevalence <= max_prevalence < 1.0:
             raise ValueError(f"need 0 < min_prevalence <= max_prevalence < 1, got {min_prevalence}, {max_prevalence}")
-        if labels_per_task is None:
-            labels_per_task = [(10, 8, 6)[t % 3] for t in range(num_tasks)]
-        if len(labels_per_task) != num_tasks or min(labels_per_task) <= 0:
+        if labels_per_task is not None and (len(labels_per_task) != num_tasks or min(labels_per_task) <= 0):
             raise ValueError(f"labels_per_task needs {num_tasks} positive counts, got {list(labels_per_task)}")
         if min(input_dim, latent_dim, num_train, num_test) <= 0 or noise_std < 0:
             raise ValueError("sizes must be positive and noise_std >= 0")
+        # Checked before the per-task lists below exist: with a huge num_tasks even they would not fit.
+        max_labels = 10 if labels_per_task is None else max(int(c) for c in labels_per_task)
+        options: dict[str, object] = {"num_tasks": num_tasks, "num_groups": num_groups}
+        if labels_per_task is not None:
+            options["labels_per_task"] = list(labels_per_task)
+        options.update(num_train=num_train, num_test=num_test, input_dim=input_dim, latent_dim=latent_dim)
+        require_memory(
+            self.name,
+            self.memory_terms(num_tasks, num_groups, max_labels, input_dim, latent_dim, num_train + num_test),
+            options,
+            constructor_defaults(type(self)),
+        )
+        if labels_per_task is None:
+            labels_per_task = [(10, 8, 6)[t % 3] for t in range(num_tasks)]
         self.num_tasks = num_tasks
         self.num_groups = num_groups
         self.relatedness = relatedness
@@ -92,6 +105,26 @@ class MultiLabelSynthetic(MultiLabelSuite):
         self.noise_std = noise_std
         self.prevalence = np.linspace(max_prevalence, min_prevalence, num_tasks)
         self.sparse_targets = sparse_targets
+
+    @staticmethod
+    def memory_terms(
+        num_tasks: int, num_groups: int, max_labels: int, input_dim: int, latent_dim: int, num_examples: int
+    ) -> list[MemoryTerm]:
+        """Estimated peak bytes of :meth:`generate` plus :meth:`load`, by the options each part grows with.
+
+        The scores ``[N, T, C_max]`` dominate: the clean scores, the noise, the noisy scores and
+        their sorted copy are float64, the labels float32 (and copied once more into the splits);
+        inputs and latent features are float64 with a float32 copy of the inputs per split.
+        """
+        n, labels = num_examples, "labels_per_task"
+        return [
+            (n * num_tasks * max_labels * 44, ("num_tasks", labels, "num_train", "num_test")),
+            (n * input_dim * 16, ("num_train", "num_test", "input_dim")),
+            (n * latent_dim * 16, ("num_train", "num_test", "latent_dim")),
+            (num_tasks * max_labels * latent_dim * 24 + num_tasks * 200, ("num_tasks", labels, "latent_dim")),
+            (num_groups * max_labels * latent_dim * 8, ("num_groups", labels, "latent_dim")),
+            (input_dim * latent_dim * 8, ("input_dim", "latent_dim")),
+        ]
 
     def task_groups(self) -> list[int]:
         """Group of each task (round-robin)."""

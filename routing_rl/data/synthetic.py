@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from routing_rl.data.base import SingleLabelData, SingleLabelSuite
+from routing_rl.data.memory import MemoryTerm, constructor_defaults, require_memory
 from routing_rl.data.splitting import TaskRows, train_val_test
 
 
@@ -103,6 +104,11 @@ class SyntheticGroups(SingleLabelSuite):
         "problem_seed": "seed of the teachers (default: the run's --seed)",
     }
 
+    size_options: ClassVar[tuple[str, ...]] = (
+        "num_tasks", "train_per_task", "test_per_task", "dim", "num_groups", "hidden", "num_classes",
+    )  # fmt: skip
+    """The options the data size grows with, in the order a too-large-for-memory error names them."""
+
     def __init__(
         self,
         *,
@@ -133,6 +139,32 @@ class SyntheticGroups(SingleLabelSuite):
         self.test_per_task = test_per_task
         self.label_noise = label_noise
         self.problem_seed = problem_seed
+        require_memory(
+            self.name,
+            self.memory_terms(),
+            {name: getattr(self, name) for name in self.size_options},
+            constructor_defaults(type(self)),
+        )
+
+    def memory_terms(self) -> list[MemoryTerm]:
+        """Estimated peak bytes of :meth:`load`, by the options each part grows with.
+
+        Inputs are drawn in float64 and kept as float32 (the float64 copy of the larger split is
+        the transient peak); the row tables hold a few int64 columns per row plus the copies the
+        validation hold-out makes; every task and group also costs some Python objects.
+        """
+        train, test = self.num_tasks * self.train_per_task, self.num_tasks * self.test_per_task
+        teacher = 8 * (self.dim * self.hidden + self.hidden * (self.num_classes + 1) + self.num_classes) + 600
+        reference = 8 * 8192  # bytes per column of Teacher.balanced's float64 sample (one teacher at a time)
+        return [
+            ((train + test) * self.dim * 4 + max(train, test) * self.dim * 8,
+             ("num_tasks", "train_per_task", "test_per_task", "dim")),
+            ((train + test) * 64, ("num_tasks", "train_per_task", "test_per_task")),
+            (self.num_tasks * 200, ("num_tasks",)),
+            (reference * self.dim, ("dim",)),
+            (self.num_groups * teacher + reference * (self.hidden + self.num_classes),
+             ("num_groups", "dim", "hidden", "num_classes")),
+        ]  # fmt: skip
 
     def groups(self) -> list[int]:
         """Group of every task: ``t % num_groups`` (interleaved)."""

@@ -37,13 +37,17 @@ import torch
 
 from routing_rl.data.base import DataError
 from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit, MultiLabelSuite, SparseMultiHot
-from routing_rl.data.tfrecord import Feature, bytes_feature, encode_example, float_feature, int64_feature, read_examples
+from routing_rl.data.tf_example import Feature, bytes_feature, encode_example, float_feature, int64_feature, read_examples
 
 DATASET_URL = "https://research.google.com/youtube8m/"
 FEATURE_DIMS = {"mean_rgb": 1024, "mean_audio": 128}
 VOCABULARY_FILE = "vocabulary.csv"
 TRAIN_PATTERN = "train*.tfrecord"
 VALIDATE_PATTERN = "validate*.tfrecord"
+MAX_VOCABULARY_INDEX = 10**6
+"""Exclusive upper bound on ``Index`` in ``vocabulary.csv``. The label lookup is a dense array of
+``max(Index) + 1`` entries, so a corrupt index such as 10**11 would ask for hundreds of GiB; the
+real vocabulary has 3,862 labels (4,716 in the 2017 release), far below this bound."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +97,15 @@ def read_vocabulary(path: Path, num_verticals: int) -> VerticalTasks:
         try:
             index = int(row["Index"])
             count = int(row.get("TrainVideoCount") or 0)
-        except ValueError:
+        except (TypeError, ValueError):  # TypeError: a short row leaves the field None
             raise DataError(f"{path}, line {line}: Index and TrainVideoCount must be integers") from None
+        if not 0 <= index < MAX_VOCABULARY_INDEX:
+            # A negative index would add a label no video can carry, a huge one would size the
+            # lookup table beyond any memory: both mean the file is corrupt or not the vocabulary.
+            raise DataError(
+                f"{path}, line {line}: field Index is {index}, but it must be 0 <= Index < {MAX_VOCABULARY_INDEX} "
+                f"(YouTube8M label indices); the file is corrupt or not the vocabulary.csv from {DATASET_URL}"
+            )
         by_vertical.setdefault(vertical, []).append((index, (row.get("Name") or "").strip(), count))
     ranked = sorted(by_vertical, key=lambda v: (-len(by_vertical[v]), -sum(c for _, _, c in by_vertical[v]), v))
     kept = ranked[:num_verticals]
@@ -182,11 +193,21 @@ class YouTube8M(MultiLabelSuite):
     def locate(self, data_dir: Path | None) -> tuple[Path, list[Path], list[Path]]:
         """``(vocabulary, train_files, validate_files)``; raises :class:`DataError` saying what is missing."""
         if data_dir is None:
-            raise DataError(missing_data_message(None, "pass the directory holding the files"))
+            raise DataError(missing_data_message(None, "pass --data-dir DIR naming the directory that holds the files"))
         data_dir = Path(data_dir)
         vocabulary = data_dir / VOCABULARY_FILE
         train = sorted(data_dir.glob(TRAIN_PATTERN))
         validate = sorted(data_dir.glob(VALIDATE_PATTERN))
+        # Every name matching the patterns is read as a shard, so one that is not a file (a
+        # directory called train0000.tfrecord, a broken link) must be named here, not surface
+        # later as IsADirectoryError; the same for a directory called vocabulary.csv.
+        for path in [vocabulary, *train, *validate]:
+            if (path.exists() or path.is_symlink()) and not path.is_file():
+                kind = "a directory" if path.is_dir() else "not a regular file (a broken link or a special file)"
+                raise DataError(
+                    f"{path} is {kind}, but its name makes it a YouTube8M data file "
+                    f"({VOCABULARY_FILE}, {TRAIN_PATTERN}, {VALIDATE_PATTERN}); move it out of {data_dir} or rename it"
+                )
         found = {VOCABULARY_FILE: vocabulary.is_file(), TRAIN_PATTERN: bool(train), VALIDATE_PATTERN: bool(validate)}
         missing = [name for name, ok in found.items() if not ok]
         if missing:
@@ -257,4 +278,11 @@ class YouTube8M(MultiLabelSuite):
         )
 
 
-__all__ = ["DATASET_URL", "VerticalTasks", "YouTube8M", "encode_video_example", "read_vocabulary"]
+__all__ = [
+    "DATASET_URL",
+    "MAX_VOCABULARY_INDEX",
+    "VerticalTasks",
+    "YouTube8M",
+    "encode_video_example",
+    "read_vocabulary",
+]

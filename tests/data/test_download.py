@@ -124,5 +124,14 @@ def test_find_data_dir(tmp_path: Path) -> None:
 def test_missing_files_error_says_what_where_and_how(tmp_path: Path) -> None:
     err = dl.missing_files_error("Demo", ["a.bin", "b.bin"], [tmp_path / "x"], tmp_path / "put", "http://example/")
     text = str(err)
-    for part in ("a.bin", "b.bin", str(tmp_path / "x"), str(tmp_path / "put"), "http://example/", "download=True"):
+    for part in ("a.bin", "b.bin", str(tmp_path / "x"), str(tmp_path / "put"), "http://example/"):
         assert part in text
+
+
+def test_missing_files_error_speaks_command_line(tmp_path: Path) -> None:
+    text = str(dl.missing_files_error("Demo", ["a.bin"], [tmp_path], tmp_path, "http://example/"))
+    assert "pass --data-dir DIR" in text and "pass -e download=true" in text
+    assert "data_dir=" not in text and "download=True" not in text
+    assert "\n" not in text
+    partial = str(dl.missing_files_error("Demo", ["a.bin"], [tmp_path], tmp_path, "http://x/", found_in=tmp_path))
+    assert f"missing data file(s) a.bin in {tmp_path} (the other files are there)." in partial

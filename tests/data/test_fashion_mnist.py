@@ -15,7 +15,7 @@ import torch
 from routing_rl.data import load_suite
 from routing_rl.data.base import DataError, SingleLabelData, Split
 from routing_rl.data.fashion_mnist import FashionMNISTMTL, negatives_per_class
-from routing_rl.data.idx import read_idx
+from routing_rl.data.idx import read_idx, write_idx
 
 REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -126,8 +126,31 @@ def test_missing_files_message(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         FashionMNISTMTL().load(empty, 0)
     text = str(info.value)
-    for part in (*FashionMNISTMTL.files, str(empty / "fashion-mnist"), "fashion-mnist.s3-website", "download=True"):
+    for part in (*FashionMNISTMTL.files, str(empty / "fashion-mnist"), "fashion-mnist.s3-website"):
         assert part in text
+    assert "pass -e download=true" in text and "pass --data-dir DIR" in text and "download=True" not in text
+
+
+@pytest.mark.parametrize("subdir", ["", "fashion-mnist"])
+def test_one_missing_file_is_reported_alone(tmp_path: Path, datagen: SimpleNamespace, subdir: str) -> None:
+    root = tmp_path / "root"
+    directory = datagen.write_fmnist(root / subdir, train_per_class=2, test_per_class=1)
+    (directory / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError) as info:
+        FashionMNISTMTL(verify=False).load(root, 0)
+    text = str(info.value)
+    assert f"missing data file(s) t10k-labels-idx1-ubyte(.gz) in {directory} (the other files are there)." in text
+    assert f"Put the files in {directory} " in text
+    for present in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"):
+        assert present not in text
+
+
+@pytest.mark.parametrize("prefix", ["train", "t10k"])
+def test_file_without_images_is_refused_at_load(fmnist_dir: Path, prefix: str) -> None:
+    write_idx(fmnist_dir / f"{prefix}-images-idx3-ubyte.gz", np.zeros((0, 28, 28), dtype=np.uint8), gzip=True)
+    write_idx(fmnist_dir / f"{prefix}-labels-idx1-ubyte.gz", np.zeros(0, dtype=np.uint8), gzip=True)
+    with pytest.raises(DataError, match=rf"{prefix}-images-idx3-ubyte\.gz holds no images .*-e download=true"):
+        load(fmnist_dir)
 
 
 def test_truncated_and_inconsistent_files(fmnist_dir: Path, tmp_path: Path, datagen: SimpleNamespace) -> None:

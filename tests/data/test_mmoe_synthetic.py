@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from routing_rl.data.mmoe_synthetic import NOISE_STD, MMoESynthetic
-from routing_rl.data import Suite
+from routing_rl.data import Suite, memory
+from routing_rl.data.base import DataError
 
 
 @pytest.mark.parametrize("p", [0.0, 0.5, 0.9, -0.5])
@@ -41,3 +42,12 @@ def test_regression_layout_and_determinism() -> None:
     assert not torch.equal(a.train.y, c.train.y)
     with pytest.raises(ValueError, match="correlation"):
         MMoESynthetic(correlation=1.5)
+
+
+def test_sizes_that_cannot_fit_are_refused_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "available_memory", lambda: 20 * 10**9)
+    with pytest.raises(DataError, match=r"^mmoe-synthetic: -e num_train=10000000000000 with -e num_test=2000, "
+                       r"-e input_dim=100, -e num_sines=10 needs about \d+ PB of memory .* 20 GB available\. Lower -e num_train\.$"):
+        MMoESynthetic(num_train=10**13)
+    with pytest.raises(DataError, match=r"-e num_sines=10000000000 with -e num_train=10000, -e num_test=2000 "):
+        MMoESynthetic(num_sines=10**10)

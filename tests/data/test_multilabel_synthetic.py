@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from routing_rl.data import Suite
+from routing_rl.data import Suite, memory
+from routing_rl.data.base import DataError
 from routing_rl.data.multilabel import DenseTargets, MultiLabelData, MultiLabelSplit, SparseMultiHot
 from routing_rl.data.multilabel_synthetic import MultiLabelSynthetic
 
@@ -97,3 +98,16 @@ def test_registry_and_batches() -> None:
     rows = list(data.train.batches(64, torch.Generator().manual_seed(0), shuffle=True))
     assert [len(r) for r in rows] == [64, 64, 2]
     assert sorted(torch.cat(rows).tolist()) == list(range(130))
+
+
+def test_sizes_that_cannot_fit_are_refused_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "available_memory", lambda: 20 * 10**9)
+    # Refused before the per-task lists of the constructor are built (they alone would not fit).
+    with pytest.raises(DataError, match=r"^multilabel-synthetic: -e num_tasks=99999999999 with -e num_train=4000, "
+                       r"-e num_test=1000 needs about \d+ PB of memory .* 20 GB available\. Lower -e num_tasks\.$"):
+        MultiLabelSynthetic(num_tasks=99999999999)
+    with pytest.raises(DataError, match=r"-e labels_per_task=100000000,1,1,1,1,1 with -e num_tasks=6, .* "
+                       r"Lower -e labels_per_task\.$"):
+        MultiLabelSynthetic(labels_per_task=[10**8, 1, 1, 1, 1, 1])
+    with pytest.raises(DataError, match=r"-e input_dim=10000000 with -e num_train=4000, -e num_test=1000 "):
+        MultiLabelSynthetic(input_dim=10**7)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from routing_rl.data import SyntheticGroups, SingleLabelSuite, load_suite, suite_names
-from routing_rl.data.base import SingleLabelData
+from routing_rl.data import SyntheticGroups, SingleLabelSuite, load_suite, memory, suite_names
+from routing_rl.data.base import DataError, SingleLabelData
 from routing_rl.data.synthetic import Teacher
 from routing_rl.registry import UnknownNameError
 
@@ -117,3 +117,17 @@ def test_load_suite_and_registry() -> None:
     assert "synthetic-groups" in str(info.value) and "fmnist-mtl" in str(info.value)
     with pytest.raises(ValueError, match="val_fraction"):
         load_suite("synthetic-groups", val_fraction=1.0)
+
+
+def test_sizes_that_cannot_fit_are_refused_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "available_memory", lambda: 20 * 10**9)
+    with pytest.raises(DataError) as info:
+        load_suite("synthetic-groups", num_tasks=99999999999)
+    text = str(info.value)
+    assert text.startswith(
+        "synthetic-groups: -e num_tasks=99999999999 with -e train_per_task=1000, -e test_per_task=300, -e dim=32 "
+        "needs about 51 PB"
+    )
+    assert text.endswith(" of memory for its generated data; this machine has 20 GB available. Lower -e num_tasks.")
+    with pytest.raises(DataError, match=r"-e train_per_task=10000000000000 with -e num_tasks=8, .* Lower -e train"):
+        SyntheticGroups(train_per_task=10**13)

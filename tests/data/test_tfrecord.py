@@ -9,21 +9,16 @@ import numpy as np
 import pytest
 
 from routing_rl.data.base import DataError
-from routing_rl.data.tfrecord import (
+from routing_rl.data.tf_example import (
     bytes_feature,
-    crc32c,
-    crc32c_python,
     encode_example,
     float_feature,
-    frame_record,
     int64_feature,
-    masked_crc32c,
     parse_example,
     read_examples,
-    read_tfrecord,
     write_examples,
-    write_tfrecord,
 )
+from routing_rl.data.tfrecord import crc32c, crc32c_python, frame_record, masked_crc32c, read_tfrecord, write_tfrecord
 
 
 def test_crc32c_known_vectors() -> None:
@@ -198,3 +193,27 @@ def test_pure_python_backend_reads_what_the_default_backend_wrote(tmp_path: Path
     write_tfrecord(path, [b"alpha", bytes(range(200))])
     monkeypatch.setattr(tfrecord, "_crc32c_impl", crc32c_python)
     assert list(read_tfrecord(path)) == [b"alpha", bytes(range(200))]
+
+
+@pytest.mark.parametrize("length", [2**64 - 1, 2**40])
+def test_impossible_length_is_refused_before_reading(tmp_path: Path, length: int) -> None:
+    """With CRC checks off only the file size vouches for the length field: no huge allocation."""
+    path = tmp_path / "huge.tfrecord"
+    write_tfrecord(path, [b"first", b"second"])
+    raw = bytearray(path.read_bytes())
+    start = len(frame_record(b"first"))
+    raw[start : start + 8] = struct.pack("<Q", length)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(
+        DataError,
+        match=rf"huge\.tfrecord: record 1 \(0-based\): length field says {length} bytes, but only 10 bytes "
+        r"are left in the file .*truncated or corrupt",
+    ):
+        list(read_tfrecord(path, verify=False))
+
+
+def test_directory_named_like_a_record_file(tmp_path: Path) -> None:
+    path = tmp_path / "train0000.tfrecord"
+    path.mkdir()
+    with pytest.raises(DataError, match=r"train0000\.tfrecord is a directory, not a TFRecord file"):
+        list(read_tfrecord(path))

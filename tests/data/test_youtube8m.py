@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,8 @@ import torch
 from routing_rl.data import Suite
 from routing_rl.data.base import DataError
 from routing_rl.data.multilabel import SparseMultiHot
-from routing_rl.data.tfrecord import bytes_feature, encode_example, float_feature, int64_feature, write_tfrecord
+from routing_rl.data.tf_example import bytes_feature, encode_example, float_feature, int64_feature
+from routing_rl.data.tfrecord import write_tfrecord
 from routing_rl.data.youtube8m import DATASET_URL, YouTube8M, encode_video_example, read_vocabulary
 
 # index -> (vertical, train video count). Games: 4 labels; Arts and Autos: 3 labels each (tie:
@@ -82,6 +85,34 @@ def test_vocabulary_groups_labels_by_vertical1_with_documented_tie_break(tmp_pat
     assert tasks.positives(np.array([5, 9, 8, 0, 99])).tolist() == [0, 1 * 4 + 1]
 
 
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        ("100000000000", r"field Index is 100000000000, but it must be 0 <= Index < 1000000"),
+        ("-1", r"field Index is -1, but it must be 0 <= Index < 1000000"),
+        ("1e11", r"Index and TrainVideoCount must be integers"),
+    ],
+)
+def test_vocabulary_index_out_of_range_is_refused(tmp_path: Path, index: str, message: str) -> None:
+    """A huge Index would size the label lookup beyond memory; a negative one adds a dead label."""
+    write_dataset(tmp_path)
+    path = tmp_path / "vocabulary.csv"
+    with open(path, "a", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerow([index, 4, "/m/x", "bad", "", "Games", "", "", ""])
+    pattern = rf"vocabulary\.csv, line {len(VOCAB) + 2}: {message}"
+    with pytest.raises(DataError, match=pattern):
+        read_vocabulary(path, num_verticals=4)
+    with pytest.raises(DataError, match=pattern):
+        YouTube8M(num_verticals=2).load(tmp_path, seed=0)
+
+
+def test_vocabulary_short_row_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "vocabulary.csv"
+    path.write_text("Vertical1,Name,Index\nGames,a,0\nGames\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"vocabulary\.csv, line 3: Index and TrainVideoCount must be integers"):
+        read_vocabulary(path, num_verticals=1)
+
+
 def test_load_builds_sparse_multilabel_tasks(tmp_path: Path) -> None:
     write_dataset(tmp_path)
     data = YouTube8M(num_verticals=3).load(tmp_path, seed=0)
@@ -139,6 +170,28 @@ def test_corrupt_shard_names_file_and_record(tmp_path: Path) -> None:
     raw[-10] ^= 0xFF  # inside the last record's payload
     shard.write_bytes(bytes(raw))
     with pytest.raises(DataError, match=r"train0001\.tfrecord: record 2 "):
+        YouTube8M().load(tmp_path, seed=0)
+
+
+def test_impossible_record_length_with_crc_checks_off(tmp_path: Path) -> None:
+    write_dataset(tmp_path)
+    shard = tmp_path / "train0001.tfrecord"
+    raw = bytearray(shard.read_bytes())
+    raw[:8] = struct.pack("<Q", 2**64 - 1)  # length field of record 0
+    shard.write_bytes(bytes(raw))
+    pattern = r"train0001\.tfrecord: record 0 \(0-based\): length field says .*truncated or corrupt"
+    with pytest.raises(DataError, match=pattern):
+        YouTube8M(verify_crc=False).load(tmp_path, seed=0)
+
+
+@pytest.mark.parametrize("name", ["train0002.tfrecord", "validate0001.tfrecord", "vocabulary.csv"])
+def test_directory_named_like_a_data_file(tmp_path: Path, name: str) -> None:
+    write_dataset(tmp_path)
+    if name == "vocabulary.csv":
+        (tmp_path / name).unlink()
+    (tmp_path / name).mkdir()
+    pattern = rf"{re.escape(str(tmp_path / name))} is a directory, but its name makes it a YouTube8M data file"
+    with pytest.raises(DataError, match=pattern):
         YouTube8M().load(tmp_path, seed=0)
 
 
