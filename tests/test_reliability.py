@@ -185,3 +185,13 @@ def test_one_writer_per_run_directory_and_a_killed_writers_lock_is_recovered(tmp
     assert resumed.exit_code == 0 and "nothing to do" in resumed.output  # the killed writer's lock was free again
     taken = invoke("run", "--epochs", "1", "--logdir", run, *SMALL, "--overwrite")
     assert taken.exit_code == 0, taken.output
+
+
+def test_a_resumed_run_removes_the_temporary_files_of_a_killed_write(tmp_path):
+    run = tmp_path / "run"
+    assert invoke("run", "--epochs", "1", "--logdir", run, *SMALL).exit_code == 0
+    orphans = [run / ".checkpoint.pt.a1b2.tmp", run / ".results.json.c3d4.tmp"]
+    for orphan in orphans:
+        orphan.write_bytes(b"half a write")
+    assert invoke("run", "--epochs", "2", "--logdir", run, "--resume", *SMALL).exit_code == 0
+    assert not any(o.exists() for o in orphans)
