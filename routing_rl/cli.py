@@ -217,12 +217,17 @@ def show_command(run_dir: Path) -> None:
 
 
 def _attach_analysis_commands() -> None:
-    """``analyze`` (task similarity, grouping, cross-seed agreement) and ``compare`` (t-test over runs)."""
+    """``analyze`` (task similarity, grouping, cross-seed agreement), ``compare`` (t-test over runs),
+    ``report`` (the papers' figures), ``suite`` (runs x seeds from a file, and their table) and
+    ``sweep`` (random search, top-k by validation)."""
+    from routing_rl.analysis.figure_report import report
     from routing_rl.analysis.report import analyze
     from routing_rl.analysis.significance import compare
+    from routing_rl.suites.commands import suite
+    from routing_rl.suites.sweep import sweep
 
-    main.add_command(analyze)
-    main.add_command(compare)
+    for command in (analyze, compare, report, suite, sweep):
+        main.add_command(command)
 
 
 _attach_analysis_commands()

@@ -24,7 +24,7 @@ from routing_rl.registry import AGENTS
 from routing_rl.training.config import RunConfig
 from routing_rl.training.families import Batch, SplitScore, TaskFamily
 from routing_rl.training.learner import Learner, StepResult, make_optimizers
-from routing_rl.training.tb_logger import TensorBoardLogger, matrix_image
+from routing_rl.training.tb_logger import TensorBoardLogger
 
 SERVING_TOLERANCE = 1e-6
 """Largest metric difference between the serving and the gated model still reported as equal.
@@ -142,4 +142,4 @@ class ModelLearner(Learner):
             scalars["charts/expected_l0"] = record["gates"]["expected_l0"]
         logger.scalars(scalars, epoch)
         if record["utilization"] is not None:
-            logger.writer.add_image("utilization", matrix_image(np.asarray(record["utilization"])), epoch)
+            logger.utilization(record["utilization"], list(self.family.data.task_names), epoch)

@@ -159,4 +159,4 @@ class RoutedLearner(Learner):
         if "train_accuracy" in record:
             logger.scalars({"charts/train_accuracy": record["train_accuracy"]}, epoch)
         policies = [torch.tensor(p) for p in record["routing"]["policy"]]
-        logger.routing(self.network.routed_layer_names, policies, epoch)
+        logger.routing(self.network.routed_layer_names, policies, list(self.family.data.task_names), epoch)

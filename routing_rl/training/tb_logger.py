@@ -1,32 +1,22 @@
-"""TensorBoard logging of a run: losses, per-task accuracy, routing distributions and perplexity.
+"""TensorBoard logging of a run: losses, per-task metrics, routing perplexity and the papers' figures.
 
-Tags are grouped CleanRL-style: ``losses/``, ``charts/`` (means), ``accuracy/`` (per task),
-``routing/<layer>/`` (perplexity per task and its mean) and images of each layer's distribution.
+Tags are grouped CleanRL-style: ``losses/``, ``charts/`` (means, speed, sizes), ``<metric>_<split>/``
+(per task) and ``routing/<layer>/`` (each task's policy perplexity and their mean). A custom
+layout puts each layer's task perplexities on one multi-line chart (the Re-examining paper's
+Figure 1); the task-similarity heatmaps (Figure 2) and sub-network utilisation are the labelled
+matplotlib figures of :mod:`routing_rl.analysis.figures`, on a fixed 0-1 scale; the run's options
+and final metrics are logged as hparams, so TensorBoard can filter and compare runs.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from routing_rl.analysis.similarity import cosine_similarity_matrix
 from routing_rl.metrics.routing import perplexity
-
-
-def matrix_image(matrix: np.ndarray, cell: int = 12) -> np.ndarray:
-    """A [3, H, W] uint8 heatmap (dark = 0, bright = max) with ``cell``-pixel cells, for add_image."""
-    m = np.asarray(matrix, dtype=np.float64)
-    top = m.max() if m.size and m.max() > 0 else 1.0
-    scaled = np.clip(m / top, 0.0, 1.0)
-    big = np.kron(scaled, np.ones((cell, cell)))
-    # A perceptual-ish ramp: dark purple -> orange -> light yellow.
-    r = np.clip(0.15 + 1.2 * big, 0, 1)
-    g = np.clip(-0.1 + 1.0 * big**1.5, 0, 1)
-    b = np.clip(0.35 + 0.3 * np.sin(np.pi * big) - 0.3 * big, 0, 1)
-    return (np.stack([r, g, b]) * 255).astype(np.uint8)
 
 
 class TensorBoardLogger:
@@ -34,27 +24,42 @@ class TensorBoardLogger:
 
     def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+        self._layout_done = False
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
 
-    def accuracy(self, split: str, per_task: list[float], task_names: list[str], step: int) -> None:
-        for k, acc in enumerate(per_task):
-            self.writer.add_scalar(f"accuracy_{split}/task{k:02d}_{task_names[k]}", acc, step)
-        self.writer.add_scalar(f"charts/{split}_accuracy_mean", float(np.nanmean(per_task)), step)
-
-    def routing(self, layer_names: list[str], policies: list[torch.Tensor], step: int) -> None:
-        """Per routed layer: each task's policy perplexity and their mean (the paper's Figure 1), the
-        policy as an image, and the tasks' pairwise cosine similarity as a heatmap (Figure 2)."""
+    def routing(self, layer_names: list[str], policies: list[torch.Tensor], task_names: list[str], step: int) -> None:
+        """Per routed layer: each task's policy perplexity and their mean, and the task-similarity heatmaps."""
+        if not self._layout_done:
+            self.writer.add_custom_scalars({"routing perplexity": {
+                name: ["Multiline", [rf"routing/{name}/perplexity_task\d+", f"routing/{name}/perplexity_mean"]]
+                for name in layer_names
+            }})  # fmt: skip
+            self._layout_done = True
         for name, probs in zip(layer_names, policies):
             ppl = perplexity(probs)
             for k, value in enumerate(ppl.tolist()):
                 self.writer.add_scalar(f"routing/{name}/perplexity_task{k:02d}", value, step)
             self.writer.add_scalar(f"routing/{name}/perplexity_mean", float(ppl.mean()), step)
-            self.writer.add_image(f"routing/{name}/policy", matrix_image(probs.numpy()), step)
-            similarity = cosine_similarity_matrix(probs.numpy())
-            self.writer.add_image(f"routing/{name}/task_similarity", matrix_image(similarity), step)
+        if layer_names:
+            from routing_rl.analysis import figures  # matplotlib only once there is something to draw
+
+            fig = figures.similarity_figure([p.tolist() for p in policies], task_names, layer_names, f"task similarity, epoch {step}")
+            self.writer.add_figure("routing/task_similarity", fig, step, close=True)
+
+    def utilization(self, utilization: list[list[float]], task_names: list[str], step: int) -> None:
+        from routing_rl.analysis import figures
+
+        fig = figures.utilization_figure(utilization, task_names, f"sub-network utilisation, epoch {step}")
+        self.writer.add_figure("utilization", fig, step, close=True)
+
+    def hparams(self, config: dict[str, Any], final: dict[str, Any]) -> None:
+        """The run's options with its final metrics, for TensorBoard's HPARAMS tab."""
+        simple = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in config.items() if v is not None}
+        metrics = {"hparam/test_mean_last": final["last"]["test_mean"], "hparam/test_mean_best_val": final["best_val"]["test_mean"]}
+        self.writer.add_hparams(simple, {k: float("nan") if v is None else v for k, v in metrics.items()}, run_name="hparams")
 
     def text(self, tag: str, text: str, step: int) -> None:
         self.writer.add_text(tag, text, step)

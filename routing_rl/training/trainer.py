@@ -231,6 +231,8 @@ class Trainer:
             self.results["final"] = summarise(self.results["epochs"], self.family.metric, self.family.higher_is_better)
             if logger:
                 self._log(logger, record, epoch)
+                if self.results["status"] == "complete":
+                    logger.hparams(cfg.to_dict(), self.results["final"])
             self._save(epoch)
             if self.callbacks.on_epoch_end:
                 self.callbacks.on_epoch_end(record)

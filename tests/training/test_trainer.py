@@ -55,7 +55,7 @@ def test_results_file_and_tensorboard_events_are_written(data, tmp_path):
     tags = acc.Tags()["scalars"]
     assert "losses/train_loss" in tags and "charts/test_accuracy_mean" in tags
     assert "routing/fc1/perplexity_mean" in tags and "accuracy_test/task00_" + data.task_names[0] in tags
-    assert "routing/fc2/policy" in acc.Tags()["images"]
+    assert "routing/task_similarity" in acc.Tags()["images"]
     assert [e.step for e in acc.Scalars("charts/test_accuracy_mean")] == [1, 2]
 
 

@@ -1,0 +1,146 @@
+"""The papers' figures from results files, with matplotlib.
+
+* Re-examining paper, Figure 1: policy perplexity of each routed layer over training.
+* Figures 2 and 4: task-similarity heatmaps (cosine similarity of the tasks' policy rows), labelled
+  with task names, with a colorbar on a fixed 0-1 scale so that two heatmaps can be compared.
+* Figure 3: test accuracy against the number of function blocks, with a cubic fit.
+* SNR paper, Figures 3-5: test metric against serving size, and sub-network utilisation by task.
+* A suite's methods as bars with error bars (mean ± std over seeds).
+
+Every function returns a :class:`matplotlib.figure.Figure`, so the same figure goes to a PNG
+(``routing-rl report``) and to TensorBoard (``SummaryWriter.add_figure``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display is needed or wanted
+
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from routing_rl.analysis.similarity import cosine_similarity_matrix  # noqa: E402
+
+
+def _label(metric: str) -> str:
+    return metric.upper() if metric.startswith(("map", "mse")) else metric
+
+
+def perplexity_figure(results: dict[str, Any]) -> Figure:
+    """Mean policy perplexity over tasks of each routed layer per epoch, with the tasks' range shaded."""
+    epochs = [e for e in results["epochs"] if "routing" in e]
+    layers = results["learner"].get("routed_layers") or []
+    fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
+    x = [e["epoch"] for e in epochs]
+    for d, name in enumerate(layers):
+        per_task = np.array([e["routing"]["perplexity"][d] for e in epochs])  # [epochs, T]
+        ax.plot(x, per_task.mean(axis=1), marker="o", ms=3, label=name)
+        ax.fill_between(x, per_task.min(axis=1), per_task.max(axis=1), alpha=0.15)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("policy perplexity (mean over tasks)")
+    ax.set_title(f"{results['config']['agent']} on {results['env']['name']}: routing perplexity")
+    ax.set_ylim(bottom=0.9)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if layers:
+        ax.legend(title="routed layer")
+    return fig
+
+
+def similarity_figure(policies: Sequence[Sequence[Sequence[float]]], task_names: Sequence[str],
+                      layer_names: Sequence[str], title: str) -> Figure:  # fmt: skip
+    """One task-similarity heatmap per routed layer, on a fixed 0-1 colour scale."""
+    n = max(len(policies), 1)
+    size = 1.2 + 0.32 * len(task_names)
+    fig, axes = plt.subplots(1, n, figsize=(size * n + 1.2, size + 0.6), layout="constrained", squeeze=False)
+    image = None
+    for ax, policy, name in zip(axes[0], policies, layer_names):
+        image = ax.imshow(cosine_similarity_matrix(policy), vmin=0.0, vmax=1.0, cmap="magma")
+        ticks = range(len(task_names))
+        ax.set_xticks(ticks, task_names, rotation=90, fontsize=7)
+        ax.set_yticks(ticks, task_names, fontsize=7)
+        ax.set_title(name)
+    if image is not None:
+        fig.colorbar(image, ax=axes[0].tolist(), label="cosine similarity of task policies", shrink=0.8)
+    fig.suptitle(title)
+    return fig
+
+
+def run_similarity_figure(results: dict[str, Any]) -> Figure:
+    """:func:`similarity_figure` of a run's last epoch."""
+    last = results["epochs"][-1]
+    return similarity_figure(last["routing"]["policy"], results["env"]["task_names"], results["learner"]["routed_layers"],
+                             f"{results['config']['agent']} on {results['env']['name']}, epoch {last['epoch']}")  # fmt: skip
+
+
+def blocks_figure(points: Sequence[tuple[int, float, float]], metric: str, title: str) -> Figure:
+    """Test metric against blocks per routed layer (mean ± std over seeds) with a cubic least-squares fit."""
+    blocks, mean, std = (np.asarray(v, dtype=float) for v in zip(*points)) if points else (np.zeros(0),) * 3
+    fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
+    ax.errorbar(blocks, mean, yerr=np.nan_to_num(std), fmt="o", capsize=3, label="mean ± std over seeds")
+    if len(set(blocks.tolist())) >= 4:
+        coeffs = np.polyfit(blocks, mean, 3)
+        grid = np.linspace(blocks.min(), blocks.max(), 200)
+        ax.plot(grid, np.polyval(coeffs, grid), label="cubic fit")
+    ax.set_xlabel("function blocks per routed layer")
+    ax.set_ylabel(f"test {_label(metric)}")
+    ax.set_title(title)
+    ax.legend()
+    return fig
+
+
+def size_figure(points: Sequence[tuple[str, int, float]], metric: str, title: str) -> Figure:
+    """Test metric against serving parameters, one marker series per method (SNR paper, Figures 3-4)."""
+    fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
+    for method in dict.fromkeys(m for m, _, _ in points):
+        xs = [p for m, p, _ in points if m == method]
+        ys = [v for m, _, v in points if m == method]
+        order = np.argsort(xs)
+        ax.plot(np.asarray(xs)[order], np.asarray(ys)[order], marker="o", label=method)
+    ax.set_xlabel("serving parameters")
+    ax.set_ylabel(f"test {_label(metric)}")
+    ax.set_title(title)
+    ax.legend()
+    return fig
+
+
+def utilization_figure(utilization: Sequence[Sequence[float]], task_names: Sequence[str], title: str) -> Figure:
+    """Sub-network utilisation by task (SNR paper, Figure 5): which sub-networks each task reaches."""
+    matrix = np.asarray(utilization, dtype=float)
+    fig, ax = plt.subplots(figsize=(1.5 + 0.4 * matrix.shape[1], 1.2 + 0.35 * matrix.shape[0]), layout="constrained")
+    image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+    ax.set_yticks(range(len(task_names)), task_names, fontsize=7)
+    ax.set_xticks(range(matrix.shape[1]))
+    ax.set_xlabel("sub-network")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="utilisation")
+    return fig
+
+
+def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: str, baseline: str | None = None) -> Figure:
+    """A suite's methods as bars: mean with the standard deviation over seeds as error bars."""
+    names = [r[0] for r in rows]
+    means = np.array([r[1] for r in rows], dtype=float)
+    stds = np.nan_to_num(np.array([r[2] for r in rows], dtype=float))
+    fig, ax = plt.subplots(figsize=(1.5 + 0.7 * len(rows), 3.8), layout="constrained")
+    colours = ["tab:gray" if n == baseline else "tab:blue" for n in names]
+    ax.bar(range(len(rows)), means, yerr=stds, capsize=4, color=colours)
+    ax.set_xticks(range(len(rows)), names, rotation=30, ha="right", fontsize=8)
+    finite = means[np.isfinite(means)]
+    if finite.size:
+        spread = max(float(np.max(finite + stds[np.isfinite(means)]) - np.min(finite - stds[np.isfinite(means)])), 1e-3)
+        ax.set_ylim(float(np.min(finite)) - 1.5 * spread, float(np.max(finite)) + 1.0 * spread)
+    ax.set_ylabel(f"test {_label(metric)} (mean ± std)")
+    ax.set_title(title)
+    return fig
+
+
+def save(fig: Figure, path: Any) -> None:
+    """Write a figure as PNG and free it."""
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,101 @@
+"""``routing-rl suite run`` and ``routing-rl suite table``: a paper's table as one command each."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from routing_rl.suites.runner import MANIFEST, plan, run_local, run_ray, threads_per_worker, write_manifest
+from routing_rl.suites.spec import SuiteError, load_suite_file
+from routing_rl.suites.table import build_rows, markdown, to_csv
+
+
+@click.group("suite")
+def suite() -> None:
+    """Suites of runs x seeds from a TOML file: run them (resumable, in parallel) and tabulate them."""
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@suite.command("run")
+@click.argument("suite_file", type=click.Path(path_type=Path))
+@click.option("--scale", default=None, help="Apply the suite's [scales.NAME] overrides (e.g. quick).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Trials trained at once (one process each).")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Local processes, or Ray Tune on a Ray cluster.")
+@click.option("--ray-address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local instance).")
+@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Suite directory (default: runs/suite-<name>[-<scale>]).")
+@click.option("--dry-run", is_flag=True, help="List the trials and their status; train nothing.")
+def run_suite(suite_file: Path, scale: str | None, workers: int, backend: str, ray_address: str | None, out: Path | None, dry_run: bool) -> None:
+    """Train every trial of SUITE_FILE that is not finished: skip complete ones, resume interrupted ones."""
+    try:
+        spec = load_suite_file(suite_file)
+        directory = out or spec.directory(scale)
+        trials = plan(spec, scale, directory, workers)
+    except SuiteError as exc:
+        raise _fail(exc) from None
+    counts: dict[str, int] = {}
+    for _, _, status in trials:
+        counts[status] = counts.get(status, 0) + 1
+    click.echo(f"suite {spec.name}{f' ({scale})' if scale else ''}: {len(trials)} trials in {directory}: "
+               + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))  # fmt: skip
+    if dry_run:
+        for trial, path, status in trials:
+            click.echo(f"  {status:<8} {path.name}")
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_manifest(spec, scale, [t for t, _, _ in trials], directory)
+    except OSError as exc:
+        raise click.ClickException(f"cannot use suite directory {directory}: {exc.strerror or exc}") from None
+    todo = [(trial, path) for trial, path, status in trials if status in ("new", "partial")]
+    start = time.perf_counter()
+    done = [0]
+
+    def report(summary: dict[str, Any]) -> None:
+        done[0] += 1
+        click.echo(f"[{done[0]}/{len(todo)}] {Path(summary['directory']).name}: {summary['status']} ({summary['seconds']:.0f} s)")
+
+    try:
+        if backend == "ray":
+            run_ray(todo, threads_per_worker(workers), ray_address, report) if todo else None
+        else:
+            run_local(todo, workers, report)
+    except Exception as exc:  # a trial's failure (bad data, a plugin) is reported, the others stay on disk
+        raise click.ClickException(f"suite stopped: {type(exc).__name__}: {exc}; finished trials are kept, run the command again to continue") from None
+    click.echo(f"{len(todo)} trials trained in {time.perf_counter() - start:.0f} s; `routing-rl suite table {directory}` tabulates them")
+
+
+@suite.command("table")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--scale", default=None, help="With a suite file: the scale it was run at.")
+@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Suite directory, with a suite file (default: runs/suite-<name>[-<scale>]).")
+def table(source: Path, scale: str | None, out: Path | None) -> None:
+    """Markdown and CSV table of a suite (SUITE_FILE or SUITE_DIR): written as table.md and table.csv in the suite directory."""
+    try:
+        if source.is_dir():
+            directory = source
+            manifest = json.loads((source / MANIFEST).read_text())
+            trials, baseline, selection = manifest["trials"], manifest["suite"]["baseline"], manifest["suite"].get("metric", "last")
+        else:
+            spec = load_suite_file(source)
+            directory = out or spec.directory(scale)
+            trials = [{"run": t.run, "seed": t.seed, "name": t.name} for t in spec.trials(scale)]
+            baseline, selection = spec.baseline, spec.metric
+    except SuiteError as exc:
+        raise _fail(exc) from None
+    except (OSError, ValueError, KeyError):
+        raise click.ClickException(f"{source} is neither a suite file nor a suite directory with {MANIFEST}") from None
+    rows, metric, higher = build_rows(trials, directory, baseline, selection)
+    if not any(r.n for r in rows):
+        raise click.ClickException(f"{directory} holds no finished trial of this suite; run `routing-rl suite run` first")
+    text = markdown(rows, metric, higher, baseline, selection)
+    (directory / "table.md").write_text(text)
+    (directory / "table.csv").write_text(to_csv(rows))
+    click.echo(text, nl=False)
+    click.echo(f"(written to {directory / 'table.md'} and table.csv)")

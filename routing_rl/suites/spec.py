@@ -1,0 +1,181 @@
+"""A suite file: named runs x seeds, each a full ``routing-rl run`` configuration, with scales.
+
+A suite is what a paper's table is: several methods, each trained with several seeds, compared
+against a baseline. The TOML format mirrors the command line (keys are ``routing-rl run`` option
+names with ``-`` written ``_``)::
+
+    [suite]
+    name = "demo"
+    seeds = [0, 1, 2]
+    baseline = "no-sharing"          # a run name below
+    [defaults]                       # options of every run
+    env = "synthetic-groups"
+    epochs = 3
+    [runs.fixed-random]
+    agent = "fixed-random"
+    [runs.no-sharing]
+    agent = "no-sharing"
+    routed = "all"
+    agent_options = {}               # the -o options
+    env_options = { num_tasks = 8 }  # the -e options
+    [scales.quick]                   # overrides applied by --scale quick (a table per run too)
+    epochs = 1
+
+A trial is one (run, seed); it is identified by a hash of its full configuration, so a changed
+option is a new trial and an unchanged one is found again (skipped when finished, resumed when
+interrupted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from routing_rl.training.config import RunConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+NOT_RUN_OPTIONS = ("logdir", "resume", "overwrite", "quiet", "plugins")
+"""``routing-rl run`` options that a suite decides itself."""
+
+IDENTITY_EXCLUDES = ("logdir", "device", "threads", "eval_batch_size", "data_dir", "divergence_factor")
+"""Options that do not change a trial's numbers, so not its identity (as those a resume may change)."""
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One (run, seed) of a suite with its complete configuration."""
+
+    run: str
+    seed: int
+    config: RunConfig
+
+    @property
+    def key(self) -> str:
+        """Hash of the configuration that defines the trial's numbers."""
+        fields = {k: v for k, v in self.config.to_dict().items() if k not in IDENTITY_EXCLUDES}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+    @property
+    def name(self) -> str:
+        return f"{self.run}-s{self.seed}-{self.key}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A parsed suite file: its runs (name -> options), seeds, baseline and scales."""
+
+    name: str
+    seeds: list[int]
+    baseline: str | None
+    runs: dict[str, dict[str, Any]]
+    scales: dict[str, dict[str, Any]]
+    source: str
+    metric: str = "last"
+
+    def trials(self, scale: str | None = None) -> list[Trial]:
+        """Every (run, seed) with the scale's overrides applied, in file order."""
+        if scale is not None and scale not in self.scales:
+            raise SuiteError(f"{self.source}: no scale {scale!r}; scales: {', '.join(self.scales) or '(none)'}")
+        overrides = self.scales.get(scale, {}) if scale else {}
+        trials = []
+        for run, options in self.runs.items():
+            merged = {**options, **{k: v for k, v in overrides.items() if not isinstance(v, dict)}}
+            merged.update(overrides.get(run, {}) if isinstance(overrides.get(run), dict) else {})
+            for seed in self.seeds:
+                trials.append(Trial(run, seed, make_config(merged, seed, f"{self.source}: runs.{run}")))
+        return trials
+
+    def directory(self, scale: str | None, root: Path = Path("runs")) -> Path:
+        """Where the suite's trials live by default: ``runs/suite-<name>[-<scale>]``."""
+        return root / (f"suite-{self.name}" + (f"-{scale}" if scale else ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+CONFIG_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
+
+
+def make_config(options: dict[str, Any], seed: int, where: str) -> RunConfig:
+    """A RunConfig from suite options (keys as ``routing-rl run`` options, ``-`` as ``_``)."""
+    values = {k.replace("-", "_"): v for k, v in options.items()}
+    if "max_batches" in values:
+        values["max_batches_per_epoch"] = values.pop("max_batches")
+    unknown = sorted(set(values) - CONFIG_FIELDS)
+    if unknown:
+        raise SuiteError(f"{where}: unknown option(s) {', '.join(unknown)}; use `routing-rl run` option names")
+    for key in ("agent_options", "env_options"):
+        if not isinstance(values.get(key, {}), dict):
+            raise SuiteError(f"{where}: {key} must be a table, e.g. {key} = {{ num_tasks = 8 }}")
+    values["seed"] = seed
+    try:
+        config = RunConfig(**values)
+        config.check()
+        check_names(config)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise SuiteError(f"{where}: {exc}") from None
+    return config
+
+
+def check_names(config: RunConfig) -> None:
+    """The agent, the suite and their option names exist (values are checked when the trial is built)."""
+    import routing_rl  # noqa: F401  (registers every built-in name)
+    from routing_rl.data import Suite as DataSuite
+    from routing_rl.registry import AGENTS
+
+    for cls, options, kind in ((AGENTS.get(config.agent), config.agent_options, "agent_options"),
+                               (DataSuite.registry.get(config.env), config.env_options, "env_options")):  # fmt: skip
+        unknown = sorted(set(options) - set(cls.options()))
+        if unknown:
+            raise ValueError(f"{kind}: {cls.name} has no option {', '.join(unknown)}; valid options: {', '.join(cls.options())}")
+
+
+def load_suite_file(path: str | Path) -> Suite:
+    """Parse and validate a suite file; errors name the file and the key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SuiteError(f"{path}: no such suite file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: cannot read it ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{path}: not valid TOML ({exc})") from None
+    head = data.get("suite", {})
+    if not isinstance(head, dict) or not isinstance(head.get("name"), str) or not head["name"]:
+        raise SuiteError(f"{path}: [suite] needs a name")
+    seeds = head.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise SuiteError(f"{path}: suite.seeds must be a non-empty list of non-negative integers")
+    defaults = data.get("defaults", {})
+    runs = data.get("runs", {})
+    if not isinstance(runs, dict) or not runs:
+        raise SuiteError(f"{path}: no [runs.NAME] tables")
+    merged = {name: {**defaults, **options} for name, options in runs.items()}
+    baseline = head.get("baseline")
+    if baseline is not None and baseline not in runs:
+        raise SuiteError(f"{path}: suite.baseline {baseline!r} is not a run; runs: {', '.join(runs)}")
+    metric = head.get("metric", "last")
+    if metric not in ("last", "best-val"):
+        raise SuiteError(f"{path}: suite.metric must be last or best-val, got {metric!r}")
+    scales = data.get("scales", {})
+    unknown = sorted(set(data) - {"suite", "defaults", "runs", "scales"})
+    if unknown:
+        raise SuiteError(f"{path}: unknown table(s) {', '.join(unknown)}; a suite has [suite], [defaults], [runs.NAME], [scales.NAME]")
+    suite = Suite(head["name"], seeds, baseline, merged, scales, str(path), metric)
+    for scale in [None, *scales]:
+        suite.trials(scale)  # validates every configuration up front
+    return suite

@@ -1,0 +1,127 @@
+"""A suite's table: per method n, mean ± std and best of the metric, t-tests against the baseline.
+
+As the Re-examining paper's Tables 1-2 (mean ± std and best over five seeds) with its appendix A.2
+test (one-tailed two-sample t-test that a method beats the baseline, scipy.stats), for the test
+metric at the last epoch and at the best-validation epoch, plus each method's wall time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from routing_rl.analysis.significance import one_tailed_ttest
+from routing_rl.training.results import ResultsError, load_results
+
+
+@dataclass
+class Row:
+    """One method of a suite."""
+
+    method: str
+    n: int
+    mean: float
+    std: float
+    best: float
+    best_val_mean: float
+    best_val_std: float
+    t: float | None
+    df: float | None
+    p: float | None
+    wall_seconds: float
+    missing: int
+
+
+def _spread(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
+
+
+def _wall(results: dict[str, Any]) -> float:
+    prov = results.get("provenance", {})
+    try:
+        return (datetime.fromisoformat(prov["ended"]) - datetime.fromisoformat(prov["started"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return math.nan
+
+
+def collect(trials: list[dict[str, Any]], directory: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int], str, bool]:
+    """Finished trials' results by method, unfinished counts, and the metric's name and direction."""
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    missing: dict[str, int] = {}
+    metric, higher = "", True
+    for trial in trials:
+        by_method.setdefault(trial["run"], [])
+        try:
+            results = load_results(directory / trial["name"])
+        except ResultsError:
+            results = None
+        if results is None or results["status"] != "complete":
+            missing[trial["run"]] = missing.get(trial["run"], 0) + 1
+            continue
+        by_method[trial["run"]].append(results)
+        metric, higher = results["metric"]["name"], results["metric"]["higher_is_better"]
+    return by_method, missing, metric, higher
+
+
+def build_rows(trials: list[dict[str, Any]], directory: Path, baseline: str | None, selection: str = "last") -> tuple[list[Row], str, bool]:
+    """The table's rows (file order of the methods), the metric's name and whether higher is better."""
+    by_method, missing, metric, higher = collect(trials, directory)
+    block = "last" if selection == "last" else "best_val"
+    values = {m: [r["final"][block]["test_mean"] for r in rs] for m, rs in by_method.items()}
+    sign = 1.0 if higher else -1.0
+    rows = []
+    for method, results in by_method.items():
+        mine = values[method]
+        mean, std = _spread(mine)
+        best_val_mean, best_val_std = _spread([r["final"]["best_val"]["test_mean"] for r in results])
+        t = df = p = None
+        base = values.get(baseline or "", [])
+        if baseline and method != baseline and len(mine) >= 2 and len(base) >= 2:
+            test = one_tailed_ttest([sign * v for v in mine], [sign * v for v in base])
+            t, df, p = test.t, test.df, test.p_value
+        best = (max if higher else min)(mine) if mine else math.nan
+        rows.append(Row(method, len(mine), mean, std, best, best_val_mean, best_val_std, t, df, p,
+                        sum(_wall(r) for r in results), missing.get(method, 0)))  # fmt: skip
+    return rows, metric, higher
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def markdown(rows: list[Row], metric: str, higher: bool, baseline: str | None, selection: str) -> str:
+    """The table as Markdown, with the test's direction spelled out."""
+    label = metric.upper() if metric.startswith(("map", "mse")) else metric
+    where = "last epoch" if selection == "last" else "best-validation epoch"
+    better = "higher" if higher else "lower"
+    lines = [
+        f"| method | n | test {label} ({where}) mean ± std | best | test {label} at best val. | "
+        f"t | df | p (better than {baseline or '-'}) | wall time |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        p = "baseline" if r.method == baseline else _num(r.p, 4)
+        note = f" ({r.missing} unfinished)" if r.missing else ""
+        lines.append(
+            f"| {r.method}{note} | {r.n} | {_num(r.mean)} ± {_num(r.std)} | {_num(r.best)} | {_num(r.best_val_mean)} ± {_num(r.best_val_std)} "
+            f"| {_num(r.t, 2)} | {_num(r.df, 0)} | {p} | {_num(r.wall_seconds / 60, 1)} min |"
+        )
+    lines.append(f"\n{better} is better; one-tailed two-sample t-test (pooled variance) of each method against {baseline or 'no baseline'}.")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[Row]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(asdict(rows[0]).keys()) if rows else ["method"])
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(asdict(r))
+    return out.getvalue()

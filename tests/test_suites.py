@@ -1,0 +1,198 @@
+"""Suites: trial identity, skip and resume, the local and Ray backends, the table's t-tests, figures."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy import stats
+
+from routing_rl.cli import main
+from routing_rl.suites import SuiteError, load_suite_file
+from routing_rl.suites.runner import plan, run_local, trial_status
+from routing_rl.suites.table import build_rows
+
+TINY = """
+[suite]
+name = "tiny"
+seeds = [0, 1]
+baseline = "shared"
+[defaults]
+env = "synthetic-groups"
+epochs = 2
+batch_size = 64
+threads = 1
+env_options = { num_tasks = 3, train_per_task = 60, test_per_task = 30 }
+[runs.random]
+agent = "fixed-random"
+[runs.shared]
+agent = "shared-bottom"
+[scales.quick]
+epochs = 1
+"""
+
+
+@pytest.fixture
+def suite_file(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def test_trials_are_identified_by_their_configuration(suite_file, tmp_path):
+    suite = load_suite_file(suite_file)
+    trials = suite.trials()
+    assert [(t.run, t.seed) for t in trials] == [("random", 0), ("random", 1), ("shared", 0), ("shared", 1)]
+    assert len({t.key for t in trials}) == 4
+    assert [t.key for t in suite.trials()] == [t.key for t in trials]  # stable
+    quick = suite.trials("quick")
+    assert quick[0].config.epochs == 1 and quick[0].key != trials[0].key
+    changed = tmp_path / "changed.toml"
+    changed.write_text(TINY.replace("batch_size = 64", "batch_size = 32"))
+    assert load_suite_file(changed).trials()[0].key != trials[0].key
+    threads = tmp_path / "threads.toml"
+    threads.write_text(TINY.replace("threads = 1", "threads = 2"))
+    assert load_suite_file(threads).trials()[0].key == trials[0].key  # threads do not change the numbers
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('baseline = "shared"', 'baseline = "nope"'), "suite.baseline 'nope' is not a run"),
+        (lambda t: t.replace("batch_size = 64", "batch_sise = 64"), "unknown option(s) batch_sise"),
+        (lambda t: t.replace('agent = "fixed-random"', 'agent = "nope"'), "unknown agent 'nope'"),
+        (lambda t: t.replace("num_tasks = 3", "num_taks = 3"), "env_options: synthetic-groups has no option num_taks"),
+        (lambda t: t.replace("[suite]", "[suite"), "not valid TOML"),
+        (lambda t: t.replace("epochs = 2", "epochs = 0"), "--epochs must be at least 1"),
+    ],
+)
+def test_bad_suite_files_name_file_and_key(tmp_path, edit, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(edit(TINY))
+    with pytest.raises(SuiteError, match="bad.toml"):
+        load_suite_file(path)
+    result = CliRunner().invoke(main, ["suite", "run", str(path)])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_finished_trials_are_skipped_and_the_table_is_written(suite_file, tmp_path):
+    out = tmp_path / "suite"
+    first = CliRunner().invoke(main, ["suite", "run", str(suite_file), "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    assert "4 trials trained" in first.output
+    again = CliRunner().invoke(main, ["suite", "run", str(suite_file), "--out", str(out)])
+    assert "4 complete" in again.output and "0 trials trained" in again.output
+    table = CliRunner().invoke(main, ["suite", "table", str(out)])
+    assert table.exit_code == 0, table.output
+    assert "| random | 2 |" in table.output and "| shared | 2 |" in table.output and "baseline" in table.output
+    assert (out / "table.md").exists() and (out / "table.csv").read_text().startswith("method,n,mean")
+    same = CliRunner().invoke(main, ["suite", "table", str(suite_file), "--out", str(out)])
+    assert same.output == table.output
+
+
+def test_parallel_workers_give_the_numbers_of_one_worker(suite_file, tmp_path):
+    suite = load_suite_file(suite_file)
+    summaries = {}
+    for workers in (1, 2):
+        directory = tmp_path / f"w{workers}"
+        todo = [(t, p) for t, p, _ in plan(suite, "quick", directory, workers)]
+        run_local(todo, workers, lambda s: None)
+        summaries[workers] = {p.name.rsplit("-", 1)[0]: json.loads((p / "results.json").read_text())["epochs"][-1]["test"]
+                              for _, p in todo}  # fmt: skip
+    assert summaries[1] == summaries[2]
+
+
+def test_ray_backend_runs_the_same_trials_on_a_local_instance(suite_file, tmp_path):
+    ray = pytest.importorskip("ray")
+    from routing_rl.suites.runner import run_ray
+
+    suite = load_suite_file(suite_file)
+    todo = [(t, p) for t, p, _ in plan(suite, "quick", tmp_path / "ray", 2)][:2]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        reported = []
+        run_ray(todo, 1, None, reported.append)
+    finally:
+        ray.shutdown()
+    assert sorted(r["status"] for r in reported) == ["complete", "complete"]
+    local = tmp_path / "local"
+    run_local([(t, local / p.name) for t, p in todo], 1, lambda s: None)
+    for _, path in todo:
+        a = json.loads((path / "results.json").read_text())["epochs"][-1]["test"]
+        b = json.loads((local / path.name / "results.json").read_text())["epochs"][-1]["test"]
+        assert a == b
+
+
+def test_a_killed_suite_resumes_without_redoing_finished_trials(tmp_path):
+    path = tmp_path / "slow.toml"
+    path.write_text(TINY.replace("epochs = 2", "epochs = 3").replace("train_per_task = 60", "train_per_task = 400"))
+    out = tmp_path / "suite"
+    args = [sys.executable, "-m", "routing_rl", "suite", "run", str(path), "--out", str(out)]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(trial_status(d) == "complete" for d in out.glob("*-s*")):
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finished = {d.name: (d / "results.json").stat().st_mtime_ns for d in out.glob("*-s*") if trial_status(d) == "complete"}
+    assert finished, "no trial finished before the kill"
+    resumed = CliRunner().invoke(main, ["suite", "run", str(path), "--out", str(out)])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"{len(finished)} complete" in resumed.output
+    for name, mtime in finished.items():
+        assert (out / name / "results.json").stat().st_mtime_ns == mtime  # not trained again
+    assert all(trial_status(d) == "complete" for d in out.glob("*-s*")) and len(list(out.glob("*-s*"))) == 4
+
+
+def test_table_t_test_matches_a_hand_computation(tmp_path, write_results):
+    a, b = [0.91, 0.93, 0.92, 0.95], [0.90, 0.89, 0.91, 0.90]
+    trials = []
+    for method, values in (("a", a), ("b", b)):
+        for seed, value in enumerate(values):
+            name = f"{method}-s{seed}-x"
+            write_results(tmp_path / name, value)
+            trials.append({"run": method, "seed": seed, "name": name})
+    rows, metric, higher = build_rows(trials, tmp_path, baseline="b")
+    row = rows[0]
+    xa, xb = np.array(a), np.array(b)
+    pooled = ((len(a) - 1) * xa.var(ddof=1) + (len(b) - 1) * xb.var(ddof=1)) / (len(a) + len(b) - 2)
+    t = (xa.mean() - xb.mean()) / math.sqrt(pooled * (1 / len(a) + 1 / len(b)))
+    assert row.t == pytest.approx(t) and row.df == 6 and row.p == pytest.approx(stats.t.sf(t, 6))
+    assert row.mean == pytest.approx(xa.mean()) and row.std == pytest.approx(xa.std(ddof=1)) and row.best == 0.95
+    assert rows[1].p is None and metric == "accuracy" and higher
+
+
+def _not_blank(path: Path) -> bool:
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(path)
+    return pixels.std() > 0.05 and len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 20
+
+
+def test_report_writes_every_figure_and_none_is_blank(tmp_path):
+    suite = tmp_path / "blocks.toml"
+    suite.write_text(TINY.replace('[runs.random]\nagent = "fixed-random"', '[runs.random]\nagent = "wpl"\nblocks = 2')
+                     .replace('[runs.shared]\nagent = "shared-bottom"', '[runs.shared]\nagent = "wpl"\nblocks = 3')
+                     + '\n[runs.four]\nagent = "wpl"\nblocks = 4\n[runs.five]\nagent = "wpl"\nblocks = 5\n')  # fmt: skip
+    out = tmp_path / "suite"
+    assert CliRunner().invoke(main, ["suite", "run", str(suite), "--out", str(out), "--scale", "quick"]).exit_code == 0
+    result = CliRunner().invoke(main, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    names = {Path(line).name for line in result.output.split()}
+    assert {"methods.png", "blocks.png", "random-perplexity.png", "random-similarity.png", "random-seeds.png"} <= names
+    for line in result.output.split():
+        assert _not_blank(Path(line)), line
+    run = next(out.glob("random-s0-*"))
+    single = CliRunner().invoke(main, ["report", str(run)])
+    assert single.exit_code == 0 and all(_not_blank(Path(p)) for p in single.output.split())

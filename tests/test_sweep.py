@@ -1,0 +1,86 @@
+"""Random-search sweeps: reproducible draws within the declared ranges, top-k selection by validation."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+from click.testing import CliRunner
+
+from routing_rl.cli import main
+from routing_rl.suites import SuiteError
+from routing_rl.suites.sweep import load_sweep_file, select_top_k
+
+SWEEP = """
+[sweep]
+name = "tiny"
+trials = 4
+top_k = 2
+seed = 3
+[base]
+env = "synthetic-groups"
+agent = "hard-concrete"
+epochs = 1
+threads = 1
+env_options = { num_tasks = 3, train_per_task = 40, test_per_task = 20 }
+[space]
+lr = { low = 1e-4, high = 1e-1, log = true }
+"agent_options.l0_lambda" = { choices = [1e-5, 1e-3, 1e-1] }
+"agent_options.beta" = { low = 0.5, high = 0.9 }
+blocks = { low = 2, high = 4 }
+"""
+
+
+@pytest.fixture
+def sweep_file(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(SWEEP)
+    return path
+
+
+def test_draws_are_reproducible_and_inside_the_ranges(sweep_file):
+    first = load_sweep_file(sweep_file).draw()
+    again = load_sweep_file(sweep_file).draw()
+    assert [t.key for t, _ in first] == [t.key for t, _ in again]
+    assert len({t.key for t, _ in first}) == 4
+    for trial, chosen in first:
+        cfg = trial.config
+        assert 1e-4 <= cfg.lr <= 1e-1 and cfg.blocks in (2, 3, 4) and isinstance(cfg.blocks, int)
+        assert cfg.agent_options["l0_lambda"] in (1e-5, 1e-3, 1e-1) and 0.5 <= cfg.agent_options["beta"] <= 0.9
+        assert chosen["lr"] == cfg.lr
+
+
+def test_top_k_is_chosen_by_validation_and_reports_the_test_standard_error():
+    outcomes = [{"trial": "a", "val": 0.9, "test": 0.80}, {"trial": "b", "val": 0.7, "test": 0.95},
+                {"trial": "c", "val": 0.8, "test": 0.84}, {"trial": "d", "val": math.nan, "test": 0.99}]  # fmt: skip
+    chosen = select_top_k(outcomes, 2, higher_is_better=True)
+    assert [o["trial"] for o in chosen["top"]] == ["a", "c"]
+    assert chosen["test_mean"] == pytest.approx(0.82)
+    assert chosen["test_stderr"] == pytest.approx(statistics.stdev([0.80, 0.84]) / math.sqrt(2))
+    lowest = select_top_k(outcomes, 1, higher_is_better=False)  # e.g. MSE
+    assert [o["trial"] for o in lowest["top"]] == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [(lambda t: t.replace("low = 1e-4, high = 1e-1", "low = 1e-1, high = 1e-4"), "needs numbers low < high"),
+     (lambda t: t.replace("top_k = 2", "top_k = 9"), "1 <= top_k <= trials"),
+     (lambda t: t.replace('"agent_options.beta"', '"agent_options.bta"'), "hard-concrete has no option bta")],
+)  # fmt: skip
+def test_bad_sweep_files_are_one_line_errors(tmp_path, edit, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(edit(SWEEP))
+    with pytest.raises(SuiteError):
+        load_sweep_file(path)
+    result = CliRunner().invoke(main, ["sweep", str(path)])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_the_sweep_command_trains_selects_and_resumes(sweep_file, tmp_path):
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(main, ["sweep", str(sweep_file), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "top 2 of 4 trials by validation accuracy" in result.output and (out / "sweep.md").exists()
+    again = CliRunner().invoke(main, ["sweep", str(sweep_file), "--out", str(out)])
+    assert "4 finished, training 0" in again.output
