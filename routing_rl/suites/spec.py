@@ -18,8 +18,11 @@ names with ``-`` written ``_``)::
     routed = "all"
     agent_options = {}               # the -o options
     env_options = { num_tasks = 8 }  # the -e options
-    [scales.quick]                   # overrides applied by --scale quick (a table per run too)
+    [scales.quick]                   # overrides applied by --scale quick
     epochs = 1
+    seeds = [0, 1]                   # a scale may change the seeds
+    [scales.quick.no-sharing]        # and the options of one run
+    routed = "fc"
 
 A trial is one (run, seed); it is identified by a hash of its full configuration, so a changed
 option is a new trial and an unchanged one is found again (skipped when finished, resumed when
@@ -89,12 +92,18 @@ class Suite:
         """Every (run, seed) with the scale's overrides applied, in file order."""
         if scale is not None and scale not in self.scales:
             raise SuiteError(f"{self.source}: no scale {scale!r}; scales: {', '.join(self.scales) or '(none)'}")
-        overrides = self.scales.get(scale, {}) if scale else {}
+        overrides = dict(self.scales.get(scale, {})) if scale else {}
+        seeds = overrides.pop("seeds", self.seeds)
+        if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and x >= 0 for x in seeds):
+            raise SuiteError(f"{self.source}: scales.{scale}.seeds must be a non-empty list of non-negative integers")
+        unknown = sorted(k for k, v in overrides.items() if isinstance(v, dict) and k not in self.runs)
+        if unknown:
+            raise SuiteError(f"{self.source}: scales.{scale}: no run named {', '.join(unknown)}")
         trials = []
         for run, options in self.runs.items():
             merged = {**options, **{k: v for k, v in overrides.items() if not isinstance(v, dict)}}
             merged.update(overrides.get(run, {}) if isinstance(overrides.get(run), dict) else {})
-            for seed in self.seeds:
+            for seed in seeds:
                 trials.append(Trial(run, seed, make_config(merged, seed, f"{self.source}: runs.{run}")))
         return trials
 
