@@ -196,3 +196,11 @@ def test_report_writes_every_figure_and_none_is_blank(tmp_path):
     run = next(out.glob("random-s0-*"))
     single = CliRunner().invoke(main, ["report", str(run)])
     assert single.exit_code == 0 and all(_not_blank(Path(p)) for p in single.output.split())
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parent.parent.joinpath("suites").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_suite_parses_at_every_scale(path):
+    suite = load_suite_file(path)
+    for scale in [None, *suite.scales]:
+        trials = suite.trials(scale)
+        assert trials and len({t.name for t in trials}) == len(trials)
