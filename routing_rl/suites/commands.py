@@ -62,9 +62,9 @@ def run_suite(suite_file: Path, scale: str | None, workers: int, backend: str, r
         click.echo(f"[{done[0]}/{len(todo)}] {Path(summary['directory']).name}: {summary['status']} ({summary['seconds']:.0f} s)")
 
     try:
-        if backend == "ray":
-            run_ray(todo, threads_per_worker(workers), ray_address, report) if todo else None
-        else:
+        if backend == "ray" and todo:
+            run_ray(todo, threads_per_worker(workers), ray_address, report)
+        elif backend == "local":
             run_local(todo, workers, report)
     except Exception as exc:  # a trial's failure (bad data, a plugin) is reported, the others stay on disk
         raise click.ClickException(f"suite stopped: {type(exc).__name__}: {exc}; finished trials are kept, run the command again to continue") from None

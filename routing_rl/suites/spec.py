@@ -152,17 +152,22 @@ def check_names(config: RunConfig) -> None:
             raise ValueError(f"{kind}: {cls.name} has no option {', '.join(unknown)}; valid options: {', '.join(cls.options())}")
 
 
-def load_suite_file(path: str | Path) -> Suite:
-    """Parse and validate a suite file; errors name the file and the key."""
-    path = Path(path)
+def read_toml(path: Path, kind: str) -> dict[str, Any]:
+    """A TOML file as a dict; a missing, unreadable or malformed file is a :class:`SuiteError`."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SuiteError(f"{path}: no such suite file") from None
+        raise SuiteError(f"{path}: no such {kind} file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SuiteError(f"{path}: cannot read it ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{path}: not valid TOML ({exc})") from None
+
+
+def load_suite_file(path: str | Path) -> Suite:
+    """Parse and validate a suite file; errors name the file and the key."""
+    path = Path(path)
+    data = read_toml(path, "suite")
     head = data.get("suite", {})
     if not isinstance(head, dict) or not isinstance(head.get("name"), str) or not head["name"]:
         raise SuiteError(f"{path}: [suite] needs a name")

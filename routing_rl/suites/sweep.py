@@ -32,7 +32,7 @@ from typing import Any
 
 import click
 
-from routing_rl.suites.spec import SuiteError, Trial, make_config, tomllib
+from routing_rl.suites.spec import SuiteError, Trial, make_config, read_toml
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ def _dimension(name: str, spec: Any, where: str) -> Dimension:
 
 @dataclass(frozen=True)
 class Sweep:
+    """A parsed sweep file: how many trials, how many to keep, the sampler's seed, base and space."""
+
     name: str
     trials: int
     top_k: int
@@ -103,13 +105,9 @@ class Sweep:
 
 
 def load_sweep_file(path: str | Path) -> Sweep:
+    """Parse and validate a sweep file (every drawn configuration is checked); errors name file and key."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SuiteError(f"{path}: no such sweep file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SuiteError(f"{path}: cannot read it as TOML ({exc})") from None
+    data = read_toml(path, "sweep")
     head = data.get("sweep", {})
     if not isinstance(head.get("name"), str):
         raise SuiteError(f"{path}: [sweep] needs a name")
