@@ -94,7 +94,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--separate-optimizers/--single-optimizer", default=False, show_default=True, help="One optimizer for weights and one for the router/gates, or one for both (the public code).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True, help="Plain SGD shows the public-code WPL's exploding gradient in full.")
 @click.option("--warmup-epochs", default=0, show_default=True, type=click.IntRange(min=0), help="Routers: share every routed layer for N epochs before routing.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Fixes data order, routes and weights.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1), help="Fixes data order, routes and weights.")
 @click.option("--routed", default="fc", show_default=True, help="Routers: routed layers: none, all, fc, conv, or names like conv1,2,3 / conv3 / fc1,fc2.")
 @click.option("--blocks", default=None, type=click.IntRange(min=1), help="Routers: function blocks per routed layer (default: number of tasks).")
 @click.option("--hidden", default=64, show_default=True, type=click.IntRange(min=1), help="Routers: units of each FC block.")
@@ -105,7 +105,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--observe-hidden", is_flag=True, help="Routers: observe the hidden representation too.")
 @click.option("--map-k", default=10, show_default=True, type=click.IntRange(min=1), help="K of MAP@K (multi-label suites).")
 @click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True))
-@click.option("--threads", default=None, type=click.IntRange(min=1), help="Torch intra-op threads (default: torch's).")
+@click.option("--threads", default=None, type=click.IntRange(1, 256), help="Torch intra-op threads (default: torch's).")
 @click.option("--logdir", default=None, help="Run directory (default: runs/<env>-<agent>[-routed_<layers>]-seed<seed>).")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False), help="Where the data files are (else $ROUTING_RL_DATA, then system locations).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
@@ -126,11 +126,17 @@ def run_command(**opts: Any) -> None:
 
     load_plugins(opts.pop("plugins"))
     resume, overwrite, quiet = opts.pop("resume"), opts.pop("overwrite"), opts.pop("quiet")
+    if resume and overwrite:
+        raise click.UsageError("--resume continues a run and --overwrite replaces it: give one of them")
+    if opts["logdir"] is not None and not opts["logdir"].strip():
+        raise click.BadParameter("is empty; give a directory, or leave the option out for runs/<env>-<agent>-...", param_hint="--logdir")
     config = _config(opts)
     trainer = _build(lambda: Trainer.from_config(config, command=["routing-rl", *CommandLine.invoked_args]), config)
     _build(lambda: trainer.prepare_run_dir(resume=resume, overwrite=overwrite), config)
     console = Console(highlight=False)
     console.print(run_header(trainer))
+    if resume and trainer.start_epoch == 1:
+        console.print(f"no checkpoint to resume in {trainer.run_dir}: starting at epoch 1")
     if trainer.start_epoch > config.epochs:
         console.print(f"run already complete ({config.epochs} epochs); nothing to do")
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -101,9 +102,12 @@ def parse_value(raw: str, annotation: Any) -> Any:
         raise ValueError("must be true or false")
     if annotation in (int, float):
         try:
-            return annotation(raw)
+            value = annotation(raw)
         except ValueError:
             raise ValueError(f"expected {'an integer' if annotation is int else 'a number'}, got {raw!r}") from None
+        if annotation is float and not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {raw!r}")
+        return value
     return raw
 
 

@@ -59,7 +59,7 @@ def bad_run_cases(tmp_path):
     a_file.write_text("x")
     return {
         "empty agent": (["--agent", ""], ["unknown agent ''", "valid choices"]),
-        "empty routed": (["--routed", ""], ["--routed is empty"]),
+        "empty routed": (["--routed", ""], ["--routed '' names no layer"]),
         "negative seed": (["--seed", "-1"], ["--seed"]),
         "empty plugin": (["--plugin", ""], ["--plugin", "empty module name"]),
         "missing plugin": (["--plugin", "no_such_plugin_module"], ["--plugin", "no_such_plugin_module"]),
@@ -75,6 +75,18 @@ def bad_run_cases(tmp_path):
         "model with router option": (["--agent", "mmoe", "--env", "multilabel-synthetic", "--blocks", "3"], ["--blocks only applies to routers"]),
         "negative divergence factor": (["--divergence-factor", "-1"], ["--divergence-factor"]),
         "data too large for memory": (["-e", "num_tasks=99999999999"], ["-e num_tasks=99999999999", "of memory"]),
+        "network too large for memory": (["--blocks", "1000000000"], ["parameters", "lower --blocks"]),
+        "meta device": (["--device", "meta"], ["invalid --device 'meta'"]),
+        "xpu device": (["--device", "xpu"], ["invalid --device 'xpu'"]),
+        "routed names no layer": (["--routed", ","], ["--routed ',' names no layer"]),
+        "resume and overwrite": (["--resume", "--overwrite"], ["give one of them"]),
+        "empty logdir": (["--logdir", ""], ["--logdir", "is empty"]),
+        "nan router lr": (["--router-lr", "nan"], ["--router-lr must be a finite number"]),
+        "inf collab reward": (["--collab-reward", "inf"], ["--collab-reward must be a finite number"]),
+        "divergence factor below one": (["--divergence-factor", "0.5"], ["0 (off) or at least 1"]),
+        "infinite agent option": (["--agent", "hard-concrete", "-o", "log_alpha_init=inf"], ["expected a finite number"]),
+        "seed too large": (["--seed", str(2**64)], ["--seed"]),
+        "too many threads": (["--threads", "1000000"], ["--threads"]),
     }
 
 
@@ -83,6 +95,9 @@ CASES = [
     "plugin syntax error", "router constructor raises", "logdir is a file", "logdir below a file",
     "logdir under /proc", "unknown env option", "bad reward for regression", "map-k on single-label",
     "model with router option", "negative divergence factor", "data too large for memory",
+    "network too large for memory", "meta device", "xpu device", "routed names no layer", "resume and overwrite",
+    "empty logdir", "nan router lr", "inf collab reward", "divergence factor below one", "infinite agent option",
+    "seed too large", "too many threads",
 ]  # fmt: skip
 
 

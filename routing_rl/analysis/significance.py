@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,11 +61,11 @@ def run_value(path: str | Path, metric: str = "last") -> RunValue:
         raise ValueError(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")
     results = load_results(path)
     file = results_path(path)
-    if results["status"] != "complete":
-        raise ResultsError(f"{file} is not a finished run (status {results['status']})")
+    if results["status"] != "complete" or not results["epochs"]:
+        raise ResultsError(f"{file} is not a finished run (status {results['status']}, {len(results['epochs'])} epochs)")
     value = results["final"][METRICS[metric]]["test_mean"]
-    if value is None or math.isnan(value):
-        raise ResultsError(f"{file}: its test mean is NaN")
+    if value is None or not math.isfinite(value):
+        raise ResultsError(f"{file}: its test mean is {value}, not a number to compare")
     config = results["config"]
     return RunValue(
         str(file), float(value), results["env"]["name"], json.dumps(config.get("env_options", {}), sort_keys=True),
@@ -87,7 +88,9 @@ def one_tailed_ttest(a: Sequence[float], b: Sequence[float], equal_var: bool = T
     xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if xa.size < 2 or xb.size < 2:
         raise ValueError("a t-test needs at least two runs per method")
-    res = stats.ttest_ind(xa, xb, equal_var=equal_var, alternative="greater")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # identical runs: the NaN p is explained to the user
+        res = stats.ttest_ind(xa, xb, equal_var=equal_var, alternative="greater")
     df = float(getattr(res, "df", xa.size + xb.size - 2))
     return Comparison(
         float(xa.mean()), float(xa.std(ddof=1)), int(xa.size),

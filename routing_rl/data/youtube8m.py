@@ -84,6 +84,8 @@ def read_vocabulary(path: Path, num_verticals: int) -> VerticalTasks:
             rows = list(csv.DictReader(f))
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path} is not the UTF-8 CSV vocabulary.csv of {DATASET_URL} ({exc.__class__.__name__})") from None
     needed = {"Index", "Vertical1"}
     if not rows or not needed <= set(rows[0]):
         raise DataError(

@@ -26,8 +26,8 @@ class SNRModel(MultiTaskModel):
     """The layered sub-network graph with one :class:`HardConcreteGate` matrix per routing layer."""
 
     option_help: ClassVar[dict[str, str]] = {
-        "num_subnetworks": "sub-networks per layer (one number, or one per layer)",
-        "hidden_sizes": "units of the sub-networks of each layer (one number, or one per layer)",
+        "num_subnetworks": "sub-networks per layer (one number for all layers, or one per layer, e.g. 4,4)",
+        "hidden_sizes": "units of the sub-networks, one per sub-network layer (e.g. 64,32)",
         "l0_lambda": "weight of the expected-L0 penalty on the coding variables",
         "beta": "hard concrete temperature",
         "gamma": "lower end of the stretched interval (< 0)",

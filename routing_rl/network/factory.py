@@ -7,7 +7,23 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from routing_rl.network.model import RoutingNetwork
-from routing_rl.network.spec import build_layer_specs
+from routing_rl.network.spec import SpecError, build_layer_specs, count_parameters
+
+BYTES_PER_PARAMETER = 16
+"""float32 weight, its gradient and Adam's two moments."""
+
+
+def _require_memory_for(parameters: int) -> None:
+    """Refuse a network whose training state would not fit in the memory available now."""
+    from routing_rl.data.memory import available_memory, format_bytes
+
+    needed = parameters * BYTES_PER_PARAMETER
+    available = available_memory()
+    if available is not None and needed > available:
+        raise SpecError(
+            f"the network would have {parameters:,} parameters and need about {format_bytes(needed)} to train, "
+            f"but {format_bytes(available)} is available; lower --blocks, --hidden or --filters"
+        )
 
 
 def build_network(
@@ -25,6 +41,8 @@ def build_network(
     ``seed`` fixes the initial weights without touching the global RNG stream of the caller.
     """
     specs = build_layer_specs(input_shape, routed, blocks or num_tasks, per_task, **spec_options)
+    heads = [num_classes] * num_tasks if isinstance(num_classes, int) else list(num_classes)
+    _require_memory_for(count_parameters(specs, input_shape, num_tasks, heads))
     if seed is None:
         return RoutingNetwork(specs, input_shape, num_tasks, num_classes)
     with torch.random.fork_rng(devices=[]):

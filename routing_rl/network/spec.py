@@ -76,6 +76,28 @@ def parse_routed(value: str | Iterable[str] | None, layer_names: Sequence[str]) 
     return [n for n in layer_names if n in chosen]
 
 
+def count_parameters(specs: Sequence[LayerSpec], input_shape: Sequence[int], num_tasks: int, head_sizes: Sequence[int]) -> int:
+    """Parameters of the network these specs build (blocks of every layer and the task heads),
+    computed without allocating it: used to refuse sizes that cannot fit in memory up front."""
+    shape = list(input_shape)
+    total = 0
+    for spec in specs:
+        copies = {"shared": 1, "routed": spec.blocks, "per-task": num_tasks}[spec.mode]
+        if spec.kind == "conv" and len(shape) == 3:
+            total += copies * (shape[0] * 9 * spec.width + spec.width + 2 * spec.width)  # conv, bias, BatchNorm
+            shape = [spec.width, shape[1] // 2, shape[2] // 2]
+        else:
+            inputs = 1
+            for size in shape:
+                inputs *= size
+            total += copies * (inputs * spec.width + spec.width)
+            shape = [spec.width]
+    features = 1
+    for size in shape:
+        features *= size
+    return total + sum(features * c + c for c in head_sizes)
+
+
 def build_layer_specs(
     input_shape: Sequence[int],
     routed: str | Iterable[str] | None = None,

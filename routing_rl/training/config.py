@@ -7,6 +7,7 @@ with the options it was started with (except those in :attr:`RunConfig.RESUMABLE
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -73,6 +74,11 @@ class RunConfig:
         for flag, value in positive.items():
             if value < 1:
                 raise ValueError(f"{flag} must be at least 1, got {value}")
+        floats = {"--lr": self.lr, "--router-lr": self.router_lr, "--collab-reward": self.collab_reward,
+                  "--val-fraction": self.val_fraction, "--divergence-factor": self.divergence_factor}  # fmt: skip
+        for flag, value in floats.items():
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{flag} must be a finite number, got {value}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if self.router_lr is not None and self.router_lr <= 0:
@@ -85,10 +91,10 @@ class RunConfig:
             raise ValueError(f"--threads must be at least 1, got {self.threads}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if not self.routed.strip():
-            raise ValueError("--routed is empty; name the routed layers (e.g. fc, conv3, all), or none for no routed layer")
-        if self.divergence_factor < 0:
-            raise ValueError(f"--divergence-factor must be >= 0 (0 switches the check off), got {self.divergence_factor}")
+        if not any(token.strip() for token in self.routed.split(",")):
+            raise ValueError(f"--routed {self.routed!r} names no layer; name the routed layers (e.g. fc, conv3, all), or none for no routed layer")
+        if self.divergence_factor != 0 and self.divergence_factor < 1:
+            raise ValueError(f"--divergence-factor must be 0 (off) or at least 1, got {self.divergence_factor}")
         if self.reward not in REWARDS:
             raise ValueError(f"--reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
 

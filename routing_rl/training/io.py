@@ -48,9 +48,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        why = next((line for line in lines if "WeightsUnpickler error" in line), lines[0] if lines else type(exc).__name__)
+        why = why.replace("WeightsUnpickler error: ", "").split(". ")[0].rstrip(".")
         raise CheckpointError(
-            f"cannot load checkpoint {path}: {first_line[:200]}; it is corrupt or was not written by routing-rl "
+            f"cannot load checkpoint {path}: {why[:160]}; it is corrupt or was not written by routing-rl "
             "(start again with --overwrite)"
         ) from None
     if not isinstance(state, dict) or "epoch" not in state or "results" not in state:

@@ -135,6 +135,24 @@ def _need_numbers(values: Any, length: int, where: str, file: Path) -> None:
         raise ResultsError(f"{file}: field {where} should hold numbers")
 
 
+def _check_routing(routing: Any, tasks: int, layers: int, where: str, file: Path) -> None:
+    """Routes: per task one block index per routed layer; policies: per layer a [tasks, blocks] table."""
+    if not isinstance(routing, dict):
+        raise ResultsError(f"{file}: field {where.rstrip('.')} should be object, got {type(routing).__name__}")
+    routes, policy = routing.get("routes"), routing.get("policy")
+    if not isinstance(policy, list) or len(policy) != layers:
+        raise ResultsError(f"{file}: field {where}policy should hold one table per routed layer ({layers})")
+    blocks = []
+    for d, table in enumerate(policy):
+        ok = isinstance(table, list) and len(table) == tasks and all(isinstance(row, list) and row for row in table)
+        if not ok or len({len(row) for row in table}) != 1 or not all(isinstance(p, Real) and 0 <= p <= 1 for row in table for p in row):
+            raise ResultsError(f"{file}: field {where}policy[{d}] should be a [tasks, blocks] table of probabilities")
+        blocks.append(len(table[0]))
+    ok = isinstance(routes, list) and len(routes) == tasks and all(isinstance(r, list) and len(r) == layers for r in routes)
+    if not ok or not all(isinstance(b, int) and not isinstance(b, bool) and 0 <= b < blocks[d] for r in routes for d, b in enumerate(r)):
+        raise ResultsError(f"{file}: field {where}routes should give each task one block index per routed layer")
+
+
 def validate(results: Any, file: Path) -> dict[str, Any]:
     """Check the fields every reader relies on; raise :class:`ResultsError` naming the first bad one."""
     if not isinstance(results, dict):
@@ -144,7 +162,9 @@ def validate(results: Any, file: Path) -> dict[str, Any]:
             f"{file}: schema_version {results.get('schema_version')!r} is not {SCHEMA_VERSION}; "
             "it was written by another routing-rl version, run it again with this one"
         )
-    _need(results, "status", str, "", file)
+    status = _need(results, "status", str, "", file)
+    if status not in ("running", "complete", "diverged"):
+        raise ResultsError(f"{file}: field status should be running, complete or diverged, got {status!r}")
     config = _need(results, "config", dict, "", file)
     _need(config, "epochs", int, "config.", file)
     env = _need(results, "env", dict, "", file)
@@ -153,7 +173,12 @@ def validate(results: Any, file: Path) -> dict[str, Any]:
     metric = _need(results, "metric", dict, "", file)
     _need(metric, "name", str, "metric.", file)
     _need(metric, "higher_is_better", bool, "metric.", file)
-    _need(results, "learner", dict, "", file)
+    if not all(isinstance(name, str) for name in env["task_names"]):
+        raise ResultsError(f"{file}: field env.task_names should hold strings")
+    learner = _need(results, "learner", dict, "", file)
+    layers = learner.get("routed_layers", [])
+    if not isinstance(layers, list) or not all(isinstance(name, str) for name in layers):
+        raise ResultsError(f"{file}: field learner.routed_layers should list layer names")
     epochs = _need(results, "epochs", list, "", file)
     for i, record in enumerate(epochs):
         where = f"epochs[{i}]."
@@ -163,8 +188,17 @@ def validate(results: Any, file: Path) -> dict[str, Any]:
         for split in ("val", "test"):
             score = _need(record, split, dict, where, file)
             _need_numbers(score.get("per_task"), tasks, f"{where}{split}.per_task", file)
+            for key in ("mean", "micro"):
+                _need(score, key, (Real, type(None)), f"{where}{split}.", file)
+        if "routing" in record:
+            _check_routing(record["routing"], tasks, len(layers), f"{where}routing.", file)
+    if status == "complete" and not epochs:
+        raise ResultsError(f"{file}: status complete, but no epoch is recorded")
     if epochs:
         final = _need(results, "final", dict, "", file)
+        parameters = _need(final, "parameters", dict, "final.", file)
+        for key in ("train", "serving"):
+            _need(parameters, key, int, "final.parameters.", file)
         for block in ("last", "best_val"):
             values = _need(final, block, dict, "final.", file)
             _need(values, "epoch", int, f"final.{block}.", file)
@@ -194,4 +228,6 @@ def load_results(path: str | Path) -> dict[str, Any]:
         results = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{file}: not valid JSON ({exc.msg}, line {exc.lineno}); the file may be truncated") from None
+    except (RecursionError, ValueError) as exc:  # absurd nesting, a number too long to convert
+        raise ResultsError(f"{file}: not a results.json written by routing-rl ({type(exc).__name__})") from None
     return validate(results, file)

@@ -80,3 +80,18 @@ def test_lower_is_better_metrics_are_tested_in_their_direction(tmp_path, write_r
     assert report["p_value"] < 0.01 and report["mean_a"] == pytest.approx(0.105)
     reverse = json.loads(CliRunner().invoke(compare, [*args_of(high, low), "--json"]).output)
     assert reverse["p_value"] > 0.99
+
+
+def test_a_complete_run_without_epochs_or_with_an_infinite_mean_is_refused(tmp_path, write_run):
+    import json as _json
+
+    empty = write_run(tmp_path / "e", 0.9)
+    doc = _json.loads((empty / "results.json").read_text())
+    doc["epochs"] = []
+    doc.pop("final")
+    (empty / "results.json").write_text(_json.dumps(doc))
+    with pytest.raises(ValueError, match="no epoch is recorded"):
+        run_value(empty)
+    infinite = write_run(tmp_path / "i", float("inf"))
+    with pytest.raises(ValueError, match="not a number to compare"):
+        run_value(infinite)

@@ -77,14 +77,14 @@ def test_grouping_test_separates_recovered_groups_from_chance():
 def write_results(path, policies, routes, task_names=None):
     """A minimal results.json as the trainer writes it."""
     names = task_names or [f"task{t}-group{t % 2}" for t in range(len(routes))]
-    score = {"per_task": [0.5] * len(names), "mean": 0.5}
+    score = {"per_task": [0.5] * len(names), "mean": 0.5, "micro": 0.5}
     at = {"epoch": 1, "test_mean": 0.5, "test_per_task": score["per_task"]}
     results = {
         "schema_version": 1, "status": "complete", "config": {"epochs": 1}, "metric": {"name": "accuracy", "higher_is_better": True},
         "env": {"name": "synthetic-groups", "task_names": names},
         "learner": {"kind": "router", "routed_layers": [f"fc{d + 1}" for d in range(len(policies))]},
         "epochs": [{"epoch": 1, "val": score, "test": score, "routing": {"policy": policies, "routes": routes}}],
-        "final": {"last": at, "best_val": at, "routes": routes},
+        "final": {"last": at, "best_val": at, "routes": routes, "parameters": {"train": 1, "serving": 1}},
     }  # fmt: skip
     path.mkdir(parents=True, exist_ok=True)
     (path / "results.json").write_text(json.dumps(results))

@@ -51,12 +51,25 @@ BROKEN = {
     "per-task list too short": lambda text: _edit(text, lambda r: r["final"]["last"]["test_per_task"].pop()),
     "old schema": lambda text: _edit(text, lambda r: r.pop("schema_version")),
     "missing metric": lambda text: _edit(text, lambda r: r.pop("metric")),
+    "nested too deep": lambda text: "[" * 100_000 + "]" * 100_000,
+    "an endless number": lambda text: "1" * 5000,
+    "parameters a string": lambda text: _edit(text, lambda r: r["final"].__setitem__("parameters", "x")),
+    "mean a string": lambda text: _edit(text, lambda r: r["epochs"][0]["val"].__setitem__("mean", "x")),
+    "routing a list": lambda text: _edit(text, lambda r: r["epochs"][-1].__setitem__("routing", [1])),
+    "routes a number": lambda text: _edit(text, lambda r: r["epochs"][-1]["routing"].__setitem__("routes", 3)),
+    "route out of range": lambda text: _edit(text, lambda r: r["epochs"][-1]["routing"]["routes"][0].__setitem__(0, 10**30)),
+    "task names numbers": lambda text: _edit(text, lambda r: r["env"].__setitem__("task_names", [0, 1, 2])),
+    "routed layers a number": lambda text: _edit(text, lambda r: r["learner"].__setitem__("routed_layers", 5)),
 }
 MESSAGES = {
     "truncated": "not valid JSON", "empty": "empty file", "a list": "expected a JSON object", "not UTF-8": "not UTF-8",
     "no final": "field final is missing", "final null": "field final should be dict", "epochs a string": "field epochs should be list",
     "per-task list too short": "final.last.test_per_task should list one value per task", "old schema": "schema_version",
-    "missing metric": "field metric is missing",
+    "missing metric": "field metric is missing", "nested too deep": "not a results.json written by routing-rl",
+    "an endless number": "not a results.json written by routing-rl", "parameters a string": "final.parameters should be dict",
+    "mean a string": "epochs[0].val.mean should be", "routing a list": "epochs[1].routing should be object",
+    "routes a number": "routing.routes should give each task", "route out of range": "routing.routes should give each task",
+    "task names numbers": "env.task_names should hold strings", "routed layers a number": "learner.routed_layers should list",
 }  # fmt: skip
 
 
