@@ -146,7 +146,7 @@ def run_command(**opts: Any) -> None:
         try:
             fit_with_progress(trainer, console, quiet, logger)
         except TrainingDiverged as exc:
-            console.print(f"[red]Error:[/] {exc}")
+            click.echo(f"Error: {exc}", err=True)
             sys.exit(EXIT_DIVERGED)
         except OSError as exc:  # e.g. the disk filled up while a result or checkpoint was written
             raise click.ClickException(

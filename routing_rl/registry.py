@@ -90,9 +90,10 @@ def parse_value(raw: str, annotation: Any) -> Any:
         raise ValueError(errors[0] if errors else "no type to parse")
     if origin in SEQUENCE_ORIGINS:
         item_type = args[0] if args else str
-        items = tuple(parse_value(part.strip(), item_type) for part in raw.split(",") if part.strip())
-        if not items:
-            raise ValueError("expected comma-separated values, e.g. 64,32")
+        parts = [part.strip() for part in raw.split(",")]
+        if not raw.strip() or any(not part for part in parts):
+            raise ValueError("expected comma-separated values without empty items, e.g. 64,32")
+        items = tuple(parse_value(part, item_type) for part in parts)
         return list(items) if origin is list else items
     if annotation is bool:
         if raw.lower() in ("1", "true", "yes", "on"):

@@ -196,6 +196,7 @@ def validate(results: Any, file: Path) -> dict[str, Any]:
         raise ResultsError(f"{file}: status complete, but no epoch is recorded")
     if epochs:
         final = _need(results, "final", dict, "", file)
+        _need(final, "epoch", int, "final.", file)
         parameters = _need(final, "parameters", dict, "final.", file)
         for key in ("train", "serving"):
             _need(parameters, key, int, "final.parameters.", file)
