@@ -63,7 +63,8 @@ def suite_figures(directory: Path, out: Path) -> list[Path]:
         written.append(path)
     sizes = [(configs[m]["agent"], rs[0]["final"]["parameters"]["serving"], r.mean)
              for r in rows for m, rs in by_method.items() if m == r.method and rs]  # fmt: skip
-    if len({p for _, p, _ in sizes}) >= 2 and len(sizes) > len({a for a, _, _ in sizes}):
+    models_only = all(rs[0]["learner"]["kind"] == "model" for rs in by_method.values() if rs)
+    if models_only and len({p for _, p, _ in sizes}) >= 2 and len(sizes) > len({a for a, _, _ in sizes}):
         path = out / "size.png"
         figures.save(figures.size_figure(sizes, metric, f"suite {head['name']}: metric against serving size"), path)
         written.append(path)
