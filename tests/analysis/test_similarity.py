@@ -84,7 +84,7 @@ def write_results(path, policies, routes, task_names=None):
         "env": {"name": "synthetic-groups", "task_names": names},
         "learner": {"kind": "router", "routed_layers": [f"fc{d + 1}" for d in range(len(policies))]},
         "epochs": [{"epoch": 1, "val": score, "test": score, "routing": {"policy": policies, "routes": routes}}],
-        "final": {"last": at, "best_val": at, "routes": routes, "parameters": {"train": 1, "serving": 1}},
+        "final": {"epoch": 1, "last": at, "best_val": at, "routes": routes, "parameters": {"train": 1, "serving": 1}},
     }  # fmt: skip
     path.mkdir(parents=True, exist_ok=True)
     (path / "results.json").write_text(json.dumps(results))
