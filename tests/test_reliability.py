@@ -123,7 +123,7 @@ def test_a_planted_checkpoint_payload_is_refused_and_never_runs(tmp_path):
         def __reduce__(self):
             return (os.mkdir, (str(marker),))
 
-    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)  # a real checkpoint, then the planted entry
     state["extra"] = Payload()
     torch.save(state, run / "checkpoint.pt")
     result = invoke("run", "--epochs", "2", "--logdir", run, "--resume", *SMALL)
