@@ -5,8 +5,8 @@ Each trial is one ``routing-rl run`` in its own directory ``SUITE_DIR/<run>-s<se
 killed suite picks up where it stopped. Two backends run the same trial function:
 
 * ``local``: one worker process per trial at a time (``--workers N``), torch threads set so that
-  workers x threads <= cores (torch's default of one thread per core made a Fashion-MNIST epoch
-  12x slower on a busy 2-core machine);
+  workers x threads <= cores (oversubscribed threads wait for each other at every operation: see
+  ``benchmarks/threads_under_load.py``);
 * ``ray``: the trials as a Ray Tune experiment on a Ray cluster (``RAY_ADDRESS`` or
   ``--ray-address``; a local instance otherwise), each trial with ``threads`` CPUs. Needs the
   optional extra ``routing-rl[ray]``.
