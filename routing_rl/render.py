@@ -14,11 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from routing_rl.registry import Registered
-
-
-def metric_label(metric: str) -> str:
-    """How tables print a metric: ``MAP@10``, ``MSE``, ``accuracy``."""
-    return metric.upper() if metric.startswith(("map", "mse")) else metric
+from routing_rl.training.families import metric_label
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:

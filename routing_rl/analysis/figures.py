@@ -26,10 +26,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from routing_rl.analysis.similarity import cosine_similarity_matrix  # noqa: E402
-
-
-def _label(metric: str) -> str:
-    return metric.upper() if metric.startswith(("map", "mse")) else metric
+from routing_rl.training.families import metric_label  # noqa: E402
 
 
 def perplexity_figure(results: dict[str, Any]) -> Figure:
@@ -88,7 +85,7 @@ def blocks_figure(points: Sequence[tuple[int, float, float]], metric: str, title
         grid = np.linspace(blocks.min(), blocks.max(), 200)
         ax.plot(grid, np.polyval(coeffs, grid), label="cubic fit")
     ax.set_xlabel("function blocks per routed layer")
-    ax.set_ylabel(f"test {_label(metric)}")
+    ax.set_ylabel(f"test {metric_label(metric)}")
     ax.set_title(title)
     ax.legend()
     return fig
@@ -103,7 +100,7 @@ def size_figure(points: Sequence[tuple[str, int, float]], metric: str, title: st
         order = np.argsort(xs)
         ax.plot(np.asarray(xs)[order], np.asarray(ys)[order], marker="o", label=method)
     ax.set_xlabel("serving parameters")
-    ax.set_ylabel(f"test {_label(metric)}")
+    ax.set_ylabel(f"test {metric_label(metric)}")
     ax.set_title(title)
     ax.legend()
     return fig
@@ -135,7 +132,7 @@ def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: st
     if finite.size:
         spread = max(float(np.max(finite + stds[np.isfinite(means)]) - np.min(finite - stds[np.isfinite(means)])), 1e-3)
         ax.set_ylim(float(np.min(finite)) - 1.5 * spread, float(np.max(finite)) + 1.0 * spread)
-    ax.set_ylabel(f"test {_label(metric)} (mean ± std)")
+    ax.set_ylabel(f"test {metric_label(metric)} (mean ± std)")
     ax.set_title(title)
     return fig
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from routing_rl.analysis.significance import one_tailed_ttest
+from routing_rl.training.families import metric_label
 from routing_rl.training.results import ResultsError, load_results
 
 
@@ -99,7 +100,7 @@ def _num(value: float | None, digits: int = 4) -> str:
 
 def markdown(rows: list[Row], metric: str, higher: bool, baseline: str | None, selection: str) -> str:
     """The table as Markdown, with the test's direction spelled out."""
-    label = metric.upper() if metric.startswith(("map", "mse")) else metric
+    label = metric_label(metric)
     where = "last epoch" if selection == "last" else "best-validation epoch"
     better = "higher" if higher else "lower"
     lines = [

@@ -66,6 +66,11 @@ class SplitScore:
         return asdict(self)
 
 
+def metric_label(metric: str) -> str:
+    """How tables and figures print a metric name: ``MAP@10``, ``MSE``, ``accuracy``."""
+    return metric.upper() if metric.startswith(("map", "mse")) else metric
+
+
 def _nanmean(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return sum(finite) / len(finite) if finite else math.nan
@@ -139,13 +144,6 @@ class TaskFamily(ABC):
         if kind not in self.rewards:
             raise ValueError(f"--reward {reward} does not apply to {self.name} tasks; valid: auto, {', '.join(self.rewards)}")
         return kind
-
-    def selection_key(self, score: SplitScore | dict[str, Any]) -> float:
-        """Larger is better, for choosing the best-validation epoch (NaN, e.g. no val split, is worst)."""
-        mean = score["mean"] if isinstance(score, dict) else score.mean
-        if mean is None or math.isnan(mean):
-            return -math.inf
-        return mean if self.higher_is_better else -mean
 
 
 class Scorer(ABC):

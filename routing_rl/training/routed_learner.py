@@ -21,16 +21,13 @@ from routing_rl.envs.batched import BatchedRoutingEnv
 from routing_rl.envs.collaboration import CollaborationReward
 from routing_rl.envs.episodes import RoutingObservation
 from routing_rl.metrics.routing import perplexity
+from routing_rl.models.layers import count_parameters
 from routing_rl.network import RoutingNetwork, build_network
 from routing_rl.registry import AGENTS
 from routing_rl.training.config import RunConfig
 from routing_rl.training.families import Batch, TaskFamily
 from routing_rl.training.learner import Learner, StepResult, make_optimizers
 from routing_rl.training.tb_logger import TensorBoardLogger
-
-
-def count(params: Any) -> int:
-    return sum(p.numel() for p in params if p.requires_grad)
 
 
 class RoutedLearner(Learner):
@@ -111,8 +108,8 @@ class RoutedLearner(Learner):
     def parameter_counts(self, router: Router) -> dict[str, int]:
         """``train``: network and router parameters; ``serving``: the network without the blocks no
         task's greedy route (or open gate) reaches, as a deployed routed network would be pruned."""
-        train = count(self.network.parameters()) + count(self.router.parameters())
-        serving = count(self.network.parameters())
+        train = count_parameters(self.network) + count_parameters(self.router)
+        serving = count_parameters(self.network)
         if self.config.observe_hidden:
             return {"train": train, "serving": serving}  # routes depend on the input: every block may serve
         tasks = torch.arange(self.family.num_tasks, device=self.device)
@@ -122,7 +119,7 @@ class RoutedLearner(Learner):
                 used = decision.blocks if decision.weights is None else decision.blocks[decision.weights != 0]
                 used_set = set(used.flatten().tolist())
                 blocks = self.network.layers[position].layer.blocks
-                serving -= sum(count(b.parameters()) for m, b in enumerate(blocks) if m not in used_set)
+                serving -= sum(count_parameters(b) for m, b in enumerate(blocks) if m not in used_set)
         return {"train": train, "serving": serving}
 
     def epoch_record(self, epoch: int) -> dict[str, Any]:
@@ -148,7 +145,7 @@ class RoutedLearner(Learner):
             "routed_layers": self.network.routed_layer_names,
             "blocks_per_layer": self.network.blocks_per_layer,
             "head_sizes": self.network.head_sizes,
-            "network_parameters": count(self.network.parameters()),
+            "network_parameters": count_parameters(self.network),
             "router_parameters": sum(p.numel() for p in self.router.parameters()),
         }
 

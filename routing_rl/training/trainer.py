@@ -142,7 +142,8 @@ class Trainer:
                 break
             batch = self.family.gather(self.data.train, rows, self.device, aug_gen)
             step = self.learner.train_step(batch, epoch)
-            self._check_divergence(epoch, b + 1, step.loss.item(), step.task_loss.item())
+            task_loss = step.task_loss.item()
+            self._check_divergence(epoch, b + 1, step.loss.item(), task_loss)
             for opt in self.learner.optimizers.values():
                 opt.zero_grad(set_to_none=True)
             step.loss.backward()
@@ -150,7 +151,6 @@ class Trainer:
                 opt.step()
             self.learner.after_step(step)
             n = batch.size
-            task_loss = step.task_loss.item()
             loss_sum += task_loss * n
             samples += n
             for key, value in step.sums.items():
