@@ -86,6 +86,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 
 @main.command("run")
 @click.option("--agent", default="fixed-random", show_default=True, help="A router or a multi-task model (see `routing-rl list`).")
+@click.option("--preset", default=None, help="A paper's protocol (reexamining-fmnist, reexamining-cifar100): sets the options it fixes; options you give still win.")
 @click.option("--env", default="synthetic-groups", show_default=True, help="A task suite (see `routing-rl list`).")
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
@@ -95,8 +96,9 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True, help="Plain SGD shows the public-code WPL's exploding gradient in full.")
 @click.option("--warmup-epochs", default=0, show_default=True, type=click.IntRange(min=0), help="Routers: share every routed layer for N epochs before routing.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1), help="Fixes data order, routes and weights.")
-@click.option("--routed", default="fc", show_default=True, help="Routers: routed layers: none, all, fc, conv, or names like conv1,2,3 / conv3 / fc1,fc2.")
+@click.option("--routed", default=None, help="Routers: routed layers: none, all, fc, conv, head (the task-facing layer), or names like conv1,2,3 / conv3 / fc1,fc2 (default: fc; all for no-sharing).")
 @click.option("--blocks", default=None, type=click.IntRange(min=1), help="Routers: function blocks per routed layer (default: number of tasks).")
+@click.option("--fc-layers", default=None, type=click.IntRange(min=0), help="Routers: hidden FC layers after the conv layers (default 2; 3 for vector inputs).")
 @click.option("--hidden", default=64, show_default=True, type=click.IntRange(min=1), help="Routers: units of each FC block.")
 @click.option("--filters", default=32, show_default=True, type=click.IntRange(min=1), help="Routers: filters of each conv block.")
 @click.option("--reward", type=click.Choice(["auto", "correct", "neg-loss"]), default="auto", show_default=True, help="Routers' final reward: correct (+1/-1; multi-label: 2 AP@K - 1) or minus the loss; auto: correct, neg-loss for regression.")
@@ -165,11 +167,19 @@ def _config(opts: dict[str, Any]) -> Any:
     from routing_rl.registry import AGENTS, UnknownNameError
     from routing_rl.training import RunConfig
     from routing_rl.training.config import MULTI_OUTPUT_ONLY_OPTIONS, ROUTER_ONLY_OPTIONS
+    from routing_rl.training.presets import PresetError, apply_preset, get_preset
 
     try:
         agent_cls = AGENTS.get(opts["agent"])
     except UnknownNameError as exc:
         raise click.BadParameter(str(exc), param_hint="--agent") from None
+    if opts["preset"] is not None:
+        try:
+            preset_env = get_preset(opts["preset"]).options.get("env")
+        except PresetError as exc:
+            raise click.BadParameter(str(exc), param_hint="--preset") from None
+        if preset_env is not None and not _explicit(("env",)):
+            opts["env"] = preset_env
     try:
         suite_cls = Suite.registry.get(opts["env"])
     except UnknownNameError as exc:
@@ -188,7 +198,15 @@ def _config(opts: dict[str, Any]) -> Any:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--env-option") from None
     max_batches = opts.pop("max_batches")
-    return RunConfig(**opts, agent_options=agent_options, env_options=env_options, max_batches_per_epoch=max_batches)
+    opts.update(agent_options=agent_options, env_options=env_options)
+    explicit = _explicit(tuple(opts)) + [k for k in ("agent_options", "env_options") if opts[k]]
+    try:
+        opts.update(apply_preset(opts.pop("preset"), {k: opts[k] for k in explicit if k != "preset"}))
+    except PresetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--preset") from None
+    if opts["routed"] is None:
+        opts["routed"] = getattr(agent_cls, "default_routed", "fc")
+    return RunConfig(**opts, max_batches_per_epoch=max_batches)
 
 
 def _build(step: Any, config: Any) -> Any:

@@ -38,6 +38,13 @@ class Router(Registered, nn.Module, ABC):
 
     registry: ClassVar[Registry[Any]] = AGENTS
     family: ClassVar[str] = "router"
+    default_routed: ClassVar[str] = "fc"
+    """``--routed`` where the command line or suite does not give it."""
+    shares_nothing: ClassVar[bool] = False
+    """True for a router whose tasks may share no layer: the learner refuses a network with a shared layer."""
+    default_router_lr: ClassVar[float | None] = None
+    """``--router-lr`` where none is given (None: ``--lr``): a rate at which this router learns its
+    routes on the default suite within the default epochs (see ``tests/test_defaults_learn.py``)."""
 
     def __init__(self, num_tasks: int, num_layers: int, num_blocks: int, *, seed: int = 0) -> None:
         super().__init__()

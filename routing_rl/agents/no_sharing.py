@@ -1,6 +1,14 @@
-"""No sharing as a route: task k uses its own block k in every routed layer."""
+"""No sharing: task k uses its own block k in every layer, i.e. a separate network per task.
+
+The Re-examining paper's no-sharing baseline (section 2.1) is "completely independent" tasks, each
+with "its individual network". As a route that is block k for task k in *every* layer, so the
+learner refuses a network with a shared layer (``shares_nothing``) and ``--routed`` defaults to
+``all`` for this agent.
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 
@@ -8,10 +16,12 @@ from routing_rl.agents.base import FixedRouteRouter, RouterConfigError
 
 
 class NoSharingRouter(FixedRouteRouter):
-    """Each task has private blocks in the routed layers (no parameter sharing there); needs M >= T."""
+    """Each task has private blocks in every layer (no parameter sharing at all); needs M >= T."""
 
     name = "no-sharing"
-    description = "task k uses block k of every routed layer (needs --blocks >= number of tasks)"
+    description = "a separate network per task: task k uses block k of every layer (--routed all, --blocks >= tasks)"
+    default_routed: ClassVar[str] = "all"
+    shares_nothing: ClassVar[bool] = True
 
     def make_routes(self) -> torch.Tensor:
         if self.num_layers and self.num_blocks < self.num_tasks:

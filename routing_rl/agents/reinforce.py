@@ -43,6 +43,7 @@ class ReinforceRouter(Router):
     name = "reinforce"
     description = "REINFORCE with a moving-average baseline, softmax policy per task and layer"
     family = "router: reinforcement learning"
+    default_router_lr = 0.3
     option_help = {
         "discount": "discount of later rewards in each step's return",
         "baseline_momentum": "momentum of the moving-average baseline of the returns",

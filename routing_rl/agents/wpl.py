@@ -2,12 +2,20 @@
 
 Rosenbaum et al. (2018) train one WPL agent per task and routed layer on a table of block
 probabilities, and the Re-examining paper (section 2.2) keeps that set-up. WPL is a policy-gradient
-rule on the probabilities themselves: an action whose return beats the baseline is pushed up by an
-amount scaled with ``1 - pi(a)`` (slowing down as it approaches 1), one that falls short is pushed
-down scaled with ``pi(a)`` (slowing down as it approaches 0), and the table is projected back onto
-the probability simplex. This file implements that rule for the loss-based trainer, and, as a
-separate mode, what the original public code actually computes (its appendix A.1 bug and a sign
-reversal), so that the paper's "public code" rows can be reproduced and explained.
+rule on the probabilities themselves: an action whose value beats the policy's value is pushed up
+by an amount scaled with ``1 - pi(a)`` (slowing down as it approaches 1), one that falls short is
+pushed down scaled with ``pi(a)`` (slowing down as it approaches 0), and the table is projected
+back onto the probability simplex.
+
+Three learners live here (``-o variant=``), because the Re-examining paper's Table 2 compares them:
+
+* ``wpl`` (default): the project's WPL, written from Abdallah & Lesser and Rosenbaum et al.'s
+  Algorithm 3 (clip projection); ``update=all-actions`` moves every block of a visited state with
+  its own advantage, as Abdallah & Lesser's algorithm does, ``update=sampled`` only the sampled one.
+* ``public-code``: the loss of the public code as shipped (cle-ros/RoutingNetworks at commit
+  cd4e9af, ``WPL._loss`` and ``Loss.forward``), the paper's "public code" row.
+* ``public-code-corrected``: that code with the paper's minimal fix (appendix A.1): the projection
+  of Algorithm 3 instead of the min-shift, and no mean over the batch ("loss reduction none").
 """
 
 from __future__ import annotations
@@ -33,8 +41,10 @@ from routing_rl.agents.base import Router, RouterConfigError
 from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
 from routing_rl.network.routed_layer import RoutingDecision
 
-Projection = Literal["clip", "public-code"]
+Variant = Literal["wpl", "public-code", "public-code-corrected"]
+Update = Literal["sampled", "all-actions"]
 Parameterization = Literal["table", "softmax"]
+PUBLIC_CODE_VARIANTS: tuple[str, ...] = ("public-code", "public-code-corrected")
 
 PUBLIC_CODE_EPSILON = 1e-6
 """The constant the public code adds after subtracting the row minimum (WPL.py of cle-ros/RoutingNetworks)."""
@@ -71,71 +81,93 @@ def public_code_target_weight(delta: torch.Tensor) -> torch.Tensor:
     return torch.where(delta < 0, 1.0 + delta, 2.0 - delta)
 
 
+def categorical_log_probs(probs: torch.Tensor) -> torch.Tensor:
+    """``log pi`` as the public code reads it: ``torch.distributions.Categorical(probs=...).logits``.
+
+    That is the log of the row-normalised probabilities clamped to ``[eps, 1 - eps]`` (``eps`` the
+    float32 machine epsilon, about 1.2e-7), so an entry pushed below ``eps`` has zero gradient: part
+    of why the public code's policy never moves again after its first update.
+    """
+    return torch.distributions.Categorical(probs=probs).logits
+
+
+def public_code_step_loss(log_pi: torch.Tensor, q: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+    """One term per routing step of the public code's ``WPL._loss`` (``F.mse_loss``, ``reduction="none"``).
+
+    With ``delta = G - Q(a)`` and ``w = 1 + delta if delta < 0 else 2 - delta``:
+    ``(log pi(a) - stopgrad(w * log pi(a)))^2 + (Q(a) - G)^2``.
+    """
+    delta = returns - q.detach()
+    target = (log_pi * public_code_target_weight(delta)).detach()
+    return F.mse_loss(log_pi, target, reduction="none") + F.mse_loss(q, returns, reduction="none")
+
+
 class WPLRouter(Router):
     """One WPL agent per (task, routed layer), acting on a table of block probabilities.
 
-    **Update** (``projection="clip"``, the default). ``Q(t, d, a)`` is a running average of the
-    returns ``G`` (discount ``discount``) that followed block ``a`` at layer ``d`` of task ``t``: an
-    exponential moving average with rate ``value_rate``, updated in :meth:`loss` from the batch
-    first, as in Abdallah & Lesser's Algorithm (value update, then policy step). For every step of
-    every episode, with ``a`` the block it took, the WPL advantage is ``delta = Q(t, d, a) - V(t, d)``
-    where ``V(t, d) = sum_b pi(b) Q(t, d, b)`` is the value of the current policy (the averaged
-    ``Q`` rather than the single return ``G`` keeps the advantage from being dominated by the +1/-1
-    reward noise, which stalls the softmax policy in the tests' noisy bandit). The policy step is
+    **``variant="wpl"``** (the default). ``Q(t, d, a)`` is a running average of the returns ``G``
+    (discount ``discount``) that followed block ``a`` at layer ``d`` of task ``t``: an exponential
+    moving average with rate ``value_rate``, updated in :meth:`loss` from the batch first, as in
+    Abdallah & Lesser's algorithm (value update, then policy step). The advantage of block ``b`` is
+    ``delta(b) = Q(t, d, b) - V(t, d)`` with ``V(t, d) = sum_b pi(b) Q(t, d, b)`` the value of the
+    current policy (the averaged ``Q`` rather than the single return ``G`` keeps the advantage from
+    being dominated by the +1/-1 reward noise). For every step of every episode the policy step is
 
-        pi(a) <- pi(a) + eta * delta * (1 - pi(a))   if delta > 0
-        pi(a) <- pi(a) + eta * delta * pi(a)         otherwise
+        pi(b) <- pi(b) + eta * delta(b) * (1 - pi(b))   if delta(b) > 0
+        pi(b) <- pi(b) + eta * delta(b) * pi(b)         otherwise
 
-    followed by ``pi <- clip(pi) / sum(clip(pi))`` (Rosenbaum et al. 2018, Algorithm 3). For the
-    loss-based trainer the step is the gradient of the surrogate
-    ``-sum_steps stopgrad(delta * w(delta, pi(a))) * pi(a)`` with respect to the probability table
-    (a plain SGD step at rate eta is exactly the WPL step; Adam keeps its direction per entry).
-    The projection is applied in place to the table at the start of every :meth:`loss` call and
-    by :meth:`after_update`, and functionally in :meth:`probabilities`, so every read sees a point
-    of the simplex whether or not the trainer calls the hook.
+    for ``b`` the sampled block only (``update="sampled"``: a batch moves block ``a`` by
+    ``count(a) * eta * delta(a) * w(a)`` and leaves the others) or for every block of the state
+    (``update="all-actions"``, Abdallah & Lesser's form: a state visited ``n`` times moves each
+    block by ``n * eta * delta(b) * w(b)``), followed by ``pi <- clip(pi) / sum(clip(pi))``
+    (Rosenbaum et al. 2018, Algorithm 3). For the loss-based trainer the step is the gradient of
+    the surrogate ``-sum stopgrad(delta * w(delta, pi)) * pi`` with respect to the table (a plain SGD
+    step at rate eta is exactly the WPL step; Adam keeps its direction per entry). The projection is
+    applied in place at the start of every :meth:`loss` call and by :meth:`after_update`, and
+    functionally in :meth:`probabilities`, so every read sees a point of the simplex.
 
     ``parameterization="softmax"`` is the Re-examining paper's improvement: the policy is
     ``softmax(logits)`` of a logit table (uniform at zero); the same surrogate on the probabilities
-    backpropagates through the softmax, and no projection is needed.
+    backpropagates through the softmax, and no projection is needed. ``per_sample_loss=True`` sums
+    the per-episode terms (a batch acts like B sequential updates), False averages them.
 
-    ``per_sample_loss=True`` keeps one WPL term per episode and sums them (the paper's corrected
-    code, "loss reduction none": a batch acts like B sequential updates); False averages them over
-    the batch (the public code's default mean reduction).
+    **``variant="public-code"``** is the shipped loss (cle-ros/RoutingNetworks at cd4e9af):
 
-    **``projection="public-code"``** reproduces the shipped implementation (cle-ros/RoutingNetworks,
-    WPL.py and PolicyStorage.py at commit cd4e9af), written from its description:
+    * the table starts uniform and is "projected" by ``pi_i - min_j pi_j + 1e-6`` (the normalising
+      line is commented out there; ``Categorical`` normalises), with gradients flowing through that
+      map; ``log pi`` is ``Categorical(probs).logits`` (clamped at float32 epsilon). At the uniform
+      start every shifted entry equals 1e-6, so ``d log pi(a) / d table(a)`` is ``(1 - 1/M) * 1e6``:
+      one SGD step moves that entry by hundreds and the policy freezes at an extreme (appendix A.1);
+    * per step ``(log pi(a) - stopgrad(w * log pi(a)))^2 + (Q(a) - G)^2`` with ``delta = G - Q(a)``,
+      ``w = 1 + delta if delta < 0 else 2 - delta`` (:func:`public_code_step_loss`). The target is
+      built on ``log pi(a) < 0``, so ``w > 1`` (a better-than-expected block, ``0 < delta < 1``) makes
+      it *more negative* and the step lowers that block's probability: the sign of the WPL update is
+      reversed for every ``delta < 1``. On a 4-armed bandit rewarding one arm this drives the arm's
+      probability to about 1e-9 (see tests);
+    * the terms are summed over an episode's steps and **averaged over the batch** (``Loss.forward``
+      with ``reduce=True``); ``Q`` is a second table initialised to ``1/M``, trained by that loss in
+      the router's optimiser (``value_rate`` and ``per_sample_loss`` are unused).
 
-    * the table starts exactly uniform and is "projected" by ``pi_i - min_j pi_j + 1e-6`` then
-      normalised (the clip-and-normalise line is commented out there), with gradients flowing
-      through that map. At the uniform start every shifted entry equals 1e-6, so the gradient of
-      ``log pi(a)`` with respect to the table entry of ``a`` is ``(1 - 1/M) * 1e6`` (5e5 for two
-      blocks). One SGD step at lr 9e-4 moves that entry by hundreds, and the policy is frozen at an
-      extreme (a probability of order 1e-9 or 1 - 1e-9) for the rest of training (appendix A.1);
-    * the target is built on ``log pi(a)`` rather than ``pi(a)``: with ``delta = G - Q(a)`` and
-      ``w = 1 + delta if delta < 0 else 2 - delta``, the loss is
-      ``smooth_l1(log pi(a), stopgrad(w * log pi(a)))``. On probabilities ``w > 1`` would raise
-      ``pi(a)``; but ``log pi(a) < 0``, so ``w > 1`` (``0 < delta < 1``: a better-than-expected
-      block) makes the target *more negative* and the step lowers the block's probability, while
-      ``w < 1`` (``delta < 0``: a worse-than-expected block) raises it. The sign of the WPL update
-      is reversed for every ``delta < 1`` (``delta = 1`` gives no update, only ``delta > 1`` moves
-      the right way). On a 4-armed bandit rewarding one arm this mode drives that arm's
-      probability to about 1e-9 in 3 of 3 seeds, where the default mode reaches 1.000 (see tests);
-    * ``Q`` is a second table initialised to ``1/M`` and trained by ``mse(Q(a), G)`` in the same
-      optimiser (``value_rate`` is unused in this mode).
-
-    The default router has neither defect. The public-code mode needs the tabular policy.
+    **``variant="public-code-corrected"``** is the same loss with the paper's minimal fix: the
+    projection is Algorithm 3's ``clip(pi) / sum(clip(pi))`` (applied in the forward pass and, as in
+    the default variant, in place after every update), and the per-episode terms are **summed over
+    the batch** (no mean: "loss reduction none"). The log-pi target, and with it the sign reversal,
+    is left as shipped: the paper's "corrected" row fixes only the exploding gradient.
+    The public-code variants need the tabular policy and update the sampled block only.
     """
 
     values: torch.Tensor
     name = "wpl"
-    description = "Weighted Policy Learner per task and layer on a probability table (projection=clip|public-code)"
+    description = "Weighted Policy Learner per task and layer on a probability table (variant=wpl|public-code|public-code-corrected)"
     family = "router: reinforcement learning"
+    default_router_lr = 0.1
     option_help = {
-        "projection": "clip: clip-and-normalise (corrected); public-code: the shipped min-shift projection and log-pi target",
-        "parameterization": "table: probabilities as parameters; softmax: logits through a softmax",
+        "variant": "wpl: this project's WPL; public-code: the shipped loss (cd4e9af); public-code-corrected: it with the paper's fix",
+        "update": "variant wpl: move the sampled block (sampled) or every block of the state (all-actions, Abdallah & Lesser)",
+        "parameterization": "table: probabilities as parameters; softmax: logits through a softmax (variant wpl)",
         "discount": "discount of later rewards in each step's return",
-        "per_sample_loss": "sum one WPL term per episode (true) or average them over the batch (false)",
-        "value_rate": "rate of the moving average Q of each block's returns",
+        "per_sample_loss": "variant wpl: sum one WPL term per episode (true) or average them over the batch (false)",
+        "value_rate": "variant wpl: rate of the moving average Q of each block's returns",
     }
 
     def __init__(
@@ -145,23 +177,29 @@ class WPLRouter(Router):
         num_blocks: int,
         *,
         seed: int = 0,
-        projection: Projection = "clip",
+        variant: Variant = "wpl",
+        update: Update = "sampled",
         parameterization: Parameterization = "table",
         discount: float = 1.0,
         per_sample_loss: bool = True,
         value_rate: float = 0.1,
     ) -> None:
         super().__init__(num_tasks, num_layers, num_blocks, seed=seed)
-        if projection not in ("clip", "public-code"):
-            raise RouterConfigError(f"projection must be clip or public-code, got {projection!r}")
+        if variant not in ("wpl", *PUBLIC_CODE_VARIANTS):
+            raise RouterConfigError(f"variant must be wpl, public-code or public-code-corrected, got {variant!r}")
+        if update not in ("sampled", "all-actions"):
+            raise RouterConfigError(f"update must be sampled or all-actions, got {update!r}")
         if parameterization not in ("table", "softmax"):
             raise RouterConfigError(f"parameterization must be table or softmax, got {parameterization!r}")
-        if projection == "public-code" and parameterization != "table":
-            raise RouterConfigError("projection=public-code reproduces the tabular policy; use parameterization=table")
+        if variant in PUBLIC_CODE_VARIANTS and parameterization != "table":
+            raise RouterConfigError(f"variant={variant} reproduces the tabular policy; use parameterization=table")
+        if variant in PUBLIC_CODE_VARIANTS and update != "sampled":
+            raise RouterConfigError(f"variant={variant} updates the sampled block only, as the public code does; use update=sampled")
         if not 0.0 < value_rate <= 1.0:
             raise RouterConfigError(f"value_rate must be in (0, 1], got {value_rate}")
         check_discount(discount)
-        self.projection = projection
+        self.variant = variant
+        self.update = update
         self.parameterization = parameterization
         self.discount = discount
         self.per_sample_loss = per_sample_loss
@@ -169,7 +207,7 @@ class WPLRouter(Router):
         shape = (num_tasks, num_layers, num_blocks)
         initial = torch.zeros(shape) if parameterization == "softmax" else uniform_table(*shape)
         self.policy_param = nn.Parameter(initial)
-        if projection == "public-code":
+        if variant in PUBLIC_CODE_VARIANTS:
             self.values = nn.Parameter(uniform_table(*shape))
         else:
             self.register_buffer("values", torch.zeros(shape))
@@ -179,7 +217,7 @@ class WPLRouter(Router):
         """The routing distribution of every task and layer, ``[T, L, M]`` (differentiable)."""
         if self.parameterization == "softmax":
             return torch.softmax(self.policy_param, dim=-1)
-        if self.projection == "public-code":
+        if self.variant == "public-code":
             return public_code_projection(self.policy_param)
         return clip_projection(self.policy_param)
 
@@ -192,8 +230,8 @@ class WPLRouter(Router):
         return categorical_decision(probs, explore, self.generator)
 
     def project_(self) -> None:
-        """Put the probability table back onto the simplex in place (clip mode; a no-op otherwise)."""
-        if self.parameterization == "table" and self.projection == "clip":
+        """Put the probability table back onto the simplex in place (clip projection; a no-op otherwise)."""
+        if self.parameterization == "table" and self.variant != "public-code":
             with torch.no_grad():
                 self.policy_param.copy_(clip_projection(self.policy_param))
 
@@ -206,35 +244,29 @@ class WPLRouter(Router):
         if episodes.num_steps == 0:
             return None  # a network without routed layers: nothing to learn
         steps = episode_steps(episodes, self.discount)
-        if self.projection == "public-code":
-            return self._reduce(self._public_code_terms(steps))
         self.project_()
+        if self.variant in PUBLIC_CODE_VARIANTS:
+            per_episode = self._public_code_terms(steps).sum(dim=0)
+            return per_episode.mean() if self.variant == "public-code" else per_episode.sum()
         moving_average_(self.values, steps.returns, self._flat_index(steps), self.value_rate)
-        return self._reduce(self._wpl_terms(steps))
+        per_episode = self._wpl_terms(steps).sum(dim=0)
+        return per_episode.sum() if self.per_sample_loss else per_episode.mean()
 
     def _wpl_terms(self, steps: EpisodeSteps) -> torch.Tensor:
-        """Per-step surrogate ``-stopgrad(delta * w) * pi(a)``, ``[L, B]``; its gradient is minus the WPL step."""
+        """Per-step surrogate whose gradient is minus the WPL step, ``[L, B]``."""
         probs = self.probabilities()
         pi = probs.detach()
-        baseline = (pi * self.values).sum(dim=-1)
-        delta = taken(self.values, steps) - per_cell(baseline, steps)
-        step = delta * wpl_step_weight(delta, taken(pi, steps))
-        surrogate_probs = probs if self.parameterization == "softmax" else self.policy_param
-        return -(step.detach() * taken(surrogate_probs, steps))
+        advantage = self.values - (pi * self.values).sum(dim=-1, keepdim=True)  # [T, L, M]
+        step = (advantage * wpl_step_weight(advantage, pi)).detach()
+        surrogate = probs if self.parameterization == "softmax" else self.policy_param
+        if self.update == "all-actions":
+            return -(per_cell(step, steps) * per_cell(surrogate, steps)).sum(dim=-1)
+        return -(taken(step, steps) * taken(surrogate, steps))
 
     def _public_code_terms(self, steps: EpisodeSteps) -> torch.Tensor:
-        """The shipped loss per step: smooth-L1 towards ``w * log pi(a)`` plus ``(Q(a) - G)^2``, ``[L, B]``."""
-        log_pi = taken(torch.log(self.probabilities()), steps)
-        q = taken(self.values, steps)
-        delta = steps.returns - q.detach()
-        target = (log_pi * public_code_target_weight(delta)).detach()
-        act_loss = F.smooth_l1_loss(log_pi, target, reduction="none")
-        return act_loss + (q - steps.returns) ** 2
-
-    def _reduce(self, terms: torch.Tensor) -> torch.Tensor:
-        """Sum over the routed layers of an episode, then sum (per-sample loss) or mean over episodes."""
-        per_episode = terms.sum(dim=0)
-        return per_episode.sum() if self.per_sample_loss else per_episode.mean()
+        """The shipped loss per step, ``[L, B]`` (see :func:`public_code_step_loss`)."""
+        log_pi = taken(categorical_log_probs(self.probabilities()), steps)
+        return public_code_step_loss(log_pi, taken(self.values, steps), steps.returns)
 
     def _flat_index(self, steps: EpisodeSteps) -> torch.Tensor:
         return task_layer_block_index(steps, self.num_layers, self.num_blocks)

@@ -40,8 +40,9 @@ def build_network(
 
     ``seed`` fixes the initial weights without touching the global RNG stream of the caller.
     """
-    specs = build_layer_specs(input_shape, routed, blocks or num_tasks, per_task, **spec_options)
     heads = [num_classes] * num_tasks if isinstance(num_classes, int) else list(num_classes)
+    same = heads[0] if heads and all(h == heads[0] for h in heads) else None
+    specs = build_layer_specs(input_shape, routed, blocks or num_tasks, per_task, head_outputs=same, **spec_options)
     _require_memory_for(count_parameters(specs, input_shape, num_tasks, heads))
     if seed is None:
         return RoutingNetwork(specs, input_shape, num_tasks, num_classes)

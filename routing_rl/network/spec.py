@@ -2,7 +2,10 @@
 
 A network is a stack of named layers (``conv1..conv3`` then ``fc1..``), each *shared* (one block
 for all tasks), *routed* (M function blocks, a router picks one per sample) or *per-task* (one
-block per task). The spec is plain data so that it can be printed, stored in results and compared.
+block per task), and then the task-facing layer ``head``: one linear head per task by default, or
+routed like the last layer of the original routing networks (Rosenbaum et al. 2018), whose routed
+FC layers end in the class outputs. The spec is plain data so that it can be printed, stored in
+results and compared.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-LayerKind = Literal["conv", "fc"]
+LayerKind = Literal["conv", "fc", "head"]
+HEAD = "head"
+"""Name of the task-facing layer in ``--routed``; never included by ``all`` or ``fc``."""
 LayerMode = Literal["shared", "routed", "per-task"]
 LAYER_MODES: tuple[str, ...] = ("shared", "routed", "per-task")
 
@@ -22,7 +27,8 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer: ``kind`` conv (3x3 conv, BatchNorm, ReLU, 2x2 max-pool) or fc (linear, ReLU)."""
+    """One layer: ``kind`` conv (3x3 conv, BatchNorm, ReLU, 2x2 max-pool), fc (linear, ReLU) or head
+    (linear to the class outputs, no activation: a routed task-facing layer)."""
 
     name: str
     kind: LayerKind
@@ -34,10 +40,15 @@ class LayerSpec:
         return asdict(self)
 
 
-def default_layer_names(input_shape: Sequence[int], conv_layers: int = 3, fc_layers: int = 2) -> list[str]:
-    """Layer names of the paper's network for this input: conv layers only for image inputs."""
+def default_layer_names(input_shape: Sequence[int], conv_layers: int = 3, fc_layers: int | None = None) -> list[str]:
+    """Layer names of the paper's network for this input: conv layers only for image inputs.
+
+    ``fc_layers`` hidden FC layers follow (default 2 after conv layers, 3 for vector inputs).
+    """
     convs = [f"conv{i + 1}" for i in range(conv_layers)] if len(input_shape) == 3 else []
-    n_fc = fc_layers if convs else fc_layers + 1
+    n_fc = fc_layers if fc_layers is not None else (2 if convs else 3)
+    if n_fc < 0:
+        raise SpecError(f"--fc-layers must be at least 0, got {n_fc}")
     return convs + [f"fc{i + 1}" for i in range(n_fc)]
 
 
@@ -46,6 +57,7 @@ def parse_routed(value: str | Iterable[str] | None, layer_names: Sequence[str]) 
 
     Accepts ``none``, ``all``, ``fc`` / ``conv`` (every layer of that kind), layer names
     (``conv1,fc2``) and the short forms ``1,2,3`` after ``conv`` (``conv1,2,3`` means conv1-conv3).
+    ``head`` (the task-facing layer) is accepted where ``layer_names`` lists it, and only by name.
     """
     if value is None:
         return []
@@ -56,9 +68,9 @@ def parse_routed(value: str | Iterable[str] | None, layer_names: Sequence[str]) 
         if token == "none":
             continue
         if token == "all":
-            matches = list(layer_names)
+            matches = [n for n in layer_names if n != HEAD]
         elif token in ("fc", "conv"):
-            matches = [n for n in layer_names if n.startswith(token)]
+            matches = [n for n in layer_names if n.startswith(token) and n != HEAD]
             if not matches:
                 raise SpecError(f"this network has no {token} layers; layers: {', '.join(layer_names)}")
         elif token.isdigit() and last_prefix:
@@ -70,6 +82,7 @@ def parse_routed(value: str | Iterable[str] | None, layer_names: Sequence[str]) 
             if name not in layer_names:
                 raise SpecError(
                     f"unknown layer {name!r} in --routed; valid: none, all, fc, conv, {', '.join(layer_names)}"
+                    + ("" if HEAD in layer_names else ", head")
                 )
             if name not in chosen:
                 chosen.append(name)
@@ -83,6 +96,11 @@ def count_parameters(specs: Sequence[LayerSpec], input_shape: Sequence[int], num
     total = 0
     for spec in specs:
         copies = {"shared": 1, "routed": spec.blocks, "per-task": num_tasks}[spec.mode]
+        if spec.kind == HEAD:
+            inputs = 1
+            for size in shape:
+                inputs *= size
+            return total + copies * (inputs * spec.width + spec.width)
         if spec.kind == "conv" and len(shape) == 3:
             total += copies * (shape[0] * 9 * spec.width + spec.width + 2 * spec.width)  # conv, bias, BatchNorm
             shape = [spec.width, shape[1] // 2, shape[2] // 2]
@@ -104,22 +122,29 @@ def build_layer_specs(
     blocks: int = 1,
     per_task: str | Iterable[str] | None = None,
     conv_layers: int = 3,
-    fc_layers: int = 2,
+    fc_layers: int | None = None,
     filters: int = 32,
     hidden: int = 64,
+    head_outputs: int | None = None,
 ) -> list[LayerSpec]:
     """The paper's network (3 conv layers of 32 filters, FC layers of 64 units) as a spec.
 
     Vector inputs get one more FC layer instead of the conv layers. ``routed`` layers get
-    ``blocks`` function blocks each; ``per_task`` layers get one block per task.
+    ``blocks`` function blocks each; ``per_task`` layers get one block per task. ``head`` in
+    ``routed`` routes the task-facing layer (``head_outputs`` outputs per block, the same for every
+    task) and appends it as the last spec; otherwise each task gets its own linear head.
     """
     names = default_layer_names(input_shape, conv_layers, fc_layers)
-    routed_names = parse_routed(routed, names)
+    routed_names = parse_routed(routed, [*names, HEAD])
     per_task_names = parse_routed(per_task, names)
+    route_head = HEAD in routed_names
+    routed_names = [n for n in routed_names if n != HEAD]
+    if route_head and head_outputs is None:
+        raise SpecError("a routed head needs the same number of outputs for every task")
     overlap = set(routed_names) & set(per_task_names)
     if overlap:
         raise SpecError(f"layers cannot be both routed and per-task: {', '.join(sorted(overlap))}")
-    if routed_names and blocks < 1:
+    if (routed_names or route_head) and blocks < 1:
         raise SpecError(f"--blocks must be at least 1, got {blocks}")
     specs = []
     for name in names:
@@ -131,4 +156,6 @@ def build_layer_specs(
             specs.append(LayerSpec(name, kind, width, "per-task"))
         else:
             specs.append(LayerSpec(name, kind, width, "shared"))
+    if route_head:
+        specs.append(LayerSpec(HEAD, HEAD, int(head_outputs or 0), "routed", blocks))
     return specs

@@ -39,7 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from routing_rl.registry import AGENTS, UnknownNameError
 from routing_rl.training.config import RunConfig
+from routing_rl.training.presets import apply_preset
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -130,11 +132,16 @@ def make_config(options: dict[str, Any], seed: int, where: str) -> RunConfig:
         if not isinstance(values.get(key, {}), dict):
             raise SuiteError(f"{where}: {key} must be a table, e.g. {key} = {{ num_tasks = 8 }}")
     values["seed"] = seed
+    import routing_rl  # noqa: F401  (registers every built-in name)
+
     try:
+        values = apply_preset(values.pop("preset", None), values)
+        if "routed" not in values:
+            values["routed"] = getattr(AGENTS.get(values.get("agent", RunConfig.agent)), "default_routed", "fc")
         config = RunConfig(**values)
         config.check()
         check_names(config)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, UnknownNameError) as exc:
         raise SuiteError(f"{where}: {exc}") from None
     return config
 

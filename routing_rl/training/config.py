@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 ROUTER_ONLY_OPTIONS: tuple[str, ...] = (
-    "warmup_epochs", "routed", "blocks", "hidden", "filters", "reward", "collab_reward", "collab_window", "observe_hidden",
+    "warmup_epochs", "routed", "blocks", "fc_layers", "hidden", "filters", "reward", "collab_reward", "collab_window", "observe_hidden",
 )  # fmt: skip
 """Options that configure the routed network or its router episodes; meaningless for multi-task models."""
 
@@ -44,6 +44,7 @@ class RunConfig:
     seed: int = 0
     routed: str = "fc"
     blocks: int | None = None
+    fc_layers: int | None = None
     hidden: int = 64
     filters: int = 32
     reward: str = "auto"
@@ -61,6 +62,7 @@ class RunConfig:
     env_options: dict[str, Any] = field(default_factory=dict)
     max_batches_per_epoch: int | None = None
     divergence_factor: float = 1000.0
+    preset: str | None = None
 
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (
         "epochs", "device", "logdir", "data_dir", "eval_batch_size", "threads", "divergence_factor",
@@ -87,6 +89,8 @@ class RunConfig:
             raise ValueError(f"--warmup-epochs must be >= 0, got {self.warmup_epochs}")
         if self.blocks is not None and self.blocks < 1:
             raise ValueError(f"--blocks must be at least 1, got {self.blocks}")
+        if self.fc_layers is not None and self.fc_layers < 0:
+            raise ValueError(f"--fc-layers must be at least 0, got {self.fc_layers}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"--threads must be at least 1, got {self.threads}")
         if not 0 <= self.val_fraction < 1:

@@ -36,6 +36,16 @@ class StepResult:
     learned_routing: bool = False
 
 
+def resolved_router_lr(config: RunConfig) -> float:
+    """``--router-lr`` if given, else the router's own default (``Router.default_router_lr``), else ``--lr``."""
+    if config.router_lr is not None:
+        return config.router_lr
+    from routing_rl.registry import AGENTS
+
+    default = getattr(AGENTS.get(config.agent), "default_router_lr", None) if config.agent in AGENTS.names() else None
+    return default if default is not None else config.lr
+
+
 def make_optimizers(
     config: RunConfig, weights: list[nn.Parameter], routing: list[nn.Parameter]
 ) -> dict[str, torch.optim.Optimizer]:
@@ -49,7 +59,7 @@ def make_optimizers(
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
     optimizer_cls = OPTIMIZERS[config.optimizer]
-    router_lr = config.router_lr if config.router_lr is not None else config.lr
+    router_lr = resolved_router_lr(config)
     if config.separate_optimizers:
         optimizers = {"weights": optimizer_cls(weights, lr=config.lr)}
         if routing:

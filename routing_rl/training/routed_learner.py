@@ -22,6 +22,7 @@ from routing_rl.envs.collaboration import CollaborationReward
 from routing_rl.envs.episodes import RoutingObservation
 from routing_rl.metrics.routing import perplexity
 from routing_rl.models.layers import count_parameters
+from routing_rl.agents.base import RouterConfigError
 from routing_rl.network import RoutingNetwork, build_network
 from routing_rl.registry import AGENTS
 from routing_rl.training.config import RunConfig
@@ -41,10 +42,16 @@ class RoutedLearner(Learner):
         tasks = family.num_tasks
         self.network: RoutingNetwork = build_network(
             family.input_shape, tasks, family.head_sizes, cfg.routed, cfg.blocks,
-            seed=cfg.seed, hidden=cfg.hidden, filters=cfg.filters,
+            seed=cfg.seed, hidden=cfg.hidden, filters=cfg.filters, fc_layers=cfg.fc_layers,
         ).to(device)  # fmt: skip
         blocks = max(self.network.blocks_per_layer, default=1)
         router_cls = AGENTS.get(cfg.agent)
+        shared = [s.name for s in self.network.specs if s.mode == "shared"]
+        if getattr(router_cls, "shares_nothing", False) and shared:
+            raise RouterConfigError(
+                f"{cfg.agent} gives every task a network of its own, but --routed {cfg.routed} leaves "
+                f"{', '.join(shared)} shared: use --routed all"
+            )
         self.router: Router = router_cls(tasks, self.network.num_routed, blocks, seed=cfg.seed, **cfg.agent_options).to(device)
         self.warmup_router = SharedBottomRouter(tasks, self.network.num_routed, blocks).to(device)
         step_rewards = [CollaborationReward(cfg.collab_reward, cfg.collab_window)] if cfg.collab_reward else []

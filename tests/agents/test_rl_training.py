@@ -51,7 +51,7 @@ def test_rl_router_trains_through_the_trainer(data, tmp_path, agent, options):
 
 def test_public_code_wpl_freezes_in_the_trainer(data, tmp_path):
     """The first update drives the public-code table to extremes; the corrected one stays spread out."""
-    _, public = run(data, tmp_path / "public", epochs=1, agent_options={"projection": "public-code", "per_sample_loss": False})
+    _, public = run(data, tmp_path / "public", epochs=1, agent_options={"variant": "public-code"})
     _, clip = run(data, tmp_path / "clip", epochs=1)
     public_min = min(p for layer in public["epochs"][-1]["routing"]["policy"] for row in layer for p in row)
     clip_min = min(p for layer in clip["epochs"][-1]["routing"]["policy"] for row in layer for p in row)

@@ -7,6 +7,7 @@ table scores the chosen blocks, and the router is optimised on ``router.loss`` f
 
 from __future__ import annotations
 
+import math
 import typing
 
 import pytest
@@ -53,7 +54,8 @@ def test_registered_with_typed_options():
     assert Router.registry.get("wpl") is WPLRouter
     types = {k: o.annotation for k, o in WPLRouter.options().items()}
     assert all(o.help for o in WPLRouter.options().values())
-    assert typing.get_args(types["projection"]) == ("clip", "public-code")
+    assert typing.get_args(types["variant"]) == ("wpl", "public-code", "public-code-corrected")
+    assert typing.get_args(types["update"]) == ("sampled", "all-actions")
     assert typing.get_args(types["parameterization"]) == ("table", "softmax")
     assert types["discount"] is float and types["per_sample_loss"] is bool
 
@@ -65,9 +67,12 @@ def test_initial_policy_is_uniform(parameterization):
         assert torch.allclose(router.policy(depth), torch.full((3, 4), 0.25))
 
 
-def test_public_code_needs_the_table():
+@pytest.mark.parametrize("variant", ["public-code", "public-code-corrected"])
+def test_public_code_variants_need_the_table_and_the_sampled_update(variant):
     with pytest.raises(RouterConfigError, match="parameterization=table"):
-        WPLRouter(2, 1, 2, projection="public-code", parameterization="softmax")
+        WPLRouter(2, 1, 2, variant=variant, parameterization="softmax")
+    with pytest.raises(RouterConfigError, match="update=sampled"):
+        WPLRouter(2, 1, 2, variant=variant, update="all-actions")
 
 
 def test_projections():
@@ -144,15 +149,19 @@ def test_wpl_finds_the_better_block_of_each_task(parameterization):
     assert router.routes().tolist() == [[1], [0]]
 
 
-@pytest.mark.parametrize(("reward", "grad_size"), [(1.0, 1.73e5), (-1.0, 5e5)])
-def test_public_code_projection_collapses_the_policy_on_the_first_update(reward, grad_size):
+@pytest.mark.parametrize("reward", [1.0, -1.0])
+def test_public_code_projection_collapses_the_policy_on_the_first_update(reward):
     """Appendix A.1: uniform start -> d log pi / d table = 5e5 -> one SGD step at lr 9e-4 freezes an extreme policy.
 
-    The chosen block's gradient is 5e5 times the smooth-L1 slope (clipped at 1 for reward -1,
-    delta * log 2 ~ 0.35 for reward +1). The rewarded block drops to ~3e-9, the unrewarded one rises
-    to 1 - 1e-9 (the sign reversal on top of the explosion).
+    Two blocks, Q = 1/2, so delta = reward - 1/2 and w = 2 - delta (reward +1) or 1 + delta (-1).
+    The mse term's slope in log pi(a) is 2 (1 - w) log(1/2), times (1 - 1/M) / 1e-6 = 5e5 through
+    the min-shift projection: 3.5e5 for reward +1, 1.0e6 for reward -1. The rewarded block drops to
+    ~1e-9, the unrewarded one rises to 1 - 1e-9 (the sign reversal on top of the explosion).
     """
-    public = WPLRouter(1, 1, 2, seed=0, projection="public-code")
+    delta = reward - 0.5
+    w = 1.0 + delta if delta < 0 else 2.0 - delta
+    grad_size = abs(2 * (1 - w) * math.log(0.5) * 0.5 / 1e-6)
+    public = WPLRouter(1, 1, 2, seed=0, variant="public-code")
     batch = bandit_batch(public, torch.tensor([[reward, reward]]), batch=1)
     chosen = int(batch.decisions[0].blocks[0])
     public.loss(batch).backward()
@@ -187,8 +196,8 @@ def test_public_code_target_reverses_the_sign_of_the_update():
     obs = RoutingObservation(torch.zeros(8, dtype=torch.long), 0)
     batch = episodes([obs], [RoutingDecision(torch.zeros(8, dtype=torch.long))], torch.full((8,), 0.5))
     moved = {}
-    for projection in ("clip", "public-code"):
-        router = WPLRouter(1, 1, 4, projection=projection, per_sample_loss=False)
+    for projection in ("wpl", "public-code"):
+        router = WPLRouter(1, 1, 4, variant=projection, per_sample_loss=False)
         with torch.no_grad():
             router.policy_param[0, 0] = start
             router.values.zero_()
@@ -197,7 +206,7 @@ def test_public_code_target_reverses_the_sign_of_the_update():
         torch.optim.SGD(router.parameters(), lr=1e-2).step()
         router.after_update()
         moved[projection] = float(router.policy(0)[0, 0]) - before
-    assert moved["clip"] > 5e-5  # measured +1.1e-4 (Q(a) = 0.05 after one value update, so delta is small)
+    assert moved["wpl"] > 5e-5  # measured +1.1e-4 (Q(a) = 0.05 after one value update, so delta is small)
     assert moved["public-code"] < -1e-3  # measured -1.9e-2
 
 
@@ -205,7 +214,7 @@ def test_public_code_wpl_abandons_the_rewarded_arm_and_corrected_wpl_finds_it():
     """4-armed bandit rewarding arm 0 (+1, others -1), three seeds each."""
     public, corrected = [], []
     for seed in range(3):
-        router = WPLRouter(1, 1, 4, seed=seed, projection="public-code", per_sample_loss=False)
+        router = WPLRouter(1, 1, 4, seed=seed, variant="public-code")
         train_bandit(router, FOUR_ARMS, steps=60, batch=32, optimizer=torch.optim.SGD(router.parameters(), lr=9e-4))
         public.append(float(router.policy(0)[0, 0]))
         router = WPLRouter(1, 1, 4, seed=seed)
@@ -213,3 +222,92 @@ def test_public_code_wpl_abandons_the_rewarded_arm_and_corrected_wpl_finds_it():
         corrected.append(float(router.policy(0)[0, 0]))
     assert all(p < 1e-3 for p in public), public  # measured: 1.1e-9 in 3 of 3 seeds (1.4e-6 with Adam)
     assert all(p > 0.95 for p in corrected), corrected  # measured: 1.000 in 3 of 3 seeds
+
+
+def hand_made_batch() -> EpisodeBatch:
+    """One task, two routed layers, three episodes: blocks and final rewards chosen by hand."""
+    obs = [RoutingObservation(torch.zeros(3, dtype=torch.long), d) for d in range(2)]
+    decisions = [RoutingDecision(torch.tensor([0, 2, 0])), RoutingDecision(torch.tensor([1, 1, 2]))]
+    return episodes(obs, decisions, torch.tensor([1.0, -1.0, 1.0]))
+
+
+TABLE = torch.tensor([[[0.5, 0.2, 0.3], [0.1, 0.6, 0.3]]])
+VALUES = torch.tensor([[[0.2, -0.4, 0.1], [0.3, 0.5, -0.6]]])
+
+
+def expected_public_loss(probs: torch.Tensor) -> torch.Tensor:
+    """The shipped WPL._loss per step written out by hand: mse on log pi towards w log pi, plus mse of Q."""
+    blocks = [[0, 2, 0], [1, 1, 2]]
+    returns = [1.0, -1.0, 1.0]
+    per_episode = torch.zeros(3)
+    for i in range(3):
+        for d in range(2):
+            a = blocks[d][i]
+            log_pi = math.log(max(float(probs[d, a]), torch.finfo(torch.float32).eps))
+            q = float(VALUES[0, d, a])
+            delta = returns[i] - q
+            w = 1 + delta if delta < 0 else 2 - delta
+            per_episode[i] += (log_pi - w * log_pi) ** 2 + (q - returns[i]) ** 2
+    return per_episode
+
+
+def test_public_code_loss_matches_the_shipped_formula_on_a_hand_made_batch():
+    """cd4e9af: min-shift projection, Categorical log-probs, mse terms summed per episode, mean over the batch."""
+    router = WPLRouter(1, 2, 3, variant="public-code")
+    with torch.no_grad():
+        router.policy_param.copy_(TABLE)
+        router.values.copy_(VALUES)
+    shifted = TABLE[0] - TABLE[0].min(dim=-1, keepdim=True).values + 1e-6
+    probs = shifted / shifted.sum(dim=-1, keepdim=True)
+    loss = router.loss(hand_made_batch())
+    assert float(loss.detach()) == pytest.approx(float(expected_public_loss(probs).mean()), rel=1e-5)
+
+
+def test_corrected_public_code_loss_clips_and_sums_over_the_batch():
+    """The paper's minimal fix: Algorithm 3's clip projection and no mean over the batch; the loss is otherwise the shipped one."""
+    router = WPLRouter(1, 2, 3, variant="public-code-corrected")
+    table = TABLE.clone()
+    table[0, 1, 0] = -0.2  # clipped to 0: the Categorical clamp at float32 epsilon takes over
+    with torch.no_grad():
+        router.policy_param.copy_(table)
+        router.values.copy_(VALUES)
+    clipped = table[0].clamp(0, 1)
+    probs = clipped / clipped.sum(dim=-1, keepdim=True)
+    loss = router.loss(hand_made_batch())
+    assert float(loss.detach()) == pytest.approx(float(expected_public_loss(probs).sum()), rel=1e-5)
+    public = WPLRouter(1, 2, 3, variant="public-code")
+    with torch.no_grad():
+        public.policy_param.copy_(table)
+        public.values.copy_(VALUES)
+    assert float(public.loss(hand_made_batch()).detach()) != pytest.approx(float(loss.detach()))
+
+
+@pytest.mark.parametrize("update", ["sampled", "all-actions"])
+def test_wpl_step_on_a_hand_made_batch(update):
+    """Minus the gradient of the loss is the WPL step: delta(b) = Q(b) - sum pi Q, weighted by 1 - pi(b)
+    (delta > 0) or pi(b); for the sampled block of each visit only, or for every block of each visited state."""
+    router = WPLRouter(1, 2, 3, update=update, value_rate=1.0)
+    with torch.no_grad():
+        router.policy_param.copy_(TABLE)
+    batch = hand_made_batch()
+    router.loss(batch).backward()
+    q = router.values[0]  # after the value update (rate 1: the batch mean return of each visited block)
+    assert q.tolist() == [[1.0, 0.0, -1.0], [0.0, 0.0, 1.0]]
+    pi = TABLE[0]
+    delta = q - (pi * q).sum(dim=-1, keepdim=True)
+    step = delta * torch.where(delta > 0, 1 - pi, pi)
+    if update == "all-actions":
+        expected = 3 * step  # each layer's state is visited by all three episodes
+    else:
+        counts = torch.tensor([[2.0, 0.0, 1.0], [0.0, 2.0, 1.0]])  # visits of each block
+        expected = counts * step
+    assert torch.allclose(-router.policy_param.grad[0], expected, atol=1e-6)
+
+
+def test_all_actions_wpl_learns_the_bandit():
+    corrected = []
+    for seed in range(3):
+        router = WPLRouter(1, 1, 4, seed=seed, update="all-actions")
+        train_bandit(router, FOUR_ARMS, steps=60, batch=32, optimizer=torch.optim.Adam(router.parameters(), lr=0.02))
+        corrected.append(float(router.policy(0)[0, 0]))
+    assert all(p > 0.95 for p in corrected), corrected

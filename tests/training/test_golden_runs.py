@@ -5,6 +5,8 @@ hard-concrete and REINFORCE with warm-up and separate optimizers on synthetic-gr
 MMoE on multilabel-synthetic; SNR-Aver on the mmoe-synthetic regression) recorded with the two
 separate trainers of routing-rl 0.1.0 (commit 536f707), one torch thread, through ``routing-rl run``
 with the arguments stored next to them. The same commands must give the same numbers now.
+(``wpl-synthetic`` names ``--router-lr 0.001``, the ``--lr`` its recording used as the router's rate,
+since WPL now has a router learning rate of its own by default.)
 """
 
 from __future__ import annotations

@@ -124,5 +124,5 @@ def test_list_shows_each_option_with_its_type_default_and_help():
     result = CliRunner().invoke(main, ["list"])
     text = " ".join(result.output.split())
     assert "l0_lambda: float = 0.001 weight of the expected-L0 penalty" in text
-    assert "projection: one of clip, public-code = 'clip'" in text
+    assert "variant: one of wpl, public-code, public-code-corrected = 'wpl'" in text
     assert "num_tasks: int = 8 number of tasks" in text
