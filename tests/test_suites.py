@@ -51,7 +51,7 @@ def suite_file(tmp_path):
 def test_trials_are_identified_by_their_configuration(suite_file, tmp_path):
     suite = load_suite_file(suite_file)
     trials = suite.trials()
-    assert [(t.run, t.seed) for t in trials] == [("random", 0), ("random", 1), ("shared", 0), ("shared", 1)]
+    assert [(t.run, t.seed) for t in trials] == [("random", 0), ("shared", 0), ("random", 1), ("shared", 1)]  # seed-major
     assert len({t.key for t in trials}) == 4
     assert [t.key for t in suite.trials()] == [t.key for t in trials]  # stable
     quick = suite.trials("quick")

@@ -91,7 +91,7 @@ class Suite:
     metric: str = "last"
 
     def trials(self, scale: str | None = None) -> list[Trial]:
-        """Every (run, seed) with the scale's overrides applied, in file order."""
+        """Every (run, seed) with the scale's overrides applied: seed by seed, runs in file order."""
         if scale is not None and scale not in self.scales:
             raise SuiteError(f"{self.source}: no scale {scale!r}; scales: {', '.join(self.scales) or '(none)'}")
         overrides = dict(self.scales.get(scale, {})) if scale else {}
@@ -101,13 +101,14 @@ class Suite:
         unknown = sorted(k for k, v in overrides.items() if isinstance(v, dict) and k not in self.runs)
         if unknown:
             raise SuiteError(f"{self.source}: scales.{scale}: no run named {', '.join(unknown)}")
-        trials = []
+        merged_runs = {}
         for run, options in self.runs.items():
             merged = {**options, **{k: v for k, v in overrides.items() if not isinstance(v, dict)}}
             merged.update(overrides.get(run, {}) if isinstance(overrides.get(run), dict) else {})
-            for seed in seeds:
-                trials.append(Trial(run, seed, make_config(merged, seed, f"{self.source}: runs.{run}")))
-        return trials
+            merged_runs[run] = merged
+        # seed-major: a suite stopped part-way has every method at its first seeds
+        return [Trial(run, seed, make_config(merged, seed, f"{self.source}: runs.{run}"))
+                for seed in seeds for run, merged in merged_runs.items()]
 
     def directory(self, scale: str | None, root: Path = Path("runs")) -> Path:
         """Where the suite's trials live by default: ``runs/suite-<name>[-<scale>]``."""
