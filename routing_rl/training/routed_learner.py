@@ -27,7 +27,7 @@ from routing_rl.network import RoutingNetwork, build_network
 from routing_rl.registry import AGENTS
 from routing_rl.training.config import RunConfig
 from routing_rl.training.families import Batch, TaskFamily
-from routing_rl.training.learner import Learner, StepResult, make_optimizers
+from routing_rl.training.learner import Learner, StepResult, make_optimizers, resolved_router_lr
 from routing_rl.training.tb_logger import TensorBoardLogger
 
 
@@ -154,6 +154,7 @@ class RoutedLearner(Learner):
             "head_sizes": self.network.head_sizes,
             "network_parameters": count_parameters(self.network),
             "router_parameters": sum(p.numel() for p in self.router.parameters()),
+            "router_lr": resolved_router_lr(self.config),
         }
 
     def log(self, logger: TensorBoardLogger, record: dict[str, Any], epoch: int) -> None:
