@@ -152,8 +152,11 @@ class WPLRouter(Router):
     projection is Algorithm 3's ``clip(pi) / sum(clip(pi))`` (applied in the forward pass and, as in
     the default variant, in place after every update), and the per-episode terms are **summed over
     the batch** (no mean: "loss reduction none"). The log-pi target, and with it the sign reversal,
-    is left as shipped: the paper's "corrected" row fixes only the exploding gradient.
-    The public-code variants need the tabular policy and update the sampled block only.
+    is left as shipped: the paper's "corrected" row fixes only the exploding gradient. With
+    ``parameterization="softmax"`` it is the learner of the paper's "separate optimizers" row and
+    of the rows after it: "using separate optimizers [...] and applying a Softmax activation
+    function in the routing policy layer" (section 3.3) on top of the corrected code.
+    The public-code variants update the sampled block only; ``variant="public-code"`` needs the table.
     """
 
     values: torch.Tensor
@@ -164,7 +167,7 @@ class WPLRouter(Router):
     option_help = {
         "variant": "wpl: this project's WPL; public-code: the shipped loss (cd4e9af); public-code-corrected: it with the paper's fix",
         "update": "variant wpl: move the sampled block (sampled) or every block of the state (all-actions, Abdallah & Lesser)",
-        "parameterization": "table: probabilities as parameters; softmax: logits through a softmax (variant wpl)",
+        "parameterization": "table: probabilities as parameters; softmax: logits through a softmax (not with variant=public-code)",
         "discount": "discount of later rewards in each step's return",
         "per_sample_loss": "variant wpl: sum one WPL term per episode (true) or average them over the batch (false)",
         "value_rate": "variant wpl: rate of the moving average Q of each block's returns",
@@ -191,8 +194,8 @@ class WPLRouter(Router):
             raise RouterConfigError(f"update must be sampled or all-actions, got {update!r}")
         if parameterization not in ("table", "softmax"):
             raise RouterConfigError(f"parameterization must be table or softmax, got {parameterization!r}")
-        if variant in PUBLIC_CODE_VARIANTS and parameterization != "table":
-            raise RouterConfigError(f"variant={variant} reproduces the tabular policy; use parameterization=table")
+        if variant == "public-code" and parameterization != "table":
+            raise RouterConfigError("variant=public-code reproduces the tabular policy; use parameterization=table")
         if variant in PUBLIC_CODE_VARIANTS and update != "sampled":
             raise RouterConfigError(f"variant={variant} updates the sampled block only, as the public code does; use update=sampled")
         if not 0.0 < value_rate <= 1.0:

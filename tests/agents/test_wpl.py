@@ -68,9 +68,12 @@ def test_initial_policy_is_uniform(parameterization):
 
 
 @pytest.mark.parametrize("variant", ["public-code", "public-code-corrected"])
-def test_public_code_variants_need_the_table_and_the_sampled_update(variant):
-    with pytest.raises(RouterConfigError, match="parameterization=table"):
-        WPLRouter(2, 1, 2, variant=variant, parameterization="softmax")
+def test_public_code_variants_need_the_sampled_update_and_the_shipped_one_the_table(variant):
+    if variant == "public-code":
+        with pytest.raises(RouterConfigError, match="parameterization=table"):
+            WPLRouter(2, 1, 2, variant=variant, parameterization="softmax")
+    else:  # the paper's "separate optimizers" row: the corrected code with a softmax policy layer
+        assert torch.allclose(WPLRouter(2, 1, 2, variant=variant, parameterization="softmax").policy(0), torch.full((2, 2), 0.5))
     with pytest.raises(RouterConfigError, match="update=sampled"):
         WPLRouter(2, 1, 2, variant=variant, update="all-actions")
 
@@ -311,3 +314,13 @@ def test_all_actions_wpl_learns_the_bandit():
         train_bandit(router, FOUR_ARMS, steps=60, batch=32, optimizer=torch.optim.Adam(router.parameters(), lr=0.02))
         corrected.append(float(router.policy(0)[0, 0]))
     assert all(p > 0.95 for p in corrected), corrected
+
+
+def test_corrected_public_code_with_a_softmax_policy_layer_on_a_hand_made_batch():
+    """The "separate optimizers" row's learner: the corrected loss with log pi from softmax(logits)."""
+    router = WPLRouter(1, 2, 3, variant="public-code-corrected", parameterization="softmax")
+    with torch.no_grad():
+        router.policy_param.copy_(TABLE)
+        router.values.copy_(VALUES)
+    loss = router.loss(hand_made_batch())
+    assert float(loss.detach()) == pytest.approx(float(expected_public_loss(torch.softmax(TABLE[0], dim=-1)).sum()), rel=1e-5)
