@@ -15,10 +15,16 @@ What this module reads (published at https://research.google.com/youtube8m/):
   ``id`` (bytes), ``labels`` (int64 list of vocabulary indices), ``mean_rgb`` (1024 floats) and
   ``mean_audio`` (128 floats). The input is ``[mean_rgb, mean_audio]`` (1152 floats).
 
-Task selection: the 16 verticals with the most labels (vocabulary rows), ties broken by the larger
-total ``TrainVideoCount`` of their labels, then by name; tasks are ordered by that ranking. Labels
-within a task are ordered by vocabulary ``Index``. Labels of other verticals are dropped; videos
-are kept even if none of their labels is kept (they are negatives for every task).
+Task selection ("the top 16 categories in data volume"): the 16 verticals with the most training
+videos, where a vertical's videos are the distinct training videos that carry at least one label of
+that vertical (a video with two labels of one vertical counts once, so ``TrainVideoCount`` is not
+summed). The count is taken over the training records actually read (``max_train_records`` makes it
+a prefix's count), in the same pass that reads them: every vertical's labels are read, then the top
+``num_verticals`` are kept and the targets remapped. Ties are broken by the larger number of
+vocabulary labels, then by name; tasks are ordered by that ranking, and the counts that decided it
+are in ``info["videos_per_vertical"]``. Labels within a task are ordered by vocabulary ``Index``.
+Labels of other verticals are dropped; videos are kept even if none of their labels is kept (they
+are negatives for every task).
 
 Memory: the full training set is about 3.9M videos x 1152 floats = 18 GB; pass
 ``max_train_records`` to read a prefix. Targets are stored sparsely (see
@@ -62,6 +68,15 @@ class VerticalTasks:
     label_names: list[list[str]]
     lookup: np.ndarray
 
+    @classmethod
+    def build(cls, task_names: list[str], label_indices: list[list[int]], label_names: list[list[str]]) -> VerticalTasks:
+        """The tasks with these labels (``label_indices[t]`` sorted, one name per index), lookup included."""
+        max_labels = max(len(ix) for ix in label_indices)
+        lookup = np.full(max(i for ix in label_indices for i in ix) + 1, -1, dtype=np.int64)
+        for t, indices in enumerate(label_indices):
+            lookup[np.asarray(indices, dtype=np.int64)] = t * max_labels + np.arange(len(indices))
+        return cls(task_names, label_indices, label_names, lookup)
+
     @property
     def labels_per_task(self) -> list[int]:
         return [len(ix) for ix in self.label_indices]
@@ -76,9 +91,52 @@ class VerticalTasks:
         flat = self.lookup[labels]
         return np.unique(flat[flat >= 0])
 
+    def select(self, order: Sequence[int]) -> tuple[VerticalTasks, np.ndarray]:
+        """The tasks ``order`` (indices into ``task_names``), in that order, and the flat-position remap.
 
-def read_vocabulary(path: Path, num_verticals: int) -> VerticalTasks:
-    """Group vocabulary labels by ``Vertical1`` and keep the ``num_verticals`` largest verticals."""
+        ``remap[p]`` is the new flat position of this mapping's flat position ``p``, or -1 where
+        ``p``'s task is not selected (see :func:`remap_targets`).
+        """
+        if not order:
+            raise ValueError("select needs at least one task")
+        tasks = VerticalTasks.build(
+            [self.task_names[t] for t in order],
+            [self.label_indices[t] for t in order],
+            [self.label_names[t] for t in order],
+        )
+        remap = np.full(len(self.task_names) * self.max_labels, -1, dtype=np.int64)
+        for new, old in enumerate(order):
+            n = len(self.label_indices[old])
+            remap[old * self.max_labels : old * self.max_labels + n] = new * tasks.max_labels + np.arange(n)
+        return tasks, remap
+
+
+def rank_verticals(tasks: VerticalTasks, videos: Sequence[int]) -> list[int]:
+    """Task indices of ``tasks``, most videos (``videos[t]``) first; ties: more labels, then name."""
+    return sorted(
+        range(len(tasks.task_names)), key=lambda t: (-videos[t], -len(tasks.label_indices[t]), tasks.task_names[t])
+    )
+
+
+def remap_targets(targets: SparseMultiHot, remap: np.ndarray, num_tasks: int, max_labels: int) -> SparseMultiHot:
+    """``targets`` with every positive ``p`` moved to ``remap[p]``, dropped where that is -1 (sorted per row)."""
+    flat = remap[targets.flat.numpy()]
+    owner = np.repeat(np.arange(len(targets), dtype=np.int64), np.diff(targets.offsets.numpy()))
+    keep = flat >= 0
+    flat, owner = flat[keep], owner[keep]
+    flat = flat[np.lexsort((flat, owner))]  # owner is the primary key: rows stay in place
+    offsets = np.zeros(len(targets) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=len(targets)), out=offsets[1:])
+    return SparseMultiHot(torch.from_numpy(offsets), torch.from_numpy(flat), num_tasks, max_labels)
+
+
+def read_vocabulary(path: Path) -> VerticalTasks:
+    """Group vocabulary labels by ``Vertical1``: one task per vertical, in name order.
+
+    Which verticals become the suite's tasks depends on the training videos, not on the
+    vocabulary: :meth:`YouTube8M.load` ranks them with :func:`rank_verticals` and keeps the top ones
+    with :meth:`VerticalTasks.select`.
+    """
     try:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
@@ -109,17 +167,13 @@ def read_vocabulary(path: Path, num_verticals: int) -> VerticalTasks:
                 f"(YouTube8M label indices); the file is corrupt or not the vocabulary.csv from {DATASET_URL}"
             )
         by_vertical.setdefault(vertical, []).append((index, (row.get("Name") or "").strip(), count))
-    ranked = sorted(by_vertical, key=lambda v: (-len(by_vertical[v]), -sum(c for _, _, c in by_vertical[v]), v))
-    kept = ranked[:num_verticals]
-    if not kept:
+    verticals = sorted(by_vertical)
+    if not verticals:
         raise DataError(f"{path} assigns no label to a Vertical1 category")
-    label_indices = [sorted(i for i, _, _ in by_vertical[v]) for v in kept]
-    names = [{i: n for i, n, _ in by_vertical[v]} for v in kept]
-    max_labels = max(len(ix) for ix in label_indices)
-    lookup = np.full(max(i for ix in label_indices for i in ix) + 1, -1, dtype=np.int64)
-    for t, indices in enumerate(label_indices):
-        lookup[np.asarray(indices)] = t * max_labels + np.arange(len(indices))
-    return VerticalTasks(kept, label_indices, [[names[t][i] for i in ix] for t, ix in enumerate(label_indices)], lookup)
+    label_indices = [sorted(i for i, _, _ in by_vertical[v]) for v in verticals]
+    names = [{i: n for i, n, _ in by_vertical[v]} for v in verticals]
+    label_names = [[names[t][i] for i in ix] for t, ix in enumerate(label_indices)]
+    return VerticalTasks.build(verticals, label_indices, label_names)
 
 
 def encode_video_example(
@@ -145,7 +199,7 @@ def missing_data_message(data_dir: Path | None, missing: str) -> str:
 
 
 class YouTube8M(MultiLabelSuite):
-    """The 16 largest YouTube8M verticals as multi-label tasks over video-level features.
+    """The 16 YouTube8M verticals with the most training videos as multi-label tasks (video-level features).
 
     ``val_share`` of the original validation set becomes the validation split and the rest the
     test split (seeded). ``load``'s ``val_fraction`` is not used: the validation split is not
@@ -153,11 +207,11 @@ class YouTube8M(MultiLabelSuite):
     """
 
     name = "youtube8m"
-    description = "YouTube8M video-level features, top-16 verticals as multi-label tasks (SNR paper)"
+    description = "YouTube8M video-level features, top-16 verticals by training videos as multi-label tasks (SNR paper)"
     needs_download = True
 
     option_help = {
-        "num_verticals": "tasks: the largest verticals of the vocabulary",
+        "num_verticals": "tasks: the verticals with the most training videos (among the records read)",
         "features": "video-level features to concatenate as the input",
         "val_share": "share of the official validate files used as our validation split (the rest is test)",
         "max_train_records": "read at most this many training records",
@@ -253,8 +307,15 @@ class YouTube8M(MultiLabelSuite):
     def load(self, data_dir: Path | None, seed: int = 0, val_fraction: float = 0.1) -> MultiLabelData:
         """Read the files in ``data_dir``; split the original validation set into val and test."""
         vocabulary, train_files, validate_files = self.locate(data_dir)
-        tasks = read_vocabulary(vocabulary, self.num_verticals)
-        train = self.read_split(train_files, tasks, self.max_train_records)
+        every_vertical = read_vocabulary(vocabulary)
+        # One pass over the training files with every vertical's labels; the videos per vertical
+        # (distinct videos with at least one of its labels) then pick the tasks.
+        train = self.read_split(train_files, every_vertical, self.max_train_records)
+        videos = train.targets.positive_counts().tolist()
+        ranking = rank_verticals(every_vertical, videos)
+        tasks, remap = every_vertical.select(ranking[: self.num_verticals])
+        assert isinstance(train.targets, SparseMultiHot)
+        train = MultiLabelSplit(train.x, remap_targets(train.targets, remap, len(tasks.task_names), tasks.max_labels))
         held_out = self.read_split(validate_files, tasks, self.max_eval_records)
         if len(train) == 0 or len(held_out) < 2:
             raise DataError(missing_data_message(vocabulary.parent, "the tfrecord files hold too few videos"))
@@ -272,6 +333,8 @@ class YouTube8M(MultiLabelSuite):
             label_names=tasks.label_names,
             info={
                 "vocabulary_indices": tasks.label_indices,
+                # every vertical, in ranking order: distinct training videos (of those read) with one of its labels
+                "videos_per_vertical": {every_vertical.task_names[t]: int(videos[t]) for t in ranking},
                 "train_files": [str(p) for p in train_files],
                 "validate_files": [str(p) for p in validate_files],
                 "features": self.features,
@@ -286,5 +349,7 @@ __all__ = [
     "VerticalTasks",
     "YouTube8M",
     "encode_video_example",
+    "rank_verticals",
     "read_vocabulary",
+    "remap_targets",
 ]
