@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -19,7 +20,9 @@ from scipy import stats
 from routing_rl.cli import main
 from routing_rl.suites import SuiteError, load_suite_file
 from routing_rl.suites.runner import plan, run_local, trial_status
+from routing_rl.suites.spec import Trial
 from routing_rl.suites.table import build_rows
+from routing_rl.training.config import RunConfig
 
 TINY = """
 [suite]
@@ -62,6 +65,21 @@ def test_trials_are_identified_by_their_configuration(suite_file, tmp_path):
     threads = tmp_path / "threads.toml"
     threads.write_text(TINY.replace("threads = 1", "threads = 2"))
     assert load_suite_file(threads).trials()[0].key == trials[0].key  # threads do not change the numbers
+
+
+
+def test_an_option_added_later_at_its_default_keeps_the_trials(suite_file):
+    """A release that adds an option must not orphan the finished trials of a suite that spans releases."""
+
+    @dataclasses.dataclass
+    class LaterConfig(RunConfig):
+        new_option: int = 0
+
+    trial = load_suite_file(suite_file).trials()[0]
+    later = Trial(trial.run, trial.seed, LaterConfig(**trial.config.to_dict()))
+    assert later.key == trial.key
+    changed = Trial(trial.run, trial.seed, LaterConfig(**trial.config.to_dict(), new_option=1))
+    assert changed.key != trial.key
 
 
 @pytest.mark.parametrize(

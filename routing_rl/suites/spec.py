@@ -24,9 +24,9 @@ names with ``-`` written ``_``)::
     [scales.quick.no-sharing]        # and the options of one run
     routed = "fc"
 
-A trial is one (run, seed); it is identified by a hash of its full configuration, so a changed
-option is a new trial and an unchanged one is found again (skipped when finished, resumed when
-interrupted).
+A trial is one (run, seed); it is identified by a hash of its configuration (the options that
+differ from the defaults), so a changed option is a new trial and an unchanged one is found again
+(skipped when finished, resumed when interrupted), also after a release that adds options.
 """
 
 from __future__ import annotations
@@ -69,8 +69,15 @@ class Trial:
 
     @property
     def key(self) -> str:
-        """Hash of the configuration that defines the trial's numbers."""
-        fields = {k: v for k, v in self.config.to_dict().items() if k not in IDENTITY_EXCLUDES}
+        """Hash of the options that define the trial's numbers and differ from ``RunConfig``'s defaults.
+
+        Leaving default values out keeps a trial's identity when a later release adds an option
+        (at a default that changes nothing), so a suite that spans releases still finds its
+        finished trials. The flip side: changing an existing option's default is a breaking change
+        for suites, which must then name the old value.
+        """
+        defaults = type(self.config)().to_dict()
+        fields = {k: v for k, v in self.config.to_dict().items() if k not in IDENTITY_EXCLUDES and v != defaults.get(k, object())}
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
     @property
