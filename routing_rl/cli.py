@@ -45,6 +45,17 @@ def _explicit(names: tuple[str, ...]) -> list[str]:
     return [n for n in names if ctx.get_parameter_source(n) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
 
 
+def _epochs(value: str) -> list[int]:
+    """``--lr-milestones 5,10`` as ``[5, 10]``; a one-line error for anything else."""
+    try:
+        epochs = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of epochs, e.g. 5,10", param_hint="--lr-milestones") from None
+    if any(e < 1 for e in epochs):
+        raise click.BadParameter(f"epochs must be at least 1, got {value!r}", param_hint="--lr-milestones")
+    return sorted(epochs)
+
+
 def _flags(names: list[str]) -> str:
     return ", ".join("--" + n.replace("_", "-") for n in names)
 
@@ -82,6 +93,12 @@ def list_command(plugins: tuple[str, ...]) -> None:
               [(n, c) for n, c in agents if issubclass(c, Router)], console)  # fmt: skip
     catalogue("multi-task models (--agent NAME; options -o KEY=VALUE): output every task at once, on every suite",
               [(n, c) for n, c in agents if not issubclass(c, Router)], console)  # fmt: skip
+    from routing_rl.training.presets import PRESETS
+
+    console.print("\n[bold]presets[/bold] (--preset NAME): a paper's protocol; options you give still win")
+    for preset in PRESETS.values():
+        console.print(f"  {preset.name}  {preset.description}")
+        console.print("    " + ", ".join(f"{k}={v}" for k, v in preset.options.items()))
 
 
 @main.command("run")
@@ -92,6 +109,8 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Learning rate of the weights.")
 @click.option("--router-lr", default=None, type=click.FloatRange(min=0, min_open=True), help="Learning rate of the router or the model's gates (default: --lr).")
+@click.option("--lr-milestones", default="", callback=lambda ctx, param, value: _epochs(value), help="Epochs after which every learning rate is multiplied by --lr-decay, e.g. 5,10 (the public routing code's schedule).")
+@click.option("--lr-decay", default=0.1, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Factor of each --lr-milestones step.")
 @click.option("--separate-optimizers/--single-optimizer", default=False, show_default=True, help="One optimizer for weights and one for the router/gates, or one for both (the public code).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True, help="Plain SGD shows the public-code WPL's exploding gradient in full.")
 @click.option("--warmup-epochs", default=0, show_default=True, type=click.IntRange(min=0), help="Routers: share every routed layer for N epochs before routing.")

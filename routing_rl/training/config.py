@@ -38,6 +38,8 @@ class RunConfig:
     batch_size: int = 128
     lr: float = 1e-3
     router_lr: float | None = None
+    lr_milestones: list[int] = field(default_factory=list)
+    lr_decay: float = 0.1
     separate_optimizers: bool = False
     optimizer: str = "adam"
     warmup_epochs: int = 0
@@ -81,6 +83,10 @@ class RunConfig:
         for flag, value in floats.items():
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{flag} must be a finite number, got {value}")
+        if any(not isinstance(m, int) or m < 1 for m in self.lr_milestones):
+            raise ValueError(f"--lr-milestones must be epochs >= 1, got {self.lr_milestones}")
+        if not 0 < self.lr_decay <= 1 or not math.isfinite(self.lr_decay):
+            raise ValueError(f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if self.router_lr is not None and self.router_lr <= 0:

@@ -10,9 +10,10 @@ numbers of an uninterrupted run.
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,22 @@ class Callbacks:
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None
 
 
+def set_epoch_learning_rates(optimizers: Iterable[torch.optim.Optimizer], epoch: int, milestones: Sequence[int], decay: float) -> None:
+    """Step decay: every parameter group trains epoch ``epoch`` (1-based) at its initial rate times
+    ``decay`` per milestone passed (``m < epoch``). The public routing code's schedule
+    ``{0: 1e-2, 5: 1e-3, 10: 1e-4}`` (0-based epochs) is ``--lr 1e-2 --lr-milestones 5,10 --lr-decay 0.1``.
+
+    The rate is recomputed from the epoch, not stepped, so a resumed run trains at the same rates.
+    """
+    if not milestones:
+        return
+    passed = sum(1 for m in milestones if m < epoch)
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * decay**passed
+
+
 @dataclass
 class Trainer:
     """Trains the learner of ``config.agent`` on ``data``; see the module docstring."""
@@ -101,6 +118,7 @@ class Trainer:
             "name": d.name, "family": family.name, "task_names": d.task_names, "head_sizes": family.head_sizes,
             "input_shape": list(family.input_shape),
             "samples": {"train": len(d.train), "val": len(d.val), "test": len(d.test)},
+            "info": json.loads(json.dumps(getattr(d, "info", {}) or {}, default=str)),  # source files, augmentation, task choice
         }  # fmt: skip
         return {
             "schema_version": SCHEMA_VERSION,
@@ -135,6 +153,7 @@ class Trainer:
         data_gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 1))
         aug_gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 2))
         self.learner.begin_epoch(epoch, epoch_seed(cfg.seed, epoch, 3))
+        set_epoch_learning_rates(self.learner.optimizers.values(), epoch, cfg.lr_milestones, cfg.lr_decay)
         loss_sum, samples, sums = 0.0, 0, {}
         start = time.perf_counter()
         for b, rows in enumerate(self.data.train.batches(cfg.batch_size, data_gen, shuffle=True)):

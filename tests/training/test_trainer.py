@@ -177,3 +177,22 @@ def test_optimizer_choice_applies_to_every_parameter_set(data, tmp_path):
     assert {type(o) for o in trainer.learner.optimizers.values()} == {torch.optim.SGD}
     with pytest.raises(ValueError, match="valid choices: adam, sgd"):
         Trainer(RunConfig(env="synthetic-groups", optimizer="rmsprop", logdir=str(tmp_path / "x")), data)
+
+
+def test_step_decay_follows_the_public_codes_schedule():
+    """{0: 1e-2, 5: 1e-3, 10: 1e-4} over 0-based epochs: 1-based epochs 1-5 at 1e-2, 6-10 at 1e-3, 11+ at 1e-4."""
+    import torch
+
+    from routing_rl.training.trainer import set_epoch_learning_rates
+
+    weights, router = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.SGD([{"params": [weights], "lr": 1e-2}, {"params": [router], "lr": 2e-2}])
+    seen = {}
+    for epoch in (1, 5, 6, 10, 11, 30, 3):  # out of order, as a resumed run would call it
+        set_epoch_learning_rates([optimizer], epoch, [5, 10], 0.1)
+        seen[epoch] = [group["lr"] for group in optimizer.param_groups]
+    for epoch, (weights_lr, router_lr) in seen.items():
+        expected = 1e-2 * 0.1 ** sum(m < epoch for m in (5, 10))
+        assert weights_lr == pytest.approx(expected) and router_lr == pytest.approx(2 * expected)
+    set_epoch_learning_rates([optimizer], 7, [], 0.1)  # no milestones: rates untouched
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-2, 2e-2])

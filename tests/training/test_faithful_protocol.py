@@ -1,0 +1,116 @@
+"""The papers' protocol through the command line: presets, the no-sharing baseline, three routed FC
+layers and a routed task-facing layer, Fashion-MNIST augmentation.
+
+Fashion-MNIST runs read small IDX files written here in the official format (random pixels).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from routing_rl.cli import main
+from routing_rl.data.fashion_mnist import FashionMNISTMTL
+from routing_rl.data.idx import write_idx
+from routing_rl.network import build_network
+from routing_rl.training.presets import PRESETS, PresetError, apply_preset
+
+
+def write_fmnist(directory: Path, per_class: int = 30) -> Path:
+    rng = np.random.default_rng(0)
+    for prefix in ("train", "t10k"):
+        labels = rng.permutation(np.repeat(np.arange(10, dtype=np.uint8), per_class))
+        write_idx(directory / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (labels.size, 28, 28), dtype=np.uint8))
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte", labels)
+    return directory
+
+
+def run(args: list[str], logdir: Path) -> tuple[int, str, dict]:
+    result = CliRunner().invoke(main, ["run", *args, "--logdir", str(logdir), "--quiet", "--threads", "1"])
+    path = logdir / "results.json"
+    return result.exit_code, result.output, json.loads(path.read_text()) if path.exists() else {}
+
+
+@pytest.fixture
+def fmnist(tmp_path: Path) -> list[str]:
+    return ["--data-dir", str(write_fmnist(tmp_path / "fmnist")), "-e", "verify=false", "--max-batches", "2", "--epochs", "1"]
+
+
+def test_preset_sets_the_papers_protocol_and_given_options_win(fmnist, tmp_path):
+    code, out, results = run(["--agent", "wpl", "--preset", "reexamining-fmnist", "--lr", "1e-3", *fmnist], tmp_path / "a")
+    assert code == 0, out
+    config = results["config"]
+    assert config["preset"] == "reexamining-fmnist" and config["env"] == "fmnist-mtl"
+    assert (config["optimizer"], config["separate_optimizers"], config["router_lr"]) == ("adam", True, 2e-2)
+    assert config["lr"] == 1e-3  # given on the command line: wins over the preset's 1.5e-4
+    assert config["epochs"] == 1  # likewise
+    assert config["env_options"] == {"verify": False, "augment": True}
+    assert results["learner"]["routed_layers"] == ["fc1", "fc2", "fc3"]  # three routing layers, then per-task heads
+    assert results["env"]["info"]["augment"] == {"crop_pad": 2, "max_degrees": 15.0, "hflip": True}
+
+
+def test_preset_refuses_another_suite_and_unknown_names(fmnist, tmp_path):
+    code, out, _ = run(["--preset", "reexamining-fmnist", "--env", "synthetic-groups"], tmp_path / "b")
+    assert code == 2 and "--preset reexamining-fmnist is the protocol for --env fmnist-mtl" in out and "Traceback" not in out
+    code, out, _ = run(["--preset", "nope"], tmp_path / "c")
+    assert code == 2 and "unknown preset 'nope'; valid choices: reexamining-fmnist, reexamining-cifar100" in out
+    with pytest.raises(PresetError):
+        apply_preset("reexamining-cifar100", {"env": "fmnist-mtl"})
+    assert apply_preset("reexamining-cifar100", {"lr": 0.1})["lr"] == 0.1
+    assert PRESETS["reexamining-cifar100"].options["epochs"] == 200 and PRESETS["reexamining-fmnist"].options["epochs"] == 50
+
+
+def test_no_sharing_is_a_separate_network_per_task(fmnist, tmp_path):
+    code, out, results = run(["--agent", "no-sharing", "--env", "fmnist-mtl", *fmnist], tmp_path / "d")
+    assert code == 0, out
+    assert results["config"]["routed"] == "all"  # its default
+    layers = results["learner"]["layers"]
+    assert all(layer["mode"] == "routed" and layer["blocks"] == 10 for layer in layers)
+    assert results["final"]["routes"] == [[t] * 5 for t in range(10)]  # task k on block k of every layer
+    code, out, _ = run(["--agent", "no-sharing", "--env", "fmnist-mtl", "--routed", "fc", *fmnist], tmp_path / "e")
+    assert code != 0 and "Traceback" not in out
+    assert "no-sharing gives every task a network of its own, but --routed fc leaves conv1, conv2, conv3 shared: use --routed all" in out
+
+
+def test_fc_layers_and_a_routed_head():
+    net = build_network((1, 28, 28), 4, 3, routed="fc,head", blocks=2, fc_layers=3, seed=0).eval()
+    assert [s.name for s in net.specs] == ["conv1", "conv2", "conv3", "fc1", "fc2", "fc3", "head"]
+    assert net.routed_layer_names == ["fc1", "fc2", "fc3", "head"] and len(net.heads.blocks) == 0
+    x, tasks = torch.randn(5, 1, 28, 28), torch.tensor([0, 1, 2, 3, 0])
+    from routing_rl.network import RoutingDecision
+
+    picks = [torch.tensor([0, 1, 1, 0, 1]) for _ in range(4)]
+    out = net(x, tasks, [RoutingDecision(p) for p in picks])
+    assert out.shape == (5, 3)
+    head_block = net.layers[-1].layer.blocks[1]  # sample 1 went through head block 1 (a plain linear map)
+    features = x[1:2]
+    for layer, pick in zip(net.layers[:-1], [None, None, None, *[int(p[1]) for p in picks[:3]]]):
+        features = layer.layer.blocks[0 if pick is None else pick](features.flatten(1) if layer.flatten_input else features)
+    assert torch.allclose(out[1], head_block(features)[0], atol=1e-6)
+    assert [s.name for s in build_network((8,), 2, 2, routed="fc", fc_layers=1).specs] == ["fc1"]
+
+
+def test_routed_head_needs_equal_outputs_and_all_never_includes_it():
+    from routing_rl.network import SpecError
+
+    with pytest.raises(SpecError, match="same number of outputs"):
+        build_network((8,), 2, [2, 3], routed="head")
+    assert "head" not in [s.name for s in build_network((8,), 2, 2, routed="all").specs]
+
+
+def test_fashion_mnist_augmentation_is_an_option(tmp_path):
+    directory = write_fmnist(tmp_path / "f")
+    plain = FashionMNISTMTL(verify=False).load(directory, seed=0)
+    augmented = FashionMNISTMTL(verify=False, augment=True, crop_pad=3, max_degrees=10).load(directory, seed=0)
+    assert plain.augment is None
+    x = torch.randn(4, 1, 28, 28)
+    y = augmented.augment(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and not torch.equal(x, y)
+    assert torch.equal(y, augmented.augment(x, torch.Generator().manual_seed(0)))  # seeded: reproducible
+    with pytest.raises(ValueError, match="crop_pad and max_degrees"):
+        FashionMNISTMTL(crop_pad=-1)
