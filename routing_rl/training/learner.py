@@ -11,6 +11,7 @@ divergence stop, evaluation, results, checkpoints and TensorBoard.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -58,7 +59,7 @@ def make_optimizers(
     """
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
-    optimizer_cls = OPTIMIZERS[config.optimizer]
+    optimizer_cls = functools.partial(OPTIMIZERS[config.optimizer], foreach=True)  # bit-identical, see benchmarks/optimizer_step.py
     router_lr = resolved_router_lr(config)
     if config.separate_optimizers:
         optimizers = {"weights": optimizer_cls(weights, lr=config.lr)}
