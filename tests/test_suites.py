@@ -223,3 +223,21 @@ def test_every_shipped_suite_parses_at_every_scale(path):
     for scale in [None, *suite.scales]:
         trials = suite.trials(scale)
         assert trials and len({t.name for t in trials}) == len(trials)
+
+
+def test_reference_numbers_of_a_paper_appear_next_to_ours(tmp_path):
+    from routing_rl.suites.table import Row, markdown
+
+    path = tmp_path / "ref.toml"
+    path.write_text(TINY + '[reference]\nsource = "paper (Table 9)"\nrandom = { mean = 0.9, std = 0.01 }\n')
+    suite = load_suite_file(path)
+    assert suite.reference == {"random": {"mean": 0.9, "std": 0.01}} and suite.reference_source == "paper (Table 9)"
+    rows = [Row("random", 2, 0.8, 0.02, 0.82, 0.8, 0.02, 1.0, 2, 0.2, 60.0, 0, 0.9, 0.01),
+            Row("shared", 2, 0.7, 0.02, 0.72, 0.7, 0.02, None, None, None, 60.0, 0)]  # fmt: skip
+    text = markdown(rows, "accuracy", True, "shared", "last", suite.reference_source)
+    assert "| method | n | paper (Table 9) mean ± std | test accuracy" in text
+    assert "| random | 2 | 0.9000 ± 0.0100 | 0.8000 ± 0.0200 |" in text and "| shared | 2 |  ±  | 0.7000" in text
+    for bad, message in (('nope = { mean = 1.0 }', "reference.nope is not a run"), ('random = { std = 1.0 }', "reference.random must be")):
+        path.write_text(TINY + f"[reference]\n{bad}\n")
+        with pytest.raises(SuiteError, match=message):
+            load_suite_file(path)

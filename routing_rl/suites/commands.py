@@ -82,19 +82,21 @@ def table(source: Path, scale: str | None, out: Path | None) -> None:
             directory = source
             manifest = json.loads((source / MANIFEST).read_text())
             trials, baseline, selection = manifest["trials"], manifest["suite"]["baseline"], manifest["suite"].get("metric", "last")
+            reference, reference_source = manifest["suite"].get("reference", {}), manifest["suite"].get("reference_source", "")
         else:
             spec = load_suite_file(source)
             directory = out or spec.directory(scale)
             trials = [{"run": t.run, "seed": t.seed, "name": t.name} for t in spec.trials(scale)]
             baseline, selection = spec.baseline, spec.metric
+            reference, reference_source = spec.reference, spec.reference_source
     except SuiteError as exc:
         raise _fail(exc) from None
     except (OSError, ValueError, KeyError):
         raise click.ClickException(f"{source} is neither a suite file nor a suite directory with {MANIFEST}") from None
-    rows, metric, higher = build_rows(trials, directory, baseline, selection)
+    rows, metric, higher = build_rows(trials, directory, baseline, selection, reference)
     if not any(r.n for r in rows):
         raise click.ClickException(f"{directory} holds no finished trial of this suite; run `routing-rl suite run` first")
-    text = markdown(rows, metric, higher, baseline, selection)
+    text = markdown(rows, metric, higher, baseline, selection, reference_source)
     (directory / "table.md").write_text(text)
     (directory / "table.csv").write_text(to_csv(rows))
     click.echo(text, nl=False)

@@ -96,6 +96,8 @@ class Suite:
     scales: dict[str, dict[str, Any]]
     source: str
     metric: str = "last"
+    reference: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    reference_source: str = ""
 
     def trials(self, scale: str | None = None) -> list[Trial]:
         """Every (run, seed) with the scale's overrides applied: seed by seed, runs in file order."""
@@ -179,6 +181,26 @@ def read_toml(path: Path, kind: str) -> dict[str, Any]:
         raise SuiteError(f"{path}: not valid TOML ({exc})") from None
 
 
+def read_reference(table: Any, runs: dict[str, Any], path: Path) -> tuple[dict[str, dict[str, float]], str]:
+    """``[reference]``: a paper's numbers per run, ``NAME = { mean = ..., std = ... }``, plus ``source``."""
+    if not isinstance(table, dict):
+        raise SuiteError(f"{path}: [reference] must be a table of run = {{ mean = ..., std = ... }}")
+    source = table.get("source", "")
+    if not isinstance(source, str):
+        raise SuiteError(f"{path}: reference.source must be a string")
+    values: dict[str, dict[str, float]] = {}
+    for run, numbers in table.items():
+        if run == "source":
+            continue
+        if run not in runs:
+            raise SuiteError(f"{path}: reference.{run} is not a run; runs: {', '.join(runs)}")
+        if not isinstance(numbers, dict) or not isinstance(numbers.get("mean"), (int, float)) or set(numbers) - {"mean", "std", "best"} \
+                or not all(isinstance(v, (int, float)) for v in numbers.values()):  # fmt: skip
+            raise SuiteError(f"{path}: reference.{run} must be {{ mean = number, std = number, best = number }} (std, best optional)")
+        values[run] = {k: float(v) for k, v in numbers.items()}
+    return values, source
+
+
 def load_suite_file(path: str | Path) -> Suite:
     """Parse and validate a suite file; errors name the file and the key."""
     path = Path(path)
@@ -201,10 +223,11 @@ def load_suite_file(path: str | Path) -> Suite:
     if metric not in ("last", "best-val"):
         raise SuiteError(f"{path}: suite.metric must be last or best-val, got {metric!r}")
     scales = data.get("scales", {})
-    unknown = sorted(set(data) - {"suite", "defaults", "runs", "scales"})
+    unknown = sorted(set(data) - {"suite", "defaults", "runs", "scales", "reference"})
     if unknown:
-        raise SuiteError(f"{path}: unknown table(s) {', '.join(unknown)}; a suite has [suite], [defaults], [runs.NAME], [scales.NAME]")
-    suite = Suite(head["name"], seeds, baseline, merged, scales, str(path), metric)
+        raise SuiteError(f"{path}: unknown table(s) {', '.join(unknown)}; a suite has [suite], [defaults], [runs.NAME], [scales.NAME], [reference]")
+    reference, reference_source = read_reference(data.get("reference", {}), runs, path)
+    suite = Suite(head["name"], seeds, baseline, merged, scales, str(path), metric, reference, reference_source)
     for scale in [None, *scales]:
         suite.trials(scale)  # validates every configuration up front
     return suite

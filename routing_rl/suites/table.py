@@ -37,6 +37,8 @@ class Row:
     p: float | None
     wall_seconds: float
     missing: int
+    reference_mean: float | None = None
+    reference_std: float | None = None
 
 
 def _spread(values: list[float]) -> tuple[float, float]:
@@ -72,8 +74,15 @@ def collect(trials: list[dict[str, Any]], directory: Path) -> tuple[dict[str, li
     return by_method, missing, metric, higher
 
 
-def build_rows(trials: list[dict[str, Any]], directory: Path, baseline: str | None, selection: str = "last") -> tuple[list[Row], str, bool]:
-    """The table's rows (file order of the methods), the metric's name and whether higher is better."""
+def build_rows(
+    trials: list[dict[str, Any]], directory: Path, baseline: str | None, selection: str = "last",
+    reference: dict[str, dict[str, float]] | None = None,
+) -> tuple[list[Row], str, bool]:
+    """The table's rows (file order of the methods), the metric's name and whether higher is better.
+
+    ``reference`` holds a paper's numbers per method (``mean``, optional ``std``), shown next to ours.
+    """
+    reference = reference or {}
     by_method, missing, metric, higher = collect(trials, directory)
     block = "last" if selection == "last" else "best_val"
     values = {m: [r["final"][block]["test_mean"] for r in rs] for m, rs in by_method.items()}
@@ -89,8 +98,9 @@ def build_rows(trials: list[dict[str, Any]], directory: Path, baseline: str | No
             test = one_tailed_ttest([sign * v for v in mine], [sign * v for v in base])
             t, df, p = test.t, test.df, test.p_value
         best = (max if higher else min)(mine) if mine else math.nan
+        ref = reference.get(method, {})
         rows.append(Row(method, len(mine), mean, std, best, best_val_mean, best_val_std, t, df, p,
-                        sum(_wall(r) for r in results), missing.get(method, 0)))  # fmt: skip
+                        sum(_wall(r) for r in results), missing.get(method, 0), ref.get("mean"), ref.get("std")))  # fmt: skip
     return rows, metric, higher
 
 
@@ -98,21 +108,24 @@ def _num(value: float | None, digits: int = 4) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def markdown(rows: list[Row], metric: str, higher: bool, baseline: str | None, selection: str) -> str:
-    """The table as Markdown, with the test's direction spelled out."""
+def markdown(rows: list[Row], metric: str, higher: bool, baseline: str | None, selection: str, reference_source: str = "") -> str:
+    """The table as Markdown, with the test's direction spelled out (and a paper's column if given)."""
     label = metric_label(metric)
     where = "last epoch" if selection == "last" else "best-validation epoch"
     better = "higher" if higher else "lower"
+    paper = any(r.reference_mean is not None for r in rows)
     lines = [
-        f"| method | n | test {label} ({where}) mean ± std | best | test {label} at best val. | "
+        "| method | n | " + (f"{reference_source or 'paper'} mean ± std | " if paper else "")
+        + f"test {label} ({where}) mean ± std | best | test {label} at best val. | "
         f"t | df | p (better than {baseline or '-'}) | wall time |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|" + ("---:|" if paper else "") + "---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         p = "baseline" if r.method == baseline else _num(r.p, 4)
         note = f" ({r.missing} unfinished)" if r.missing else ""
+        ref = f"{_num(r.reference_mean)} ± {_num(r.reference_std)} | " if paper else ""
         lines.append(
-            f"| {r.method}{note} | {r.n} | {_num(r.mean)} ± {_num(r.std)} | {_num(r.best)} | {_num(r.best_val_mean)} ± {_num(r.best_val_std)} "
+            f"| {r.method}{note} | {r.n} | {ref}{_num(r.mean)} ± {_num(r.std)} | {_num(r.best)} | {_num(r.best_val_mean)} ± {_num(r.best_val_std)} "
             f"| {_num(r.t, 2)} | {_num(r.df, 0)} | {p} | {_num(r.wall_seconds / 60, 1)} min |"
         )
     lines.append(f"\n{better} is better; one-tailed two-sample t-test (pooled variance) of each method against {baseline or 'no baseline'}.")
