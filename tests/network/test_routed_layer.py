@@ -78,3 +78,73 @@ def test_wrong_decision_shape_is_an_error():
     net = build_network((8,), num_tasks=2, num_classes=2, routed="fc1", blocks=3, seed=0)
     with pytest.raises(ValueError, match="one block per sample"):
         net(torch.randn(4, 8), torch.zeros(4, dtype=torch.long), [RoutingDecision(torch.zeros(3, dtype=torch.long))])
+
+
+def per_block_reference(blocks, x, decision):
+    """What a routed layer means in training mode, written without the dispatcher: block m runs once
+    on exactly the samples routed to it (its BatchNorm sees their statistics), and each sample's
+    output is its block's row (soft: the weighted sum over its nonzero-weight blocks)."""
+    if decision.is_hard:
+        pairs = [(i, int(decision.blocks[i]), 1.0) for i in range(x.shape[0])]
+    else:
+        pairs = [(i, int(b), w) for i in range(x.shape[0]) for b, w in zip(decision.blocks[i], decision.weights[i]) if w != 0]
+    rows = {}
+    for m in range(len(blocks)):
+        members = [(i, w) for i, b, w in pairs if b == m]
+        if members:
+            out = blocks[m](x[torch.tensor([i for i, _ in members])])
+            for k, (i, w) in enumerate(members):
+                rows[i] = rows.get(i, 0) + w * out[k]
+    zero = torch.zeros_like(next(iter(rows.values())))  # a sample with every weight zero gets zeros
+    return torch.stack([rows.get(i, zero) for i in range(x.shape[0])])
+
+
+@pytest.mark.parametrize("mode", ["hard", "soft"])
+def test_train_mode_dispatch_equals_the_per_block_reference_with_batchnorm_and_gradients(mode):
+    """Forward and gradients (inputs, weights, gate weights) of conv blocks with BatchNorm in training
+    mode: the dispatcher computes exactly the per-block definition, and each block runs at most once
+    per mini-batch whatever the batch size."""
+    torch.manual_seed(0)
+    net = build_network((1, 12, 12), num_tasks=3, num_classes=2, routed="conv1", blocks=4, seed=2).train()
+    blocks = net.layers[0].layer.blocks
+    x = torch.randn(24, 1, 12, 12)
+    weights, picks = torch.rand(24, 2).requires_grad_(), torch.randint(4, (24, 2))
+
+    def make_decision() -> RoutingDecision:
+        if mode == "hard":
+            return RoutingDecision(torch.tensor([0, 1, 1, 3] * 6))
+        return RoutingDecision(picks, weights=torch.where(torch.arange(24)[:, None] % 5 == 0, 0.0, weights))
+
+    outputs = []
+    for fn in (lambda: dispatch(blocks, xi, make_decision()), lambda: per_block_reference(blocks, xi, make_decision())):
+        xi = x.clone().requires_grad_()
+        net.zero_grad()
+        if mode == "soft":
+            weights.grad = None
+        out = fn()
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads = [xi.grad.clone()] + [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in blocks.parameters()]
+        if mode == "soft":
+            grads.append(weights.grad.clone())
+        outputs.append((out.detach(), grads))
+    (out_a, grads_a), (out_b, grads_b) = outputs
+    torch.testing.assert_close(out_a, out_b, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads_a, grads_b):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["hard", "soft"])
+def test_block_invocations_do_not_grow_with_the_batch(mode):
+    net = build_network((16,), num_tasks=4, num_classes=2, routed="fc1", blocks=5, seed=0)
+    blocks = net.layers[0].layer.blocks
+    calls = [0]
+    for block in blocks:
+        block.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    for batch in (8, 64, 512):
+        calls[0] = 0
+        if mode == "hard":
+            decision = RoutingDecision(torch.arange(batch) % 5)
+        else:
+            decision = RoutingDecision(torch.stack([torch.arange(batch) % 5, (torch.arange(batch) + 1) % 5], 1), weights=torch.full((batch, 2), 0.5))
+        dispatch(blocks, torch.randn(batch, 16), decision)
+        assert calls[0] == 5  # one call per block in use, for 8 samples as for 512
