@@ -53,6 +53,8 @@ def _epochs(value: str) -> list[int]:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of epochs, e.g. 5,10", param_hint="--lr-milestones") from None
     if any(e < 1 for e in epochs):
         raise click.BadParameter(f"epochs must be at least 1, got {value!r}", param_hint="--lr-milestones")
+    if len(set(epochs)) != len(epochs):
+        raise click.BadParameter(f"{value!r} repeats an epoch; list each epoch once", param_hint="--lr-milestones")
     return sorted(epochs)
 
 
@@ -108,7 +110,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Learning rate of the weights.")
-@click.option("--router-lr", default=None, type=click.FloatRange(min=0, min_open=True), help="Learning rate of the router or the model's gates (default: --lr).")
+@click.option("--router-lr", default=None, type=click.FloatRange(min=0, min_open=True), help="Learning rate of the router or the model's gates (default: the router's own rate, e.g. wpl 0.1, reinforce 0.3; else --lr).")
 @click.option("--lr-milestones", default="", callback=lambda ctx, param, value: _epochs(value), help="Epochs after which every learning rate is multiplied by --lr-decay, e.g. 5,10 (the public routing code's schedule).")
 @click.option("--lr-decay", default=0.1, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Factor of each --lr-milestones step.")
 @click.option("--separate-optimizers/--single-optimizer", default=False, show_default=True, help="One optimizer for weights and one for the router/gates, or one for both (the public code).")

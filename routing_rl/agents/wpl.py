@@ -61,13 +61,19 @@ def clip_projection(table: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, clipped / total.clamp_min(torch.finfo(clipped.dtype).tiny), uniform)
 
 
+def public_code_shift(table: torch.Tensor, epsilon: float = PUBLIC_CODE_EPSILON) -> torch.Tensor:
+    """What the public code hands to ``Categorical(probs=...)``: ``pi_i - min_j pi_j + eps``, unnormalised
+    (its normalising line is commented out; ``Categorical`` divides by the sum itself)."""
+    return table - table.min(dim=-1, keepdim=True).values + epsilon
+
+
 def public_code_projection(table: torch.Tensor, epsilon: float = PUBLIC_CODE_EPSILON) -> torch.Tensor:
     """The projection the public code runs: ``(pi_i - min_j pi_j + eps) / sum_k (pi_k - min_j pi_j + eps)``.
 
     On a uniform table every shifted entry is exactly ``eps``, so ``d log pi_a / d table_a =
     1/eps - 1/(M eps)``, about 1e6 (appendix A.1 of the Re-examining paper).
     """
-    shifted = table - table.min(dim=-1, keepdim=True).values + epsilon
+    shifted = public_code_shift(table, epsilon)
     return shifted / shifted.sum(dim=-1, keepdim=True)
 
 
@@ -131,7 +137,11 @@ class WPLRouter(Router):
     backpropagates through the softmax, and no projection is needed. ``per_sample_loss=True`` sums
     the per-episode terms (a batch acts like B sequential updates), False averages them.
 
-    **``variant="public-code"``** is the shipped loss (cle-ros/RoutingNetworks at cd4e9af):
+    **``variant="public-code"``** is the shipped loss (cle-ros/RoutingNetworks at cd4e9af). Only the
+    router's loss is the shipped one: the network, the reward (+1/-1 for a correct prediction, as the
+    Re-examining paper describes) and the task-id-only policy tables follow the paper's text, not the
+    shipped example model (which routes on features and uses a negative-loss reward with a
+    collaboration term).
 
     * the table starts uniform and is "projected" by ``pi_i - min_j pi_j + 1e-6`` (the normalising
       line is commented out there; ``Categorical`` normalises), with gradients flowing through that
@@ -268,7 +278,9 @@ class WPLRouter(Router):
 
     def _public_code_terms(self, steps: EpisodeSteps) -> torch.Tensor:
         """The shipped loss per step, ``[L, B]`` (see :func:`public_code_step_loss`)."""
-        log_pi = taken(categorical_log_probs(self.probabilities()), steps)
+        # the shipped arithmetic: Categorical normalises the unnormalised shift itself (one division)
+        source = public_code_shift(self.policy_param) if self.variant == "public-code" else self.probabilities()
+        log_pi = taken(categorical_log_probs(source), steps)
         return public_code_step_loss(log_pi, taken(self.values, steps), steps.returns)
 
     def _flat_index(self, steps: EpisodeSteps) -> torch.Tensor:

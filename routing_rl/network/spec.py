@@ -72,7 +72,8 @@ def parse_routed(value: str | Iterable[str] | None, layer_names: Sequence[str]) 
         elif token in ("fc", "conv"):
             matches = [n for n in layer_names if n.startswith(token) and n != HEAD]
             if not matches:
-                raise SpecError(f"this network has no {token} layers; layers: {', '.join(layer_names)}")
+                others = ", ".join(n for n in layer_names if n != HEAD) or "none but the head"
+                raise SpecError(f"--routed {token}: this network has no {token} layers (its layers: {others}); route other layers, head, or none")
         elif token.isdigit() and last_prefix:
             matches = [last_prefix + token]
         else:

@@ -6,10 +6,17 @@ followed. The Re-examining paper's protocol (section 3.2): 3 conv layers of 32 f
 BatchNorm, ReLU) and 3 FC layers, the final layer unshared per task; separate Adam optimizers with
 learning rates 1.5e-4 (weights) and 2e-2 (router); no dropout (the network has no dropout layers);
 50 epochs on Fashion-MNIST, 200 on CIFAR-100; random crop, rotation and horizontal flip for every
-method. The network reading used: conv1-conv3, then fc1-fc3 of 64 units (the routed layers: three
-routing layers as in Figure 1, 20^3 routes per task as in section 4.2), then one linear head per
-task (the unshared final layer). The paper does not say where its validation data comes from; here
-it is 10% of each task's training rows (``--val-fraction 0.1``), and the test set is the official one.
+method.
+
+"3 conv + 3 FC layers, the final layer unshared" cannot hold together with "three routing layers"
+(Figure 1: the earliest, second and third FC layers each have a routing policy) if the final layer
+is one of the three FC layers, unshared. The presets read it as conv1-conv3, then fc1-fc3 of 64
+units (the routed layers: three routing policies as in Figure 1, and the (blocks)^3 routes per task
+of section 4.2), then one linear head per task (the unshared final layer): every property but the
+count of six components. The other reading, six components with the task-facing layer routed as in
+Rosenbaum et al.'s model, is ``--fc-layers 2 --routed fc,head`` (its baselines then keep per-task
+heads with ``--routed fc``). The paper does not say where its validation data comes from; here it is
+10% of each task's training rows (``--val-fraction 0.1``), and the test set is the official one.
 """
 
 from __future__ import annotations

@@ -47,6 +47,11 @@ class RoutedLearner(Learner):
         blocks = max(self.network.blocks_per_layer, default=1)
         router_cls = AGENTS.get(cfg.agent)
         shared = [s.name for s in self.network.specs if s.mode == "shared"]
+        if getattr(router_cls, "shares_nothing", False) and cfg.warmup_epochs:
+            raise RouterConfigError(
+                f"{cfg.agent} gives every task a network of its own, but --warmup-epochs {cfg.warmup_epochs} would share "
+                "every layer first: drop --warmup-epochs"
+            )
         if getattr(router_cls, "shares_nothing", False) and shared:
             raise RouterConfigError(
                 f"{cfg.agent} gives every task a network of its own, but --routed {cfg.routed} leaves "

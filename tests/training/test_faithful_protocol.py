@@ -114,3 +114,10 @@ def test_fashion_mnist_augmentation_is_an_option(tmp_path):
     assert torch.equal(y, augmented.augment(x, torch.Generator().manual_seed(0)))  # seeded: reproducible
     with pytest.raises(ValueError, match="crop_pad and max_degrees"):
         FashionMNISTMTL(crop_pad=-1)
+
+
+def test_no_sharing_refuses_a_shared_warm_up_and_milestones_refuse_repeats(tmp_path):
+    code, out, _ = run(["--agent", "no-sharing", "--warmup-epochs", "1", "--epochs", "1"], tmp_path / "w")
+    assert code != 0 and "--warmup-epochs 1 would share every layer first" in out and "Traceback" not in out
+    code, out, _ = run(["--lr-milestones", "5,5"], tmp_path / "m")
+    assert code == 2 and "repeats an epoch" in out
