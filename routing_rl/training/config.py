@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 ROUTER_ONLY_OPTIONS: tuple[str, ...] = (
-    "warmup_epochs", "routed", "blocks", "fc_layers", "hidden", "filters", "reward", "collab_reward", "collab_window", "observe_hidden",
+    "warmup_epochs", "routed", "blocks", "fc_layers", "hidden", "filters", "channels_last", "reward", "collab_reward", "collab_window", "observe_hidden",
 )  # fmt: skip
 """Options that configure the routed network or its router episodes; meaningless for multi-task models."""
 
@@ -49,6 +49,7 @@ class RunConfig:
     fc_layers: int | None = None
     hidden: int = 64
     filters: int = 32
+    channels_last: bool = False
     reward: str = "auto"
     collab_reward: float = 0.0
     collab_window: int = 256

@@ -44,6 +44,9 @@ class RoutedLearner(Learner):
             family.input_shape, tasks, family.head_sizes, cfg.routed, cfg.blocks,
             seed=cfg.seed, hidden=cfg.hidden, filters=cfg.filters, fc_layers=cfg.fc_layers,
         ).to(device)  # fmt: skip
+        self.memory_format = torch.channels_last if cfg.channels_last and len(family.input_shape) == 3 else None
+        if self.memory_format is not None:
+            self.network = self.network.to(memory_format=self.memory_format)
         blocks = max(self.network.blocks_per_layer, default=1)
         router_cls = AGENTS.get(cfg.agent)
         shared = [s.name for s in self.network.specs if s.mode == "shared"]
@@ -89,6 +92,8 @@ class RoutedLearner(Learner):
         router = self.routing_policy(epoch)
         learn = router is self.router
         x, targets, tasks = self.family.episodes(batch)
+        if self.memory_format is not None:
+            x = x.contiguous(memory_format=self.memory_format)
         episodes = self.env.run(x, targets, tasks, lambda obs: router.act(obs, explore=True))
         task_loss = self.family.batch_loss(episodes.loss, batch)
         router_loss = router.loss(episodes) if learn else None
@@ -110,6 +115,8 @@ class RoutedLearner(Learner):
     def predict(self, batch: Batch, epoch: int) -> torch.Tensor:
         router = self.routing_policy(epoch)
         x, targets, tasks = self.family.episodes(batch)
+        if self.memory_format is not None:
+            x = x.contiguous(memory_format=self.memory_format)
         episodes = self.env.run(x, targets, tasks, lambda obs: router.act(obs, explore=False))
         return self.family.outputs_from_episodes(episodes.logits, batch)
 
