@@ -22,7 +22,7 @@ names with ``-`` written ``_``)::
     epochs = 1
     seeds = [0, 1]                   # a scale may change the seeds
     [scales.quick.no-sharing]        # and the options of one run
-    routed = "fc"
+    hidden = 32
 
 A trial is one (run, seed); it is identified by a hash of its configuration (the options that
 differ from the defaults), so a changed option is a new trial and an unchanged one is found again

@@ -10,6 +10,7 @@ numbers of an uninterrupted run.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -154,12 +155,18 @@ class Trainer:
         aug_gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 2))
         self.learner.begin_epoch(epoch, epoch_seed(cfg.seed, epoch, 3))
         set_epoch_learning_rates(self.learner.optimizers.values(), epoch, cfg.lr_milestones, cfg.lr_decay)
-        loss_sum, samples, sums = 0.0, 0, {}
+        loss_sum, samples, sums, data_seconds = 0.0, 0, {}, 0.0
         start = time.perf_counter()
-        for b, rows in enumerate(self.data.train.batches(cfg.batch_size, data_gen, shuffle=True)):
+        batches = iter(self.data.train.batches(cfg.batch_size, data_gen, shuffle=True))
+        for b in itertools.count():
             if cfg.max_batches_per_epoch is not None and b >= cfg.max_batches_per_epoch:
                 break
+            fetch = time.perf_counter()
+            rows = next(batches, None)
+            if rows is None:
+                break
             batch = self.family.gather(self.data.train, rows, self.device, aug_gen)
+            data_seconds += time.perf_counter() - fetch
             step = self.learner.train_step(batch, epoch)
             task_loss = step.task_loss.item()
             self._check_divergence(epoch, b + 1, step.loss.item(), task_loss)
@@ -182,6 +189,7 @@ class Trainer:
             "train_loss": loss_sum / n,
             **{key: value / n for key, value in sums.items()},
             "train_seconds": seconds,
+            "data_seconds": data_seconds,  # batching, gathering and augmenting rows: the data pipeline's share
             "samples_per_second": samples / seconds if seconds > 0 else math.nan,
         }
 

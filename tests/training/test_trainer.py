@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from routing_rl.agents import Router
+from routing_rl.agents import FixedRouteRouter, Router
 from routing_rl.data import load_suite
 from routing_rl.training import RunConfig, RunExistsError, Trainer, TrainingDiverged
 
@@ -122,8 +122,17 @@ def test_nan_loss_stops_the_run(data, tmp_path):
     assert (stopped["divergence"]["epoch"], stopped["divergence"]["batch"]) == (1, 1)
 
 
+class DiagonalRouter(FixedRouteRouter):
+    """Task k on block k, like no-sharing, but without its refusal of a shared warm-up."""
+
+    name = "test-diagonal"
+
+    def make_routes(self) -> torch.Tensor:
+        return torch.arange(self.num_tasks).unsqueeze(1).repeat(1, self.num_layers) % self.num_blocks
+
+
 def test_warmup_shares_everything_then_routes(data, tmp_path):
-    trainer, results = train(data, tmp_path, agent="no-sharing", epochs=3, warmup_epochs=2)
+    trainer, results = train(data, tmp_path, agent="test-diagonal", epochs=3, warmup_epochs=2)
     routes = [e["routing"]["routes"] for e in results["epochs"]]
     assert routes[0] == routes[1] == [[0, 0, 0]] * 4
     assert routes[2] == [[k, k, k] for k in range(4)]
@@ -131,7 +140,7 @@ def test_warmup_shares_everything_then_routes(data, tmp_path):
 
 
 def test_warmup_trains_only_the_shared_block(data, tmp_path):
-    cfg = RunConfig(env="synthetic-groups", agent="no-sharing", epochs=1, warmup_epochs=1, logdir=str(tmp_path))
+    cfg = RunConfig(env="synthetic-groups", agent="test-diagonal", epochs=1, warmup_epochs=1, logdir=str(tmp_path))
     trainer = Trainer(cfg, data)
     before = [b[0].weight.detach().clone() for b in trainer.learner.network.layers[0].layer.blocks]
     trainer.fit()
