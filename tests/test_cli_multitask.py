@@ -17,7 +17,7 @@ SMALL_ENV = ["-e", "num_train=1500", "-e", "num_test=300", "-e", "input_dim=16"]
 FAST = ["--epochs", "3", "--lr", "1e-2", "--batch-size", "64", "--quiet"]
 MODELS = ["snr-trans", "snr-aver", "shared-bottom-mlp", "mmoe", "ml-mmoe"]
 ROUTERS = ["wpl", "reinforce", "qlearning", "fixed-random", "shared-bottom", "no-sharing", "hard-concrete"]
-TIMING_KEYS = ("train_seconds", "samples_per_second", "eval_seconds")
+TIMING_KEYS = ("train_seconds", "data_seconds", "samples_per_second", "eval_seconds")
 
 
 
