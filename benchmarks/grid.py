@@ -43,10 +43,12 @@ class Config:
     routed: str
     tasks: int
     blocks: int
+    open_fraction: float = 0.5  # hard-concrete: share of each task's gates held open
 
     @property
     def label(self) -> str:
-        return f"{self.agent} routed {self.routed}, T={self.tasks}, M={self.blocks}"
+        gates = f", {self.open_fraction:.0%} of gates open" if self.agent == "hard-concrete" else ""
+        return f"{self.agent} routed {self.routed}, T={self.tasks}, M={self.blocks}{gates}"
 
 
 def make_step(config: Config, shape: tuple[int, ...], device: torch.device, channels_last: bool = False) -> Step:
@@ -56,11 +58,12 @@ def make_step(config: Config, shape: tuple[int, ...], device: torch.device, chan
         net = net.to(memory_format=torch.channels_last)
     router: Router = Router.registry.get(config.agent)(config.tasks, net.num_routed, config.blocks, seed=0).to(device)
     if config.agent == "hard-concrete":
-        with torch.no_grad():  # half of every task's gates closed for good, the others open
+        closed = config.blocks - max(1, round(config.open_fraction * config.blocks))
+        with torch.no_grad():  # the first gates of every task closed for good, the others open
             for d in range(net.num_routed):
                 log_alpha = router.gate(d).log_alpha
-                log_alpha[:, : config.blocks // 2] = -20.0
-                log_alpha[:, config.blocks // 2 :] = 20.0
+                log_alpha[:, :closed] = -20.0
+                log_alpha[:, closed:] = 20.0
     env = BatchedRoutingEnv(net)
     params = list(net.parameters()) + [p for p in router.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=1e-3, foreach=True)
@@ -117,6 +120,9 @@ def grid(full: bool) -> list[Config]:
                 if agent == "hard-concrete" and blocks < 2:
                     continue
                 configs.append(Config(agent, routed, tasks, blocks))
+    for fraction in (0.1, 0.3, 0.5, 1.0):  # hard-concrete's cost by share of open gates
+        for routed in ("fc", "conv3"):
+            configs.append(Config("hard-concrete", routed, 10, 10, fraction))
     return configs
 
 
