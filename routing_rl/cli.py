@@ -58,6 +58,15 @@ def _epochs(value: str) -> list[int]:
     return sorted(epochs)
 
 
+def default_threads() -> int:
+    """Half the CPU cores, at least one. Torch's default of one thread per core halved the speed of a
+    2-core machine (and was 12x slower once) when another process held a core
+    (benchmarks/threads_under_load.py); half leaves room for the rest of the machine."""
+    import os
+
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
 def _flags(names: list[str]) -> str:
     return ", ".join("--" + n.replace("_", "-") for n in names)
 
@@ -129,7 +138,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--observe-hidden", is_flag=True, help="Routers: observe the hidden representation too.")
 @click.option("--map-k", default=10, show_default=True, type=click.IntRange(min=1), help="K of MAP@K (multi-label suites).")
 @click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True))
-@click.option("--threads", default=None, type=click.IntRange(1, 256), help="Torch intra-op threads (default: torch's).")
+@click.option("--threads", default=None, type=click.IntRange(1, 256), help="Torch intra-op threads (default: half the CPU cores, at least 1; torch's one per core collapses on a busy machine).")
 @click.option("--logdir", default=None, help="Run directory (default: runs/<env>-<agent>[-routed_<layers>]-seed<seed>).")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False), help="Where the data files are (else $ROUTING_RL_DATA, then system locations).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
@@ -228,6 +237,8 @@ def _config(opts: dict[str, Any]) -> Any:
         raise click.BadParameter(str(exc), param_hint="--preset") from None
     if opts["routed"] is None:
         opts["routed"] = getattr(agent_cls, "default_routed", "fc")
+    if opts["threads"] is None:
+        opts["threads"] = default_threads()
     return RunConfig(**opts, max_batches_per_epoch=max_batches)
 
 

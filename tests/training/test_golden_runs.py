@@ -39,7 +39,7 @@ def observed(results: dict) -> list[dict]:
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_pipeline_reproduces_the_recorded_run(name, tmp_path):
     args = GOLDEN[name]["args"]
-    result = CliRunner().invoke(main, ["run", *args, "--logdir", str(tmp_path), "--quiet"])
+    result = CliRunner().invoke(main, ["run", *args, "--logdir", str(tmp_path), "--quiet", "--threads", "1"])  # as recorded
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "results.json").read_text())
     assert observed(results) == GOLDEN[name]["epochs"]
