@@ -1,0 +1,37 @@
+"""docs/table2_verdicts.py turns a Table 2 suite's results into verdicts on the paper's claims."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "docs" / "table2_verdicts.py"
+spec = importlib.util.spec_from_file_location("table2_verdicts", SCRIPT)
+verdicts_module = importlib.util.module_from_spec(spec)
+sys.modules["table2_verdicts"] = verdicts_module  # dataclasses look their module up
+spec.loader.exec_module(verdicts_module)
+
+
+def rows(means: dict[str, float], spread: float = 0.001) -> dict[str, list[float]]:
+    return {m: [mu - 2 * spread, mu - spread, mu, mu + spread, mu + 2 * spread] for m, mu in means.items()}
+
+
+PAPER = {"public-code": 0.642, "corrected": 0.837, "separate-optimizers": 0.959, "routing-conv1": 0.959,
+         "routing-conv123": 0.961, "shared-bottom": 0.956, "no-sharing": 0.962, "fixed-random-fc": 0.963,
+         "fixed-random-conv3": 0.968}  # fmt: skip
+
+
+def test_the_papers_own_numbers_reproduce_every_claim():
+    result = {v.claim[:3]: v.verdict for v in verdicts_module.verdicts(rows(PAPER))}
+    assert result == {"(a)": "reproduced", "(b)": "reproduced", "(c)": "reproduced", "(d)": "reproduced"}
+
+
+def test_contrary_numbers_refute_them_and_one_seed_is_not_testable():
+    contrary = dict(PAPER, corrected=0.5, **{"fixed-random-conv3": 0.94, "shared-bottom": 0.975, "routing-conv1": 0.93})
+    result = {v.claim[:3]: v.verdict for v in verdicts_module.verdicts(rows(contrary))}
+    assert result == {"(a)": "refuted", "(b)": "refuted", "(c)": "refuted", "(d)": "refuted"}
+    single = {m: [mu] for m, mu in PAPER.items()}
+    result = {v.claim[:3]: v.verdict for v in verdicts_module.verdicts(single)}
+    assert result["(a)"] == "not testable" and result["(d)"] == "not testable"
+    assert "| claim | evidence" in verdicts_module.markdown(verdicts_module.verdicts(single))
