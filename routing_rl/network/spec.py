@@ -83,7 +83,6 @@ def parse_routed(value: str | Iterable[str] | None, layer_names: Sequence[str]) 
             if name not in layer_names:
                 raise SpecError(
                     f"unknown layer {name!r} in --routed; valid: none, all, fc, conv, {', '.join(layer_names)}"
-                    + ("" if HEAD in layer_names else ", head")
                 )
             if name not in chosen:
                 chosen.append(name)
