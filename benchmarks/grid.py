@@ -117,8 +117,6 @@ def grid(full: bool) -> list[Config]:
     for tasks, blocks in sizes:
         for agent in ("fixed-random", "wpl", "reinforce", "qlearning", "hard-concrete"):
             for routed in ("fc", "conv3", "all"):
-                if agent == "hard-concrete" and blocks < 2:
-                    continue
                 configs.append(Config(agent, routed, tasks, blocks))
     for fraction in (0.1, 0.3, 0.5, 1.0):  # hard-concrete's cost by share of open gates
         for routed in ("fc", "conv3"):

@@ -23,7 +23,7 @@ from routing_rl.network import build_network
 SIZES = [(10, 10), (100, 10), (100, 100)]  # (tasks, blocks)
 
 
-def step_seconds(params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, steps: int) -> float:
+def step_seconds(optimizer: torch.optim.Optimizer, steps: int) -> float:
     start = time.perf_counter()
     for _ in range(steps):
         optimizer.step()
@@ -49,7 +49,7 @@ def main(steps: int, rounds: int, threads: int) -> None:
             times: dict[bool, list[float]] = {False: [], True: []}
             for _ in range(rounds):
                 for foreach, optimizer in variants.items():
-                    times[foreach].append(step_seconds(params, optimizer, steps))
+                    times[foreach].append(step_seconds(optimizer, steps))
             loop, multi = statistics.median(times[False]) * 1e3, statistics.median(times[True]) * 1e3
             print(f"| {tasks} x {blocks} | {len(params)} | {n_params:,} | {name} | {loop:.2f} | {multi:.2f} | {loop / multi:.1f}x |")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 
 from routing_rl.analysis.significance import one_tailed_ttest
-from routing_rl.suites import load_suite_file
+from routing_rl.suites import SuiteError, load_suite_file
 from routing_rl.suites.table import collect
 
 SUITE = Path(__file__).resolve().parent.parent / "suites" / "reexamining-table2-fmnist.toml"
@@ -117,7 +117,10 @@ def values_of(suite_file: Path, scale: str | None, directory: Path | None = None
 @click.option("--scale", default=None, help="The scale the suite was run at (e.g. retest).")
 @click.option("--out", "directory", default=None, type=click.Path(path_type=Path), help="Suite directory (default: the suite's own).")
 def main(scale: str | None, directory: Path | None) -> None:
-    values = values_of(SUITE, scale, directory)
+    try:
+        values = values_of(SUITE, scale, directory)
+    except SuiteError as exc:
+        raise click.ClickException(str(exc)) from None
     if not any(values.values()):
         sys.exit("no finished trial: run `routing-rl suite run suites/reexamining-table2-fmnist.toml` first")
     click.echo(markdown(verdicts(values)), nl=False)

@@ -53,8 +53,6 @@ def _epochs(value: str) -> list[int]:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of epochs, e.g. 5,10", param_hint="--lr-milestones") from None
     if any(e < 1 for e in epochs):
         raise click.BadParameter(f"epochs must be at least 1, got {value!r}", param_hint="--lr-milestones")
-    if len(set(epochs)) != len(epochs):
-        raise click.BadParameter(f"{value!r} repeats an epoch; list each epoch once", param_hint="--lr-milestones")
     return sorted(epochs)
 
 
@@ -197,7 +195,7 @@ def _config(opts: dict[str, Any]) -> Any:
     from routing_rl.data import Suite
     from routing_rl.registry import AGENTS, UnknownNameError
     from routing_rl.training import RunConfig
-    from routing_rl.training.config import MULTI_OUTPUT_ONLY_OPTIONS, ROUTER_ONLY_OPTIONS
+    from routing_rl.training.config import MULTI_OUTPUT_ONLY_OPTIONS, ROUTER_ONLY_OPTIONS, default_routed
     from routing_rl.training.presets import PresetError, apply_preset, get_preset
 
     try:
@@ -236,7 +234,7 @@ def _config(opts: dict[str, Any]) -> Any:
     except PresetError as exc:
         raise click.BadParameter(str(exc), param_hint="--preset") from None
     if opts["routed"] is None:
-        opts["routed"] = getattr(agent_cls, "default_routed", "fc")
+        opts["routed"] = default_routed(opts["agent"])
     if opts["threads"] is None:
         opts["threads"] = default_threads()
     return RunConfig(**opts, max_batches_per_epoch=max_batches)

@@ -2,8 +2,9 @@
 
 The Re-examining paper's no-sharing baseline (section 2.1) is "completely independent" tasks, each
 with "its individual network". As a route that is block k for task k in *every* layer, so the
-learner refuses a network with a shared layer (``shares_nothing``) and ``--routed`` defaults to
-``all`` for this agent.
+learner refuses a network with a shared layer (``shares_nothing``), and the command line and suites
+default ``--routed`` to ``all`` for this agent (``default_routed``; a ``RunConfig`` built in Python
+names ``routed="all"`` itself).
 """
 
 from __future__ import annotations

@@ -206,6 +206,11 @@ class WPLRouter(Router):
             raise RouterConfigError(f"parameterization must be table or softmax, got {parameterization!r}")
         if variant == "public-code" and parameterization != "table":
             raise RouterConfigError("variant=public-code reproduces the tabular policy; use parameterization=table")
+        if variant in PUBLIC_CODE_VARIANTS and not per_sample_loss:
+            raise RouterConfigError(
+                f"per_sample_loss applies to variant=wpl; variant={variant} fixes its own reduction "
+                "(public-code: mean over the batch; public-code-corrected: sum)"
+            )
         if variant in PUBLIC_CODE_VARIANTS and update != "sampled":
             raise RouterConfigError(f"variant={variant} updates the sampled block only, as the public code does; use update=sampled")
         if not 0.0 < value_rate <= 1.0:

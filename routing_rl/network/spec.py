@@ -10,6 +10,7 @@ results and compared.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -70,10 +71,11 @@ def parse_routed(value: str | Iterable[str] | None, layer_names: Sequence[str]) 
         if token == "all":
             matches = [n for n in layer_names if n != HEAD]
         elif token in ("fc", "conv"):
-            matches = [n for n in layer_names if n.startswith(token) and n != HEAD]
+            matches = [n for n in layer_names if n.startswith(token)]
             if not matches:
                 others = ", ".join(n for n in layer_names if n != HEAD) or "none but the head"
-                raise SpecError(f"--routed {token}: this network has no {token} layers (its layers: {others}); route other layers, head, or none")
+                also = ", head" if HEAD in layer_names else ""
+                raise SpecError(f"--routed {token}: this network has no {token} layers (its layers: {others}); route other layers{also} or none")
         elif token.isdigit() and last_prefix:
             matches = [last_prefix + token]
         else:
@@ -96,24 +98,15 @@ def count_parameters(specs: Sequence[LayerSpec], input_shape: Sequence[int], num
     total = 0
     for spec in specs:
         copies = {"shared": 1, "routed": spec.blocks, "per-task": num_tasks}[spec.mode]
-        if spec.kind == HEAD:
-            inputs = 1
-            for size in shape:
-                inputs *= size
-            return total + copies * (inputs * spec.width + spec.width)
         if spec.kind == "conv" and len(shape) == 3:
             total += copies * (shape[0] * 9 * spec.width + spec.width + 2 * spec.width)  # conv, bias, BatchNorm
             shape = [spec.width, shape[1] // 2, shape[2] // 2]
-        else:
-            inputs = 1
-            for size in shape:
-                inputs *= size
-            total += copies * (inputs * spec.width + spec.width)
+        else:  # fc, or a routed head (linear to the class outputs)
+            total += copies * (math.prod(shape) * spec.width + spec.width)
             shape = [spec.width]
-    features = 1
-    for size in shape:
-        features *= size
-    return total + sum(features * c + c for c in head_sizes)
+    if specs and specs[-1].kind == HEAD:
+        return total  # the routed head replaces the per-task heads
+    return total + sum(math.prod(shape) * c + c for c in head_sizes)
 
 
 def build_layer_specs(
@@ -157,5 +150,5 @@ def build_layer_specs(
         else:
             specs.append(LayerSpec(name, kind, width, "shared"))
     if route_head:
-        specs.append(LayerSpec(HEAD, HEAD, int(head_outputs or 0), "routed", blocks))
+        specs.append(LayerSpec(HEAD, HEAD, int(head_outputs), "routed", blocks))
     return specs

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from routing_rl.registry import AGENTS, UnknownNameError
-from routing_rl.training.config import RunConfig
+from routing_rl.registry import UnknownNameError
+from routing_rl.training.config import RunConfig, default_routed
 from routing_rl.training.presets import apply_preset
 
 if sys.version_info >= (3, 11):
@@ -142,12 +142,9 @@ def make_config(options: dict[str, Any], seed: int, where: str) -> RunConfig:
         if not isinstance(values.get(key, {}), dict):
             raise SuiteError(f"{where}: {key} must be a table, e.g. {key} = {{ num_tasks = 8 }}")
     values["seed"] = seed
-    import routing_rl  # noqa: F401  (registers every built-in name)
-
     try:
         values = apply_preset(values.pop("preset", None), values)
-        if "routed" not in values:
-            values["routed"] = getattr(AGENTS.get(values.get("agent", RunConfig.agent)), "default_routed", "fc")
+        values.setdefault("routed", default_routed(values.get("agent", RunConfig.agent)))
         config = RunConfig(**values)
         config.check()
         check_names(config)
@@ -194,9 +191,9 @@ def read_reference(table: Any, runs: dict[str, Any], path: Path) -> tuple[dict[s
             continue
         if run not in runs:
             raise SuiteError(f"{path}: reference.{run} is not a run; runs: {', '.join(runs)}")
-        if not isinstance(numbers, dict) or not isinstance(numbers.get("mean"), (int, float)) or set(numbers) - {"mean", "std", "best"} \
+        if not isinstance(numbers, dict) or not isinstance(numbers.get("mean"), (int, float)) or set(numbers) - {"mean", "std"} \
                 or not all(isinstance(v, (int, float)) for v in numbers.values()):  # fmt: skip
-            raise SuiteError(f"{path}: reference.{run} must be {{ mean = number, std = number, best = number }} (std, best optional)")
+            raise SuiteError(f"{path}: reference.{run} must be {{ mean = number, std = number }} (std optional)")
         values[run] = {k: float(v) for k, v in numbers.items()}
     return values, source
 

@@ -23,6 +23,15 @@ MULTI_OUTPUT_ONLY_OPTIONS: tuple[str, ...] = ("map_k",)
 REWARDS: tuple[str, ...] = ("auto", "correct", "neg-loss")
 
 
+def default_routed(agent: str) -> str:
+    """``--routed`` where the command line or a suite does not give it: the router's own default
+    (``Router.default_routed``: ``all`` for no-sharing), else ``fc``."""
+    import routing_rl  # noqa: F401  (registers every built-in agent)
+    from routing_rl.registry import AGENTS
+
+    return str(getattr(AGENTS.get(agent), "default_routed", "fc"))
+
+
 def _jsonable(value: Any) -> Any:
     """``value`` as it reads back from JSON (tuples become lists), for comparing stored configs."""
     return json.loads(json.dumps(value))
@@ -86,6 +95,8 @@ class RunConfig:
                 raise ValueError(f"{flag} must be a finite number, got {value}")
         if any(not isinstance(m, int) or m < 1 for m in self.lr_milestones):
             raise ValueError(f"--lr-milestones must be epochs >= 1, got {self.lr_milestones}")
+        if len(set(self.lr_milestones)) != len(self.lr_milestones):
+            raise ValueError(f"--lr-milestones repeats an epoch: {self.lr_milestones}; list each epoch once")
         if not 0 < self.lr_decay <= 1 or not math.isfinite(self.lr_decay):
             raise ValueError(f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         if self.lr <= 0:

@@ -41,9 +41,7 @@ def resolved_router_lr(config: RunConfig) -> float:
     """``--router-lr`` if given, else the router's own default (``Router.default_router_lr``), else ``--lr``."""
     if config.router_lr is not None:
         return config.router_lr
-    from routing_rl.registry import AGENTS
-
-    default = getattr(AGENTS.get(config.agent), "default_router_lr", None) if config.agent in AGENTS.names() else None
+    default = getattr(AGENTS.get(config.agent), "default_router_lr", None)
     return default if default is not None else config.lr
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from routing_rl.agents import Router
+from routing_rl.agents import Router, RouterConfigError
 from routing_rl.agents.shared_bottom import SharedBottomRouter
 from routing_rl.analysis.similarity import cosine_similarity_matrix
 from routing_rl.envs.batched import BatchedRoutingEnv
@@ -22,7 +22,6 @@ from routing_rl.envs.collaboration import CollaborationReward
 from routing_rl.envs.episodes import RoutingObservation
 from routing_rl.metrics.routing import perplexity
 from routing_rl.models.layers import count_parameters
-from routing_rl.agents.base import RouterConfigError
 from routing_rl.network import RoutingNetwork, build_network
 from routing_rl.registry import AGENTS
 from routing_rl.training.config import RunConfig
@@ -49,17 +48,8 @@ class RoutedLearner(Learner):
             self.network = self.network.to(memory_format=self.memory_format)
         blocks = max(self.network.blocks_per_layer, default=1)
         router_cls = AGENTS.get(cfg.agent)
-        shared = [s.name for s in self.network.specs if s.mode == "shared"]
-        if getattr(router_cls, "shares_nothing", False) and cfg.warmup_epochs:
-            raise RouterConfigError(
-                f"{cfg.agent} gives every task a network of its own, but --warmup-epochs {cfg.warmup_epochs} would share "
-                "every layer first: drop --warmup-epochs"
-            )
-        if getattr(router_cls, "shares_nothing", False) and shared:
-            raise RouterConfigError(
-                f"{cfg.agent} gives every task a network of its own, but --routed {cfg.routed} leaves "
-                f"{', '.join(shared)} shared: use --routed all"
-            )
+        if router_cls.shares_nothing:
+            self._refuse_sharing(router_cls.name)
         self.router: Router = router_cls(tasks, self.network.num_routed, blocks, seed=cfg.seed, **cfg.agent_options).to(device)
         self.warmup_router = SharedBottomRouter(tasks, self.network.num_routed, blocks).to(device)
         step_rewards = [CollaborationReward(cfg.collab_reward, cfg.collab_window)] if cfg.collab_reward else []
@@ -68,6 +58,27 @@ class RoutedLearner(Learner):
         )
         routing = [p for p in self.router.parameters() if p.requires_grad]
         self.optimizers = make_optimizers(cfg, list(self.network.parameters()), routing)
+
+    def _refuse_sharing(self, agent: str) -> None:
+        """A router whose tasks may share nothing gets neither a shared layer nor a shared warm-up."""
+        if self.config.warmup_epochs:
+            raise RouterConfigError(
+                f"{agent} gives every task a network of its own, but --warmup-epochs {self.config.warmup_epochs} would share "
+                "every layer first: drop --warmup-epochs"
+            )
+        shared = [s.name for s in self.network.specs if s.mode == "shared"]
+        if shared:
+            raise RouterConfigError(
+                f"{agent} gives every task a network of its own, but --routed {self.config.routed} leaves "
+                f"{', '.join(shared)} shared: use --routed all"
+            )
+
+    def _inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch as routing episodes' inputs, images in the network's memory format."""
+        x, targets, tasks = self.family.episodes(batch)
+        if self.memory_format is not None:
+            x = x.contiguous(memory_format=self.memory_format)
+        return x, targets, tasks
 
     @property
     def modules(self) -> dict[str, nn.Module]:
@@ -91,9 +102,7 @@ class RoutedLearner(Learner):
     def train_step(self, batch: Batch, epoch: int) -> StepResult:
         router = self.routing_policy(epoch)
         learn = router is self.router
-        x, targets, tasks = self.family.episodes(batch)
-        if self.memory_format is not None:
-            x = x.contiguous(memory_format=self.memory_format)
+        x, targets, tasks = self._inputs(batch)
         episodes = self.env.run(x, targets, tasks, lambda obs: router.act(obs, explore=True))
         task_loss = self.family.batch_loss(episodes.loss, batch)
         router_loss = router.loss(episodes) if learn else None
@@ -114,9 +123,7 @@ class RoutedLearner(Learner):
     # ---- evaluation -------------------------------------------------------------------------
     def predict(self, batch: Batch, epoch: int) -> torch.Tensor:
         router = self.routing_policy(epoch)
-        x, targets, tasks = self.family.episodes(batch)
-        if self.memory_format is not None:
-            x = x.contiguous(memory_format=self.memory_format)
+        x, targets, tasks = self._inputs(batch)
         episodes = self.env.run(x, targets, tasks, lambda obs: router.act(obs, explore=False))
         return self.family.outputs_from_episodes(episodes.logits, batch)
 

@@ -200,7 +200,7 @@ def test_public_code_target_reverses_the_sign_of_the_update():
     batch = episodes([obs], [RoutingDecision(torch.zeros(8, dtype=torch.long))], torch.full((8,), 0.5))
     moved = {}
     for projection in ("wpl", "public-code"):
-        router = WPLRouter(1, 1, 4, variant=projection, per_sample_loss=False)
+        router = WPLRouter(1, 1, 4, variant=projection, per_sample_loss=projection != "wpl")  # both average over the batch
         with torch.no_grad():
             router.policy_param[0, 0] = start
             router.values.zero_()

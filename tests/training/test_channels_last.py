@@ -6,32 +6,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 from click.testing import CliRunner
 
 from routing_rl.cli import main
-from routing_rl.data.idx import write_idx
-
-
-def fmnist_files(directory: Path) -> Path:
-    rng = np.random.default_rng(1)
-    for prefix in ("train", "t10k"):
-        labels = rng.permutation(np.repeat(np.arange(10, dtype=np.uint8), 20))
-        write_idx(directory / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (labels.size, 28, 28), dtype=np.uint8))
-        write_idx(directory / f"{prefix}-labels-idx1-ubyte", labels)
-    return directory
 
 
 def run(tmp_path: Path, name: str, *extra: str) -> dict:
-    data = fmnist_files(tmp_path / "data")
+    data = tmp_path / "data"
     args = ["run", "--agent", "wpl", "--env", "fmnist-mtl", "--routed", "conv3,fc", "--blocks", "3", "--data-dir", str(data),
             "-e", "verify=false", "--epochs", "2", "--threads", "1", "--quiet", "--logdir", str(tmp_path / name), *extra]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    if "--resume" in extra:
+        assert "resuming at epoch 2" in result.output
     return json.loads((tmp_path / name / "results.json").read_text())
 
 
-def test_channels_last_is_reproducible_resumable_and_the_same_model(tmp_path):
+def test_channels_last_is_reproducible_resumable_and_the_same_model(tmp_path, fmnist_writer):
+    fmnist_writer(tmp_path / "data", per_class=20, seed=1)
     first = run(tmp_path, "a", "--channels-last")
     again = run(tmp_path, "b", "--channels-last")
     plain = run(tmp_path, "c")
@@ -39,8 +31,9 @@ def test_channels_last_is_reproducible_resumable_and_the_same_model(tmp_path):
     assert first["epochs"][-1]["routing"]["policy"] == again["epochs"][-1]["routing"]["policy"]
     # the first losses agree with the contiguous layout to rounding: the same computation, other kernels
     assert abs(first["epochs"][0]["train_loss"] - plain["epochs"][0]["train_loss"]) < 1e-3
-    CliRunner().invoke(main, ["run", "--agent", "wpl", "--env", "fmnist-mtl", "--routed", "conv3,fc", "--blocks", "3",
-                              "--data-dir", str(tmp_path / "data"), "-e", "verify=false", "--epochs", "1", "--threads", "1",
-                              "--quiet", "--channels-last", "--logdir", str(tmp_path / "d")])  # fmt: skip
+    interrupted = CliRunner().invoke(main, ["run", "--agent", "wpl", "--env", "fmnist-mtl", "--routed", "conv3,fc", "--blocks", "3",
+                                            "--data-dir", str(tmp_path / "data"), "-e", "verify=false", "--epochs", "1", "--threads", "1",
+                                            "--quiet", "--channels-last", "--logdir", str(tmp_path / "d")])  # fmt: skip
+    assert interrupted.exit_code == 0, interrupted.output
     resumed = run(tmp_path, "d", "--channels-last", "--resume")
     assert resumed["epochs"][-1]["test"] == first["epochs"][-1]["test"]

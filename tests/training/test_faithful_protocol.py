@@ -9,25 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 from routing_rl.cli import main
 from routing_rl.data.fashion_mnist import FashionMNISTMTL
-from routing_rl.data.idx import write_idx
 from routing_rl.network import build_network
 from routing_rl.training.presets import PRESETS, PresetError, apply_preset
-
-
-def write_fmnist(directory: Path, per_class: int = 30) -> Path:
-    rng = np.random.default_rng(0)
-    for prefix in ("train", "t10k"):
-        labels = rng.permutation(np.repeat(np.arange(10, dtype=np.uint8), per_class))
-        write_idx(directory / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (labels.size, 28, 28), dtype=np.uint8))
-        write_idx(directory / f"{prefix}-labels-idx1-ubyte", labels)
-    return directory
 
 
 def run(args: list[str], logdir: Path) -> tuple[int, str, dict]:
@@ -37,8 +26,8 @@ def run(args: list[str], logdir: Path) -> tuple[int, str, dict]:
 
 
 @pytest.fixture
-def fmnist(tmp_path: Path) -> list[str]:
-    return ["--data-dir", str(write_fmnist(tmp_path / "fmnist")), "-e", "verify=false", "--max-batches", "2", "--epochs", "1"]
+def fmnist(tmp_path: Path, fmnist_writer) -> list[str]:
+    return ["--data-dir", str(fmnist_writer(tmp_path / "fmnist")), "-e", "verify=false", "--max-batches", "2", "--epochs", "1"]
 
 
 def test_preset_sets_the_papers_protocol_and_given_options_win(fmnist, tmp_path):
@@ -103,8 +92,8 @@ def test_routed_head_needs_equal_outputs_and_all_never_includes_it():
     assert "head" not in [s.name for s in build_network((8,), 2, 2, routed="all").specs]
 
 
-def test_fashion_mnist_augmentation_is_an_option(tmp_path):
-    directory = write_fmnist(tmp_path / "f")
+def test_fashion_mnist_augmentation_is_an_option(tmp_path, fmnist_writer):
+    directory = fmnist_writer(tmp_path / "f")
     plain = FashionMNISTMTL(verify=False).load(directory, seed=0)
     augmented = FashionMNISTMTL(verify=False, augment=True, crop_pad=3, max_degrees=10).load(directory, seed=0)
     assert plain.augment is None
@@ -120,4 +109,8 @@ def test_no_sharing_refuses_a_shared_warm_up_and_milestones_refuse_repeats(tmp_p
     code, out, _ = run(["--agent", "no-sharing", "--warmup-epochs", "1", "--epochs", "1"], tmp_path / "w")
     assert code != 0 and "--warmup-epochs 1 would share every layer first" in out and "Traceback" not in out
     code, out, _ = run(["--lr-milestones", "5,5"], tmp_path / "m")
-    assert code == 2 and "repeats an epoch" in out
+    assert code != 0 and "--lr-milestones repeats an epoch" in out and "Traceback" not in out
+    from routing_rl.training.config import RunConfig
+
+    with pytest.raises(ValueError, match="repeats an epoch"):  # suites and the Python API too
+        RunConfig(lr_milestones=[5, 5]).check()
