@@ -34,6 +34,9 @@ from routing_rl.agents import Router
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.network import build_network
 
+FMNIST_TRAIN_ROWS = 102_600
+"""Training rows of an ``fmnist-mtl`` epoch: the epoch-time column is this many samples at the measured rate."""
+
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
@@ -51,11 +54,19 @@ class Config:
         return f"{self.agent} routed {self.routed}, T={self.tasks}, M={self.blocks}{gates}"
 
 
-def make_step(config: Config, shape: tuple[int, ...], device: torch.device, channels_last: bool = False) -> Step:
-    """A closure taking one training step of ``config`` on a batch ``(x, y, tasks)``."""
+def make_step(
+    config: Config, shape: tuple[int, ...], device: torch.device, channels_last: bool = False, compiled: bool = False
+) -> Step:
+    """A closure taking one training step of ``config`` on a batch ``(x, y, tasks)``.
+
+    ``compiled`` runs the network's layers before the first routed layer through ``torch.compile``
+    (all of the plain network; the per-task heads' dispatch breaks the graph).
+    """
     net = build_network(shape, config.tasks, 2, config.routed, config.blocks, seed=0).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
+    if compiled:
+        net.begin = torch.compile(net.begin)  # type: ignore[method-assign]
     router: Router = Router.registry.get(config.agent)(config.tasks, net.num_routed, config.blocks, seed=0).to(device)
     if config.agent == "hard-concrete":
         closed = config.blocks - max(1, round(config.open_fraction * config.blocks))
@@ -130,8 +141,12 @@ def grid(full: bool) -> list[Config]:
 @click.option("--rounds", default=3, show_default=True)
 @click.option("--threads", default=1, show_default=True, help="torch intra-op threads.")
 @click.option("--full/--quick", default=False, show_default=True, help="Add T and M up to 100 (slow on a CPU).")
+@click.option("--compile", "with_compile", is_flag=True, help="Add the plain network under torch.compile (minutes to compile).")
+@click.option("--plain-only", is_flag=True, help="Only the plain network's rows (e.g. to time it at several thread counts).")
 @click.option("--device", default="cpu", show_default=True)
-def main(batch_size: int, steps: int, rounds: int, threads: int, full: bool, device: str) -> None:
+def main(
+    batch_size: int, steps: int, rounds: int, threads: int, full: bool, with_compile: bool, plain_only: bool, device: str
+) -> None:
     torch.set_num_threads(threads)
     dev = torch.device(device)
     shape = (1, 28, 28)
@@ -140,7 +155,11 @@ def main(batch_size: int, steps: int, rounds: int, threads: int, full: bool, dev
         "plain": make_step(Config("shared-bottom", "none", 10, 1), shape, dev),
         "plain channels_last": make_step(Config("shared-bottom", "none", 10, 1), shape, dev, channels_last=True),
     }
-    configs = grid(full)
+    if with_compile:
+        for layout in (False, True):
+            name = "plain channels_last torch.compile" if layout else "plain torch.compile"
+            plain[name] = make_step(Config("shared-bottom", "none", 10, 1), shape, dev, channels_last=layout, compiled=True)
+    configs = [] if plain_only else grid(full)
     steps_by_name: dict[str, Step] = dict(plain)
     memory: dict[str, float] = {}
     for config in configs:
@@ -171,12 +190,14 @@ def main(batch_size: int, steps: int, rounds: int, threads: int, full: bool, dev
     print(f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, batch {batch_size}, "
           f"{steps} steps x {rounds} rounds; matmul 2048^2: {peak:.1f} GFLOP/s; plain network: "
           f"{flops_per_sample / 1e6:.1f} MFLOP per sample per training step")  # fmt: skip
-    print("\n| configuration | samples/s | vs plain | GFLOP/s (plain's FLOPs) | % of matmul | process peak RSS so far, MB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("\n| configuration | samples/s | vs plain | GFLOP/s (plain's FLOPs) | % of matmul | Fashion-MNIST epoch, s "
+          "(training) | process peak RSS so far, MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, values in rates.items():
         rate = statistics.median(values)
         gflops = rate * flops_per_sample / 1e9
-        print(f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {gflops:.1f} | {100 * gflops / peak:.0f}% | {memory[name]:,.0f} |")
+        print(f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {gflops:.1f} | {100 * gflops / peak:.0f}% | "
+              f"{FMNIST_TRAIN_ROWS / rate:.1f} | {memory[name]:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ torch's multi-tensor (``foreach``) implementation, measured in one process.
 A routed network has many small tensors (every block of every routed layer, and a head per task:
 about 800 at 100 tasks x 100 blocks with three routed FC layers), and the per-tensor loop of the
 default CPU Adam/SGD costs more than their arithmetic. ``foreach`` gives bit-identical updates
-(the golden-run tests check it through the trainer), so the trainer always uses it. Gradients are
+(the golden-run tests check it through the trainer), so the trainer always uses it; ``fused`` (one
+kernel per tensor) is timed too, but its updates differ from the loop's in the last bits. Gradients are
 random; variants are interleaved round by round; the median per round is reported.
 
     python benchmarks/optimizer_step.py --rounds 5 --threads 1
@@ -36,8 +37,9 @@ def step_seconds(optimizer: torch.optim.Optimizer, steps: int) -> float:
 @click.option("--threads", default=1, show_default=True, help="torch intra-op threads.")
 def main(steps: int, rounds: int, threads: int) -> None:
     torch.set_num_threads(threads)
-    print("| tasks x blocks (routed fc1-fc3, vector input) | tensors | parameters | optimizer | per-tensor loop ms | foreach ms | speed-up |")
-    print("|---|---:|---:|---|---:|---:|---:|")
+    print("| tasks x blocks (routed fc1-fc3, vector input) | tensors | parameters | optimizer | per-tensor loop ms "
+          "| foreach ms | fused ms | foreach speed-up | fused speed-up |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for tasks, blocks in SIZES:
         net = build_network((32,), tasks, 4, "fc", blocks, seed=0)
         params = list(net.parameters())
@@ -45,13 +47,18 @@ def main(steps: int, rounds: int, threads: int) -> None:
             p.grad = torch.randn_like(p)
         n_params = sum(p.numel() for p in params)
         for name, cls in (("adam", torch.optim.Adam), ("sgd", torch.optim.SGD)):
-            variants = {False: cls(params, lr=1e-3, foreach=False), True: cls(params, lr=1e-3, foreach=True)}
-            times: dict[bool, list[float]] = {False: [], True: []}
+            variants = {
+                "loop": cls(params, lr=1e-3, foreach=False),
+                "foreach": cls(params, lr=1e-3, foreach=True),
+                "fused": cls(params, lr=1e-3, fused=True),
+            }
+            times: dict[str, list[float]] = {kind: [] for kind in variants}
             for _ in range(rounds):
-                for foreach, optimizer in variants.items():
-                    times[foreach].append(step_seconds(optimizer, steps))
-            loop, multi = statistics.median(times[False]) * 1e3, statistics.median(times[True]) * 1e3
-            print(f"| {tasks} x {blocks} | {len(params)} | {n_params:,} | {name} | {loop:.2f} | {multi:.2f} | {loop / multi:.1f}x |")
+                for kind, optimizer in variants.items():
+                    times[kind].append(step_seconds(optimizer, steps))
+            loop, multi, fused = (statistics.median(times[kind]) * 1e3 for kind in variants)
+            print(f"| {tasks} x {blocks} | {len(params)} | {n_params:,} | {name} | {loop:.2f} | {multi:.2f} | {fused:.2f} "
+                  f"| {loop / multi:.1f}x | {loop / fused:.1f}x |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ class RunConfig:
     lr_decay: float = 0.1
     separate_optimizers: bool = False
     optimizer: str = "adam"
+    fused_optimizer: bool = False
     warmup_epochs: int = 0
     seed: int = 0
     routed: str = "fc"

@@ -45,6 +45,16 @@ def resolved_router_lr(config: RunConfig) -> float:
     return default if default is not None else config.lr
 
 
+def _checked_optimizer(cls: type[torch.optim.Optimizer], kernels: dict[str, bool], params: Any, **options: Any) -> torch.optim.Optimizer:
+    """``cls(params, **kernels, **options)``; torch's refusal of fused kernels becomes a one-line option error."""
+    try:
+        return cls(params, **kernels, **options)
+    except RuntimeError as error:
+        if "fused" not in kernels:
+            raise
+        raise ValueError(f"--fused-optimizer is not available here ({error}); run without it") from None
+
+
 def make_optimizers(
     config: RunConfig, weights: list[nn.Parameter], routing: list[nn.Parameter]
 ) -> dict[str, torch.optim.Optimizer]:
@@ -57,7 +67,9 @@ def make_optimizers(
     """
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
-    optimizer_cls = functools.partial(OPTIMIZERS[config.optimizer], foreach=True)  # bit-identical, see benchmarks/optimizer_step.py
+    # foreach is bit-identical to torch's per-tensor loop; fused is faster but not (benchmarks/optimizer_step.py)
+    kernels = {"fused": True} if config.fused_optimizer else {"foreach": True}
+    optimizer_cls = functools.partial(_checked_optimizer, OPTIMIZERS[config.optimizer], kernels)
     router_lr = resolved_router_lr(config)
     if config.separate_optimizers:
         optimizers = {"weights": optimizer_cls(weights, lr=config.lr)}
