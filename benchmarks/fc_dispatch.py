@@ -3,12 +3,14 @@
 * ``grouped`` (what ``routing_rl.network.routed_layer.dispatch`` does): sort the batch by block,
   one ``Linear`` call per block in use, scatter back;
 * ``padded bmm``: the blocks in use stacked into one weight tensor, their samples zero-padded to the
-  largest group, one batched matmul;
+  largest group, one batched matmul (the library's form for many blocks; it keeps the grouped
+  form where the padding would exceed its bound);
 * ``gathered bmm``: every sample's block weight gathered (``[B, out, in]``), one batched
   matrix-vector product.
 
 Forward and backward of one routed layer (Linear + ReLU) on a batch of 128 whose tasks follow a
-random route, median over interleaved rounds, milliseconds. Only the blocks in use are stacked,
+random route, median over interleaved rounds, milliseconds; ``default`` is what ``dispatch`` picks.
+Only the blocks in use are stacked,
 so blocks without samples still get no gradient (the optimizer leaves them untouched, as with the
 grouped dispatch). Both batched forms agree with the grouped one to rounding, not bit for bit.
 
@@ -25,43 +27,33 @@ import click
 import torch
 from torch import nn
 
+from routing_rl.network import RoutingDecision, dispatch
+from routing_rl.network.routed_layer import STACKED_MAX_PADDING, STACKED_MIN_BLOCKS
+
 Dispatch = Callable[[nn.ModuleList, torch.Tensor, torch.Tensor], torch.Tensor]
-CASES = [(10, 10, 64, 64), (10, 20, 288, 64), (100, 100, 32, 64), (100, 100, 64, 64)]  # tasks, blocks, in, out
+CASES = [(10, 10, 64, 64), (10, 20, 288, 64), (20, 20, 64, 64), (20, 20, 288, 64), (100, 100, 32, 64), (100, 100, 64, 64), (100, 100, 288, 64)]  # tasks, blocks, in, out
 
 
 def grouped(blocks: nn.ModuleList, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    order = torch.argsort(index, stable=True)
-    counts = torch.bincount(index, minlength=len(blocks)).tolist()
-    pieces = x.index_select(0, order).split(counts)
-    out = torch.cat([blocks[m](piece) for m, piece in enumerate(pieces) if counts[m] > 0])
-    return torch.empty_like(out).index_copy_(0, order, out)
-
-
-def _stacked_in_use(blocks: nn.ModuleList, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Weights and biases of the blocks in use, stacked; each block's slot; the blocks' sample counts."""
-    counts = torch.bincount(index, minlength=len(blocks))
-    used = torch.nonzero(counts).flatten()
-    in_use = used.tolist()
-    weight = torch.stack([blocks[m][0].weight for m in in_use])
-    bias = torch.stack([blocks[m][0].bias for m in in_use])
-    slot = torch.full((len(blocks),), -1, dtype=torch.long)
-    slot[used] = torch.arange(len(in_use))
-    return weight, bias, slot, counts
+    return dispatch(blocks, x, RoutingDecision(index), stacked_min_blocks=len(blocks) + 1)
 
 
 def padded_bmm(blocks: nn.ModuleList, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    weight, bias, slot, counts = _stacked_in_use(blocks, index)
-    order = torch.argsort(index, stable=True)
-    sorted_index = index.index_select(0, order)
-    position = torch.arange(len(index)) - (torch.cumsum(counts, 0) - counts)[sorted_index]
-    group = slot[sorted_index]
-    padded = x.new_zeros(weight.shape[0], int(counts.max()), x.shape[1]).index_put((group, position), x.index_select(0, order))
-    out = torch.relu(torch.baddbmm(bias.unsqueeze(1), padded, weight.transpose(1, 2))[group, position])
-    return torch.empty_like(out).index_copy_(0, order, out)
+    """The library's stacked form wherever its padding bound allows it (see the table's last column)."""
+    return dispatch(blocks, x, RoutingDecision(index), stacked_min_blocks=1)
+
+
+def default(blocks: nn.ModuleList, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return dispatch(blocks, x, RoutingDecision(index))
 
 
 def gathered_bmm(blocks: nn.ModuleList, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    weight, bias, slot, _ = _stacked_in_use(blocks, index)
+    """Not in the library: every sample's block weight gathered, one batched matrix-vector product."""
+    in_use = index.unique()
+    weight = torch.stack([blocks[m][0].weight for m in in_use.tolist()])
+    bias = torch.stack([blocks[m][0].bias for m in in_use.tolist()])
+    slot = torch.zeros(len(blocks), dtype=torch.long)
+    slot[in_use] = torch.arange(len(in_use))
     sample_slot = slot[index]
     return torch.relu(torch.baddbmm(bias[sample_slot].unsqueeze(2), weight[sample_slot], x.unsqueeze(2)).squeeze(2))
 
@@ -73,10 +65,11 @@ def gathered_bmm(blocks: nn.ModuleList, x: torch.Tensor, index: torch.Tensor) ->
 def main(rounds: int, steps: int, threads: int) -> None:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    forms: dict[str, Dispatch] = {"grouped": grouped, "padded bmm": padded_bmm, "gathered bmm": gathered_bmm}
+    forms: dict[str, Dispatch] = {"grouped": grouped, "padded bmm": padded_bmm, "gathered bmm": gathered_bmm, "default": default}
     print(f"one routed FC layer (Linear + ReLU), batch 128, forward + backward, {threads} thread(s), median of {rounds} rounds, ms")
-    print("\n| tasks | blocks | in | out | blocks in use | grouped | padded bmm | gathered bmm |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"default: padded bmm from {STACKED_MIN_BLOCKS} blocks in use if padded rows <= {STACKED_MAX_PADDING} x samples, else grouped")
+    print("\n| tasks | blocks | in | out | blocks in use | padded rows / samples | grouped | padded bmm | gathered bmm | default |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for tasks, n_blocks, d_in, d_out in CASES:
         blocks = nn.ModuleList([nn.Sequential(nn.Linear(d_in, d_out), nn.ReLU()) for _ in range(n_blocks)])
         index = torch.randint(n_blocks, (tasks,))[torch.randint(tasks, (128,))]
@@ -92,7 +85,9 @@ def main(rounds: int, steps: int, threads: int) -> None:
                     form(blocks, x, index).sum().backward()
                 ms[name].append((time.perf_counter() - start) / steps * 1e3)
         cells = " | ".join(f"{statistics.median(ms[name]):.2f}" for name in forms)
-        print(f"| {tasks} | {n_blocks} | {d_in} | {d_out} | {index.unique().numel()} | {cells} |")
+        counts = torch.bincount(index)
+        padding = int((counts > 0).sum()) * int(counts.max()) / index.numel()
+        print(f"| {tasks} | {n_blocks} | {d_in} | {d_out} | {index.unique().numel()} | {padding:.1f} | {cells} |")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,12 @@
 Each block runs once per mini-batch on the samples routed to it (group by block with one sort,
 gather, run, scatter back), never a Python loop over samples, so a routed layer costs about what a
 plain layer of the same width costs plus one permutation of the batch.
+
+Where many blocks each get a few samples (many tasks and blocks), one call per block costs more
+than its arithmetic; linear blocks are then run together: the weights of the blocks in use are
+stacked, their samples padded to the largest group, and one batched matmul runs them all
+(``benchmarks/fc_dispatch.py`` measures both forms). Only blocks in use are stacked, so a block
+without samples still gets no gradient, as in the grouped form.
 """
 
 from __future__ import annotations
@@ -32,17 +38,72 @@ class RoutingDecision:
         return self.weights is None
 
 
-def _run_grouped(blocks: nn.ModuleList, x: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+STACKED_MIN_BLOCKS = 16
+"""Blocks in use from which linear blocks run as one batched matmul (fewer: one call per block).
+
+Kept above the ten-odd tasks of the papers' benchmarks, whose published runs use the grouped form
+(the two forms agree to rounding, not bit for bit)."""
+
+STACKED_MAX_PADDING = 4
+"""Largest ratio of padded rows (blocks in use x largest group) to samples for the batched matmul."""
+
+
+def _linear_kind(blocks: nn.ModuleList) -> tuple[nn.Linear, ...] | None:
+    """The blocks' ``Linear`` modules if every block is ``Linear`` or ``Linear`` + ``ReLU`` (one kind for all)."""
+    first = blocks[0]
+    with_relu = isinstance(first, nn.Sequential)
+    linears = []
+    for block in blocks:
+        if with_relu and isinstance(block, nn.Sequential) and len(block) == 2 and type(block[0]) is nn.Linear and isinstance(block[1], nn.ReLU):
+            linears.append(block[0])
+        elif not with_relu and type(block) is nn.Linear:
+            linears.append(block)
+        else:
+            return None
+    return tuple(linears)
+
+
+def _run_stacked(linears: tuple[nn.Linear, ...], relu: bool, x: torch.Tensor, index: torch.Tensor, order: torch.Tensor,
+                 counts: torch.Tensor, in_use: list[int], largest: int) -> torch.Tensor:  # fmt: skip
+    """Outputs sorted by block of the linear blocks in use, as one padded batched matmul."""
+    weight = torch.stack([linears[m].weight for m in in_use])  # [K, out, in]
+    bias = torch.stack([linears[m].bias for m in in_use])  # [K, out]
+    slot = torch.zeros(len(linears), dtype=torch.long, device=x.device)
+    slot[torch.tensor(in_use, device=x.device)] = torch.arange(len(in_use), device=x.device)
+    sorted_index = index.index_select(0, order)
+    position = torch.arange(index.shape[0], device=x.device) - (torch.cumsum(counts, 0) - counts)[sorted_index]
+    group = slot[sorted_index]
+    padded = x.new_zeros(len(in_use), largest, x.shape[1]).index_put((group, position), x.index_select(0, order))
+    out = torch.baddbmm(bias.unsqueeze(1), padded, weight.transpose(1, 2))[group, position]
+    return torch.relu(out) if relu else out
+
+
+def _run_grouped(
+    blocks: nn.ModuleList, x: torch.Tensor, index: torch.Tensor, stacked_min_blocks: int = STACKED_MIN_BLOCKS
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``blocks[index[i]]`` on ``x[i]`` for all i; returns outputs sorted by block and the order."""
     order = torch.argsort(index, stable=True)
-    counts = torch.bincount(index, minlength=len(blocks)).tolist()
-    pieces = x.index_select(0, order).split(counts)
-    outputs = [blocks[m](piece) for m, piece in enumerate(pieces) if counts[m] > 0]
+    counts = torch.bincount(index, minlength=len(blocks))
+    count_list = counts.tolist()
+    in_use = [m for m, c in enumerate(count_list) if c > 0]
+    if len(in_use) >= stacked_min_blocks and x.dim() == 2:
+        largest = max(count_list)
+        linears = _linear_kind(blocks)
+        if linears is not None and len(in_use) * largest <= STACKED_MAX_PADDING * index.shape[0]:
+            relu = isinstance(blocks[0], nn.Sequential)
+            return _run_stacked(linears, relu, x, index, order, counts, in_use, largest), order
+    pieces = x.index_select(0, order).split(count_list)
+    outputs = [blocks[m](pieces[m]) for m in in_use]
     return torch.cat(outputs, dim=0), order
 
 
-def dispatch(blocks: nn.ModuleList, x: torch.Tensor, decision: RoutingDecision) -> torch.Tensor:
-    """Apply the routed blocks to a batch; see :class:`RoutingDecision` for the two modes."""
+def dispatch(
+    blocks: nn.ModuleList, x: torch.Tensor, decision: RoutingDecision, stacked_min_blocks: int = STACKED_MIN_BLOCKS
+) -> torch.Tensor:
+    """Apply the routed blocks to a batch; see :class:`RoutingDecision` for the two modes.
+
+    Linear blocks run as one batched matmul from ``stacked_min_blocks`` blocks in use (module docstring).
+    """
     if decision.is_hard:
         index = decision.blocks
         if index.dim() != 1 or index.shape[0] != x.shape[0]:
@@ -50,7 +111,7 @@ def dispatch(blocks: nn.ModuleList, x: torch.Tensor, decision: RoutingDecision) 
         first = int(index[0]) if index.numel() else 0
         if index.numel() and bool((index == first).all()):
             return blocks[first](x)  # every sample on one block: a plain layer call
-        out_sorted, order = _run_grouped(blocks, x, index)
+        out_sorted, order = _run_grouped(blocks, x, index, stacked_min_blocks)
         return torch.empty_like(out_sorted).index_copy_(0, order, out_sorted)
     weights = decision.weights
     assert weights is not None
@@ -61,7 +122,7 @@ def dispatch(blocks: nn.ModuleList, x: torch.Tensor, decision: RoutingDecision) 
         probe = blocks[0](x[:1])
         return torch.zeros((x.shape[0],) + probe.shape[1:], dtype=probe.dtype, device=x.device) * probe.sum()
     index = decision.blocks[rows, slots]
-    out_sorted, order = _run_grouped(blocks, x.index_select(0, rows), index)
+    out_sorted, order = _run_grouped(blocks, x.index_select(0, rows), index, stacked_min_blocks)
     w = weights[rows, slots].index_select(0, order).view((-1,) + (1,) * (out_sorted.dim() - 1))
     out = torch.zeros((x.shape[0],) + out_sorted.shape[1:], dtype=out_sorted.dtype, device=x.device)
     return out.index_add(0, rows.index_select(0, order), out_sorted * w)

@@ -148,3 +148,74 @@ def test_block_invocations_do_not_grow_with_the_batch(mode):
             decision = RoutingDecision(torch.stack([torch.arange(batch) % 5, (torch.arange(batch) + 1) % 5], 1), weights=torch.full((batch, 2), 0.5))
         dispatch(blocks, torch.randn(batch, 16), decision)
         assert calls[0] == 5  # one call per block in use, for 8 samples as for 512
+
+
+def count_calls(monkeypatch, name: str) -> list[int]:
+    """Count calls of ``torch.<name>`` from here on."""
+    calls = [0]
+    original = getattr(torch, name)
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("mode", ["hard", "soft"])
+@pytest.mark.parametrize("with_relu", [True, False])
+def test_many_linear_blocks_run_as_one_batched_matmul_equal_to_the_per_block_reference(monkeypatch, mode, with_relu):
+    """From STACKED_MIN_BLOCKS blocks in use, linear blocks (FC blocks, heads) run as one padded batched
+    matmul; forward and gradients equal the per-block definition and unused blocks get no gradient."""
+    torch.manual_seed(0)
+    make = (lambda: torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU())) if with_relu else (lambda: torch.nn.Linear(6, 5))
+    blocks = torch.nn.ModuleList([make() for _ in range(24)])
+    picks = torch.tensor([m for m in range(20) for _ in range(1 + m % 3)])  # blocks 0-19 in use, 1-3 samples each
+    n = picks.shape[0]
+    if mode == "hard":
+        decision = RoutingDecision(picks)
+    else:
+        gates = torch.rand(n, 2).requires_grad_()
+        decision = RoutingDecision(torch.stack([picks, (picks + 1) % 20], 1), weights=torch.where(torch.arange(n)[:, None] % 4 == 0, 0.0, gates))
+    calls, hooks = count_calls(monkeypatch, "baddbmm"), []
+    for block in blocks:
+        block.register_forward_hook(lambda *_: hooks.append(1))
+    results = []
+    for fn in (lambda xi: dispatch(blocks, xi, decision), lambda xi: per_block_reference(blocks, xi, decision)):
+        xi = torch.randn(n, 6, generator=torch.Generator().manual_seed(1)).requires_grad_()
+        blocks.zero_grad(set_to_none=True)
+        out = fn(xi)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward(retain_graph=True)
+        results.append((out.detach(), [xi.grad] + [p.grad for p in blocks.parameters()]))
+        if len(results) == 1:
+            assert calls[0] == 1 and hooks == []  # the dispatcher: one batched matmul, no block called
+    (out_a, grads_a), (out_b, grads_b) = results
+    torch.testing.assert_close(out_a, out_b, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads_a, grads_b):
+        assert (a is None) == (b is None)  # blocks 20-23 have no samples: no gradient in either form
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert sum(g is None for g in grads_a) == 4 * 2
+
+
+def test_batched_matmul_invocations_do_not_grow_with_the_batch(monkeypatch):
+    blocks = torch.nn.ModuleList([torch.nn.Linear(16, 4) for _ in range(20)])
+    calls, hooks = count_calls(monkeypatch, "baddbmm"), []
+    for block in blocks:
+        block.register_forward_hook(lambda *_: hooks.append(1))
+    for batch in (32, 64, 512):
+        calls[0] = 0
+        dispatch(blocks, torch.randn(batch, 16), RoutingDecision(torch.arange(batch) % 20))
+        assert calls[0] == 1 and hooks == []
+
+
+def test_few_blocks_unbalanced_groups_and_conv_blocks_keep_one_call_per_block(monkeypatch):
+    calls = count_calls(monkeypatch, "baddbmm")
+    linear = torch.nn.ModuleList([torch.nn.Linear(8, 3) for _ in range(20)])
+    dispatch(linear, torch.randn(40, 8), RoutingDecision(torch.arange(40) % 10))  # 10 blocks in use
+    unbalanced = torch.cat([torch.zeros(100, dtype=torch.long), torch.arange(1, 20)])  # 20 in use, one holds 100 of 119
+    dispatch(linear, torch.randn(119, 8), RoutingDecision(unbalanced))
+    net = build_network((1, 8, 8), num_tasks=2, num_classes=2, routed="conv1", blocks=20, seed=0)
+    dispatch(net.layers[0].layer.blocks, torch.randn(40, 1, 8, 8), RoutingDecision(torch.arange(40) % 20))
+    assert calls[0] == 0
