@@ -123,7 +123,9 @@ def markdown(rows: list[Row], metric: str, higher: bool, baseline: str | None, s
     for r in rows:
         p = "baseline" if r.method == baseline else _num(r.p, 4)
         note = f" ({r.missing} unfinished)" if r.missing else ""
-        ref = f"{_num(r.reference_mean)} ± {_num(r.reference_std)} | " if paper else ""
+        ref = "" if not paper else "not in the paper | " if r.reference_mean is None else (
+            f"{_num(r.reference_mean)} ± {_num(r.reference_std)} | " if r.reference_std is not None else f"{_num(r.reference_mean)} | "
+        )
         lines.append(
             f"| {r.method}{note} | {r.n} | {ref}{_num(r.mean)} ± {_num(r.std)} | {_num(r.best)} | {_num(r.best_val_mean)} ± {_num(r.best_val_std)} "
             f"| {_num(r.t, 2)} | {_num(r.df, 0)} | {p} | {_num(r.wall_seconds / 60, 1)} min |"
