@@ -46,13 +46,19 @@ def resolved_router_lr(config: RunConfig) -> float:
 
 
 def _checked_optimizer(cls: type[torch.optim.Optimizer], kernels: dict[str, bool], params: Any, **options: Any) -> torch.optim.Optimizer:
-    """``cls(params, **kernels, **options)``; torch's refusal of fused kernels becomes a one-line option error."""
-    try:
-        return cls(params, **kernels, **options)
-    except RuntimeError as error:
-        if "fused" not in kernels:
-            raise
-        raise ValueError(f"--fused-optimizer is not available here ({error}); run without it") from None
+    """``cls(params, **kernels, **options)``; fused kernels are checked against every parameter's
+    device and dtype now (torch checks them only at the first step) so a refusal is a one-line error."""
+    optimizer = cls(params, **kernels, **options)
+    if kernels.get("fused"):
+        from torch.optim.optimizer import _device_dtype_check_for_fused
+
+        try:
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    _device_dtype_check_for_fused(p)
+        except RuntimeError as error:
+            raise ValueError(f"--fused-optimizer is not available for these parameters ({error}); run without it") from None
+    return optimizer
 
 
 def make_optimizers(

@@ -169,18 +169,16 @@ def test_many_linear_blocks_run_as_one_batched_matmul_equal_to_the_per_block_ref
     """From STACKED_MIN_BLOCKS blocks in use, linear blocks (FC blocks, heads) run as one padded batched
     matmul; forward and gradients equal the per-block definition and unused blocks get no gradient."""
     torch.manual_seed(0)
-    make = (lambda: torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU())) if with_relu else (lambda: torch.nn.Linear(6, 5))
-    blocks = torch.nn.ModuleList([make() for _ in range(24)])
-    picks = torch.tensor([m for m in range(20) for _ in range(1 + m % 3)])  # blocks 0-19 in use, 1-3 samples each
+    make = (lambda: torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(inplace=True))) if with_relu else (lambda: torch.nn.Linear(6, 5))
+    blocks = torch.nn.ModuleList([make() for _ in range(40)])
+    picks = torch.tensor([m for m in range(36) for _ in range(1 + m % 3)])  # blocks 0-35 in use, 1-3 samples each
     n = picks.shape[0]
     if mode == "hard":
         decision = RoutingDecision(picks)
     else:
         gates = torch.rand(n, 2).requires_grad_()
-        decision = RoutingDecision(torch.stack([picks, (picks + 1) % 20], 1), weights=torch.where(torch.arange(n)[:, None] % 4 == 0, 0.0, gates))
+        decision = RoutingDecision(torch.stack([picks, (picks + 1) % 36], 1), weights=torch.where(torch.arange(n)[:, None] % 4 == 0, 0.0, gates))
     calls, hooks = count_calls(monkeypatch, "baddbmm"), []
-    for block in blocks:
-        block.register_forward_hook(lambda *_: hooks.append(1))
     results = []
     for fn in (lambda xi: dispatch(blocks, xi, decision), lambda xi: per_block_reference(blocks, xi, decision)):
         xi = torch.randn(n, 6, generator=torch.Generator().manual_seed(1)).requires_grad_()
@@ -189,33 +187,70 @@ def test_many_linear_blocks_run_as_one_batched_matmul_equal_to_the_per_block_ref
         (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward(retain_graph=True)
         results.append((out.detach(), [xi.grad] + [p.grad for p in blocks.parameters()]))
         if len(results) == 1:
-            assert calls[0] == 1 and hooks == []  # the dispatcher: one batched matmul, no block called
+            assert calls[0] == 1  # the dispatcher ran one batched matmul
+            for block in blocks:  # ... and no block: a hook now (the reference calls every block in use)
+                block.register_forward_hook(lambda *_: hooks.append(1))
+    assert len(hooks) == 36
     (out_a, grads_a), (out_b, grads_b) = results
     torch.testing.assert_close(out_a, out_b, rtol=1e-5, atol=1e-5)
     for a, b in zip(grads_a, grads_b):
-        assert (a is None) == (b is None)  # blocks 20-23 have no samples: no gradient in either form
+        assert (a is None) == (b is None)  # blocks 36-39 have no samples: no gradient in either form
         if a is not None:
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert sum(g is None for g in grads_a) == 4 * 2
 
 
 def test_batched_matmul_invocations_do_not_grow_with_the_batch(monkeypatch):
-    blocks = torch.nn.ModuleList([torch.nn.Linear(16, 4) for _ in range(20)])
+    blocks = torch.nn.ModuleList([torch.nn.Linear(16, 4) for _ in range(40)])
     calls, hooks = count_calls(monkeypatch, "baddbmm"), []
-    for block in blocks:
-        block.register_forward_hook(lambda *_: hooks.append(1))
-    for batch in (32, 64, 512):
+    for batch in (64, 128, 1024):
         calls[0] = 0
-        dispatch(blocks, torch.randn(batch, 16), RoutingDecision(torch.arange(batch) % 20))
-        assert calls[0] == 1 and hooks == []
+        dispatch(blocks, torch.randn(batch, 16), RoutingDecision(torch.arange(batch) % 40))
+        assert calls[0] == 1
+    for block in blocks:  # a hooked block is run as a module, so the batched form must not have been used above
+        block.register_forward_hook(lambda *_: hooks.append(1))
+    dispatch(blocks, torch.randn(64, 16), RoutingDecision(torch.arange(64) % 40))
+    assert calls[0] == 1 and len(hooks) == 40
 
 
-def test_few_blocks_unbalanced_groups_and_conv_blocks_keep_one_call_per_block(monkeypatch):
+class ShiftedSequential(torch.nn.Sequential):
+    def forward(self, x):
+        return super().forward(x) + 1.0
+
+
+@pytest.mark.parametrize(
+    "case", ["few blocks in use", "unbalanced groups", "conv blocks", "no bias", "hooked block", "sequential subclass", "other activation"]
+)
+def test_blocks_the_batched_matmul_would_not_compute_exactly_keep_one_call_per_block(monkeypatch, case):
     calls = count_calls(monkeypatch, "baddbmm")
-    linear = torch.nn.ModuleList([torch.nn.Linear(8, 3) for _ in range(20)])
-    dispatch(linear, torch.randn(40, 8), RoutingDecision(torch.arange(40) % 10))  # 10 blocks in use
-    unbalanced = torch.cat([torch.zeros(100, dtype=torch.long), torch.arange(1, 20)])  # 20 in use, one holds 100 of 119
-    dispatch(linear, torch.randn(119, 8), RoutingDecision(unbalanced))
-    net = build_network((1, 8, 8), num_tasks=2, num_classes=2, routed="conv1", blocks=20, seed=0)
-    dispatch(net.layers[0].layer.blocks, torch.randn(40, 1, 8, 8), RoutingDecision(torch.arange(40) % 20))
-    assert calls[0] == 0
+    linear = [torch.nn.Sequential(torch.nn.Linear(8, 3), torch.nn.ReLU()) for _ in range(40)]
+    x, picks = torch.randn(80, 8), torch.arange(80) % 40
+    if case == "few blocks in use":
+        picks = torch.arange(80) % 20
+    elif case == "unbalanced groups":  # 40 in use, one holds 100 of 139 samples: 40 x 100 padded rows
+        x, picks = torch.randn(139, 8), torch.cat([torch.zeros(100, dtype=torch.long), torch.arange(1, 40)])
+    elif case == "conv blocks":
+        net = build_network((1, 8, 8), num_tasks=2, num_classes=2, routed="conv1", blocks=40, seed=0)
+        linear, x = list(net.layers[0].layer.blocks), torch.randn(80, 1, 8, 8)
+    elif case == "no bias":
+        linear = [torch.nn.Linear(8, 3, bias=False) for _ in range(40)]
+    elif case == "hooked block":
+        linear[7][0].register_forward_pre_hook(lambda *_: None)
+    elif case == "sequential subclass":
+        linear[7] = ShiftedSequential(torch.nn.Linear(8, 3), torch.nn.ReLU())
+    else:
+        linear[7] = torch.nn.Sequential(torch.nn.Linear(8, 3), torch.nn.Tanh())
+    blocks = torch.nn.ModuleList(linear)
+    out = dispatch(blocks, x, RoutingDecision(picks))
+    assert calls[0] == 0  # no batched matmul: every block in use was called (hooks would force that: none here but case 5's)
+    torch.testing.assert_close(out, per_block_reference(blocks, x, RoutingDecision(picks)))
+
+
+def test_a_network_of_many_tasks_uses_the_batched_matmul_and_the_papers_twenty_do_not(monkeypatch):
+    calls = count_calls(monkeypatch, "baddbmm")
+    for tasks, expected in ((20, 0), (100, 3)):  # 100 tasks: fc1, fc2 and the heads
+        calls[0] = 0
+        net = build_network((3, 8, 8), num_tasks=tasks, num_classes=5, routed="fc", seed=0)
+        t = torch.arange(128) % tasks
+        net(torch.randn(128, 3, 8, 8), t, [RoutingDecision(t), RoutingDecision(t)])
+        assert calls[0] == expected
