@@ -1,40 +1,86 @@
-"""Evaluation time of the Fashion-MNIST test split by evaluation batch size, interleaved in one process.
+"""Evaluation time of the Fashion-MNIST test split by evaluation batch size, interleaved in one process,
+and whether the batch size changes any prediction of a trained network.
 
     python benchmarks/eval_batch.py --rounds 2
+    python benchmarks/eval_batch.py --rounds 2 --run runs/suite-reexamining-table2-fmnist-retest/no-sharing-s0-...
 
-Smaller batches keep the convolution activations in cache; see benchmarks/README.md.
+Without ``--run`` the network is a freshly initialised ``fixed-random`` one; with it, the trained
+network of that run directory's last checkpoint (read only), on the run's own data and options, and
+the table adds its test accuracy and how many of the test rows' predicted classes and logits differ
+from those at the largest batch size. Smaller batches keep the convolution activations in cache;
+see benchmarks/README.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import tempfile
 import time
+from pathlib import Path
 
 import click
 import torch
 
 from routing_rl.training import RunConfig, Trainer
+from routing_rl.training.io import load_checkpoint
+
+SIZES = (128, 256, 512, 1024)
+
+
+def make_trainer(run: Path | None, size: int, logdir: str) -> Trainer:
+    if run is None:
+        return Trainer.from_config(RunConfig(agent="fixed-random", env="fmnist-mtl", epochs=1, eval_batch_size=size, logdir=logdir))
+    stored = json.loads((run / "results.json").read_text())["config"]
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    config = RunConfig(**{k: v for k, v in stored.items() if k in names})
+    config = dataclasses.replace(config, eval_batch_size=size, logdir=logdir, threads=None)
+    trainer = Trainer.from_config(config)
+    trainer.learner.load_state(load_checkpoint(run / "checkpoint.pt"))
+    return trainer
+
+
+def test_outputs(trainer: Trainer, epoch: int) -> tuple[float, torch.Tensor]:
+    """Seconds to evaluate the test split, and its outputs in row order."""
+    trainer.learner.eval_mode()
+    outputs: list[torch.Tensor] = []
+
+    def predict(batch):  # type: ignore[no-untyped-def]
+        out = trainer.learner.predict(batch, epoch)
+        outputs.append(out.detach())
+        return out
+
+    start = time.perf_counter()
+    with torch.no_grad():
+        trainer.evaluate(trainer.data.test, predict)
+    return time.perf_counter() - start, torch.cat(outputs)
 
 
 @click.command()
 @click.option("--rounds", default=2, show_default=True)
 @click.option("--threads", default=1, show_default=True)
-def main(rounds: int, threads: int) -> None:
+@click.option("--run", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A finished run directory whose trained network to evaluate.")  # fmt: skip
+def main(rounds: int, threads: int, run: Path | None) -> None:
     torch.set_num_threads(threads)
-    trainers = {
-        size: Trainer.from_config(RunConfig(agent="fixed-random", env="fmnist-mtl", epochs=1, eval_batch_size=size, logdir=f"/tmp/eval-batch-{size}"))
-        for size in (128, 256, 512, 1024)
-    }
-    seconds: dict[int, list[float]] = {size: [] for size in trainers}
-    for _ in range(rounds):
-        for size, trainer in trainers.items():
-            trainer.learner.eval_mode()
-            start = time.perf_counter()
-            trainer.evaluate(trainer.data.test, lambda batch, t=trainer: t.learner.predict(batch, 1))
-            seconds[size].append(time.perf_counter() - start)
-    print("| eval batch | seconds per round (test split, 19,000 rows) |")
-    print("|---:|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {size: make_trainer(run, size, f"{tmp}/eval-batch-{size}") for size in SIZES}
+        epoch = trainers[SIZES[0]].config.epochs
+        seconds: dict[int, list[float]] = {size: [] for size in trainers}
+        outputs: dict[int, torch.Tensor] = {}
+        for _ in range(rounds):
+            for size, trainer in trainers.items():
+                elapsed, outputs[size] = test_outputs(trainer, epoch)
+                seconds[size].append(elapsed)
+    reference = outputs[SIZES[-1]]
+    rows = reference.shape[0]
+    print(f"test split, {rows:,} rows, {threads} thread(s); {'trained network of ' + run.name if run else 'untrained network'}")
+    print("\n| eval batch | seconds per round | rows whose predicted class differs from batch 1,024's | largest logit difference |")
+    print("|---:|---|---:|---:|")
     for size, values in seconds.items():
-        print(f"| {size:,} | {', '.join(f'{v:.2f}' for v in values)} |")
+        changed = int((outputs[size].argmax(1) != reference.argmax(1)).sum())
+        diff = float((outputs[size] - reference).abs().max())
+        print(f"| {size:,} | {', '.join(f'{v:.2f}' for v in values)} | {changed} | {diff:.2e} |")
 
 
 if __name__ == "__main__":

@@ -116,6 +116,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--env", default="synthetic-groups", show_default=True, help="A task suite (see `routing-rl list`).")
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option("--eval-batch-size", default=128, show_default=True, type=click.IntRange(min=1), help="Rows per evaluation batch (outputs do not depend on it; reported losses do, in the last bits).")
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Learning rate of the weights.")
 @click.option("--router-lr", default=None, type=click.FloatRange(min=0, min_open=True), help="Learning rate of the router or the model's gates (default: the router's own rate, e.g. wpl 0.1, reinforce 0.3; else --lr).")
 @click.option("--lr-milestones", default="", callback=lambda ctx, param, value: _epochs(value), help="Epochs after which every learning rate is multiplied by --lr-decay, e.g. 5,10 (the public routing code's schedule).")

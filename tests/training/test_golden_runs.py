@@ -6,7 +6,8 @@ MMoE on multilabel-synthetic; SNR-Aver on the mmoe-synthetic regression) recorde
 separate trainers of routing-rl 0.1.0 (commit 536f707), one torch thread, through ``routing-rl run``
 with the arguments stored next to them. The same commands must give the same numbers now.
 (``wpl-synthetic`` names ``--router-lr 0.001``, the ``--lr`` its recording used as the router's rate,
-since WPL now has a router learning rate of its own by default.)
+since WPL now has a router learning rate of its own by default; all name ``--eval-batch-size 1024``,
+the evaluation batch of the recording, whose grouping of the summed evaluation losses they pin.)
 """
 
 from __future__ import annotations

@@ -68,6 +68,19 @@ def test_same_seed_same_numbers_different_seed_different(data, tmp_path):
     assert key(a) != key(c)
 
 
+@pytest.mark.parametrize("agent", ["wpl", "hard-concrete"])
+def test_evaluation_scores_do_not_depend_on_the_evaluation_batch(data, tmp_path, agent):
+    """The default evaluation batch (128) is a speed choice: the same scores as any other batch size,
+    losses equal up to the summation order."""
+    _, small = train(data, tmp_path / "a", agent=agent, epochs=2, eval_batch_size=7)
+    _, large = train(data, tmp_path / "b", agent=agent, epochs=2, eval_batch_size=1024)
+    for e_small, e_large in zip(small["epochs"], large["epochs"], strict=True):
+        for split in ("val", "test"):
+            assert e_small[split]["per_task"] == e_large[split]["per_task"]
+            assert e_small[split]["loss"] == pytest.approx(e_large[split]["loss"], rel=1e-6)
+        assert e_small["train_loss"] == e_large["train_loss"]
+
+
 def test_resume_reaches_the_same_final_result(data, tmp_path):
     _, full = train(data, tmp_path / "full", agent="fixed-random", epochs=3, seed=1)
     cfg = RunConfig(env="synthetic-groups", agent="fixed-random", epochs=2, batch_size=64, seed=1, logdir=str(tmp_path / "part"))
