@@ -241,3 +241,15 @@ def test_reference_numbers_of_a_paper_appear_next_to_ours(tmp_path):
         path.write_text(TINY + f"[reference]\n{bad}\n")
         with pytest.raises(SuiteError, match=message):
             load_suite_file(path)
+
+
+def test_report_of_a_suite_with_a_network_without_routed_layers(tmp_path):
+    """Table 2's shared-bottom row routes no layer (--routed none): no per-seed policy figure, no error."""
+    suite = tmp_path / "plain.toml"
+    suite.write_text(TINY.replace('[runs.shared]\nagent = "shared-bottom"', '[runs.shared]\nagent = "shared-bottom"\nrouted = "none"'))
+    out = tmp_path / "suite"
+    assert CliRunner().invoke(main, ["suite", "run", str(suite), "--out", str(out), "--scale", "quick"]).exit_code == 0
+    result = CliRunner().invoke(main, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    names = {Path(line).name for line in result.output.split()}
+    assert "random-seeds.png" in names and "shared-seeds.png" not in names

@@ -72,7 +72,7 @@ def suite_figures(directory: Path, out: Path) -> list[Path]:
         if not results:
             continue
         written += run_figures(results[0], out, prefix=f"{method}-")
-        if "routing" in results[0]["epochs"][-1] and len(results) > 1:
+        if results[0]["epochs"][-1].get("routing", {}).get("policy") and len(results) > 1:  # routed layers to compare
             layer = -1  # the last routed layer, as the paper's Figure 4
             policies = [r["epochs"][-1]["routing"]["policy"][layer] for r in results]
             names = [f"seed {r['config']['seed']}" for r in results]
