@@ -47,11 +47,13 @@ class Config:
     tasks: int
     blocks: int
     open_fraction: float = 0.5  # hard-concrete: share of each task's gates held open
+    channels_last: bool = False
 
     @property
     def label(self) -> str:
         gates = f", {self.open_fraction:.0%} of gates open" if self.agent == "hard-concrete" else ""
-        return f"{self.agent} routed {self.routed}, T={self.tasks}, M={self.blocks}{gates}"
+        layout = ", channels_last" if self.channels_last else ""
+        return f"{self.agent} routed {self.routed}, T={self.tasks}, M={self.blocks}{gates}{layout}"
 
 
 def make_step(
@@ -132,6 +134,9 @@ def grid(full: bool) -> list[Config]:
     for fraction in (0.1, 0.3, 0.5, 1.0):  # hard-concrete's cost by share of open gates
         for routed in ("fc", "conv3"):
             configs.append(Config("hard-concrete", routed, 10, 10, fraction))
+    for agent in ("fixed-random", "wpl"):  # routed networks in channels_last (compare with "plain channels_last")
+        for routed in ("conv3", "all"):
+            configs.append(Config(agent, routed, 10, 10, channels_last=True))
     return configs
 
 
@@ -163,7 +168,7 @@ def main(
     steps_by_name: dict[str, Step] = dict(plain)
     memory: dict[str, float] = {}
     for config in configs:
-        steps_by_name[config.label] = make_step(config, shape, dev)
+        steps_by_name[config.label] = make_step(config, shape, dev, channels_last=config.channels_last)
     tasks_of = {c.label: c.tasks for c in configs}
     batches: dict[int, list[tuple[torch.Tensor, ...]]] = {}
     for t in {10, *tasks_of.values()}:

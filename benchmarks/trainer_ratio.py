@@ -34,6 +34,8 @@ CONFIGS: list[tuple[str, str, list[str]]] = [
     ("fmnist-mtl, 10 tasks", "plain (shared-bottom, nothing routed)", [*FMNIST, "--agent", "shared-bottom", "--routed", "none"]),
     ("fmnist-mtl, 10 tasks", "fixed-random, all routed, 10 blocks", [*FMNIST, "--agent", "fixed-random", "--routed", "all", "--blocks", "10"]),
     ("fmnist-mtl, 10 tasks", "wpl, fc routed, 10 blocks", [*FMNIST, "--agent", "wpl", "--routed", "fc", "--blocks", "10"]),
+    ("fmnist-mtl, 10 tasks, --channels-last", "plain (shared-bottom, nothing routed)", [*FMNIST, "--agent", "shared-bottom", "--routed", "none", "--channels-last"]),
+    ("fmnist-mtl, 10 tasks, --channels-last", "fixed-random, all routed, 10 blocks", [*FMNIST, "--agent", "fixed-random", "--routed", "all", "--blocks", "10", "--channels-last"]),
 ]  # fmt: skip
 
 

@@ -41,7 +41,7 @@ def ensure_run(method: str, seed: int) -> dict:
     path = run_dir(method, seed)
     results = path / "results.json"
     if not (results.exists() and json.loads(results.read_text())["status"] == "complete"):
-        command = ["routing-rl", "run", *COMMON, *METHODS[method], "--seed", str(seed), "--logdir", str(path), "--overwrite"]
+        command = [sys.executable, "-m", "routing_rl", "run", *COMMON, *METHODS[method], "--seed", str(seed), "--logdir", str(path), "--overwrite"]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return json.loads(results.read_text())
 
@@ -49,7 +49,7 @@ def ensure_run(method: str, seed: int) -> dict:
 def compare(method: str) -> dict:
     args = [x for s in SEEDS for x in ("--a", str(run_dir(method, s)))]
     args += [x for s in SEEDS for x in ("--b", str(run_dir(BASELINE, s)))]
-    done = subprocess.run(["routing-rl", "compare", *args, "--json"], check=True, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "routing_rl", "compare", *args, "--json"], check=True, capture_output=True, text=True)
     return json.loads(done.stdout)
 
 

@@ -89,6 +89,14 @@ def _run_stacked(linears: tuple[nn.Linear, ...], relu: bool, x: torch.Tensor, in
     return torch.relu(out) if relu else out
 
 
+def _same_layout(gathered: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """``gathered`` in ``source``'s channels_last layout: ``index_select`` returns the default layout,
+    which would run conv blocks of a ``--channels-last`` network in the slow one."""
+    if source.dim() == 4 and not source.is_contiguous() and source.is_contiguous(memory_format=torch.channels_last):
+        return gathered.contiguous(memory_format=torch.channels_last)
+    return gathered
+
+
 def _run_grouped(
     blocks: nn.ModuleList, x: torch.Tensor, index: torch.Tensor, stacked_min_blocks: int = STACKED_MIN_BLOCKS
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,7 +110,7 @@ def _run_grouped(
         kind = _linear_kind(blocks)
         if kind is not None and len(in_use) * largest <= STACKED_MAX_PADDING * index.shape[0]:
             return _run_stacked(*kind, x, index, order, counts, in_use, largest), order
-    pieces = x.index_select(0, order).split(count_list)
+    pieces = _same_layout(x.index_select(0, order), x).split(count_list)
     outputs = [blocks[m](pieces[m]) for m in in_use]
     return torch.cat(outputs, dim=0), order
 
@@ -132,10 +140,10 @@ def dispatch(
         probe = blocks[0](x[:1])
         return torch.zeros((x.shape[0],) + probe.shape[1:], dtype=probe.dtype, device=x.device) * probe.sum()
     index = decision.blocks[rows, slots]
-    out_sorted, order = _run_grouped(blocks, x.index_select(0, rows), index, stacked_min_blocks)
+    out_sorted, order = _run_grouped(blocks, _same_layout(x.index_select(0, rows), x), index, stacked_min_blocks)
     w = weights[rows, slots].index_select(0, order).view((-1,) + (1,) * (out_sorted.dim() - 1))
-    out = torch.zeros((x.shape[0],) + out_sorted.shape[1:], dtype=out_sorted.dtype, device=x.device)
-    return out.index_add(0, rows.index_select(0, order), out_sorted * w)
+    out = _same_layout(torch.zeros((x.shape[0],) + out_sorted.shape[1:], dtype=out_sorted.dtype, device=x.device), out_sorted)
+    return out.index_add_(0, rows.index_select(0, order), out_sorted * w)  # in place: keeps out's layout
 
 
 class RoutedLayer(nn.Module):

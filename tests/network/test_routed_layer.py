@@ -254,3 +254,24 @@ def test_a_network_of_many_tasks_uses_the_batched_matmul_and_the_papers_twenty_d
         t = torch.arange(128) % tasks
         net(torch.randn(128, 3, 8, 8), t, [RoutingDecision(t), RoutingDecision(t)])
         assert calls[0] == expected
+
+
+@pytest.mark.parametrize("mode", ["hard", "soft"])
+def test_channels_last_inputs_reach_every_block_in_channels_last(mode):
+    """``--channels-last`` networks: the dispatcher's gather must not hand conv blocks the slow default
+    layout (``index_select`` returns it), and the layer's output keeps channels_last for the next layer."""
+    net = build_network((8, 10, 10), num_tasks=3, num_classes=2, routed="conv1", blocks=4, seed=0)
+    net = net.to(memory_format=torch.channels_last)
+    blocks = net.layers[0].layer.blocks
+    layouts = []
+    for block in blocks:
+        block.register_forward_pre_hook(lambda _, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    x = torch.randn(12, 8, 10, 10).contiguous(memory_format=torch.channels_last)
+    if mode == "hard":
+        decision = RoutingDecision(torch.arange(12) % 4)
+    else:
+        decision = RoutingDecision(torch.stack([torch.arange(12) % 4, (torch.arange(12) + 1) % 4], 1), weights=torch.full((12, 2), 0.5))
+    out = dispatch(blocks, x, decision)
+    assert layouts == [True] * 4
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    torch.testing.assert_close(out, dispatch(blocks, x.contiguous(), decision), rtol=1e-4, atol=1e-5)
