@@ -123,7 +123,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--lr-decay", default=0.1, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Factor of each --lr-milestones step.")
 @click.option("--separate-optimizers/--single-optimizer", default=False, show_default=True, help="One optimizer for weights and one for the router/gates, or one for both (the public code).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True, help="Plain SGD shows the public-code WPL's exploding gradient in full.")
-@click.option("--fused-optimizer", is_flag=True, help="torch's fused optimizer kernels: one per tensor (2-6x faster steps over many small blocks; results differ in the last bits).")
+@click.option("--fused-optimizer", is_flag=True, help="torch's fused Adam/SGD kernels (about 3x faster Adam steps over many small block tensors; results differ in the last bits).")
 @click.option("--warmup-epochs", default=0, show_default=True, type=click.IntRange(min=0), help="Routers: share every routed layer for N epochs before routing.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1), help="Fixes data order, routes and weights.")
 @click.option("--routed", default=None, help="Routers: routed layers: none, all, fc, conv, head (the task-facing layer), or names like conv1,2,3 / conv3 / fc1,fc2 (default: fc; all for no-sharing).")
