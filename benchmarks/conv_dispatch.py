@@ -20,14 +20,14 @@ before timing). This measures a remedy named in benchmarks/README.md; the librar
 
 from __future__ import annotations
 
-import statistics
-import time
+import functools
 
 import click
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from interleaved import median_ms
 from routing_rl.network import RoutingDecision, build_network, dispatch
 
 CASES = [((1, 28, 28), 3), ((1, 28, 28), 10), ((1, 28, 28), 20), ((32, 14, 14), 3), ((32, 14, 14), 10), ((32, 14, 14), 20)]
@@ -89,14 +89,8 @@ def main(rounds: int, steps: int, threads: int, channels_last: bool) -> None:
             x = x.contiguous(memory_format=torch.channels_last)
         x.requires_grad_()
         torch.testing.assert_close(per_sample_grouped_conv(blocks, x, index), grouped(blocks, x, index), rtol=1e-4, atol=1e-4)
-        ms: dict[str, list[float]] = {name: [] for name in forms}
-        for _ in range(rounds):
-            for name, form in forms.items():
-                start = time.perf_counter()
-                for _ in range(steps):
-                    form(blocks, x, index).sum().backward()
-                ms[name].append((time.perf_counter() - start) / steps * 1e3)
-        p, a, b = (statistics.median(ms[name]) for name in forms)
+        ms = median_ms({name: functools.partial(form, blocks, x, index) for name, form in forms.items()}, rounds, steps)
+        p, a, b = (ms[name] for name in forms)
         print(f"| {'x'.join(map(str, shape))} | {n_blocks} | {index.unique().numel()} | {p:.2f} | {a:.2f} | {b:.2f} | "
               f"{p / a:.2f}x | {a / b:.2f}x |")  # fmt: skip
 

@@ -19,14 +19,14 @@ grouped dispatch). Both batched forms agree with the grouped one to rounding, no
 
 from __future__ import annotations
 
-import statistics
-import time
+import functools
 from collections.abc import Callable
 
 import click
 import torch
 from torch import nn
 
+from interleaved import median_ms
 from routing_rl.network import RoutingDecision, dispatch
 from routing_rl.network.routed_layer import STACKED_MAX_PADDING, STACKED_MIN_BLOCKS
 
@@ -77,14 +77,8 @@ def main(rounds: int, steps: int, threads: int) -> None:
         reference = grouped(blocks, x, index)
         for form in forms.values():
             torch.testing.assert_close(form(blocks, x, index), reference, rtol=1e-5, atol=1e-5)
-        ms: dict[str, list[float]] = {name: [] for name in forms}
-        for _ in range(rounds):
-            for name, form in forms.items():
-                start = time.perf_counter()
-                for _ in range(steps):
-                    form(blocks, x, index).sum().backward()
-                ms[name].append((time.perf_counter() - start) / steps * 1e3)
-        cells = " | ".join(f"{statistics.median(ms[name]):.2f}" for name in forms)
+        ms = median_ms({name: functools.partial(form, blocks, x, index) for name, form in forms.items()}, rounds, steps)
+        cells = " | ".join(f"{ms[name]:.2f}" for name in forms)
         counts = torch.bincount(index)
         padding = int((counts > 0).sum()) * int(counts.max()) / index.numel()
         print(f"| {tasks} | {n_blocks} | {d_in} | {d_out} | {index.unique().numel()} | {padding:.1f} | {cells} |")

@@ -26,6 +26,7 @@ def run_script(*args: str) -> str:
     [
         (["benchmarks/grid.py", "--plain-only", "--steps", "1", "--rounds", "1"], "| plain channels_last |"),
         (["benchmarks/fc_dispatch.py", "--steps", "1", "--rounds", "1"], "| 100 | 100 | 32 | 64 |"),
+        (["benchmarks/conv_dispatch.py", "--steps", "1", "--rounds", "1", "--channels-last"], "| 32x14x14 | 20 |"),
         (["benchmarks/profile_step.py", "--agent", "wpl", "--tasks", "40", "--blocks", "40", "--vector", "--steps", "2"], "| optimizer step |"),
     ],
 )
