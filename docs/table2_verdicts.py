@@ -7,12 +7,17 @@ epoch, mean over the tasks) and tests the paper's four claims with the one-taile
 t-test of its appendix A.2 (pooled variance, alpha 0.05):
 
 (a) public code < corrected < separate optimizers;
-(b) fixed random routing in conv3 is the best row, and beats no sharing;
+(b) fixed random routing in conv3 is the best row (no row is better), and beats no sharing;
 (c) shared bottom and no sharing are within about a point (|difference of means| <= 0.01);
-(d) learned routing in conv layers (conv1; conv1-3) is at least as good as shared bottom.
+(d) learned routing in conv layers (conv1; conv1-3) is better than shared bottom and near no
+    sharing (within a point), section 3.4: "For the Fashion-MNIST dataset, using learned routing in
+    the convolutional layers is better than the shared bottom baseline and near in performance to
+    the no sharing baseline."
 
-A claim is *reproduced* when the data support it, *refuted* when they support the opposite, and
-*not shown* when neither holds at this scale (or *not testable* with fewer than two seeds a row).
+A claim is *reproduced* when the data support it, *refuted* when they support the opposite (a
+significant difference the other way, or a gap of more than a point where the paper says "near"),
+and *not shown* when neither holds at this scale (or *not testable* with fewer than two seeds a
+row). Being the best row by its mean alone is neither: only a significant difference counts.
 """
 
 from __future__ import annotations
@@ -75,12 +80,15 @@ def verdicts(values: dict[str, list[float]]) -> list[Verdict]:
     parts = [ordered(values, "public-code", "corrected"), ordered(values, "corrected", "separate-optimizers")]
     out.append(Verdict("(a) public code < corrected < separate optimizers", "; ".join(p[0] for p in parts), combine([p[1] for p in parts])))
 
-    complete = all(len(values.get(row, [])) >= 2 for row in PAPER_ROWS)
-    best = max(means, key=means.__getitem__) if complete else None
     text, beats = ordered(values, "no-sharing", "fixed-random-conv3")
-    best_text = f"best row: {best} ({means[best]:.4f})" if best else "best row: not every row has two seeds"
-    best_verdict = "reproduced" if best == "fixed-random-conv3" else ("not testable" if best is None else "refuted")
-    out.append(Verdict("(b) fixed random in conv3 is the best row and beats no sharing", f"{best_text}; {text}", combine([best_verdict, beats])))
+    rivals = [(row, better(values, row, "fixed-random-conv3")) for row in PAPER_ROWS if row != "fixed-random-conv3"]
+    if any(test is None for _, test in rivals):
+        best_text, best_verdict = "best row: not every row has two seeds", "not testable"
+    else:
+        row, (t, p) = min(((r, test) for r, test in rivals if test is not None), key=lambda item: item[1][1])
+        best_text = f"strongest rival: {row} > fixed-random-conv3: t = {t:.2f}, p = {p:.3g}"
+        best_verdict = "refuted" if p < ALPHA else "reproduced"
+    out.append(Verdict("(b) fixed random in conv3 is the best row and beats no sharing", f"{text}; {best_text}", combine([best_verdict, beats])))
 
     if len(values.get("shared-bottom", [])) >= 2 and len(values.get("no-sharing", [])) >= 2:
         gap = means["no-sharing"] - means["shared-bottom"]
@@ -91,12 +99,14 @@ def verdicts(values: dict[str, list[float]]) -> list[Verdict]:
 
     parts = []
     for row in ("routing-conv1", "routing-conv123"):
-        worse = better(values, "shared-bottom", row)
-        if worse is None:
-            parts.append((f"shared-bottom > {row}: fewer than two seeds", "not testable"))
-        else:
-            parts.append((f"shared-bottom > {row}: t = {worse[0]:.2f}, p = {worse[1]:.3g}", "refuted" if worse[1] < ALPHA else "reproduced"))
-    out.append(Verdict("(d) learned routing in conv layers at least as good as shared bottom", "; ".join(p[0] for p in parts), combine([p[1] for p in parts])))
+        text, verdict = ordered(values, "shared-bottom", row)
+        if verdict != "not testable" and len(values.get("no-sharing", [])) >= 2:
+            gap = means["no-sharing"] - means[row]
+            text += f"; no-sharing - {row} = {gap:+.4f}"
+            if gap > POINT:
+                verdict = "refuted"
+        parts.append((text, verdict))
+    out.append(Verdict("(d) learned routing in conv layers better than shared bottom, near no sharing", "; ".join(p[0] for p in parts), combine([p[1] for p in parts])))
     return out
 
 

@@ -35,3 +35,13 @@ def test_contrary_numbers_refute_them_and_one_seed_is_not_testable():
     result = {v.claim[:3]: v.verdict for v in verdicts_module.verdicts(single)}
     assert result["(a)"] == "not testable" and result["(d)"] == "not testable"
     assert "| claim | evidence" in verdicts_module.markdown(verdicts_module.verdicts(single))
+
+
+def test_a_row_ahead_by_its_mean_alone_neither_refutes_nor_reproduces():
+    """No sharing 0.2 points ahead of fixed random conv3 with seed spreads of a point: not significant either
+    way, so (b) is not shown; learned conv routing far below no sharing is not "near" it, so (d) is refuted."""
+    close = dict(PAPER, **{"no-sharing": 0.966, "fixed-random-conv3": 0.964, "routing-conv1": 0.95, "shared-bottom": 0.94})
+    values = rows(close, spread=0.005)
+    result = {v.claim[:3]: v.verdict for v in verdicts_module.verdicts(values)}
+    assert result["(b)"] == "not shown"
+    assert result["(d)"] == "refuted"  # conv1 beats shared bottom but is 1.6 points below no sharing
