@@ -13,7 +13,6 @@ see benchmarks/README.md.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tempfile
 import time
@@ -32,9 +31,7 @@ def make_trainer(run: Path | None, size: int, logdir: str) -> Trainer:
     if run is None:
         return Trainer.from_config(RunConfig(agent="fixed-random", env="fmnist-mtl", epochs=1, eval_batch_size=size, logdir=logdir))
     stored = json.loads((run / "results.json").read_text())["config"]
-    names = {f.name for f in dataclasses.fields(RunConfig)}
-    config = RunConfig(**{k: v for k, v in stored.items() if k in names})
-    config = dataclasses.replace(config, eval_batch_size=size, logdir=logdir, threads=None)
+    config = RunConfig.from_stored(stored, eval_batch_size=size, logdir=logdir, threads=None)
     trainer = Trainer.from_config(config)
     trainer.learner.load_state(load_checkpoint(run / "checkpoint.pt"))
     return trainer

@@ -56,15 +56,14 @@ class Config:
         return f"{self.agent} routed {self.routed}, T={self.tasks}, M={self.blocks}{gates}{layout}"
 
 
-def make_step(
-    config: Config, shape: tuple[int, ...], device: torch.device, channels_last: bool = False, compiled: bool = False
-) -> Step:
+def make_step(config: Config, shape: tuple[int, ...], device: torch.device, compiled: bool = False) -> Step:
     """A closure taking one training step of ``config`` on a batch ``(x, y, tasks)``.
 
     ``compiled`` runs the network's layers before the first routed layer through ``torch.compile``
     (all of the plain network; the per-task heads' dispatch breaks the graph).
     """
     net = build_network(shape, config.tasks, 2, config.routed, config.blocks, seed=0).to(device)
+    channels_last = config.channels_last
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     if compiled:
@@ -158,17 +157,17 @@ def main(
     torch.manual_seed(0)
     plain = {
         "plain": make_step(Config("shared-bottom", "none", 10, 1), shape, dev),
-        "plain channels_last": make_step(Config("shared-bottom", "none", 10, 1), shape, dev, channels_last=True),
+        "plain channels_last": make_step(Config("shared-bottom", "none", 10, 1, channels_last=True), shape, dev),
     }
     if with_compile:
         for layout in (False, True):
             name = "plain channels_last torch.compile" if layout else "plain torch.compile"
-            plain[name] = make_step(Config("shared-bottom", "none", 10, 1), shape, dev, channels_last=layout, compiled=True)
+            plain[name] = make_step(Config("shared-bottom", "none", 10, 1, channels_last=layout), shape, dev, compiled=True)
     configs = [] if plain_only else grid(full)
     steps_by_name: dict[str, Step] = dict(plain)
     memory: dict[str, float] = {}
     for config in configs:
-        steps_by_name[config.label] = make_step(config, shape, dev, channels_last=config.channels_last)
+        steps_by_name[config.label] = make_step(config, shape, dev)
     tasks_of = {c.label: c.tasks for c in configs}
     batches: dict[int, list[tuple[torch.Tensor, ...]]] = {}
     for t in {10, *tasks_of.values()}:

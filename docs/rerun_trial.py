@@ -10,7 +10,6 @@ results.json says which). Losses are not compared (their last bits depend on the
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -25,9 +24,7 @@ from routing_rl.training import RunConfig, Trainer
 @click.option("--threads", default=1, show_default=True)
 def main(run: Path, out: Path, threads: int) -> None:
     stored = json.loads((run / "results.json").read_text())
-    names = {f.name for f in dataclasses.fields(RunConfig)}
-    config = dataclasses.replace(RunConfig(**{k: v for k, v in stored["config"].items() if k in names}),
-                                 logdir=str(out), threads=threads)  # fmt: skip
+    config = RunConfig.from_stored(stored["config"], logdir=str(out), threads=threads)
     trainer = Trainer.from_config(config)
     trainer.prepare_run_dir(resume=False, overwrite=True)
     again = trainer.fit()

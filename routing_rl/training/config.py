@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -131,6 +131,13 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any], **overrides: Any) -> RunConfig:
+        """The config of a results.json (``config``), with ``overrides``; keys this release does not
+        know (a run from a later one) are left out, options it added keep their defaults."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{**{k: v for k, v in stored.items() if k in names}, **overrides})
 
     def differences(self, other: dict[str, Any]) -> list[str]:
         """Names of options that differ from a stored config (ignoring those a resume may change)."""

@@ -218,3 +218,11 @@ def test_step_decay_follows_the_public_codes_schedule():
         assert weights_lr == pytest.approx(expected) and router_lr == pytest.approx(2 * expected)
     set_epoch_learning_rates([optimizer], 7, [], 0.1)  # no milestones: rates untouched
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-2, 2e-2])
+
+
+def test_a_stored_config_rebuilds_the_run_config_across_releases():
+    stored = RunConfig(agent="wpl", epochs=7, lr_milestones=[2]).to_dict()
+    stored["option_of_a_later_release"] = 1
+    del stored["fused_optimizer"]  # a run from before the option existed
+    config = RunConfig.from_stored(stored, logdir="elsewhere")
+    assert config == RunConfig(agent="wpl", epochs=7, lr_milestones=[2], logdir="elsewhere")
