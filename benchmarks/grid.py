@@ -33,6 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from routing_rl.agents import Router
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.network import build_network
+from routing_rl.training.optim import RowSparseAdam
 
 FMNIST_TRAIN_ROWS = 102_600
 """Training rows of an ``fmnist-mtl`` epoch: the epoch-time column is this many samples at the measured rate."""
@@ -78,7 +79,7 @@ def make_step(config: Config, shape: tuple[int, ...], device: torch.device, comp
                 log_alpha[:, closed:] = 20.0
     env = BatchedRoutingEnv(net)
     params = list(net.parameters()) + [p for p in router.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=1e-3, foreach=True)
+    optimizer = RowSparseAdam(params, lr=1e-3, foreach=True)
 
     def step(x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> None:
         if channels_last:

@@ -19,6 +19,7 @@ from torch.profiler import ProfilerActivity, profile
 from routing_rl.agents import Router
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.network import build_network
+from routing_rl.training.optim import RowSparseAdam
 
 PHASES = ("episodes", "router loss", "backward", "optimizer step", "router update")
 
@@ -43,7 +44,7 @@ def main(agent: str, routed: str, tasks: int, blocks: int, vector: bool, batch_s
     router: Router = Router.registry.get(agent)(tasks, net.num_routed, blocks, seed=0)
     env = BatchedRoutingEnv(net)
     params = list(net.parameters()) + [p for p in router.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=1e-3, **({"fused": True} if fused_optimizer else {"foreach": True}))
+    optimizer = RowSparseAdam(params, lr=1e-3, **({"fused": True} if fused_optimizer else {"foreach": True}))
     batches = [(torch.randn(batch_size, *shape), torch.randint(4, (batch_size,)), torch.randint(tasks, (batch_size,)))
                for _ in range(steps + 2)]  # fmt: skip
 

@@ -18,6 +18,7 @@ import torch
 from routing_rl.agents import Router
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.network import build_network
+from routing_rl.training.optim import RowSparseAdam
 
 CONFIGS = [
     ("shared (no routing)", "none"),
@@ -33,7 +34,7 @@ def make_step(routed: str, tasks: int, blocks: int, input_shape: tuple[int, ...]
     net = build_network(input_shape, tasks, classes, routed, blocks, seed=seed)
     router = Router.registry.get("fixed-random")(tasks, net.num_routed, blocks, seed=seed)
     env = BatchedRoutingEnv(net)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    opt = RowSparseAdam(net.parameters(), lr=1e-3)
 
     def step(x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> None:
         episodes = env.run(x, y, t, router.act)

@@ -21,6 +21,7 @@ import torch
 from routing_rl.agents import Router
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.network import build_network
+from routing_rl.training.optim import RowSparseAdam
 
 
 def burn(stop: multiprocessing.Event) -> None:  # type: ignore[valid-type]
@@ -37,7 +38,7 @@ def samples_per_second(threads: int, steps: int, batch: int) -> float:
     net = build_network((1, 28, 28), 10, 2, "fc", 10, seed=0)
     router = Router.registry.get("fixed-random")(10, net.num_routed, 10, seed=0)
     env = BatchedRoutingEnv(net)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    opt = RowSparseAdam(net.parameters(), lr=1e-3)
     x, y, t = torch.randn(batch, 1, 28, 28), torch.randint(0, 2, (batch,)), torch.randint(0, 10, (batch,))
     start = time.perf_counter()
     for _ in range(steps):

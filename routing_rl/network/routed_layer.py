@@ -8,7 +8,9 @@ Where many blocks each get a few samples (many tasks and blocks), one call per b
 than its arithmetic; linear blocks are then run together: the weights of the blocks in use are
 stacked, their samples padded to the largest group, and one batched matmul runs them all
 (``benchmarks/fc_dispatch.py`` measures both forms). Only blocks in use are stacked, so a block
-without samples still gets no gradient, as in the grouped form.
+without samples still gets no gradient, as in the grouped form. A layer of many linear blocks keeps
+them stacked for good (:mod:`routing_rl.network.linear_bank`), so that neither the stacking nor the
+gradients and optimizer updates are paid per block.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+from routing_rl.network.linear_bank import BANK_MIN_BLOCKS, LinearBank, maybe_bank
+
+Blocks = nn.ModuleList | LinearBank
+"""A layer's blocks: one module per block, or a bank of linear blocks stored stacked."""
 
 
 @dataclass
@@ -75,18 +83,16 @@ def _linear_kind(blocks: nn.ModuleList) -> tuple[tuple[nn.Linear, ...], bool] | 
     return tuple(linears), with_relu
 
 
-def _run_stacked(linears: tuple[nn.Linear, ...], relu: bool, x: torch.Tensor, index: torch.Tensor, order: torch.Tensor,
-                 counts: torch.Tensor, in_use: list[int], largest: int) -> torch.Tensor:  # fmt: skip
-    """Outputs sorted by block of the linear blocks in use, as one padded batched matmul."""
-    weight = torch.stack([linears[m].weight for m in in_use])  # [K, out, in]
-    bias = torch.stack([linears[m].bias for m in in_use])  # [K, out]
+def _run_stacked(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, index: torch.Tensor, order: torch.Tensor,
+                 counts: torch.Tensor, largest: int) -> torch.Tensor:  # fmt: skip
+    """Outputs sorted by block of the blocks in use (weights ``[K, out, in]``, biases ``[K, out]``, in
+    block order), as one padded batched matmul; no activation."""
     slot = torch.cumsum(counts > 0, 0) - 1  # block -> its row among the blocks in use
     sorted_index = index.index_select(0, order)
     position = torch.arange(index.shape[0], device=x.device) - (torch.cumsum(counts, 0) - counts)[sorted_index]
     group = slot[sorted_index]
-    padded = x.new_zeros(len(in_use), largest, x.shape[1]).index_put((group, position), x.index_select(0, order))
-    out = torch.baddbmm(bias.unsqueeze(1), padded, weight.transpose(1, 2))[group, position]
-    return torch.relu(out) if relu else out
+    padded = x.new_zeros(weight.shape[0], largest, x.shape[1]).index_put((group, position), x.index_select(0, order))
+    return torch.baddbmm(bias.unsqueeze(1), padded, weight.transpose(1, 2))[group, position]
 
 
 def _same_layout(gathered: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -98,25 +104,35 @@ def _same_layout(gathered: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
 
 
 def _run_grouped(
-    blocks: nn.ModuleList, x: torch.Tensor, index: torch.Tensor, stacked_min_blocks: int = STACKED_MIN_BLOCKS
+    blocks: Blocks, x: torch.Tensor, index: torch.Tensor, stacked_min_blocks: int = STACKED_MIN_BLOCKS
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``blocks[index[i]]`` on ``x[i]`` for all i; returns outputs sorted by block and the order."""
     order = torch.argsort(index, stable=True)
     counts = torch.bincount(index, minlength=len(blocks))
     count_list = counts.tolist()
     in_use = [m for m, c in enumerate(count_list) if c > 0]
-    if len(in_use) >= stacked_min_blocks and x.dim() == 2:
-        largest = max(count_list)
-        kind = _linear_kind(blocks)
-        if kind is not None and len(in_use) * largest <= STACKED_MAX_PADDING * index.shape[0]:
-            return _run_stacked(*kind, x, index, order, counts, in_use, largest), order
+    largest = max(count_list)
+    batched = len(in_use) >= stacked_min_blocks and x.dim() == 2 and len(in_use) * largest <= STACKED_MAX_PADDING * index.shape[0]
+    if isinstance(blocks, LinearBank):
+        weight, bias = blocks.rows(torch.tensor(in_use, dtype=torch.long, device=x.device))
+        if batched:
+            return blocks.activate(_run_stacked(weight, bias, x, index, order, counts, largest)), order
+        pieces = x.index_select(0, order).split(count_list)
+        outputs = [F.linear(pieces[m], w, b) for m, w, b in zip(in_use, weight.unbind(0), bias.unbind(0))]
+        return blocks.activate(torch.cat(outputs, dim=0)), order
+    kind = _linear_kind(blocks) if batched else None
+    if kind is not None:
+        linears = [kind[0][m] for m in in_use]
+        weight, bias = torch.stack([lin.weight for lin in linears]), torch.stack([lin.bias for lin in linears])
+        out = _run_stacked(weight, bias, x, index, order, counts, largest)
+        return (torch.relu(out) if kind[1] else out), order
     pieces = _same_layout(x.index_select(0, order), x).split(count_list)
     outputs = [blocks[m](pieces[m]) for m in in_use]
     return torch.cat(outputs, dim=0), order
 
 
 def dispatch(
-    blocks: nn.ModuleList, x: torch.Tensor, decision: RoutingDecision, stacked_min_blocks: int = STACKED_MIN_BLOCKS
+    blocks: Blocks, x: torch.Tensor, decision: RoutingDecision, stacked_min_blocks: int = STACKED_MIN_BLOCKS
 ) -> torch.Tensor:
     """Apply the routed blocks to a batch; see :class:`RoutingDecision` for the two modes.
 
@@ -147,11 +163,14 @@ def dispatch(
 
 
 class RoutedLayer(nn.Module):
-    """A layer of ``len(blocks)`` function blocks that samples are dispatched to by a decision."""
+    """A layer of ``len(blocks)`` function blocks that samples are dispatched to by a decision.
 
-    def __init__(self, blocks: list[nn.Module]) -> None:
+    From ``bank_min_blocks`` plain linear blocks the blocks are kept as one :class:`LinearBank`.
+    """
+
+    def __init__(self, blocks: list[nn.Module], bank_min_blocks: int = BANK_MIN_BLOCKS) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks: Blocks = maybe_bank(blocks, bank_min_blocks)
 
     @property
     def num_blocks(self) -> int:

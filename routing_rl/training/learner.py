@@ -22,9 +22,11 @@ from torch import nn
 from routing_rl.registry import AGENTS
 from routing_rl.training.config import RunConfig
 from routing_rl.training.families import Batch, SplitScore, TaskFamily
+from routing_rl.training.optim import RowSparseAdam, RowSparseSGD
 from routing_rl.training.tb_logger import TensorBoardLogger
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"adam": RowSparseAdam, "sgd": RowSparseSGD}
+"""torch's Adam and SGD, which also step the row-sparse gradients of block banks (``training/optim.py``)."""
 
 
 @dataclass

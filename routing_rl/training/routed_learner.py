@@ -145,7 +145,8 @@ class RoutedLearner(Learner):
                 used = decision.blocks if decision.weights is None else decision.blocks[decision.weights != 0]
                 used_set = set(used.flatten().tolist())
                 blocks = self.network.layers[position].layer.blocks
-                serving -= sum(count_parameters(b) for m, b in enumerate(blocks) if m not in used_set)
+                per_block = count_parameters(blocks) // len(blocks)  # a routed layer's blocks are copies of one spec
+                serving -= per_block * (len(blocks) - len(used_set))
         return {"train": train, "serving": serving}
 
     def epoch_record(self, epoch: int) -> dict[str, Any]:

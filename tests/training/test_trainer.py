@@ -196,7 +196,9 @@ def test_separate_optimizers_use_their_own_learning_rates(data, tmp_path):
 def test_optimizer_choice_applies_to_every_parameter_set(data, tmp_path):
     cfg = RunConfig(env="synthetic-groups", agent="wpl", optimizer="sgd", separate_optimizers=True, logdir=str(tmp_path))
     trainer = Trainer(cfg, data)
-    assert {type(o) for o in trainer.learner.optimizers.values()} == {torch.optim.SGD}
+    from routing_rl.training.optim import RowSparseSGD
+
+    assert {type(o) for o in trainer.learner.optimizers.values()} == {RowSparseSGD}  # torch's SGD, plus block banks' rows
     with pytest.raises(ValueError, match="valid choices: adam, sgd"):
         Trainer(RunConfig(env="synthetic-groups", optimizer="rmsprop", logdir=str(tmp_path / "x")), data)
 

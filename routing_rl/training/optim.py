@@ -1,0 +1,124 @@
+"""torch's Adam and SGD, extended to parameters whose gradient is sparse by rows (a bank's blocks).
+
+A :class:`routing_rl.network.linear_bank.LinearBank` stores a layer's blocks as the rows of one
+parameter, and its gradient lists exactly the blocks that had samples in the step. Each listed row
+is stepped as the per-block form would step that block's own parameter: Adam keeps one step count
+per row (so a rarely used block gets the bias correction of its own few updates, not of the run's
+step count), and rows without samples are left alone (not even their moments decay), as torch
+leaves a parameter whose ``grad`` is None. Dense gradients go to torch's own step unchanged
+(``foreach`` or ``fused``), so every network without a bank trains bit for bit as before.
+
+Only the options ``make_optimizers`` uses are supported for row-sparse parameters: Adam without
+weight decay, AMSGrad or maximize; plain SGD (no momentum, no weight decay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+
+def _sparse_rows(optimizer: torch.optim.Optimizer) -> list[tuple[torch.Tensor, dict[str, Any]]]:
+    return [(p, g) for g in optimizer.param_groups for p in g["params"] if p.grad is not None and p.grad.is_sparse]
+
+
+@contextmanager
+def _dense_only(params: list[torch.Tensor]) -> Iterator[None]:
+    """Hide the sparse gradients of ``params`` from torch's step (which refuses them), then restore them."""
+    held = [p.grad for p in params]
+    for p in params:
+        p.grad = None
+    try:
+        yield
+    finally:
+        for p, grad in zip(params, held):
+            p.grad = grad
+
+
+def _unsupported(group: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
+    return [key for key, value in defaults.items() if group.get(key, value) != value]
+
+
+def _rows_and_values(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    assert p.grad is not None
+    grad = p.grad.coalesce()  # sums a row listed twice (a layer run twice in a step), like dense accumulation
+    return grad.indices()[0], grad.values()
+
+
+class RowSparseAdam(torch.optim.Adam):
+    """``torch.optim.Adam``; parameters with row-sparse gradients step row by row (module docstring)."""
+
+    _PLAIN = {"weight_decay": 0, "amsgrad": False, "maximize": False}
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        sparse = _sparse_rows(self)
+        for p, group in sparse:
+            self._step_rows(p, group)
+        with _dense_only([p for p, _ in sparse]):
+            super().step()
+        return loss
+
+    def _step_rows(self, p: torch.Tensor, group: dict[str, Any]) -> None:
+        if bad := _unsupported(group, self._PLAIN):
+            raise ValueError(f"row-sparse parameters (block banks) support plain Adam only, not {', '.join(bad)}")
+        rows, grad = _rows_and_values(p)
+        state = self.state[p]
+        if not state:
+            state["step"] = torch.tensor(0.0)  # steps in which any row had a gradient (torch's Adam reads it)
+            state["row_step"] = torch.zeros(p.shape[0], dtype=torch.float32, device=p.device)
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["step"] += 1
+        beta1, beta2 = (float(b) for b in group["betas"])
+        lr, eps = float(group["lr"]), float(group["eps"])
+        steps = state["row_step"].index_select(0, rows) + 1
+        state["row_step"].index_copy_(0, rows, steps)
+        if group.get("fused"):
+            # torch's fused kernel on the rows as tensors of their own: each with its own step count
+            picked = rows.tolist()
+            rows_of = lambda t: [views[r] for views in (t.unbind(0),) for r in picked]  # noqa: E731
+            torch._fused_adam_(
+                rows_of(p), list(grad.unbind(0)), rows_of(state["exp_avg"]), rows_of(state["exp_avg_sq"]), [],
+                rows_of(state["row_step"]), lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False,
+            )  # fmt: skip
+            return
+        exp_avg = state["exp_avg"].index_select(0, rows).lerp_(grad, 1 - beta1)
+        exp_avg_sq = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        state["exp_avg"].index_copy_(0, rows, exp_avg)
+        state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
+        shape = (-1,) + (1,) * (p.dim() - 1)
+        t = steps.double()  # the bias corrections in double precision, as torch computes them from a Python float
+        step_size = ((lr / (1 - beta1**t)) * -1).to(p.dtype).view(shape)
+        bias_correction2_sqrt = ((1 - beta2**t) ** 0.5).to(p.dtype).view(shape)
+        denom = exp_avg_sq.sqrt_().div_(bias_correction2_sqrt).add_(eps)
+        p.index_add_(0, rows, exp_avg.mul_(step_size).div_(denom))  # p + step_size * exp_avg / denom, as addcdiv
+
+
+class RowSparseSGD(torch.optim.SGD):
+    """``torch.optim.SGD``; parameters with row-sparse gradients step only their listed rows."""
+
+    _PLAIN = {"momentum": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        sparse = _sparse_rows(self)
+        for p, group in sparse:
+            if bad := _unsupported(group, self._PLAIN):
+                raise ValueError(f"row-sparse parameters (block banks) support plain SGD only, not {', '.join(bad)}")
+            rows, grad = _rows_and_values(p)
+            p.index_add_(0, rows, grad, alpha=-float(group["lr"]))
+        with _dense_only([p for p, _ in sparse]):
+            super().step()
+        return loss
