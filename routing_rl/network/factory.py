@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from routing_rl.network.linear_bank import BANK_MIN_BLOCKS
 from routing_rl.network.model import RoutingNetwork
 from routing_rl.network.spec import SpecError, build_layer_specs, count_parameters
 
@@ -34,18 +35,21 @@ def build_network(
     blocks: int | None = None,
     per_task: str | Iterable[str] | None = None,
     seed: int | None = None,
+    bank_min_blocks: int = BANK_MIN_BLOCKS,
     **spec_options: int,
 ) -> RoutingNetwork:
     """The network with ``routed`` layers of ``blocks`` blocks (default: one block per task, as in the paper).
 
     ``seed`` fixes the initial weights without touching the global RNG stream of the caller.
+    ``bank_min_blocks``: linear layers of that many blocks or more are stored as a bank
+    (:mod:`routing_rl.network.linear_bank`); the benchmarks set it to compare the two forms.
     """
     heads = [num_classes] * num_tasks if isinstance(num_classes, int) else list(num_classes)
     same = heads[0] if heads and all(h == heads[0] for h in heads) else None
     specs = build_layer_specs(input_shape, routed, blocks or num_tasks, per_task, head_outputs=same, **spec_options)
     _require_memory_for(count_parameters(specs, input_shape, num_tasks, heads))
     if seed is None:
-        return RoutingNetwork(specs, input_shape, num_tasks, num_classes)
+        return RoutingNetwork(specs, input_shape, num_tasks, num_classes, bank_min_blocks)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return RoutingNetwork(specs, input_shape, num_tasks, num_classes)
+        return RoutingNetwork(specs, input_shape, num_tasks, num_classes, bank_min_blocks)

@@ -3,8 +3,8 @@
 With a hundred blocks per layer (a hundred tasks), a network kept as one ``nn.Linear`` per block
 has some eight hundred parameter tensors, and every training step pays per tensor: stacking the
 blocks in use for the batched matmul, one gradient accumulation each, one optimizer update each.
-A bank holds the layer's weights as one ``[M, out * in]`` tensor and its biases as one ``[M, out]``
-tensor, gathers the rows of the blocks in use with ``F.embedding(..., sparse=True)`` and so gets a
+A bank holds the layer as one ``[M, out * in + out]`` parameter (a row per block: its weight, then its
+bias), gathers the rows of the blocks in use with ``F.embedding(..., sparse=True)`` and so gets a
 gradient that is *sparse by block*: it lists exactly the blocks that had samples, as the per-block
 form's ``grad is None`` does for the others. :class:`routing_rl.training.optim.RowSparseAdam` and
 ``RowSparseSGD`` step every listed row as its own per-block parameter would be stepped (its own
@@ -41,7 +41,7 @@ class BankBlock:
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.bank.weight[self.index].view(self.bank.out_features, self.bank.in_features)
+        return self.bank.weight[self.index]
 
     @property
     def bias(self) -> torch.Tensor:
@@ -56,9 +56,10 @@ class LinearBank(nn.Module):
         num_blocks, self.out_features, self.in_features = weight.shape
         if bias.shape != (num_blocks, self.out_features):
             raise ValueError(f"a bank of {tuple(weight.shape)} weights needs biases of shape {(num_blocks, self.out_features)}")
-        # 2-D, so that F.embedding gathers a block's weight as one row and returns a row-sparse gradient
-        self.weight = nn.Parameter(weight.detach().reshape(num_blocks, -1).clone())
-        self.bias = nn.Parameter(bias.detach().clone())
+        # one row per block, its weight then its bias: F.embedding gathers a block as one row and returns
+        # a row-sparse gradient, and the optimizer has one tensor per layer to step
+        rows = torch.cat([weight.detach().reshape(num_blocks, -1), bias.detach()], dim=1)
+        self.weight_and_bias = nn.Parameter(rows.clone())
         self.relu = relu
 
     @classmethod
@@ -82,7 +83,7 @@ class LinearBank(nn.Module):
         return cls(weight, torch.stack([linear.bias.detach() for linear in linears]), relu)
 
     def __len__(self) -> int:
-        return self.weight.shape[0]
+        return self.weight_and_bias.shape[0]
 
     def __getitem__(self, index: int) -> BankBlock:
         if not -len(self) <= index < len(self):
@@ -99,18 +100,29 @@ class LinearBank(nn.Module):
         return torch.relu(out) if self.relu else out
 
     def rows(self, blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Weights ``[K, out, in]`` and biases ``[K, out]`` of ``blocks``, with row-sparse gradients."""
-        weight = F.embedding(blocks, self.weight, sparse=True).view(-1, self.out_features, self.in_features)
-        return weight, F.embedding(blocks, self.bias, sparse=True)
+        """Weights ``[K, out, in]`` and biases ``[K, out]`` of ``blocks``, with a row-sparse gradient."""
+        rows = F.embedding(blocks, self.weight_and_bias, sparse=True)
+        weight, bias = rows.split([self.out_features * self.in_features, self.out_features], dim=1)
+        return weight.contiguous().view(-1, self.out_features, self.in_features), bias
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Every block's weight, ``[M, out, in]`` (a view)."""
+        return self.weight_and_bias[:, : self.out_features * self.in_features].view(len(self), self.out_features, self.in_features)
+
+    @property
+    def bias(self) -> torch.Tensor:
+        """Every block's bias, ``[M, out]`` (a view)."""
+        return self.weight_and_bias[:, self.out_features * self.in_features :]
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         """Accept the per-block form's keys (``0.weight`` or ``0.0.weight`` per block) by stacking them."""
-        if prefix + "weight" not in state_dict:
+        if prefix + "weight_and_bias" not in state_dict:
             for inner in ("", "0."):
                 keys = [(f"{prefix}{m}.{inner}weight", f"{prefix}{m}.{inner}bias") for m in range(len(self))]
                 if all(w in state_dict and b in state_dict for w, b in keys):
-                    state_dict[prefix + "weight"] = torch.stack([state_dict.pop(w).reshape(-1) for w, _ in keys])
-                    state_dict[prefix + "bias"] = torch.stack([state_dict.pop(b) for _, b in keys])
+                    rows = [torch.cat([state_dict.pop(w).reshape(-1), state_dict.pop(b)]) for w, b in keys]
+                    state_dict[prefix + "weight_and_bias"] = torch.stack(rows)
                     break
         super()._load_from_state_dict(state_dict, prefix, *args)
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from routing_rl.network.linear_bank import BANK_MIN_BLOCKS
 from routing_rl.network.routed_layer import RoutedLayer, RoutingDecision, dispatch
 from routing_rl.network.spec import LayerSpec
 
@@ -64,12 +65,12 @@ def make_head(in_features: int, out_features: int, width: int) -> nn.Linear:
 class NetworkLayer(nn.Module):
     """A layer in one of the three sharing modes; non-routed modes decide their own blocks."""
 
-    def __init__(self, spec: LayerSpec, in_features: int, num_tasks: int) -> None:
+    def __init__(self, spec: LayerSpec, in_features: int, num_tasks: int, bank_min_blocks: int = BANK_MIN_BLOCKS) -> None:
         super().__init__()
         self.spec = spec
         self.flatten_input = spec.kind != "conv"
         n_blocks = {"shared": 1, "routed": spec.blocks, "per-task": num_tasks}[spec.mode]
-        self.layer = RoutedLayer([make_block(spec, in_features) for _ in range(n_blocks)])
+        self.layer = RoutedLayer([make_block(spec, in_features) for _ in range(n_blocks)], bank_min_blocks)
 
     def forward(self, x: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision | None = None) -> torch.Tensor:
         if self.flatten_input and x.dim() > 2:
@@ -89,10 +90,16 @@ class RoutingNetwork(nn.Module):
     ``num_classes`` is the outputs of every head, or one count per task (multi-label tasks with
     different label counts); heads are zero-padded to the widest. A routed ``head`` spec (last)
     replaces the per-task heads: its blocks output the classes and the router picks one per task.
+    Layers of ``bank_min_blocks`` or more plain linear blocks keep them as a bank (same numbers, fewer tensors).
     """
 
     def __init__(
-        self, specs: Sequence[LayerSpec], input_shape: Sequence[int], num_tasks: int, num_classes: int | Sequence[int]
+        self,
+        specs: Sequence[LayerSpec],
+        input_shape: Sequence[int],
+        num_tasks: int,
+        num_classes: int | Sequence[int],
+        bank_min_blocks: int = BANK_MIN_BLOCKS,
     ) -> None:
         super().__init__()
         self.specs = list(specs)
@@ -116,7 +123,7 @@ class RoutingNetwork(nn.Module):
                 out_shape = [spec.width]
             if spec.mode == "routed":
                 self.routed_input_dims.append(shape[0])
-            layers.append(NetworkLayer(spec, in_features, num_tasks))
+            layers.append(NetworkLayer(spec, in_features, num_tasks, bank_min_blocks))
             shape = out_shape
         self.layers = nn.ModuleList(layers)
         self.feature_dim = int(torch.tensor(shape).prod())
@@ -124,7 +131,7 @@ class RoutingNetwork(nn.Module):
         if self.head_routed and (len(set(self.head_sizes)) != 1 or self.specs[-1].width != self.num_classes):
             raise ValueError(f"a routed head needs {self.specs[-1].width} outputs for every task, got {self.head_sizes}")
         heads = [] if self.head_routed else [make_head(self.feature_dim, c, self.num_classes) for c in self.head_sizes]
-        self.heads = RoutedLayer(heads)
+        self.heads = RoutedLayer(heads, bank_min_blocks)
         self.routed_positions = [i for i, s in enumerate(self.specs) if s.mode == "routed"]
         self.blocks_per_layer = [self.specs[i].blocks for i in self.routed_positions]
 

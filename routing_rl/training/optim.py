@@ -43,8 +43,15 @@ def _unsupported(group: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
 
 
 def _rows_and_values(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    assert p.grad is not None
-    grad = p.grad.coalesce()  # sums a row listed twice (a layer run twice in a step), like dense accumulation
+    """The rows a sparse gradient lists (increasing, once each) and their gradients."""
+    grad = p.grad
+    assert grad is not None
+    if not grad.is_coalesced():
+        rows = grad._indices()[0]
+        if rows.numel() > 1 and not bool((rows[1:] > rows[:-1]).all()):
+            grad = grad.coalesce()  # sums a row listed twice (a layer run twice in a step), like dense accumulation
+        else:  # one gather of increasing rows (the dispatcher's): already coalesced, save the sort and copy
+            return rows, grad._values()
     return grad.indices()[0], grad.values()
 
 

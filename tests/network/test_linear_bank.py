@@ -66,9 +66,8 @@ def test_bank_equals_its_blocks_forward_and_gradients_bit_for_bit(case, mode, re
         outputs.append(out)
     assert torch.equal(outputs[0], outputs[1])
     weight_grad, bias_grad = per_block_grads(blocks)
-    assert bank.weight.grad.is_sparse and bank.bias.grad.is_sparse
-    assert torch.equal(dense_rows(bank.weight.grad), weight_grad)
-    assert torch.equal(dense_rows(bank.bias.grad), bias_grad)
+    assert bank.weight_and_bias.grad.is_sparse  # one parameter per layer: a row per block, weight then bias
+    assert torch.equal(dense_rows(bank.weight_and_bias.grad), torch.cat([weight_grad, bias_grad], dim=1))
 
 
 def test_the_gradient_lists_exactly_the_blocks_with_samples_even_where_it_is_zero():
@@ -80,9 +79,9 @@ def test_the_gradient_lists_exactly_the_blocks_with_samples_even_where_it_is_zer
     x = torch.randn(6, 8)
     x[2] = 0.0  # block 17's only sample: a zero input, so a zero weight gradient
     dispatch(bank, x, RoutingDecision(picks)).sum().backward()
-    listed = bank.weight.grad.coalesce().indices()[0].tolist()
+    listed = bank.weight_and_bias.grad.coalesce().indices()[0].tolist()
     assert listed == [3, 17, 30]
-    assert dense_rows(bank.weight.grad)[17].abs().sum() == 0
+    assert dense_rows(bank.weight_and_bias.grad)[17, :40].abs().sum() == 0  # its weight's gradient (its bias's is not)
 
 
 def test_many_blocks_are_banked_and_the_papers_networks_keep_their_modules():
@@ -113,7 +112,7 @@ def test_a_bank_starts_from_its_blocks_weights_and_loads_the_per_block_state_dic
     head_bank = LinearBank.from_blocks(fc_blocks(40, relu=False, seed=2))
     assert head_bank is not None
     head_bank.load_state_dict(torch.nn.ModuleList(heads).state_dict())  # "0.weight", ...
-    assert torch.equal(head_bank.weight, torch.stack([h.weight.reshape(-1) for h in heads]))
+    assert torch.equal(head_bank.weight, torch.stack([h.weight for h in heads]))
     with pytest.raises(RuntimeError, match="Missing key"):
         head_bank.load_state_dict(torch.nn.ModuleList(heads[:39]).state_dict())
 
@@ -130,3 +129,35 @@ def test_a_bank_starts_from_its_blocks_weights_and_loads_the_per_block_state_dic
 )
 def test_blocks_a_bank_cannot_hold_exactly_are_left_as_modules(blocks):
     assert LinearBank.from_blocks(blocks) is None
+
+
+@pytest.mark.parametrize(("tasks", "blocks", "bank_min_blocks"), [(40, 40, BANK_MIN_BLOCKS), (10, 6, 2)])
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_banked_network_trains_bit_for_bit_as_its_per_block_form(tasks, blocks, bank_min_blocks, fused):
+    from routing_rl.training.config import RunConfig
+    from routing_rl.training.learner import make_optimizers
+
+    config = RunConfig(optimizer="adam", fused_optimizer=fused, lr=0.01)
+    nets, optimizers = [], []
+    for minimum in (bank_min_blocks, 10**9):  # banked, then every block a module of its own
+        net = build_network((12,), num_tasks=tasks, num_classes=3, routed="fc", blocks=blocks, seed=0, bank_min_blocks=minimum)
+        nets.append(net)
+        optimizers.append(make_optimizers(config, list(net.parameters()), [])["all"])
+    assert isinstance(nets[0].layers[0].layer.blocks, LinearBank) and isinstance(nets[1].layers[0].layer.blocks, torch.nn.ModuleList)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        x, task = torch.randn(96, 12, generator=g), torch.randint(0, tasks, (96,), generator=g)
+        routes = [RoutingDecision(torch.randint(0, blocks, (96,), generator=g)) for _ in range(nets[0].num_routed)]
+        target = torch.randint(0, 3, (96,), generator=g)
+        logits = []
+        for net, optimizer in zip(nets, optimizers):
+            optimizer.zero_grad(set_to_none=True)
+            out = net(x, task, routes)
+            torch.nn.functional.cross_entropy(out, target).backward()
+            optimizer.step()
+            logits.append(out)
+        assert torch.equal(logits[0], logits[1])
+    banked = build_network((12,), num_tasks=tasks, num_classes=3, routed="fc", blocks=blocks, seed=1, bank_min_blocks=bank_min_blocks)
+    banked.load_state_dict(nets[1].state_dict())  # the trained per-block weights, loaded into banks ...
+    for a, b in zip(banked.state_dict().values(), nets[0].state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # ... are the banked network's trained weights

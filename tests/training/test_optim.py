@@ -23,7 +23,7 @@ def layers(n: int = 40) -> tuple[torch.nn.ModuleList, LinearBank]:
 
 
 def bank_rows_of(blocks: torch.nn.ModuleList) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.stack([b[0].weight.reshape(-1) for b in blocks]), torch.stack([b[0].bias for b in blocks])
+    return torch.stack([b[0].weight for b in blocks]), torch.stack([b[0].bias for b in blocks])
 
 
 def train_both(config: RunConfig, steps: int, blocks: torch.nn.ModuleList, bank: LinearBank, seed: int = 1):
@@ -46,12 +46,12 @@ def train_both(config: RunConfig, steps: int, blocks: torch.nn.ModuleList, bank:
 @pytest.mark.parametrize(("optimizer", "fused"), [("adam", False), ("adam", True), ("sgd", False), ("sgd", True)])
 def test_bank_rows_take_exactly_the_per_block_optimizers_steps(optimizer, fused):
     blocks, bank = layers()
-    start = bank.weight.detach().clone()
+    start = bank.weight_and_bias.detach().clone()
     config = RunConfig(optimizer=optimizer, fused_optimizer=fused, lr=0.05)
     train_both(config, 12, blocks, bank)
     weight, bias = bank_rows_of(blocks)
     assert torch.equal(bank.weight, weight) and torch.equal(bank.bias, bias)
-    assert (bank.weight != start).any(dim=1).sum() > 30  # the test moved most blocks
+    assert (bank.weight_and_bias != start).any(dim=1).sum() > 30  # the test moved most blocks
 
 
 def test_rows_without_samples_keep_their_weights_and_moments():
@@ -59,13 +59,13 @@ def test_rows_without_samples_keep_their_weights_and_moments():
     config = RunConfig(optimizer="adam", lr=0.05)
     _, banked = train_both(config, 2, blocks, bank)  # step 0: blocks 0-4; step 1: all 40
     x = torch.randn(30, 6)
-    state = banked.state[bank.weight]
+    state = banked.state[bank.weight_and_bias]
     before = {k: v.clone() for k, v in state.items()}
-    weight = bank.weight.detach().clone()
+    weight = bank.weight_and_bias.detach().clone()
     banked.zero_grad(set_to_none=True)
     dispatch(bank, x, RoutingDecision(torch.arange(30) % 3)).sum().backward()  # blocks 0, 1, 2 only
     banked.step()
-    moved = (bank.weight != weight).any(dim=1)
+    moved = (bank.weight_and_bias != weight).any(dim=1)
     assert moved[:3].all() and not moved[3:].any()
     assert torch.equal(state["exp_avg"][3:], before["exp_avg"][3:]) and torch.equal(state["exp_avg_sq"][3:], before["exp_avg_sq"][3:])
     assert state["row_step"][:3].tolist() == [3.0, 3.0, 3.0] and int(state["row_step"][39]) == 1  # own step counts
@@ -142,3 +142,19 @@ def test_a_run_of_many_tasks_trains_its_banks_reproducibly_and_resumes_exactly(t
     resumed = run("part", 2, "--resume")
     for a, b in zip(full["epochs"], resumed["epochs"], strict=True):
         assert (a["train_loss"], a["test"]["per_task"], a["routing"]["policy"]) == (b["train_loss"], b["test"]["per_task"], b["routing"]["policy"])
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_bank_run_twice_before_a_step_sums_its_gradients_like_the_blocks(fused):
+    blocks, bank = layers()
+    config = RunConfig(optimizer="adam", fused_optimizer=fused, lr=0.05)
+    per_block = make_optimizers(config, list(blocks.parameters()), [])["all"]
+    banked = make_optimizers(config, list(bank.parameters()), [])["all"]
+    g = torch.Generator().manual_seed(4)
+    batches = [(torch.randn(60, 6, generator=g), torch.randint(0, 40, (60,), generator=g)) for _ in range(2)]
+    for layer, optimizer in ((blocks, per_block), (bank, banked)):
+        for x, picks in batches:  # two forward/backward passes, one step: rows listed twice, out of order
+            dispatch(layer, x, RoutingDecision(picks)).sum().backward()
+        optimizer.step()
+    weight, bias = bank_rows_of(blocks)
+    assert torch.equal(bank.weight, weight) and torch.equal(bank.bias, bias)
