@@ -7,7 +7,7 @@ all in the figure. Each configuration is one ``routing-rl run`` for one epoch cu
 median of the rounds' ``samples_per_second`` (from ``results.json``) is reported, with its ratio to
 the plain network on the same data.
 
-    python benchmarks/trainer_ratio.py --rounds 3 --threads 1
+    python benchmarks/trainer_ratio.py --rounds 5 --threads 1
 """
 
 from __future__ import annotations
