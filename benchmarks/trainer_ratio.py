@@ -22,7 +22,8 @@ from pathlib import Path
 import click
 
 SYNTHETIC_100 = ["--env", "synthetic-groups", "-e", "num_tasks=100", "-e", "num_groups=10", "-e", "train_per_task=200"]
-FMNIST = ["--env", "fmnist-mtl"]
+FMNIST = ["--env", "fmnist-mtl", "--contiguous"]
+FMNIST_CL = ["--env", "fmnist-mtl", "--channels-last"]
 
 CONFIGS: list[tuple[str, str, list[str]]] = [
     # (data set, configuration, routing-rl run options); the first of each data set is the plain network
@@ -31,11 +32,12 @@ CONFIGS: list[tuple[str, str, list[str]]] = [
     ("synthetic-groups, 100 tasks", "wpl, fc routed, 100 blocks, --fused-optimizer", [*SYNTHETIC_100, "--agent", "wpl", "--routed", "fc", "--blocks", "100", "--fused-optimizer"]),
     ("synthetic-groups, 100 tasks", "reinforce, fc routed, 100 blocks", [*SYNTHETIC_100, "--agent", "reinforce", "--routed", "fc", "--blocks", "100"]),
     ("synthetic-groups, 100 tasks", "fixed-random, fc routed, 100 blocks", [*SYNTHETIC_100, "--agent", "fixed-random", "--routed", "fc", "--blocks", "100"]),
-    ("fmnist-mtl, 10 tasks", "plain (shared-bottom, nothing routed)", [*FMNIST, "--agent", "shared-bottom", "--routed", "none"]),
-    ("fmnist-mtl, 10 tasks", "fixed-random, all routed, 10 blocks", [*FMNIST, "--agent", "fixed-random", "--routed", "all", "--blocks", "10"]),
-    ("fmnist-mtl, 10 tasks", "wpl, fc routed, 10 blocks", [*FMNIST, "--agent", "wpl", "--routed", "fc", "--blocks", "10"]),
-    ("fmnist-mtl, 10 tasks, --channels-last", "plain (shared-bottom, nothing routed)", [*FMNIST, "--agent", "shared-bottom", "--routed", "none", "--channels-last"]),
-    ("fmnist-mtl, 10 tasks, --channels-last", "fixed-random, all routed, 10 blocks", [*FMNIST, "--agent", "fixed-random", "--routed", "all", "--blocks", "10", "--channels-last"]),
+    ("fmnist-mtl, 10 tasks, --contiguous", "plain (shared-bottom, nothing routed)", [*FMNIST, "--agent", "shared-bottom", "--routed", "none"]),
+    ("fmnist-mtl, 10 tasks, --contiguous", "fixed-random, all routed, 10 blocks", [*FMNIST, "--agent", "fixed-random", "--routed", "all", "--blocks", "10"]),
+    ("fmnist-mtl, 10 tasks, --contiguous", "wpl, fc routed, 10 blocks", [*FMNIST, "--agent", "wpl", "--routed", "fc", "--blocks", "10"]),
+    ("fmnist-mtl, 10 tasks, --channels-last (the default)", "plain (shared-bottom, nothing routed)", [*FMNIST_CL, "--agent", "shared-bottom", "--routed", "none"]),
+    ("fmnist-mtl, 10 tasks, --channels-last (the default)", "fixed-random, all routed, 10 blocks", [*FMNIST_CL, "--agent", "fixed-random", "--routed", "all", "--blocks", "10"]),
+    ("fmnist-mtl, 10 tasks, --channels-last (the default)", "wpl, fc routed, 10 blocks", [*FMNIST_CL, "--agent", "wpl", "--routed", "fc", "--blocks", "10"]),
 ]  # fmt: skip
 
 

@@ -1,5 +1,6 @@
-"""``--channels-last`` (convolutions in channels_last memory format, about 1.8x faster on this CPU)
-keeps runs reproducible and resumable, and trains the same model up to floating-point rounding."""
+"""Routed networks on images train in channels_last memory format by default (about 1.8x faster on
+this CPU); runs stay reproducible and resumable, and train the same model as ``--contiguous`` up to
+floating-point rounding."""
 
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ def test_channels_last_is_reproducible_resumable_and_the_same_model(tmp_path, fm
     fmnist_writer(tmp_path / "data", per_class=20, seed=1)
     first = run(tmp_path, "a", "--channels-last")
     again = run(tmp_path, "b", "--channels-last")
-    plain = run(tmp_path, "c")
+    plain = run(tmp_path, "c", "--contiguous")
+    default = run(tmp_path, "e")
+    assert first["config"]["channels_last"] is True and plain["config"]["channels_last"] is False
+    assert default["epochs"][-1]["test"] == first["epochs"][-1]["test"]  # channels_last is the default
     assert first["epochs"][-1]["test"] == again["epochs"][-1]["test"]
     assert first["epochs"][-1]["routing"]["policy"] == again["epochs"][-1]["routing"]["policy"]
     # the first losses agree with the contiguous layout to rounding: the same computation, other kernels

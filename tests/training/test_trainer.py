@@ -228,3 +228,11 @@ def test_a_stored_config_rebuilds_the_run_config_across_releases():
     del stored["fused_optimizer"]  # a run from before the option existed
     config = RunConfig.from_stored(stored, logdir="elsewhere")
     assert config == RunConfig(agent="wpl", epochs=7, lr_milestones=[2], logdir="elsewhere")
+
+
+def test_a_run_stored_before_channels_last_became_the_default_keeps_the_contiguous_layout(data, tmp_path):
+    stored = RunConfig(agent="wpl").to_dict()
+    del stored["channels_last"]  # a results.json of a release whose default was the contiguous layout
+    assert RunConfig.from_stored(stored).channels_last is False
+    assert RunConfig(agent="wpl").differences(stored) == ["channels_last (stored false, now true)"]
+    assert RunConfig(agent="wpl", channels_last=False).differences(stored) == []
