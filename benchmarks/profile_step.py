@@ -35,18 +35,21 @@ PHASES = ("episodes", "router loss", "backward", "optimizer step", "router updat
 @click.option("--threads", default=1, show_default=True)
 @click.option("--top", default=15, show_default=True, help="Operators to list.")
 @click.option("--fused-optimizer", is_flag=True, help="torch's fused Adam, as routing-rl run --fused-optimizer.")
+@click.option("--channels-last", is_flag=True, help="Images and network in channels_last, as routing-rl run's default.")
 def main(agent: str, routed: str, tasks: int, blocks: int, vector: bool, batch_size: int, steps: int, threads: int, top: int,
-         fused_optimizer: bool) -> None:  # fmt: skip
+         fused_optimizer: bool, channels_last: bool) -> None:  # fmt: skip
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     shape = (32,) if vector else (1, 28, 28)
     net = build_network(shape, tasks, 4, routed, blocks, seed=0)
+    layout = torch.channels_last if channels_last and not vector else torch.contiguous_format
+    net = net.to(memory_format=layout)
     router: Router = Router.registry.get(agent)(tasks, net.num_routed, blocks, seed=0)
     env = BatchedRoutingEnv(net)
     params = list(net.parameters()) + [p for p in router.parameters() if p.requires_grad]
     optimizer = RowSparseAdam(params, lr=1e-3, **({"fused": True} if fused_optimizer else {"foreach": True}))
-    batches = [(torch.randn(batch_size, *shape), torch.randint(4, (batch_size,)), torch.randint(tasks, (batch_size,)))
-               for _ in range(steps + 2)]  # fmt: skip
+    batches = [(torch.randn(batch_size, *shape).contiguous(memory_format=layout), torch.randint(4, (batch_size,)),
+                torch.randint(tasks, (batch_size,))) for _ in range(steps + 2)]  # fmt: skip
 
     def step(x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> None:
         with record_function("episodes"):
@@ -72,7 +75,7 @@ def main(agent: str, routed: str, tasks: int, blocks: int, vector: bool, batch_s
     events = prof.key_averages()
     total = sum(e.cpu_time_total for e in events if e.key in PHASES)
     print(f"{agent} routed {routed}, T={tasks}, M={blocks}, {'32-dim' if vector else '1x28x28'} inputs, batch {batch_size}, "
-          f"{'fused' if fused_optimizer else 'foreach'} Adam, "
+          f"{'fused' if fused_optimizer else 'foreach'} Adam, {'channels_last, ' if layout is torch.channels_last else ''}"
           f"{steps} steps, {threads} thread(s); {sum(p.numel() for p in params):,} parameters in {len(params)} tensors")  # fmt: skip
     print("\n| phase | ms per step | share |")
     print("|---|---:|---:|")

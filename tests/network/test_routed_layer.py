@@ -275,3 +275,38 @@ def test_channels_last_inputs_reach_every_block_in_channels_last(mode):
     assert layouts == [True] * 4
     assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
     torch.testing.assert_close(out, dispatch(blocks, x.contiguous(), decision), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["hard", "soft"])
+def test_channels_last_gradients_reach_every_block_in_channels_last(mode):
+    """The backward of the dispatcher's gathers and scatters keeps channels_last too, so no conv block
+    converts its gradient (a copy per block and layer) before its BatchNorm and convolution backward."""
+    net = build_network((8, 10, 10), num_tasks=3, num_classes=2, routed="conv1", blocks=4, seed=0)
+    net = net.to(memory_format=torch.channels_last)
+    blocks = net.layers[0].layer.blocks
+    layouts = []
+
+    def watch(_module, _inputs, output):
+        output.register_hook(lambda grad: layouts.append(grad.is_contiguous(memory_format=torch.channels_last)))
+
+    for block in blocks:
+        block.register_forward_hook(watch)
+    x = torch.randn(12, 8, 10, 10).contiguous(memory_format=torch.channels_last).requires_grad_()
+    if mode == "hard":
+        decision = RoutingDecision(torch.arange(12) % 4)
+    else:
+        decision = RoutingDecision(torch.stack([torch.arange(12) % 4, (torch.arange(12) + 1) % 4], 1), weights=torch.full((12, 2), 0.5))
+    out = dispatch(blocks, x, decision)
+    (out * torch.randn_like(out)).sum().backward()
+    assert layouts == [True] * 4
+    assert x.grad is not None and x.grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_permutation_sends_gradients_back_exactly():
+    blocks = torch.nn.ModuleList([torch.nn.Linear(5, 3) for _ in range(4)])
+    x = torch.randn(30, 5, requires_grad=True)
+    picks = torch.randint(0, 4, (30,), generator=torch.Generator().manual_seed(0))
+    upstream = torch.randn(30, 3)
+    (dispatch(blocks, x, RoutingDecision(picks)) * upstream).sum().backward()
+    expected = torch.stack([upstream[i] @ blocks[int(picks[i])].weight for i in range(30)])
+    torch.testing.assert_close(x.grad, expected)
