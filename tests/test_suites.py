@@ -20,7 +20,7 @@ from scipy import stats
 from routing_rl.cli import main
 from routing_rl.suites import SuiteError, load_suite_file
 from routing_rl.suites.runner import plan, run_local, trial_status
-from routing_rl.suites.spec import Trial
+from routing_rl.suites.spec import IDENTITY_EXCLUDES, Trial
 from routing_rl.suites.table import build_rows
 from routing_rl.training.config import RunConfig
 
@@ -80,6 +80,21 @@ def test_an_option_added_later_at_its_default_keeps_the_trials(suite_file):
     assert later.key == trial.key
     changed = Trial(trial.run, trial.seed, LaterConfig(**trial.config.to_dict(), new_option=1))
     assert changed.key != trial.key
+
+
+def test_a_suite_naming_an_options_old_default_keeps_its_trials(suite_file):
+    """channels_last became the default: a suite that names the old layout (as the published Table 2
+    suite does) finds the trials it ran before, whose keys did not mention the option; a suite that
+    takes the new default gets new trials, since its numbers change."""
+    import hashlib
+
+    trial = load_suite_file(suite_file).trials()[0]
+    old = dataclasses.replace(trial, config=dataclasses.replace(trial.config, channels_last=False))
+    new = dataclasses.replace(trial, config=dataclasses.replace(trial.config, channels_last=True))
+    before = {k: v for k, v in old.config.to_dict().items() if k not in IDENTITY_EXCLUDES and k != "channels_last"}
+    before = {k: v for k, v in before.items() if v != RunConfig().to_dict()[k]}
+    previous_key = hashlib.sha256(json.dumps(before, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    assert old.key == previous_key and new.key != previous_key
 
 
 @pytest.mark.parametrize(

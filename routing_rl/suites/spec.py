@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from routing_rl.registry import UnknownNameError
-from routing_rl.training.config import RunConfig, default_routed
+from routing_rl.training.config import STORED_BEFORE_DEFAULT_CHANGES, RunConfig, default_routed
 from routing_rl.training.presets import apply_preset
 
 if sys.version_info >= (3, 11):
@@ -73,10 +73,11 @@ class Trial:
 
         Leaving default values out keeps a trial's identity when a later release adds an option
         (at a default that changes nothing), so a suite that spans releases still finds its
-        finished trials. The flip side: changing an existing option's default is a breaking change
-        for suites, which must then name the old value.
+        finished trials. An option whose default changed is compared with its old default
+        (``STORED_BEFORE_DEFAULT_CHANGES``): a suite that names the old value keeps its trials, and
+        one that takes the new default gets new trials, as its numbers change.
         """
-        defaults = type(self.config)().to_dict()
+        defaults = {**type(self.config)().to_dict(), **STORED_BEFORE_DEFAULT_CHANGES}
         fields = {k: v for k, v in self.config.to_dict().items() if k not in IDENTITY_EXCLUDES and v != defaults.get(k, object())}
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
