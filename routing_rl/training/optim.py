@@ -55,23 +55,30 @@ def _rows_and_values(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return grad.indices()[0], grad.values()
 
 
-class RowSparseAdam(torch.optim.Adam):
-    """``torch.optim.Adam``; parameters with row-sparse gradients step row by row (module docstring)."""
+class _RowSparseStep:
+    """The step of both optimizers: row-sparse parameters by :meth:`_step_rows`, the rest by torch."""
 
-    _PLAIN = {"weight_decay": 0, "amsgrad": False, "maximize": False}
+    def _step_rows(self, p: torch.Tensor, group: dict[str, Any]) -> None:
+        raise NotImplementedError
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        sparse = _sparse_rows(self)
+        sparse = _sparse_rows(self)  # type: ignore[arg-type]
         for p, group in sparse:
             self._step_rows(p, group)
         with _dense_only([p for p, _ in sparse]):
-            super().step()
+            super().step()  # type: ignore[misc]
         return loss
+
+
+class RowSparseAdam(_RowSparseStep, torch.optim.Adam):
+    """``torch.optim.Adam``; parameters with row-sparse gradients step row by row (module docstring)."""
+
+    _PLAIN = {"weight_decay": 0, "amsgrad": False, "maximize": False}
 
     def _step_rows(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         if bad := _unsupported(group, self._PLAIN):
@@ -91,7 +98,11 @@ class RowSparseAdam(torch.optim.Adam):
         if group.get("fused"):
             # torch's fused kernel on the rows as tensors of their own: each with its own step count
             picked = rows.tolist()
-            rows_of = lambda t: [views[r] for views in (t.unbind(0),) for r in picked]  # noqa: E731
+
+            def rows_of(t: torch.Tensor) -> list[torch.Tensor]:
+                views = t.unbind(0)  # one call for all views, then the picked ones
+                return [views[r] for r in picked]
+
             torch._fused_adam_(
                 rows_of(p), list(grad.unbind(0)), rows_of(state["exp_avg"]), rows_of(state["exp_avg_sq"]), [],
                 rows_of(state["row_step"]), lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False,
@@ -109,23 +120,13 @@ class RowSparseAdam(torch.optim.Adam):
         p.index_add_(0, rows, exp_avg.mul_(step_size).div_(denom))  # p + step_size * exp_avg / denom, as addcdiv
 
 
-class RowSparseSGD(torch.optim.SGD):
+class RowSparseSGD(_RowSparseStep, torch.optim.SGD):
     """``torch.optim.SGD``; parameters with row-sparse gradients step only their listed rows."""
 
     _PLAIN = {"momentum": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        sparse = _sparse_rows(self)
-        for p, group in sparse:
-            if bad := _unsupported(group, self._PLAIN):
-                raise ValueError(f"row-sparse parameters (block banks) support plain SGD only, not {', '.join(bad)}")
-            rows, grad = _rows_and_values(p)
-            p.index_add_(0, rows, grad, alpha=-float(group["lr"]))
-        with _dense_only([p for p, _ in sparse]):
-            super().step()
-        return loss
+    def _step_rows(self, p: torch.Tensor, group: dict[str, Any]) -> None:
+        if bad := _unsupported(group, self._PLAIN):
+            raise ValueError(f"row-sparse parameters (block banks) support plain SGD only, not {', '.join(bad)}")
+        rows, grad = _rows_and_values(p)
+        p.index_add_(0, rows, grad, alpha=-float(group["lr"]))
