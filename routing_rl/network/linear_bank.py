@@ -1,4 +1,4 @@
-"""Many linear function blocks of one layer stored as one stacked parameter pair: a bank.
+"""Many linear function blocks of one layer stored as one stacked parameter: a bank.
 
 With a hundred blocks per layer (a hundred tasks), a network kept as one ``nn.Linear`` per block
 has some eight hundred parameter tensors, and every training step pays per tensor: stacking the
@@ -11,9 +11,11 @@ form's ``grad is None`` does for the others. :class:`routing_rl.training.optim.R
 Adam step count), and leave the other rows alone.
 
 A bank is built from the blocks the per-block form would have (same initial weights, same random
-draws) and is used from :data:`BANK_MIN_BLOCKS` blocks per layer, above the papers' largest
-benchmark (20 tasks), whose runs keep the per-block form and its numbers: the two agree to rounding,
-not bit for bit. State dicts of the per-block form load into a bank.
+draws), and a banked network trains bit for bit as its per-block form (``tests/network/
+test_linear_bank.py``). It is used from :data:`BANK_MIN_BLOCKS` blocks per layer: with fewer, the
+gathers and scatters of rows cost more than the tensors they save (``benchmarks/optimizer_step.py``),
+and the papers' networks (at most 20 blocks) keep their modules and their checkpoints' layout.
+State dicts of the per-block form load into a bank.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class BankBlock:
 
 
 class LinearBank(nn.Module):
-    """``num_blocks`` blocks ``x -> x W_m^T + b_m`` (followed by ReLU if ``relu``) as two parameters."""
+    """``num_blocks`` blocks ``x -> x W_m^T + b_m`` (followed by ReLU if ``relu``) as one parameter."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, relu: bool) -> None:
         super().__init__()
@@ -64,19 +66,12 @@ class LinearBank(nn.Module):
 
     @classmethod
     def from_blocks(cls, blocks: Sequence[nn.Module]) -> LinearBank | None:
-        """The bank of ``blocks`` if each is a plain ``nn.Linear`` with bias, or each a plain
-        ``Sequential(Linear, ReLU)`` (the FC blocks), all of one shape; else None (keep the modules)."""
-        if not blocks:
+        """The bank of ``blocks`` if they are plain linear blocks (:func:`plain_linears`) of one
+        shape; else None (keep the modules)."""
+        kind = plain_linears(blocks)
+        if kind is None:
             return None
-        relu = type(blocks[0]) is nn.Sequential
-        linears = []
-        for block in blocks:
-            parts = list(block) if relu and type(block) is nn.Sequential else [block]
-            if relu and (len(parts) != 2 or type(parts[1]) is not nn.ReLU):
-                return None
-            if type(parts[0]) is not nn.Linear or parts[0].bias is None:
-                return None
-            linears.append(parts[0])
+        linears, relu = kind
         if any(linear.weight.shape != linears[0].weight.shape for linear in linears):
             return None
         weight = torch.stack([linear.weight.detach() for linear in linears])
@@ -125,6 +120,24 @@ class LinearBank(nn.Module):
                     state_dict[prefix + "weight_and_bias"] = torch.stack(rows)
                     break
         super()._load_from_state_dict(state_dict, prefix, *args)
+
+
+def plain_linears(blocks: Sequence[nn.Module]) -> tuple[list[nn.Linear], bool] | None:
+    """The blocks' ``Linear`` modules and whether a ReLU follows, if every block is a plain ``Linear``
+    with bias or a plain ``Sequential(Linear, ReLU)`` (the FC blocks), one kind for all; else None.
+    Subclasses do not count: their forward may compute something else."""
+    if not blocks:
+        return None
+    relu = type(blocks[0]) is nn.Sequential
+    linears = []
+    for block in blocks:
+        parts = list(block) if relu and type(block) is nn.Sequential else [block]
+        if relu and (len(parts) != 2 or type(parts[1]) is not nn.ReLU):
+            return None
+        if type(parts[0]) is not nn.Linear or parts[0].bias is None:
+            return None
+        linears.append(parts[0])
+    return linears, relu
 
 
 def maybe_bank(blocks: list[nn.Module], min_blocks: int = BANK_MIN_BLOCKS) -> nn.Module:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from routing_rl.network.linear_bank import BANK_MIN_BLOCKS, LinearBank, maybe_bank
+from routing_rl.network.linear_bank import BANK_MIN_BLOCKS, LinearBank, maybe_bank, plain_linears
 
 Blocks = nn.ModuleList | LinearBank
 """A layer's blocks: one module per block, or a bank of linear blocks stored stacked."""
@@ -62,26 +62,18 @@ def _unhooked(module: nn.Module) -> bool:
     return not (module._forward_hooks or module._forward_pre_hooks)
 
 
-def _linear_kind(blocks: nn.ModuleList) -> tuple[tuple[nn.Linear, ...], bool] | None:
+def _linear_kind(blocks: nn.ModuleList) -> tuple[list[nn.Linear], bool] | None:
     """The blocks' ``Linear`` modules and whether a ReLU follows, if the batched matmul computes exactly
-    what calling the blocks would: every block a plain ``Linear`` with bias, or a plain
-    ``Sequential(Linear, ReLU)``, one kind for all, and no hooks (those of torch.nn.utils' pruning or
-    weight norm rebuild the weight in a pre-hook)."""
+    what calling the blocks would: plain linear blocks (:func:`plain_linears`) and no hooks (those of
+    torch.nn.utils' pruning or weight norm rebuild the weight in a pre-hook)."""
     from torch.nn.modules import module as nn_module
 
     if nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks:
         return None
-    with_relu = type(blocks[0]) is nn.Sequential
-    linears = []
-    for block in blocks:
-        parts = list(block) if with_relu and type(block) is nn.Sequential else [block]
-        linear = parts[0]
-        if (with_relu and (len(parts) != 2 or type(parts[1]) is not nn.ReLU)) or type(linear) is not nn.Linear:
-            return None
-        if linear.bias is None or not all(_unhooked(m) for m in (block, *parts)):
-            return None
-        linears.append(linear)
-    return tuple(linears), with_relu
+    kind = plain_linears(blocks)
+    if kind is None or not all(_unhooked(m) for block in blocks for m in block.modules()):
+        return None
+    return kind
 
 
 class _Permute(torch.autograd.Function):
