@@ -130,7 +130,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--blocks", default=None, type=click.IntRange(min=1), help="Routers: function blocks per routed layer (default: number of tasks).")
 @click.option("--fc-layers", default=None, type=click.IntRange(min=0), help="Routers: hidden FC layers after the conv layers (default 2; 3 for vector inputs).")
 @click.option("--channels-last/--contiguous", default=True, show_default=True,
-              help="Routers on images: convolutions in channels_last memory format (the default: 1.6-1.9x faster on CPUs) or the "
+              help="Routers on images: convolutions in channels_last memory format (the default: 1.4-1.9x faster on CPUs) or the "
                    "contiguous layout the published Table 2 re-test was trained in (results differ in the last bits).")  # fmt: skip
 @click.option("--hidden", default=64, show_default=True, type=click.IntRange(min=1), help="Routers: units of each FC block.")
 @click.option("--filters", default=32, show_default=True, type=click.IntRange(min=1), help="Routers: filters of each conv block.")

@@ -62,7 +62,7 @@ class RunConfig:
     fc_layers: int | None = None
     hidden: int = 64
     filters: int = 32
-    channels_last: bool = True  # routed networks on images: 1.6-1.9x faster on CPUs; --contiguous for the published runs' layout
+    channels_last: bool = True  # routed networks on images: 1.4-1.9x faster on CPUs; --contiguous for the published runs' layout
     reward: str = "auto"
     collab_reward: float = 0.0
     collab_window: int = 256
