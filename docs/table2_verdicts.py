@@ -119,7 +119,7 @@ def markdown(rows: list[Verdict]) -> str:
 def values_of(suite_file: Path, scale: str | None, directory: Path | None = None) -> dict[str, list[float]]:
     suite = load_suite_file(suite_file)
     trials = [{"run": t.run, "seed": t.seed, "name": t.name} for t in suite.trials(scale)]
-    by_method, _, _, _ = collect(trials, directory or suite.directory(scale))
+    by_method, _, _, _ = collect(trials, directory or suite.directory(scale), suite.kept)
     return {m: [r["final"]["last"]["test_mean"] for r in rs] for m, rs in by_method.items()}
 
 

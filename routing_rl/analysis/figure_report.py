@@ -47,8 +47,9 @@ def suite_figures(directory: Path, out: Path) -> list[Path]:
 
     manifest = json.loads((directory / MANIFEST).read_text())
     head = manifest["suite"]
-    rows, metric, _ = build_rows(manifest["trials"], directory, head["baseline"], head.get("metric", "last"))
-    by_method, _, _, _ = collect(manifest["trials"], directory)
+    kept = head.get("kept")
+    rows, metric, _ = build_rows(manifest["trials"], directory, head["baseline"], head.get("metric", "last"), kept=kept)
+    by_method, _, _, _ = collect(manifest["trials"], directory, kept)
     written = []
     path = out / "methods.png"
     figures.save(figures.bars_figure([(r.method, r.mean, r.std) for r in rows if r.n], metric,

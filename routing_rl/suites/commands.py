@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from routing_rl.suites.runner import MANIFEST, plan, run_local, run_ray, threads_per_worker, write_manifest
+from routing_rl.suites.runner import MANIFEST, keep, plan, run_local, run_ray, threads_per_worker, write_manifest
 from routing_rl.suites.spec import SuiteError, load_suite_file
 from routing_rl.suites.table import build_rows, markdown, to_csv
 
@@ -30,13 +30,15 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Local processes, or Ray Tune on a Ray cluster.")
 @click.option("--ray-address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local instance).")
 @click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Suite directory (default: runs/suite-<name>[-<scale>]).")
+@click.option("--runs", "only", default=None, help="Comma-separated run names: train only these runs' trials (default: every run).")
 @click.option("--dry-run", is_flag=True, help="List the trials and their status; train nothing.")
-def run_suite(suite_file: Path, scale: str | None, workers: int, backend: str, ray_address: str | None, out: Path | None, dry_run: bool) -> None:
-    """Train every trial of SUITE_FILE that is not finished: skip complete ones, resume interrupted ones."""
+def run_suite(suite_file: Path, scale: str | None, workers: int, backend: str, ray_address: str | None, out: Path | None,
+              only: str | None, dry_run: bool) -> None:  # fmt: skip
+    """Train every trial of SUITE_FILE that is not finished: skip complete (or kept) ones, resume interrupted ones."""
     try:
         spec = load_suite_file(suite_file)
         directory = out or spec.directory(scale)
-        trials = plan(spec, scale, directory, workers)
+        trials = select_runs(plan(spec, scale, directory, workers), spec, only)
     except SuiteError as exc:
         raise _fail(exc) from None
     counts: dict[str, int] = {}
@@ -71,6 +73,40 @@ def run_suite(suite_file: Path, scale: str | None, workers: int, backend: str, r
     click.echo(f"{len(todo)} trials trained in {time.perf_counter() - start:.0f} s; `routing-rl suite table {directory}` tabulates them")
 
 
+def select_runs(trials: list[Any], spec: Any, only: str | None) -> list[Any]:
+    """The planned trials of the runs named by ``--runs`` (all when None); an unknown name is refused."""
+    if only is None:
+        return trials
+    names = [n.strip() for n in only.split(",")]
+    unknown = [n for n in names if n not in spec.runs]
+    if not names or unknown or "" in names:
+        raise SuiteError(f"--runs: no run named {', '.join(repr(n) for n in unknown) or repr(only)} in {spec.source}; runs: {', '.join(spec.runs)}")
+    return [t for t in trials if t[0].run in names]
+
+
+@suite.command("keep")
+@click.argument("suite_file", type=click.Path(path_type=Path))
+@click.option("--scale", default=None, help="The scale the suite was run at.")
+@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Suite directory (default: runs/suite-<name>[-<scale>]).")
+def keep_suite(suite_file: Path, scale: str | None, out: Path | None) -> None:
+    """Copy the results of SUITE_FILE's finished trials into its kept folder (``kept`` in [suite]), to commit with the project."""
+    try:
+        spec = load_suite_file(suite_file)
+        if spec.kept is None:
+            raise SuiteError(f"{suite_file}: [suite] names no kept folder; add kept = \"../results/{spec.name}\"")
+        directory = out or spec.directory(scale)
+        trials = plan(spec, scale, directory, 1)
+        copied = keep(trials, Path(spec.kept))
+    except SuiteError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot keep results in {spec.kept}: {exc.strerror or exc}") from None
+    kept = sum(1 for _, _, status in trials if status == "kept")
+    click.echo(f"{len(copied)} trials copied into {spec.kept} ({kept + len(copied)} of {len(trials)} kept)")
+    for name in copied:
+        click.echo(f"  {name}")
+
+
 @suite.command("table")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--scale", default=None, help="With a suite file: the scale it was run at.")
@@ -83,17 +119,18 @@ def table(source: Path, scale: str | None, out: Path | None) -> None:
             manifest = json.loads((source / MANIFEST).read_text())
             trials, baseline, selection = manifest["trials"], manifest["suite"]["baseline"], manifest["suite"].get("metric", "last")
             reference, reference_source = manifest["suite"].get("reference", {}), manifest["suite"].get("reference_source", "")
+            kept = manifest["suite"].get("kept")
         else:
             spec = load_suite_file(source)
             directory = out or spec.directory(scale)
             trials = [{"run": t.run, "seed": t.seed, "name": t.name} for t in spec.trials(scale)]
             baseline, selection = spec.baseline, spec.metric
-            reference, reference_source = spec.reference, spec.reference_source
+            reference, reference_source, kept = spec.reference, spec.reference_source, spec.kept
     except SuiteError as exc:
         raise _fail(exc) from None
     except (OSError, ValueError, KeyError):
         raise click.ClickException(f"{source} is neither a suite file nor a suite directory with {MANIFEST}") from None
-    rows, metric, higher = build_rows(trials, directory, baseline, selection, reference)
+    rows, metric, higher = build_rows(trials, directory, baseline, selection, reference, kept)
     if not any(r.n for r in rows):
         raise click.ClickException(f"{directory} holds no finished trial of this suite; run `routing-rl suite run` first")
     text = markdown(rows, metric, higher, baseline, selection, reference_source)

@@ -42,6 +42,37 @@ def trial_status(directory: Path) -> str:
     return "partial" if (directory / "checkpoint.pt").exists() else "new"
 
 
+FINISHED = ("complete", "diverged")
+
+
+def locate(name: str, directory: Path, kept: str | Path | None) -> tuple[Path, str]:
+    """A trial's directory and status: its own in the suite directory unless that is unfinished and
+    the suite's kept folder holds it finished (status ``kept``)."""
+    path = directory / name
+    status = trial_status(path)
+    if status not in FINISHED and kept is not None and trial_status(Path(kept) / name) in FINISHED:
+        return Path(kept) / name, "kept"
+    return path, status
+
+
+def keep(trials: list[tuple[Trial, Path, str]], kept: Path) -> list[str]:
+    """Copy the results.json of every trial finished in the suite directory into the kept folder
+    (atomically; checkpoints and TensorBoard files stay behind); returns the names copied."""
+    from routing_rl.training.io import write_json
+
+    copied = []
+    for trial, path, status in trials:
+        target = kept / trial.name / "results.json"
+        if status not in FINISHED:
+            continue
+        results = json.loads((path / "results.json").read_text())
+        if target.exists() and json.loads(target.read_text()) == results:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_json(target, results)
+        copied.append(trial.name)
+    return copied
+
 
 def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(workers, 1))
@@ -58,7 +89,7 @@ def run_trial(config: dict[str, Any], directory: str) -> dict[str, Any]:
 
     path = Path(directory)
     status = trial_status(path)
-    if status in ("complete", "diverged"):
+    if status in FINISHED:
         return {"directory": directory, "status": status, "seconds": 0.0}
     cfg = RunConfig(**{**config, "logdir": directory})
     start = time.perf_counter()
@@ -91,8 +122,7 @@ def plan(suite: Suite, scale: str | None, directory: Path, workers: int) -> list
     for trial in suite.trials(scale):
         if trial.config.threads is None:
             trial = replace(trial, config=replace(trial.config, threads=threads_per_worker(workers)))
-        path = directory / trial.name
-        out.append((trial, path, trial_status(path)))
+        out.append((trial, *locate(trial.name, directory, suite.kept)))
     return out
 
 

@@ -24,6 +24,11 @@ names with ``-`` written ``_``)::
     [scales.quick.no-sharing]        # and the options of one run
     hidden = 32
 
+``kept = "../results/demo"`` in ``[suite]`` names a folder (relative to the suite file) of finished
+trials kept with the project: ``<trial name>/results.json`` each, written by ``routing-rl suite
+keep``. ``suite run`` treats a trial found there as finished and ``suite table`` and ``report``
+read it, so a suite that outlives one machine picks up on the next where the last one stopped.
+
 A trial is one (run, seed); it is identified by a hash of its configuration (the options that
 differ from the defaults), so a changed option is a new trial and an unchanged one is found again
 (skipped when finished, resumed when interrupted), also after a release that adds options.
@@ -99,6 +104,8 @@ class Suite:
     metric: str = "last"
     reference: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     reference_source: str = ""
+    kept: str | None = None
+    """The kept-results folder, resolved against the suite file's folder; None when the suite keeps none."""
 
     def trials(self, scale: str | None = None) -> list[Trial]:
         """Every (run, seed) with the scale's overrides applied: seed by seed, runs in file order."""
@@ -199,6 +206,16 @@ def read_reference(table: Any, runs: dict[str, Any], path: Path) -> tuple[dict[s
     return values, source
 
 
+def read_kept(value: Any, path: Path) -> str | None:
+    """``suite.kept``: a relative folder, resolved against the suite file's folder (absolute paths
+    would tie a shared suite file to one machine)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or Path(value).is_absolute():
+        raise SuiteError(f"{path}: suite.kept must be a folder relative to the suite file, e.g. kept = \"../results/NAME\"")
+    return str((path.parent / value).resolve())
+
+
 def load_suite_file(path: str | Path) -> Suite:
     """Parse and validate a suite file; errors name the file and the key."""
     path = Path(path)
@@ -225,7 +242,8 @@ def load_suite_file(path: str | Path) -> Suite:
     if unknown:
         raise SuiteError(f"{path}: unknown table(s) {', '.join(unknown)}; a suite has [suite], [defaults], [runs.NAME], [scales.NAME], [reference]")
     reference, reference_source = read_reference(data.get("reference", {}), runs, path)
-    suite = Suite(head["name"], seeds, baseline, merged, scales, str(path), metric, reference, reference_source)
+    suite = Suite(head["name"], seeds, baseline, merged, scales, str(path), metric, reference, reference_source,
+                  read_kept(head.get("kept"), path))  # fmt: skip
     for scale in [None, *scales]:
         suite.trials(scale)  # validates every configuration up front
     return suite

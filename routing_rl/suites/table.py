@@ -55,15 +55,20 @@ def _wall(results: dict[str, Any]) -> float:
         return math.nan
 
 
-def collect(trials: list[dict[str, Any]], directory: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int], str, bool]:
-    """Finished trials' results by method, unfinished counts, and the metric's name and direction."""
+def collect(
+    trials: list[dict[str, Any]], directory: Path, kept: str | Path | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int], str, bool]:
+    """Finished trials' results by method (from the suite directory, else the suite's kept folder),
+    unfinished counts, and the metric's name and direction."""
+    from routing_rl.suites.runner import locate
+
     by_method: dict[str, list[dict[str, Any]]] = {}
     missing: dict[str, int] = {}
     metric, higher = "", True
     for trial in trials:
         by_method.setdefault(trial["run"], [])
         try:
-            results = load_results(directory / trial["name"])
+            results = load_results(locate(trial["name"], directory, kept)[0])
         except ResultsError:
             results = None
         if results is None or results["status"] != "complete":
@@ -76,14 +81,14 @@ def collect(trials: list[dict[str, Any]], directory: Path) -> tuple[dict[str, li
 
 def build_rows(
     trials: list[dict[str, Any]], directory: Path, baseline: str | None, selection: str = "last",
-    reference: dict[str, dict[str, float]] | None = None,
+    reference: dict[str, dict[str, float]] | None = None, kept: str | Path | None = None,
 ) -> tuple[list[Row], str, bool]:
     """The table's rows (file order of the methods), the metric's name and whether higher is better.
 
     ``reference`` holds a paper's numbers per method (``mean``, optional ``std``), shown next to ours.
     """
     reference = reference or {}
-    by_method, missing, metric, higher = collect(trials, directory)
+    by_method, missing, metric, higher = collect(trials, directory, kept)
     block = "last" if selection == "last" else "best_val"
     values = {m: [r["final"][block]["test_mean"] for r in rs] for m, rs in by_method.items()}
     sign = 1.0 if higher else -1.0

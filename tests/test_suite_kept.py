@@ -1,0 +1,125 @@
+"""Kept results: a suite's finished trials committed with the project are found again on a new machine."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from routing_rl.cli import main
+from routing_rl.suites import SuiteError, load_suite_file
+
+TINY = """
+[suite]
+name = "tiny"
+seeds = [0, 1]
+baseline = "shared"
+kept = "results/tiny"
+[defaults]
+env = "synthetic-groups"
+epochs = 1
+batch_size = 64
+threads = 1
+env_options = { num_tasks = 3, train_per_task = 60, test_per_task = 30 }
+[runs.random]
+agent = "fixed-random"
+[runs.shared]
+agent = "shared-bottom"
+"""
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture
+def kept_suite(tmp_path):
+    """A suite trained once and kept, whose suite directory is then gone (a new machine)."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    out = tmp_path / "runs"
+    assert invoke("suite", "run", str(path), "--out", str(out)).exit_code == 0
+    table = invoke("suite", "table", str(path), "--out", str(out)).output
+    keep = invoke("suite", "keep", str(path), "--out", str(out))
+    assert keep.exit_code == 0, keep.output
+    assert "4 trials copied" in keep.output and "(4 of 4 kept)" in keep.output
+    shutil.rmtree(out)
+    return path, out, table
+
+
+def test_keep_copies_results_only(kept_suite, tmp_path):
+    path, _, _ = kept_suite
+    kept = tmp_path / "results" / "tiny"
+    trials = sorted(p.name for p in kept.iterdir())
+    assert trials == sorted(t.name for t in load_suite_file(path).trials())
+    for trial in kept.iterdir():
+        assert [p.name for p in trial.iterdir()] == ["results.json"]  # no checkpoint, no lock, no TensorBoard
+        assert json.loads((trial / "results.json").read_text())["status"] == "complete"
+
+
+def test_a_kept_trial_is_not_trained_again_and_is_tabulated(kept_suite):
+    path, out, table = kept_suite
+    dry = invoke("suite", "run", str(path), "--out", str(out), "--dry-run")
+    assert "4 trials" in dry.output and "4 kept" in dry.output
+    again = invoke("suite", "run", str(path), "--out", str(out))
+    assert again.exit_code == 0 and "0 trials trained" in again.output
+    assert invoke("suite", "table", str(path), "--out", str(out)).output == table  # from the suite file
+    assert invoke("suite", "table", str(out)).output == table  # from the suite directory's manifest
+    report = invoke("report", str(out))
+    assert report.exit_code == 0 and "methods.png" in report.output
+
+
+def test_a_trial_of_another_configuration_is_not_taken_from_the_kept_folder(kept_suite):
+    path, out, _ = kept_suite
+    path.write_text(TINY.replace("batch_size = 64", "batch_size = 32"))
+    dry = invoke("suite", "run", str(path), "--out", str(out), "--dry-run")
+    assert "4 new" in dry.output and "kept" not in dry.output.splitlines()[0]
+
+
+def test_runs_of_kept_trials_train_nothing_and_keep_skips_the_unchanged(kept_suite):
+    path, out, _ = kept_suite
+    invoke("suite", "run", str(path), "--out", str(out), "--runs", "shared")  # nothing to train: kept
+    assert not out.joinpath(load_suite_file(path).trials()[1].name).exists()
+    again = invoke("suite", "keep", str(path), "--out", str(out))
+    assert "0 trials copied" in again.output and "(4 of 4 kept)" in again.output
+
+
+def test_runs_option_trains_only_the_named_runs(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    out = tmp_path / "runs"
+    result = invoke("suite", "run", str(path), "--out", str(out), "--runs", "shared")
+    assert result.exit_code == 0 and "2 trials" in result.output and "2 trials trained" in result.output
+    assert sorted(p.name.split("-s")[0] for p in out.glob("*-s*")) == ["shared", "shared"]
+    bad = invoke("suite", "run", str(path), "--out", str(out), "--runs", "shared,nope")
+    assert bad.exit_code == 1 and "--runs: no run named 'nope'" in bad.output and "runs: random, shared" in bad.output
+    assert "Traceback" not in bad.output
+
+
+@pytest.mark.parametrize(("value", "message"), [('"/abs/path"', "suite.kept must be a folder relative"), ("3", "suite.kept must be")])
+def test_bad_kept_values_name_the_key(tmp_path, value, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.replace('kept = "results/tiny"', f"kept = {value}"))
+    with pytest.raises(SuiteError, match=message):
+        load_suite_file(path)
+
+
+def test_keep_without_a_kept_folder_says_what_to_add(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.replace('kept = "results/tiny"\n', ""))
+    result = invoke("suite", "keep", str(path), "--out", str(tmp_path / "runs"))
+    assert result.exit_code == 1 and 'add kept = "../results/tiny"' in result.output
+
+
+def test_rerun_trial_reproduces_a_kept_trial(kept_suite, tmp_path):
+    spec = importlib.util.spec_from_file_location("rerun_trial", Path(__file__).resolve().parent.parent / "docs" / "rerun_trial.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    trial = next((tmp_path / "results" / "tiny").glob("random-s0-*"))
+    result = CliRunner().invoke(module.main, [str(trial), "--out", str(tmp_path / "rerun")])
+    assert result.exit_code == 0, result.output
+    assert "every per-task score the same" in result.output
