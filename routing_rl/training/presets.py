@@ -17,6 +17,13 @@ count of six components. The other reading, six components with the task-facing 
 Rosenbaum et al.'s model, is ``--fc-layers 2 --routed fc,head`` (its baselines then keep per-task
 heads with ``--routed fc``). The paper does not say where its validation data comes from; here it is
 10% of each task's training rows (``--val-fraction 0.1``), and the test set is the official one.
+
+A preset also names the paper's learner for an agent (``Preset.learners``): ``--agent wpl
+--preset reexamining-fmnist`` trains the learner of the paper's "separate optimizers" row and of
+every learned row after it, the public code with the paper's fix and a softmax policy layer
+(section 3.3), not this project's own WPL. The learner is one unit: it applies when the given
+``-o`` options set none of its keys (``-o variant=wpl`` gives this project's WPL under the
+paper's protocol, ``-o variant=public-code`` the shipped learner with its table).
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ class Preset:
     name: str
     description: str
     options: dict[str, Any] = field(default_factory=dict)
+    learners: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """agent name -> the ``-o`` options of the paper's learner under that name."""
 
 
 REEXAMINING_COMMON: dict[str, Any] = {
@@ -48,6 +57,10 @@ REEXAMINING_COMMON: dict[str, Any] = {
     "val_fraction": 0.1,
 }
 
+REEXAMINING_LEARNERS: dict[str, dict[str, Any]] = {"wpl": {"variant": "public-code-corrected", "parameterization": "softmax"}}
+"""The Re-examining paper's learned rows from "separate optimizers" on: the corrected public code
+with a softmax policy layer (section 3.3)."""
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -55,11 +68,13 @@ PRESETS: dict[str, Preset] = {
             "reexamining-fmnist",
             "Re-examining paper, Fashion-MNIST: Adam 1.5e-4 / router 2e-2 (separate), 3 FC layers, augmentation, 50 epochs",
             {**REEXAMINING_COMMON, "env": "fmnist-mtl", "epochs": 50, "env_options": {"augment": True}},
+            REEXAMINING_LEARNERS,
         ),
         Preset(
             "reexamining-cifar100",
             "Re-examining paper, CIFAR-100 superclasses: Adam 1.5e-4 / router 2e-2 (separate), 3 FC layers, augmentation, 200 epochs",
             {**REEXAMINING_COMMON, "env": "cifar100-superclass", "epochs": 200, "env_options": {"augment": True}},
+            REEXAMINING_LEARNERS,
         ),
     )
 }
@@ -85,4 +100,8 @@ def apply_preset(name: str | None, given: dict[str, Any]) -> dict[str, Any]:
         raise PresetError(f"--preset {name} is the protocol for --env {env}; drop --env {given['env']} or the preset")
     merged = {**preset.options, **given, "preset": name}
     merged["env_options"] = {**preset.options.get("env_options", {}), **given.get("env_options", {})}
+    learner = preset.learners.get(merged.get("agent", ""), {})
+    agent_options = dict(given.get("agent_options", {}))
+    if learner and not set(learner) & set(agent_options):
+        merged["agent_options"] = {**learner, **agent_options}
     return merged

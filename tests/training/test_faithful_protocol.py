@@ -41,6 +41,23 @@ def test_preset_sets_the_papers_protocol_and_given_options_win(fmnist, tmp_path)
     assert config["env_options"] == {"verify": False, "augment": True}
     assert results["learner"]["routed_layers"] == ["fc1", "fc2", "fc3"]  # three routing layers, then per-task heads
     assert results["env"]["info"]["augment"] == {"crop_pad": 2, "max_degrees": 15.0, "hflip": True}
+    # the paper's learner (section 3.3): the corrected public code with a softmax policy layer
+    assert config["agent_options"] == {"variant": "public-code-corrected", "parameterization": "softmax"}
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({}, {"variant": "public-code-corrected", "parameterization": "softmax"}),
+        ({"variant": "public-code"}, {"variant": "public-code"}),  # the learner is one unit: given keys replace it
+        ({"variant": "wpl"}, {"variant": "wpl"}),
+        ({"discount": 0.5}, {"variant": "public-code-corrected", "parameterization": "softmax", "discount": 0.5}),
+    ],
+)
+def test_preset_learner_applies_unless_its_options_are_given(given, expected):
+    for preset in PRESETS:
+        assert apply_preset(preset, {"agent": "wpl", "agent_options": given})["agent_options"] == expected
+        assert apply_preset(preset, {"agent": "reinforce", "agent_options": given})["agent_options"] == given
 
 
 def test_preset_refuses_another_suite_and_unknown_names(fmnist, tmp_path):
