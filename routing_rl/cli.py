@@ -45,15 +45,26 @@ def _explicit(names: tuple[str, ...]) -> list[str]:
     return [n for n in names if ctx.get_parameter_source(n) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
 
 
-def _epochs(value: str) -> list[int]:
-    """``--lr-milestones 5,10`` as ``[5, 10]``; a one-line error for anything else."""
+def _epochs(value: str, flag: str = "--lr-milestones") -> list[int]:
+    """``--lr-milestones 5,10`` (or ``--step-epochs``) as ``[5, 10]``; a one-line error for anything else."""
     try:
         epochs = [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of epochs, e.g. 5,10", param_hint="--lr-milestones") from None
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of epochs, e.g. 5,10", param_hint=flag) from None
     if any(e < 1 for e in epochs):
-        raise click.BadParameter(f"epochs must be at least 1, got {value!r}", param_hint="--lr-milestones")
+        raise click.BadParameter(f"epochs must be at least 1, got {value!r}", param_hint=flag)
     return sorted(epochs)
+
+
+def _decay(value: str) -> float | list[float]:
+    """``--lr-decay 0.1`` (every milestone) or ``--lr-decay 0.5,0.2`` (one factor per milestone)."""
+    try:
+        factors = [float(part) for part in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a factor or a comma-separated list of factors, e.g. 0.1 or 0.5,0.2", param_hint="--lr-decay") from None
+    if any(not 0 < f <= 1 for f in factors):
+        raise click.BadParameter(f"factors must be in (0, 1], got {value!r}", param_hint="--lr-decay")
+    return factors[0] if len(factors) == 1 else factors
 
 
 def default_threads() -> int:
@@ -120,7 +131,10 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Learning rate of the weights.")
 @click.option("--router-lr", default=None, type=click.FloatRange(min=0, min_open=True), help="Learning rate of the router or the model's gates (default: the router's own rate, e.g. wpl 0.1, reinforce 0.3; else --lr).")
 @click.option("--lr-milestones", default="", callback=lambda ctx, param, value: _epochs(value), help="Epochs after which every learning rate is multiplied by --lr-decay, e.g. 5,10 (the public routing code's schedule).")
-@click.option("--lr-decay", default=0.1, show_default=True, type=click.FloatRange(0, 1, min_open=True), help="Factor of each --lr-milestones step.")
+@click.option("--lr-decay", default="0.1", show_default=True, callback=lambda ctx, param, value: _decay(value), help="Factor of each --lr-milestones step, or one factor per milestone (e.g. 0.3333333333333333,0.3: the later public code's 3e-3, 1e-3, 3e-4).")
+@click.option("--step-epochs", default="", callback=lambda ctx, param, value: _epochs(value, "--step-epochs"), help="Step the optimizers only in these epochs, e.g. 1,6,11 (the public code's run_experiments.py: its optimizer list is empty in every other epoch); default: every epoch.")
+@click.option("--grad-clip", default=None, type=click.FloatRange(min=0, min_open=True), help="Clip the weights' gradient norm at this value (the public code: 40); routing parameters are not clipped.")
+@click.option("--grad-clip-mode", type=click.Choice(["norm", "public-code"]), default="norm", show_default=True, help="norm: torch's clip_grad_norm_; public-code: its call on the weights listed twice (clips at value/sqrt(2), scales twice).")
 @click.option("--separate-optimizers/--single-optimizer", default=False, show_default=True, help="One optimizer for weights and one for the router/gates, or one for both (the public code).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True, help="Plain SGD shows the public-code WPL's exploding gradient in full.")
 @click.option("--fused-optimizer", is_flag=True, help="torch's fused Adam/SGD kernels (about 3x faster Adam steps over many small block tensors; results differ in the last bits).")
@@ -137,6 +151,9 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--reward", type=click.Choice(["auto", "correct", "neg-loss"]), default="auto", show_default=True, help="Routers' final reward: correct (+1/-1; multi-label: 2 AP@K - 1) or minus the loss; auto: correct, neg-loss for regression.")
 @click.option("--collab-reward", default=0.0, show_default=True, type=float, help="Routers: per-step bonus rho * frequency of the chosen block among the layer's recent decisions.")
 @click.option("--collab-window", default=256, show_default=True, type=click.IntRange(min=1), help="Routers: recent decisions per layer the collaboration reward counts.")
+@click.option("--collab-form", type=click.Choice(["once", "public-code"]), default="once", show_default=True, help="Routers: rho * frequency (once), or the public code's rho^2 * frequency / layers * |final reward|.")
+@click.option("--module-loss", type=click.Choice(["cross-entropy", "mse-one-hot"]), default="cross-entropy", show_default=True, help="Routers on single-label suites: the task loss of an episode; mse-one-hot is the public code's (squared error of the outputs to one-hot targets, summed).")
+@click.option("--loss-reduction", type=click.Choice(["mean", "sum"]), default="mean", show_default=True, help="Routers: the task loss of a batch as the mean over its episodes, or their sum (the public code's reduction none).")
 @click.option("--observe-hidden", is_flag=True, help="Routers: observe the hidden representation too.")
 @click.option("--map-k", default=10, show_default=True, type=click.IntRange(min=1), help="K of MAP@K (multi-label suites).")
 @click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True))

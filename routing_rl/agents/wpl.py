@@ -159,9 +159,13 @@ class WPLRouter(Router):
       the router's optimiser (``value_rate`` and ``per_sample_loss`` are unused).
 
     **``variant="public-code-corrected"``** is the same loss with the paper's minimal fix: the
-    projection is Algorithm 3's ``clip(pi) / sum(clip(pi))`` (applied in the forward pass and, as in
-    the default variant, in place after every update), and the per-episode terms are **summed over
-    the batch** (no mean: "loss reduction none"). The log-pi target, and with it the sign reversal,
+    projection is Algorithm 3's ``clip(pi) / sum(clip(pi))`` in the forward pass, where the shipped
+    code has its min-shift, and the per-episode terms are **summed over the batch** (no mean: "loss
+    reduction none"; the module loss's reduction is the run's ``--loss-reduction``). The table itself
+    is not projected after an update, as the shipped code projects only in the forward pass (an
+    entry pushed outside [0, 1] then clips and gets no gradient); ``in_place_projection=true`` adds
+    that projection after every update and at every loss, as the default variant does (the README's
+    3-epoch re-test trained the corrected row so). The log-pi target, and with it the sign reversal,
     is left as shipped: the paper's "corrected" row fixes only the exploding gradient. With
     ``parameterization="softmax"`` it is the learner of the paper's "separate optimizers" row and
     of the rows after it: "using separate optimizers [...] and applying a Softmax activation
@@ -181,6 +185,7 @@ class WPLRouter(Router):
         "discount": "discount of later rewards in each step's return",
         "per_sample_loss": "variant wpl: sum one WPL term per episode (true) or average them over the batch (false)",
         "value_rate": "variant wpl: rate of the moving average Q of each block's returns",
+        "in_place_projection": "variant public-code-corrected: also project the table in place after every update (not in the shipped code)",
     }
 
     def __init__(
@@ -196,6 +201,7 @@ class WPLRouter(Router):
         discount: float = 1.0,
         per_sample_loss: bool = True,
         value_rate: float = 0.1,
+        in_place_projection: bool = False,
     ) -> None:
         super().__init__(num_tasks, num_layers, num_blocks, seed=seed)
         if variant not in ("wpl", *PUBLIC_CODE_VARIANTS):
@@ -215,7 +221,10 @@ class WPLRouter(Router):
             raise RouterConfigError(f"variant={variant} updates the sampled block only, as the public code does; use update=sampled")
         if not 0.0 < value_rate <= 1.0:
             raise RouterConfigError(f"value_rate must be in (0, 1], got {value_rate}")
+        if in_place_projection and (variant != "public-code-corrected" or parameterization != "table"):
+            raise RouterConfigError("in_place_projection applies to variant=public-code-corrected with parameterization=table")
         check_discount(discount)
+        self.in_place_projection = variant == "wpl" or in_place_projection
         self.variant = variant
         self.update = update
         self.parameterization = parameterization
@@ -248,8 +257,9 @@ class WPLRouter(Router):
         return categorical_decision(probs, explore, self.generator)
 
     def project_(self) -> None:
-        """Put the probability table back onto the simplex in place (clip projection; a no-op otherwise)."""
-        if self.parameterization == "table" and self.variant != "public-code":
+        """Put the probability table back onto the simplex in place (clip projection) where the learner
+        does so: the default variant, and the corrected one with ``in_place_projection``."""
+        if self.parameterization == "table" and self.in_place_projection:
             with torch.no_grad():
                 self.policy_param.copy_(clip_projection(self.policy_param))
 

@@ -76,20 +76,31 @@ class BatchedRoutingEnv:
 
         On the last step ``obs`` is None, ``reward`` includes the final reward, and ``info`` holds
         ``logits``, ``loss`` (per sample, attached to the graph) and ``final_reward``; every step's
-        ``info["step_reward"]`` is the reward without the final term.
+        ``info["step_reward"]`` is the reward without the final term. A term scaled by the final
+        reward's magnitude (``scaled_by_final``, the public code's collaboration reward) is left out
+        of an earlier step's reward, which cannot know it yet, and given as
+        ``info["scaled_step_reward"]``; :meth:`run` completes those rewards at the episode's end.
         """
         assert self._h is not None and self._tasks is not None and self._targets is not None
         obs = self._observation()
         reward = torch.zeros(obs.batch_size, device=self._tasks.device)
+        scaled = torch.zeros_like(reward)
         for term in self.step_rewards:
-            reward = reward + term(obs, decision)
+            if getattr(term, "scaled_by_final", False):
+                scaled = scaled + term(obs, decision)
+            else:
+                reward = reward + term(obs, decision)
         self._h = self.network.advance(self._depth, self._h, self._tasks, decision)
         self._depth += 1
         if self._depth < self.num_steps:
-            return self._observation(), reward, False, {"step_reward": reward}
+            info = {"step_reward": reward}
+            if any(getattr(term, "scaled_by_final", False) for term in self.step_rewards):
+                info["scaled_step_reward"] = scaled  # multiplied by |final reward| in run()
+            return self._observation(), reward, False, info
         logits = self._h
         loss = self.objective.loss(logits, self._targets, self._tasks)
         final = self.objective.reward(logits, self._targets, self._tasks, loss)
+        reward = reward + scaled * final.abs()
         return None, reward + final, True, {"logits": logits, "loss": loss, "step_reward": reward, "final_reward": final}
 
     def run(self, x: torch.Tensor, targets: torch.Tensor, tasks: torch.Tensor, policy: Policy) -> EpisodeBatch:
@@ -100,7 +111,7 @@ class BatchedRoutingEnv:
             final = self.objective.reward(logits, targets, tasks, loss)
             obs0 = RoutingObservation(tasks, 0)
             return EpisodeBatch([obs0], [], [], final, loss, logits, targets)
-        observations, decisions, rewards = [], [], []
+        observations, decisions, rewards, scaled = [], [], [], []
         obs: RoutingObservation | None = self.reset(x, targets, tasks)
         while obs is not None:
             decision = policy(obs)
@@ -108,6 +119,11 @@ class BatchedRoutingEnv:
             decisions.append(decision)
             obs, _, _, info = self.step(decision)
             rewards.append(info["step_reward"])
+            scaled.append(info.get("scaled_step_reward"))
+        # terms scaled by the final reward's magnitude (the public code's collaboration reward) are
+        # known only now; the last step's are already in its reward
+        magnitude = info["final_reward"].abs()
+        rewards = [r if s is None else r + s * magnitude for r, s in zip(rewards, scaled)]
         return EpisodeBatch(
             observations, decisions, rewards, info["final_reward"], info["loss"], info["logits"], targets
         )

@@ -49,13 +49,24 @@ class EpisodeObjective(Protocol):
     ) -> torch.Tensor: ...
 
 
+def mse_one_hot(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The public routing code's module loss: ``MSELoss(reduction='none')`` of the raw outputs against
+    one-hot targets, summed over the outputs (``Loss.forward``): ``sum_c (y_c - onehot(t)_c)^2`` per sample."""
+    one_hot = F.one_hot(targets, outputs.shape[1]).to(outputs.dtype)
+    return F.mse_loss(outputs, one_hot, reduction="none").sum(dim=1)
+
+
 @dataclass
 class ClassificationObjective:
-    """One label per episode: cross-entropy, and the :func:`final_reward` of kind ``reward_kind``."""
+    """One label per episode: cross-entropy (or the public code's ``mse-one-hot``), and the
+    :func:`final_reward` of kind ``reward_kind``."""
 
     reward_kind: str = "correct"
+    module_loss: str = "cross-entropy"
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
+        if self.module_loss == "mse-one-hot":
+            return mse_one_hot(logits, targets)
         return F.cross_entropy(logits, targets, reduction="none")
 
     def reward(

@@ -122,7 +122,7 @@ def markdown(rows: list[Row], metric: str, higher: bool, baseline: str | None, s
     lines = [
         "| method | n | " + (f"{reference_source or 'paper'} mean ± std | " if paper else "")
         + f"test {label} ({where}) mean ± std | best | test {label} at best val. | "
-        f"t | df | p (better than {baseline or '-'}) | wall time |",
+        f"t (> 0: ahead of {baseline or '-'}) | df | p (better than {baseline or '-'}) | wall time |",
         "|---|---:|" + ("---:|" if paper else "") + "---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -135,7 +135,9 @@ def markdown(rows: list[Row], metric: str, higher: bool, baseline: str | None, s
             f"| {r.method}{note} | {r.n} | {ref}{_num(r.mean)} ± {_num(r.std)} | {_num(r.best)} | {_num(r.best_val_mean)} ± {_num(r.best_val_std)} "
             f"| {_num(r.t, 2)} | {_num(r.df, 0)} | {p} | {_num(r.wall_seconds / 60, 1)} min |"
         )
-    lines.append(f"\n{better} is better; one-tailed two-sample t-test (pooled variance) of each method against {baseline or 'no baseline'}.")
+    lines.append(f"\n{better} is better; one-tailed two-sample t-test (pooled variance) of each method against {baseline or 'no baseline'}: "
+                 "t > 0 when the method is ahead (the Re-examining paper's appendix A.2 reports t with the opposite sign: "
+                 "its t = -2.03 is a method ahead of its baseline).")
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 ROUTER_ONLY_OPTIONS: tuple[str, ...] = (
     "warmup_epochs", "routed", "blocks", "fc_layers", "hidden", "filters", "channels_last", "reward", "collab_reward", "collab_window", "observe_hidden",
+    "collab_form", "module_loss", "loss_reduction",
 )  # fmt: skip
 """Options that configure the routed network or its router episodes; meaningless for multi-task models."""
 
@@ -21,6 +22,10 @@ MULTI_OUTPUT_ONLY_OPTIONS: tuple[str, ...] = ("map_k",)
 """Options of the multi-label family's metric; meaningless for single-label suites."""
 
 REWARDS: tuple[str, ...] = ("auto", "correct", "neg-loss")
+COLLAB_FORMS: tuple[str, ...] = ("once", "public-code")
+MODULE_LOSSES: tuple[str, ...] = ("cross-entropy", "mse-one-hot")
+LOSS_REDUCTIONS: tuple[str, ...] = ("mean", "sum")
+GRAD_CLIP_MODES: tuple[str, ...] = ("norm", "public-code")
 
 STORED_BEFORE_DEFAULT_CHANGES: dict[str, Any] = {"channels_last": False}
 """Options whose default changed: a stored config without them (from an older release) ran with this value."""
@@ -51,7 +56,10 @@ class RunConfig:
     lr: float = 1e-3
     router_lr: float | None = None
     lr_milestones: list[int] = field(default_factory=list)
-    lr_decay: float = 0.1
+    lr_decay: float | list[float] = 0.1  # one factor per milestone, or one for all
+    step_epochs: list[int] = field(default_factory=list)  # the optimizers step only in these epochs (empty: every epoch)
+    grad_clip: float | None = None
+    grad_clip_mode: str = "norm"
     separate_optimizers: bool = False
     optimizer: str = "adam"
     fused_optimizer: bool = False
@@ -66,6 +74,9 @@ class RunConfig:
     reward: str = "auto"
     collab_reward: float = 0.0
     collab_window: int = 256
+    collab_form: str = "once"
+    module_loss: str = "cross-entropy"
+    loss_reduction: str = "mean"
     observe_hidden: bool = False
     map_k: int = 10
     val_fraction: float = 0.1
@@ -101,8 +112,15 @@ class RunConfig:
             raise ValueError(f"--lr-milestones must be epochs >= 1, got {self.lr_milestones}")
         if len(set(self.lr_milestones)) != len(self.lr_milestones):
             raise ValueError(f"--lr-milestones repeats an epoch: {self.lr_milestones}; list each epoch once")
-        if not 0 < self.lr_decay <= 1 or not math.isfinite(self.lr_decay):
-            raise ValueError(f"--lr-decay must be in (0, 1], got {self.lr_decay}")
+        decays = self.lr_decay if isinstance(self.lr_decay, list) else [self.lr_decay]
+        if not decays or any(not isinstance(d, (int, float)) or not 0 < d <= 1 or not math.isfinite(d) for d in decays):
+            raise ValueError(f"--lr-decay must be in (0, 1] (one factor, or one per milestone), got {self.lr_decay}")
+        if isinstance(self.lr_decay, list) and len(self.lr_decay) != len(self.lr_milestones):
+            raise ValueError(f"--lr-decay gives {len(self.lr_decay)} factors for {len(self.lr_milestones)} --lr-milestones; give one, or one per milestone")
+        if any(not isinstance(e, int) or e < 1 for e in self.step_epochs) or len(set(self.step_epochs)) != len(self.step_epochs):
+            raise ValueError(f"--step-epochs must be distinct epochs >= 1, got {self.step_epochs}")
+        if self.grad_clip is not None and (not math.isfinite(self.grad_clip) or self.grad_clip <= 0):
+            raise ValueError(f"--grad-clip must be a positive number, got {self.grad_clip}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if self.router_lr is not None and self.router_lr <= 0:
@@ -123,6 +141,11 @@ class RunConfig:
             raise ValueError(f"--divergence-factor must be 0 (off) or at least 1, got {self.divergence_factor}")
         if self.reward not in REWARDS:
             raise ValueError(f"--reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
+        for flag, value, choices in (("--collab-form", self.collab_form, COLLAB_FORMS), ("--module-loss", self.module_loss, MODULE_LOSSES),
+                                     ("--loss-reduction", self.loss_reduction, LOSS_REDUCTIONS),
+                                     ("--grad-clip-mode", self.grad_clip_mode, GRAD_CLIP_MODES)):  # fmt: skip
+            if value not in choices:
+                raise ValueError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
 
     def run_name(self, routed: bool = True) -> str:
         """The default run directory's name under ``runs/`` (routed layers only for routers)."""

@@ -115,8 +115,8 @@ class TaskFamily(ABC):
         """``(x, targets, tasks)`` with one row per routing episode."""
 
     @abstractmethod
-    def objective(self, reward: str) -> EpisodeObjective:
-        """Per-episode loss and final reward of a routed network's episodes."""
+    def objective(self, reward: str, module_loss: str = "cross-entropy") -> EpisodeObjective:
+        """Per-episode loss (``--module-loss``) and final reward of a routed network's episodes."""
 
     @abstractmethod
     def batch_loss(self, episode_loss: Tensor, batch: Batch) -> Tensor:
@@ -184,8 +184,8 @@ class SingleLabelFamily(TaskFamily):
         assert batch.tasks is not None
         return batch.x, batch.y, batch.tasks
 
-    def objective(self, reward: str) -> EpisodeObjective:
-        return ClassificationObjective(self.resolve_reward(reward))
+    def objective(self, reward: str, module_loss: str = "cross-entropy") -> EpisodeObjective:
+        return ClassificationObjective(self.resolve_reward(reward), module_loss)
 
     def batch_loss(self, episode_loss: Tensor, batch: Batch) -> Tensor:
         return episode_loss.mean()
@@ -262,7 +262,9 @@ class MultiOutputFamily(TaskFamily):
         tasks = torch.arange(t, device=batch.x.device).repeat(batch.size)
         return batch.x.repeat_interleave(t, dim=0), batch.y.reshape(batch.size * t, -1), tasks
 
-    def objective(self, reward: str) -> EpisodeObjective:
+    def objective(self, reward: str, module_loss: str = "cross-entropy") -> EpisodeObjective:
+        if module_loss != "cross-entropy":
+            raise ValueError(f"--module-loss {module_loss} applies to single-label suites; {self.problem} suites train with their own loss")
         return MultiOutputObjective(self.label_mask, self.problem, self.resolve_reward(reward), self.map_k)
 
     def batch_loss(self, episode_loss: Tensor, batch: Batch) -> Tensor:

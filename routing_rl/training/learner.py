@@ -100,6 +100,8 @@ class Learner(ABC):
         self.family = family
         self.device = device
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.weight_parameters: list[nn.Parameter] = []
+        """The parameters that are not routing parameters: what ``--grad-clip`` clips."""
 
     @property
     @abstractmethod

@@ -46,6 +46,7 @@ class ModelLearner(Learner):
         routing = [p for name, p in self.model.named_parameters() if name.endswith("log_alpha")]
         routing_ids = {id(p) for p in routing}
         weights = [p for p in self.model.parameters() if id(p) not in routing_ids]
+        self.weight_parameters = weights
         self.optimizers = make_optimizers(config, weights, routing)
 
     def _build_model(self) -> MultiTaskModel:

@@ -52,12 +52,15 @@ class RoutedLearner(Learner):
             self._refuse_sharing(router_cls.name)
         self.router: Router = router_cls(tasks, self.network.num_routed, blocks, seed=cfg.seed, **cfg.agent_options).to(device)
         self.warmup_router = SharedBottomRouter(tasks, self.network.num_routed, blocks).to(device)
-        step_rewards = [CollaborationReward(cfg.collab_reward, cfg.collab_window)] if cfg.collab_reward else []
+        step_rewards = [CollaborationReward(cfg.collab_reward, cfg.collab_window, cfg.collab_form, self.network.num_routed)] \
+            if cfg.collab_reward else []  # fmt: skip
         self.env = BatchedRoutingEnv(
-            self.network, step_rewards=step_rewards, observe_hidden=cfg.observe_hidden, objective=family.objective(cfg.reward)
-        )
+            self.network, step_rewards=step_rewards, observe_hidden=cfg.observe_hidden,
+            objective=family.objective(cfg.reward, cfg.module_loss),
+        )  # fmt: skip
         routing = [p for p in self.router.parameters() if p.requires_grad]
-        self.optimizers = make_optimizers(cfg, list(self.network.parameters()), routing)
+        self.weight_parameters = list(self.network.parameters())
+        self.optimizers = make_optimizers(cfg, self.weight_parameters, routing)
 
     def _refuse_sharing(self, agent: str) -> None:
         """A router whose tasks may share nothing gets neither a shared layer nor a shared warm-up."""
@@ -104,7 +107,8 @@ class RoutedLearner(Learner):
         learn = router is self.router
         x, targets, tasks = self._inputs(batch)
         episodes = self.env.run(x, targets, tasks, lambda obs: router.act(obs, explore=True))
-        task_loss = self.family.batch_loss(episodes.loss, batch)
+        # --loss-reduction sum: the public code's Loss layer with reduction "none", summed (the corrected row)
+        task_loss = episodes.loss.sum() if self.config.loss_reduction == "sum" else self.family.batch_loss(episodes.loss, batch)
         router_loss = router.loss(episodes) if learn else None
         loss = task_loss if router_loss is None else task_loss + router_loss
         n = batch.size

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from routing_rl.data import MultiTaskDataset, load_suite
+from routing_rl.training.clipping import clip_weight_gradients
 from routing_rl.training.config import RunConfig
 from routing_rl.training.families import Batch, SplitScore, task_family
 from routing_rl.training.learner import Learner, make_learner
@@ -69,20 +70,28 @@ class Callbacks:
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None
 
 
-def set_epoch_learning_rates(optimizers: Iterable[torch.optim.Optimizer], epoch: int, milestones: Sequence[int], decay: float) -> None:
+def set_epoch_learning_rates(
+    optimizers: Iterable[torch.optim.Optimizer], epoch: int, milestones: Sequence[int], decay: float | Sequence[float]
+) -> None:
     """Step decay: every parameter group trains epoch ``epoch`` (1-based) at its initial rate times
-    ``decay`` per milestone passed (``m < epoch``). The public routing code's schedule
-    ``{0: 1e-2, 5: 1e-3, 10: 1e-4}`` (0-based epochs) is ``--lr 1e-2 --lr-milestones 5,10 --lr-decay 0.1``.
+    the factor of each milestone passed (``m < epoch``): ``decay`` for all, or one factor per
+    milestone. The public routing code's schedules (0-based epochs) are ``{0: 1e-2, 5: 1e-3, 10:
+    1e-4}`` at cd4e9af, ``--lr 1e-2 --lr-milestones 5,10 --lr-decay 0.1``, and ``{0: 3e-3, 5: 1e-3,
+    10: 3e-4}`` later, ``--lr 3e-3 --lr-milestones 5,10 --lr-decay 0.3333333333333333,0.3``.
 
     The rate is recomputed from the epoch, not stepped, so a resumed run trains at the same rates.
     """
     if not milestones:
         return
-    passed = sum(1 for m in milestones if m < epoch)
+    passed = [m < epoch for m in milestones]
+    if isinstance(decay, (list, tuple)):
+        factor = math.prod(f for f, p in zip(decay, passed, strict=True) if p)
+    else:
+        factor = decay ** sum(passed)
     for optimizer in optimizers:
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
-            group["lr"] = group["initial_lr"] * decay**passed
+            group["lr"] = group["initial_lr"] * factor
 
 
 @dataclass
@@ -156,6 +165,9 @@ class Trainer:
         self.learner.begin_epoch(epoch, epoch_seed(cfg.seed, epoch, 3))
         set_epoch_learning_rates(self.learner.optimizers.values(), epoch, cfg.lr_milestones, cfg.lr_decay)
         loss_sum, samples, sums, data_seconds = 0.0, 0, {}, 0.0
+        # --step-epochs: the public code's loop steps no optimizer in other epochs (its optimizer list
+        # is empty), yet plays every batch (BatchNorm statistics, sampled routes, collaboration history)
+        stepping = not cfg.step_epochs or epoch in cfg.step_epochs
         start = time.perf_counter()
         batches = iter(self.data.train.batches(cfg.batch_size, data_gen, shuffle=True))
         for b in itertools.count():
@@ -170,12 +182,8 @@ class Trainer:
             step = self.learner.train_step(batch, epoch)
             task_loss = step.task_loss.item()
             self._check_divergence(epoch, b + 1, step.loss.item(), task_loss)
-            for opt in self.learner.optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            step.loss.backward()
-            for opt in self.learner.optimizers.values():
-                opt.step()
-            self.learner.after_step(step)
+            if stepping:
+                self._update(step)
             n = batch.size
             loss_sum += task_loss * n
             samples += n
@@ -192,6 +200,17 @@ class Trainer:
             "data_seconds": data_seconds,  # batching, gathering and augmenting rows: the data pipeline's share
             "samples_per_second": samples / seconds if seconds > 0 else math.nan,
         }
+
+    def _update(self, step: Any) -> None:
+        """Back-propagate the step's loss, clip the weights' gradients (``--grad-clip``), step every optimizer."""
+        for opt in self.learner.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        step.loss.backward()
+        if self.config.grad_clip is not None:
+            clip_weight_gradients(self.learner.weight_parameters, self.config.grad_clip, self.config.grad_clip_mode)
+        for opt in self.learner.optimizers.values():
+            opt.step()
+        self.learner.after_step(step)
 
     def _check_divergence(self, epoch: int, batch: int, loss: float, task_loss: float) -> None:
         """Stop on a non-finite loss, or on a task loss over ``divergence_factor`` times the run's first
