@@ -137,11 +137,13 @@ class WPLRouter(Router):
     backpropagates through the softmax, and no projection is needed. ``per_sample_loss=True`` sums
     the per-episode terms (a batch acts like B sequential updates), False averages them.
 
-    **``variant="public-code"``** is the shipped loss (cle-ros/RoutingNetworks at cd4e9af). Only the
-    router's loss is the shipped one: the network, the reward (+1/-1 for a correct prediction, as the
-    Re-examining paper describes) and the task-id-only policy tables follow the paper's text, not the
-    shipped example model (which routes on features and uses a negative-loss reward with a
-    collaboration term).
+    **``variant="public-code"``** is the shipped loss (cle-ros/RoutingNetworks at cd4e9af; WPL.py,
+    Loss.py and PolicyStorage.py are the same at its latest commit) on per-task tables, as the
+    latest example script trains it. The rest of the shipped learning problem is run options, which
+    the Table 2 suite's public-code rows set: ``--module-loss mse-one-hot --reward neg-loss
+    --collab-reward 0.3 --collab-form public-code`` (the shipped reward), ``--batch-size 10
+    --grad-clip 40 --grad-clip-mode public-code --step-epochs 1,6,11`` and its rates (the shipped
+    loop).
 
     * the table starts uniform and is "projected" by ``pi_i - min_j pi_j + 1e-6`` (the normalising
       line is commented out there; ``Categorical`` normalises), with gradients flowing through that
