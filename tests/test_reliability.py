@@ -210,3 +210,118 @@ def test_a_resumed_run_removes_the_temporary_files_of_a_killed_write(tmp_path):
         orphan.write_bytes(b"half a write")
     assert invoke("run", "--epochs", "2", "--logdir", run, "--resume", *SMALL).exit_code == 0
     assert not any(o.exists() for o in orphans)
+
+
+# ---- files a user hands the tool: suite files, suite directories ---------------------------------
+
+SUITE_HEAD = '[suite]\nname = "t"\nseeds = [0]\n'
+SUITE_BODY = ('[defaults]\nenv = "synthetic-groups"\nepochs = 1\nenv_options = { num_tasks = 3, train_per_task = 60, test_per_task = 30 }\n'
+              '[runs.a]\nagent = "fixed-random"\n')  # fmt: skip
+
+BAD_SUITE_CASES = {
+    # names that become paths
+    "suite name climbs out": (SUITE_HEAD.replace('"t"', '"../escape"') + SUITE_BODY, ["suite.name = '../escape'", "one directory name"]),
+    "suite name is absolute": (SUITE_HEAD.replace('"t"', '"/tmp/escape"') + SUITE_BODY, ["suite.name", "one directory name"]),
+    "suite name is dot-dot": (SUITE_HEAD.replace('"t"', '".."') + SUITE_BODY, ["suite.name = '..'"]),
+    "run name climbs out": (SUITE_HEAD + SUITE_BODY + '[runs."../../x"]\nagent = "fixed-random"\n', ["run name '../../x'", "one directory name"]),
+    "run name is dot-dot": (SUITE_HEAD + SUITE_BODY + '[runs.".."]\nagent = "fixed-random"\n', ["run name '..'"]),
+    "scale name with a separator": (SUITE_HEAD + SUITE_BODY + '[scales."a/b"]\nepochs = 1\n', ["scale name 'a/b'"]),
+    # tables that are not tables
+    "suite is a number": ("suite = 1\n" + SUITE_BODY, ["suite must be a table, not int 1"]),
+    "runs is a number": ("runs = 3\n" + SUITE_HEAD, ["runs must be a table, not int 3", "[runs.NAME]"]),
+    "a run is a number": (SUITE_HEAD + SUITE_BODY + "[runs]\nb = 3\n", ["runs.b must be a table, not int 3"]),
+    "defaults is a string": ('defaults = "x"\n' + SUITE_HEAD + '[runs.a]\nagent = "fixed-random"\n', ["defaults must be a table, not str 'x'"]),
+    "scales is a list": ("scales = [1]\n" + SUITE_HEAD + SUITE_BODY, ["scales must be a table, not list"]),
+    "a scale is a number": (SUITE_HEAD + SUITE_BODY + "[scales]\nquick = 1\n", ["scales.quick must be a table, not int 1"]),
+    # seeds and sizes
+    "seed beyond run --seed": (SUITE_HEAD.replace("[0]", "[2147483648]") + SUITE_BODY, ["suite.seeds holds 2147483648", "2147483647"]),
+    "true as a seed": (SUITE_HEAD.replace("[0]", "[true]") + SUITE_BODY, ["suite.seeds holds true"]),
+    "repeated seed": (SUITE_HEAD.replace("[0]", "[1, 1]") + SUITE_BODY, ["suite.seeds repeats a seed"]),
+    "scale seed negative": (SUITE_HEAD + SUITE_BODY + "[scales.quick]\nseeds = [-1]\n", ["scales.quick.seeds holds -1"]),
+    "200,000 seeds": (SUITE_HEAD.replace("[0]", "[" + ", ".join(map(str, range(200_000))) + "]") + SUITE_BODY, ["at most 10000 trials"]),
+    # keys a suite decides, or that do not exist
+    "logdir in a run": (SUITE_HEAD + SUITE_BODY.replace('agent = "fixed-random"', 'agent = "fixed-random"\nlogdir = "/tmp/x"'),
+                        ["runs.a.logdir", "SUITE_DIR/<trial>"]),  # fmt: skip
+    "seed in defaults": (SUITE_HEAD + SUITE_BODY.replace("epochs = 1", "epochs = 1\nseed = 3"), ["defaults.seed", "suite.seeds"]),
+    "logdir in a scale": (SUITE_HEAD + SUITE_BODY + '[scales.quick]\nlogdir = "/"\n', ["scales.quick.logdir"]),
+    "unknown suite key": (SUITE_HEAD + "seed = [1]\n" + SUITE_BODY, ["unknown key(s) suite.seed"]),
+    "baseline is a list": (SUITE_HEAD + "baseline = [1]\n" + SUITE_BODY, ["suite.baseline [1] is not a run"]),
+    # values of the wrong type, named with their key
+    "string learning rate": (SUITE_HEAD + SUITE_BODY.replace("epochs = 1", 'epochs = 1\nlr = "fast"'), ["runs.a", "lr = 'fast': must be a number"]),
+    "true as epochs": (SUITE_HEAD + SUITE_BODY.replace("epochs = 1", "epochs = true"), ["epochs = true: must be an integer"]),
+    "milestones not a list": (SUITE_HEAD + SUITE_BODY.replace("epochs = 1", "epochs = 1\nlr_milestones = 5"), ["lr_milestones = 5: must be a list"]),
+    "env option of the wrong type": (SUITE_HEAD + SUITE_BODY.replace("num_tasks = 3", 'num_tasks = "3"'), ["env_options.num_tasks = '3'", "must be an integer"]),
+    "agent option of the wrong type": (SUITE_HEAD + SUITE_BODY + '[runs.h]\nagent = "hard-concrete"\nagent_options = { log_alpha_init = "x" }\n',
+                                       ["runs.h", "agent_options.log_alpha_init = 'x': must be a number"]),  # fmt: skip
+    "scale value of the wrong type": (SUITE_HEAD + SUITE_BODY + '[scales.quick]\nepochs = "one"\n', ["(scale quick)", "epochs = 'one'"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SUITE_CASES))
+def test_bad_suite_files_give_one_line_errors_and_write_nothing(tmp_path, monkeypatch, case):
+    text, fragments = BAD_SUITE_CASES[case]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.toml").write_text(text)
+    start = time.monotonic()
+    for command in (["suite", "run", "s.toml"], ["suite", "run", "s.toml", "--out", "out"], ["suite", "table", "s.toml"]):
+        assert_clean_error(invoke(*command), "s.toml", *fragments)
+    assert time.monotonic() - start < 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]  # no suite directory, nothing outside it
+
+
+def _suite_dir(tmp_path, write_results, manifest):
+    directory = tmp_path / "suite-dir"
+    directory.mkdir()
+    (directory / "suite.json").write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
+    return directory
+
+
+GOOD_MANIFEST = {"suite": {"name": "t", "baseline": None, "metric": "last"},
+                 "trials": [{"run": "a", "seed": 0, "name": "a-s0-x", "config": {}}, {"run": "a", "seed": 1, "name": "a-s1-x", "config": {}}]}  # fmt: skip
+
+BAD_MANIFEST_CASES = {
+    "a list": ("[]", ["suite.json", "expected a JSON object, got list"]),
+    "a number": ("3", ["suite.json", "expected a JSON object, got int"]),
+    "truncated": (json.dumps(GOOD_MANIFEST)[:40], ["suite.json", "not valid JSON"]),
+    "no suite": ({"trials": []}, ["suite.json", "field suite is missing"]),
+    "trials not a list": ({**GOOD_MANIFEST, "trials": {}}, ["field trials is missing or has the wrong type"]),
+    "trial name climbs out": ({**GOOD_MANIFEST, "trials": [{"run": "a", "seed": 0, "name": "../x", "config": {}}]}, ["trials[0].name '../x'"]),
+    "seed true": ({**GOOD_MANIFEST, "trials": [{"run": "a", "seed": True, "name": "a", "config": {}}]}, ["trials[0].seed"]),
+    "baseline a number": ({**GOOD_MANIFEST, "suite": {"name": "t", "baseline": 3}}, ["suite.baseline"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MANIFEST_CASES))
+@pytest.mark.parametrize("command", ["suite table", "report"])
+def test_damaged_suite_directories_give_one_line_errors(tmp_path, write_results, case, command):
+    manifest, fragments = BAD_MANIFEST_CASES[case]
+    directory = _suite_dir(tmp_path, write_results, manifest)
+    write_results(directory / "a-s0-x")
+    assert_clean_error(invoke(*command.split(), directory), *fragments)
+    assert sorted(p.name for p in directory.iterdir()) == ["a-s0-x", "suite.json"]  # no figures/, no table
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "suite.toml"])
+def test_report_on_a_file_says_what_it_wants(tmp_path, name):
+    (tmp_path / name).write_text("x")
+    assert_clean_error(invoke("report", tmp_path / name), "is a file", "run directory")
+    assert not (tmp_path / "figures").exists()
+
+
+def test_a_damaged_trial_result_is_named_not_silently_unfinished(tmp_path, write_results):
+    directory = _suite_dir(tmp_path, write_results, GOOD_MANIFEST)
+    write_results(directory / "a-s0-x", 0.8)
+    (directory / "a-s1-x").mkdir()
+    (directory / "a-s1-x" / "results.json").write_text('{"schema_version": 1, "stat')
+    result = CliRunner().invoke(main, ["suite", "table", str(directory)])
+    assert result.exit_code == 0, result.output
+    assert "a-s1-x/results.json" in result.stderr and "not valid JSON" in result.stderr and "suite run" in result.stderr
+    assert "| a (1 unfinished) | 1 | 0.8000 (n = 1) |" in result.stdout  # no empty ± cell
+
+
+def test_a_suite_option_refused_when_its_trial_is_built_says_to_fix_the_file(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(SUITE_HEAD + SUITE_BODY.replace("num_tasks = 3", "num_tasks = 0"))
+    result = invoke("suite", "run", path, "--out", tmp_path / "out")
+    assert_clean_error(result, "trial a-s0-", f"fix the option in {path}")
+    assert "run the command again" not in result.output
