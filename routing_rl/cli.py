@@ -166,8 +166,15 @@ def run_command(**opts: Any) -> None:
     if opts["logdir"] is not None and not opts["logdir"].strip():
         raise click.BadParameter("is empty; give a directory, or leave the option out for runs/<env>-<agent>-...", param_hint="--logdir")
     config = _config(opts)
-    trainer = _build(lambda: Trainer.from_config(config, command=["routing-rl", *CommandLine.invoked_args]), config)
-    _build(lambda: trainer.prepare_run_dir(resume=resume, overwrite=overwrite), config)
+    run_directory = _claim(config, resume, overwrite)
+    try:
+        trainer = _build(lambda: Trainer.from_config(config, command=["routing-rl", *CommandLine.invoked_args]), config)
+        if trainer.run_dir == run_directory.path:
+            trainer.run_directory = run_directory  # the lock taken before the data was loaded
+        _build(lambda: trainer.prepare_run_dir(resume=resume, overwrite=overwrite), config)
+    except BaseException:
+        run_directory.abandon()
+        raise
     console = Console(highlight=False)
     console.print(run_header(trainer))
     if resume and trainer.start_epoch == 1:
@@ -191,6 +198,18 @@ def run_command(**opts: Any) -> None:
         finally:
             logger.close()
     print_results(trainer.results, console)
+
+
+def _claim(config: Any, resume: bool, overwrite: bool) -> Any:
+    """Lock the run directory first: a busy or finished one is refused before minutes of data
+    loading and network building, not after them."""
+    from routing_rl.agents import Router
+    from routing_rl.registry import AGENTS
+    from routing_rl.training import RunDirectory
+
+    run_directory = RunDirectory(config.run_dir(routed=issubclass(AGENTS.get(config.agent), Router)))
+    _build(lambda: run_directory.claim(resume, overwrite), config)
+    return run_directory
 
 
 def _config(opts: dict[str, Any]) -> Any:

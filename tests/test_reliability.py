@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -57,6 +58,8 @@ def plugins(tmp_path, monkeypatch):
 def bad_run_cases(tmp_path):
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
+    (tmp_path / "project").mkdir(exist_ok=True)
+    (tmp_path / "project" / "notes.txt").write_text("mine")
     return {
         "empty agent": (["--agent", ""], ["unknown agent ''", "valid choices"]),
         "empty routed": (["--routed", ""], ["--routed '' names no layer"]),
@@ -87,6 +90,11 @@ def bad_run_cases(tmp_path):
         "infinite agent option": (["--agent", "hard-concrete", "-o", "log_alpha_init=inf"], ["expected a finite number"]),
         "seed too large": (["--seed", str(2**64)], ["--seed"]),
         "too many threads": (["--threads", "1000000"], ["--threads"]),
+        "logdir is the root": (["--logdir", "/"], ["cannot use --logdir /", "root of the file system"]),
+        "logdir is home": (["--logdir", Path.home()], ["cannot use --logdir", "your home directory"]),
+        "logdir is /etc": (["--logdir", "/etc"], ["cannot use --logdir /etc", "system folder"]),
+        "logdir under /usr": (["--logdir", "/usr/share/routing-rl-run"], ["system folder"]),
+        "logdir holds other files": (["--logdir", tmp_path / "project"], ["already holds other files (notes.txt)", "not a run"]),
     }
 
 
@@ -97,7 +105,8 @@ CASES = [
     "model with router option", "negative divergence factor", "data too large for memory",
     "network too large for memory", "meta device", "xpu device", "routed names no layer", "resume and overwrite",
     "empty logdir", "nan router lr", "inf collab reward", "divergence factor below one", "infinite agent option",
-    "seed too large", "too many threads",
+    "seed too large", "too many threads", "logdir is the root", "logdir is home", "logdir is /etc", "logdir under /usr",
+    "logdir holds other files",
 ]  # fmt: skip
 
 
@@ -200,6 +209,26 @@ def test_one_writer_per_run_directory_and_a_killed_writers_lock_is_recovered(tmp
     assert resumed.exit_code == 0 and "nothing to do" in resumed.output  # the killed writer's lock was free again
     taken = invoke("run", "--epochs", "1", "--logdir", run, *SMALL, "--overwrite")
     assert taken.exit_code == 0, taken.output
+
+
+def test_a_busy_run_directory_is_refused_before_the_data_is_loaded(tmp_path):
+    from routing_rl.training import RunDirectory
+
+    holder = RunDirectory(tmp_path / "run")
+    holder.acquire()  # another writer; its data source would fail if it were ever loaded
+    try:
+        result = invoke("run", "--env", "fmnist-mtl", "--data-dir", tmp_path / "no-data", "--logdir", tmp_path / "run", "--quiet")
+        assert_clean_error(result, "is in use by another routing-rl run")
+    finally:
+        holder.release()
+
+
+def test_a_failed_set_up_leaves_no_run_directory_behind(tmp_path):
+    result = invoke("run", "--logdir", tmp_path / "new" / "run", "-e", "num_tasks=0", "--quiet")
+    assert_clean_error(result)
+    assert not (tmp_path / "new" / "run").exists()
+    assert_clean_error(invoke("run", "--logdir", "/", "--quiet"), "root")
+    assert not Path("/results.json").exists() and not Path("/run.lock").exists()
 
 
 def test_a_resumed_run_removes_the_temporary_files_of_a_killed_write(tmp_path):
