@@ -30,6 +30,10 @@ def load_plugins(modules: tuple[str, ...]) -> None:
     for module in modules:
         if not module.strip():
             raise click.BadParameter("empty module name; give an importable module, e.g. --plugin my_routers", param_hint="--plugin")
+        if "/" in module or "\\" in module or module.endswith(".py"):
+            dotted = module.removesuffix(".py").replace("\\", "/").strip("/").replace("/", ".")
+            raise click.BadParameter(f"{module!r} is a file path; give a module name as `import` takes it, e.g. --plugin "
+                                     f"{dotted.rsplit('.', 1)[-1]} with its folder on PYTHONPATH (or --plugin {dotted})", param_hint="--plugin")  # fmt: skip
         try:
             importlib.import_module(module)
         except Exception as exc:  # a plugin is user code: any failure is reported, not raised
@@ -47,8 +51,12 @@ def _explicit(names: tuple[str, ...]) -> list[str]:
 
 def _epochs(value: str) -> list[int]:
     """``--lr-milestones 5,10`` as ``[5, 10]``; a one-line error for anything else."""
+    if not value.strip():
+        return []
+    if any(not part.strip() for part in value.split(",")):
+        raise click.BadParameter(f"{value!r} has an empty item; separate epochs by single commas, e.g. 5,10", param_hint="--lr-milestones")
     try:
-        epochs = [int(part) for part in value.split(",") if part.strip()]
+        epochs = [int(part) for part in value.split(",")]
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of epochs, e.g. 5,10", param_hint="--lr-milestones") from None
     if any(e < 1 for e in epochs):
@@ -128,7 +136,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1), help="Fixes data order, routes and weights.")
 @click.option("--routed", default=None, help="Routers: routed layers: none, all, fc, conv, head (the task-facing layer), or names like conv1,2,3 / conv3 / fc1,fc2 (default: fc; all for no-sharing).")
 @click.option("--blocks", default=None, type=click.IntRange(min=1), help="Routers: function blocks per routed layer (default: number of tasks).")
-@click.option("--fc-layers", default=None, type=click.IntRange(min=0), help="Routers: hidden FC layers after the conv layers (default 2; 3 for vector inputs).")
+@click.option("--fc-layers", default=None, type=click.IntRange(0, 1000), help="Routers: hidden FC layers after the conv layers (default 2; 3 for vector inputs).")
 @click.option("--channels-last/--contiguous", default=True, show_default=True,
               help="Routers on images: convolutions in channels_last memory format (the default: 1.4-1.9x faster on CPUs) or the "
                    "contiguous layout the published Table 2 re-test was trained in (results differ in the last bits).")  # fmt: skip

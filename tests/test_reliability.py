@@ -354,3 +354,57 @@ def test_a_suite_option_refused_when_its_trial_is_built_says_to_fix_the_file(tmp
     result = invoke("suite", "run", path, "--out", tmp_path / "out")
     assert_clean_error(result, "trial a-s0-", f"fix the option in {path}")
     assert "run the command again" not in result.output
+
+
+SWEEP_TEXT = ('[sweep]\nname = "s"\ntrials = 3\n[base]\nenv = "synthetic-groups"\nepochs = 1\n'
+              'env_options = { num_tasks = 3, train_per_task = 60, test_per_task = 30 }\n[space]\nlr = { low = 1e-4, high = 1e-2, log = true }\n')  # fmt: skip
+
+BAD_SWEEP_CASES = {
+    "top_k left at its default": (SWEEP_TEXT, ["top_k (default 10)", "trials (3)", "set top_k = 3"]),
+    "top_k true": (SWEEP_TEXT.replace("trials = 3", "trials = 3\ntop_k = true"), ["top_k = True"]),
+    "sweep name climbs out": (SWEEP_TEXT.replace('"s"', '"../s"') + "", ["sweep.name = '../s'", "one directory name"]),
+    "sweep is a number": ("sweep = 1\n" + SWEEP_TEXT[SWEEP_TEXT.index("[base]"):], ["sweep must be a table"]),
+    "unknown table in a sweep": ('base = "x"\n' + SWEEP_TEXT.replace("[base]\n", "[other]\n"), ["unknown table(s) other"]),
+    "seed beyond run --seed": (SWEEP_TEXT.replace("trials = 3", "trials = 3\ntop_k = 1\nseed = 2147483648"), ["sweep.seed = 2147483648"]),
+    "logdir in base": (SWEEP_TEXT.replace("trials = 3", "trials = 3\ntop_k = 1").replace("epochs = 1", 'epochs = 1\nlogdir = "/"'), ["base.logdir"]),
+    "a string epochs in base": (SWEEP_TEXT.replace("trials = 3", "trials = 3\ntop_k = 1").replace("epochs = 1", 'epochs = "1"'), ["epochs = '1': must be an integer"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SWEEP_CASES))
+def test_bad_sweep_files_give_one_line_errors_and_write_nothing(tmp_path, monkeypatch, case):
+    text, fragments = BAD_SWEEP_CASES[case]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.toml").write_text(text)
+    assert_clean_error(invoke("sweep", "w.toml"), "w.toml", *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.toml"]
+
+
+OPTION_CASES = {
+    "milestones with an empty item": (["--lr-milestones", "5,,6"], ["--lr-milestones", "'5,,6' has an empty item"]),
+    "milestones with a trailing comma": (["--lr-milestones", "5,"], ["has an empty item"]),
+    "routed with an empty item": (["--routed", "fc1,,fc2"], ["--routed 'fc1,,fc2' has an empty item"]),
+    "routed with a trailing comma": (["--routed", "fc1,"], ["has an empty item"]),
+    "routed layer twice": (["--routed", "fc1,fc1"], ["names fc1 twice"]),
+    "routed layer twice through a group": (["--routed", "fc,fc2"], ["names fc2 twice"]),
+    "plugin as a file path": (["--plugin", "path/x.py"], ["--plugin", "is a file path", "--plugin x", "PYTHONPATH"]),
+    "plugin as a file name": (["--plugin", "my_routers.py"], ["is a file path", "--plugin my_routers"]),
+    "one training row, no validation row": (["-e", "train_per_task=1"], ["holds out no validation rows", "--val-fraction 0"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OPTION_CASES))
+def test_bad_option_items_give_one_line_errors(tmp_path, case):
+    args, fragments = OPTION_CASES[case]
+    env = ["-e", "num_tasks=3", "-e", "test_per_task=30"] + ([] if "-e" in args else ["-e", "train_per_task=60"])
+    assert_clean_error(invoke("run", "--epochs", "1", "--quiet", "--logdir", tmp_path / "run", *env, *args), *fragments)
+    assert not (tmp_path / "run").exists()
+
+
+def test_many_fc_layers_are_refused_at_once(tmp_path):
+    start = time.monotonic()
+    assert_clean_error(invoke("run", "--fc-layers", "100000", "--logdir", tmp_path / "run", *SMALL), "--fc-layers", "1000")
+    path = tmp_path / "s.toml"
+    path.write_text(SUITE_HEAD + SUITE_BODY.replace("epochs = 1", "epochs = 1\nfc_layers = 100000"))
+    assert_clean_error(invoke("suite", "run", path, "--out", tmp_path / "out"), "--fc-layers must be from 0 to 1000")
+    assert time.monotonic() - start < 20
