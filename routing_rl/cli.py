@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -103,7 +102,9 @@ def list_command(plugins: tuple[str, ...]) -> None:
     from routing_rl.registry import AGENTS
     from routing_rl.render import catalogue
 
-    console = Console(highlight=False)
+    from routing_rl.render import make_console
+
+    console = make_console()
     catalogue("task suites (--env NAME; options -e KEY=VALUE)", Suite.registry.items(), console)
     agents = AGENTS.items()
     catalogue("routers (--agent NAME; options -o KEY=VALUE): choose blocks in a routed network, on every suite",
@@ -163,7 +164,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 def run_command(**opts: Any) -> None:
     """Train a router in its routed network, or a multi-task model, on a task suite; evaluate every
     task, write results.json, a checkpoint and TensorBoard logs."""
-    from routing_rl.render import fit_with_progress, print_results, run_header
+    from routing_rl.render import fit_with_progress, make_console, print_results, run_header
     from routing_rl.training import Trainer, TrainingDiverged
     from routing_rl.training.tb_logger import TensorBoardLogger
 
@@ -183,7 +184,7 @@ def run_command(**opts: Any) -> None:
     except BaseException:
         run_directory.abandon()
         raise
-    console = Console(highlight=False)
+    console = make_console()
     console.print(run_header(trainer))
     if resume and trainer.start_epoch == 1:
         console.print(f"no checkpoint to resume in {trainer.run_dir}: starting at epoch 1")
@@ -292,14 +293,14 @@ def _build(step: Any, config: Any) -> Any:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def show_command(run_dir: Path) -> None:
     """Print the results table of a finished or interrupted run (its directory or results.json)."""
-    from routing_rl.render import print_results
+    from routing_rl.render import make_console, print_results
     from routing_rl.training import ResultsError, load_results
 
     try:
         results = load_results(run_dir)
     except ResultsError as exc:
         raise click.ClickException(str(exc)) from None
-    print_results(results, Console(highlight=False))
+    print_results(results, make_console())
 
 
 def _attach_analysis_commands() -> None:

@@ -408,3 +408,53 @@ def test_many_fc_layers_are_refused_at_once(tmp_path):
     path.write_text(SUITE_HEAD + SUITE_BODY.replace("epochs = 1", "epochs = 1\nfc_layers = 100000"))
     assert_clean_error(invoke("suite", "run", path, "--out", tmp_path / "out"), "--fc-layers must be from 0 to 1000")
     assert time.monotonic() - start < 20
+
+
+# ---- first use: what a new user reads -------------------------------------------------------------
+
+def test_a_max_batches_run_is_labelled_a_smoke_test_and_piped_lines_stay_whole(tmp_path):
+    logdir = tmp_path / ("a-long-run-directory-name-" * 3)
+    result = invoke("run", "--epochs", "1", "--max-batches", "1", "--logdir", logdir, *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "complete, smoke test: --max-batches 1" in result.output
+    full = invoke("run", "--epochs", "1", "--logdir", tmp_path / "full", *SMALL)
+    assert "smoke test" not in full.output and ", complete)" in full.output
+    lines = result.output.splitlines()
+    assert any(str(logdir) in line and len(line) > 80 for line in lines), result.output  # not wrapped at 80 columns
+    assert any(line.startswith("best validation epoch 1:") and "s/epoch" in line for line in lines), result.output
+
+
+def test_a_slash_in_a_task_name_adds_no_tensorboard_level(tmp_path):
+    from routing_rl.training import RunConfig, Trainer
+
+    class Recorder:
+        tags: list[str] = []
+
+        def scalars(self, values, step):
+            self.tags.extend(values)
+
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: None
+
+    config = RunConfig(epochs=1, logdir=str(tmp_path / "run"), threads=1, env_options={"num_tasks": 3, "train_per_task": 60, "test_per_task": 30})
+    trainer = Trainer.from_config(config)
+    trainer.data.task_names[0] = "t-shirt/top"
+    trainer.prepare_run_dir(resume=False)
+    trainer.fit(Recorder())
+    per_task = [t for t in Recorder.tags if "t-shirt" in t]
+    assert per_task and all(t.count("/") == 1 and t.endswith("task00_t-shirt-top") for t in per_task)
+
+
+def test_long_task_names_fit_inside_the_similarity_heatmap():
+    from routing_rl.analysis.figures import plt, similarity_figure
+
+    names = ["a very long task name that goes on and on " + str(k) for k in range(3)]
+    policy = [[[0.5, 0.5], [0.9, 0.1], [0.1, 0.9]]]
+    fig = similarity_figure(policy, names, ["fc1"], "long names")
+    fig.canvas.draw()
+    box = fig.bbox
+    for ax in fig.axes[:1]:
+        for label in [*ax.get_xticklabels(), *ax.get_yticklabels()]:
+            extent = label.get_window_extent()
+            assert extent.x0 >= box.x0 - 1 and extent.y0 >= box.y0 - 1 and extent.x1 <= box.x1 + 1, label.get_text()
+    plt.close(fig)
