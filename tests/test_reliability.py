@@ -282,6 +282,8 @@ BAD_SUITE_CASES = {
     "env option of the wrong type": (SUITE_HEAD + SUITE_BODY.replace("num_tasks = 3", 'num_tasks = "3"'), ["env_options.num_tasks = '3'", "must be an integer"]),
     "agent option of the wrong type": (SUITE_HEAD + SUITE_BODY + '[runs.h]\nagent = "hard-concrete"\nagent_options = { log_alpha_init = "x" }\n',
                                        ["runs.h", "agent_options.log_alpha_init = 'x': must be a number"]),  # fmt: skip
+    "env option out of range": (SUITE_HEAD + SUITE_BODY.replace("num_tasks = 3", "num_tasks = 0"), ["runs.a: env_options:", "num_tasks"]),
+    "env option too large for memory": (SUITE_HEAD + SUITE_BODY.replace("num_tasks = 3", "num_tasks = 99999999999"), ["env_options:", "of memory"]),
     "scale value of the wrong type": (SUITE_HEAD + SUITE_BODY + '[scales.quick]\nepochs = "one"\n', ["(scale quick)", "epochs = 'one'"]),
 }
 
@@ -350,7 +352,7 @@ def test_a_damaged_trial_result_is_named_not_silently_unfinished(tmp_path, write
 
 def test_a_suite_option_refused_when_its_trial_is_built_says_to_fix_the_file(tmp_path):
     path = tmp_path / "s.toml"
-    path.write_text(SUITE_HEAD + SUITE_BODY.replace("num_tasks = 3", "num_tasks = 0"))
+    path.write_text(SUITE_HEAD + SUITE_BODY.replace("epochs = 1", "epochs = 1\nblocks = 1000000000"))  # refused by the network's memory check
     result = invoke("suite", "run", path, "--out", tmp_path / "out")
     assert_clean_error(result, "trial a-s0-", f"fix the option in {path}")
     assert "run the command again" not in result.output

@@ -194,6 +194,10 @@ def check_names(config: RunConfig) -> None:
             raise ValueError(f"{kind}: {cls.name} has no option {', '.join(unknown)}; valid options: {', '.join(specs)}")
         for key, value in options.items():
             check_value(f"{kind}.{key}", value, specs[key].annotation)
+    try:  # a task suite's constructor checks its sizes (and their memory) without loading anything
+        DataSuite.registry.get(config.env)(**config.env_options)
+    except Exception as exc:  # a plugin's suite is user code: whatever it raises is reported
+        raise ValueError(f"env_options: {exc}") from None
 
 
 def read_toml(path: Path, kind: str) -> dict[str, Any]:
