@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "installing into $(VENV) (a minute or two, once)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
@@ -21,6 +22,7 @@ test: install
 
 demo: install
 	$(BIN)/routing-rl run --agent fixed-random --env synthetic-groups --epochs 5 --logdir runs/demo --overwrite
+	@echo "next: source $(VENV)/bin/activate  (puts routing-rl and tensorboard on PATH), then routing-rl list"
 
 demo-fmnist: install
 	$(BIN)/routing-rl run --agent fixed-random --env fmnist-mtl --epochs 3 --logdir runs/demo-fmnist --overwrite

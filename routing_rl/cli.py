@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -30,6 +29,10 @@ def load_plugins(modules: tuple[str, ...]) -> None:
     for module in modules:
         if not module.strip():
             raise click.BadParameter("empty module name; give an importable module, e.g. --plugin my_routers", param_hint="--plugin")
+        if "/" in module or "\\" in module or module.endswith(".py"):
+            dotted = module.removesuffix(".py").replace("\\", "/").strip("/").replace("/", ".")
+            raise click.BadParameter(f"{module!r} is a file path; give a module name as `import` takes it, e.g. --plugin "
+                                     f"{dotted.rsplit('.', 1)[-1]} with its folder on PYTHONPATH (or --plugin {dotted})", param_hint="--plugin")  # fmt: skip
         try:
             importlib.import_module(module)
         except Exception as exc:  # a plugin is user code: any failure is reported, not raised
@@ -47,8 +50,12 @@ def _explicit(names: tuple[str, ...]) -> list[str]:
 
 def _epochs(value: str, flag: str = "--lr-milestones") -> list[int]:
     """``--lr-milestones 5,10`` (or ``--step-epochs``) as ``[5, 10]``; a one-line error for anything else."""
+    if not value.strip():
+        return []
+    if any(not part.strip() for part in value.split(",")):
+        raise click.BadParameter(f"{value!r} has an empty item; separate epochs by single commas, e.g. 5,10", param_hint=flag)
     try:
-        epochs = [int(part) for part in value.split(",") if part.strip()]
+        epochs = [int(part) for part in value.split(",")]
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of epochs, e.g. 5,10", param_hint=flag) from None
     if any(e < 1 for e in epochs):
@@ -106,7 +113,9 @@ def list_command(plugins: tuple[str, ...]) -> None:
     from routing_rl.registry import AGENTS
     from routing_rl.render import catalogue
 
-    console = Console(highlight=False)
+    from routing_rl.render import make_console
+
+    console = make_console()
     catalogue("task suites (--env NAME; options -e KEY=VALUE)", Suite.registry.items(), console)
     agents = AGENTS.items()
     catalogue("routers (--agent NAME; options -o KEY=VALUE): choose blocks in a routed network, on every suite",
@@ -142,7 +151,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1), help="Fixes data order, routes and weights.")
 @click.option("--routed", default=None, help="Routers: routed layers: none, all, fc, conv, head (the task-facing layer), or names like conv1,2,3 / conv3 / fc1,fc2 (default: fc; all for no-sharing).")
 @click.option("--blocks", default=None, type=click.IntRange(min=1), help="Routers: function blocks per routed layer (default: number of tasks).")
-@click.option("--fc-layers", default=None, type=click.IntRange(min=0), help="Routers: hidden FC layers after the conv layers (default 2; 3 for vector inputs).")
+@click.option("--fc-layers", default=None, type=click.IntRange(0, 1000), help="Routers: hidden FC layers after the conv layers (default 2; 3 for vector inputs).")
 @click.option("--channels-last/--contiguous", default=True, show_default=True,
               help="Routers on images: convolutions in channels_last memory format (the default: 1.4-1.9x faster on CPUs) or the "
                    "contiguous layout the published Table 2 re-test was trained in (results differ in the last bits).")  # fmt: skip
@@ -172,7 +181,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 def run_command(**opts: Any) -> None:
     """Train a router in its routed network, or a multi-task model, on a task suite; evaluate every
     task, write results.json, a checkpoint and TensorBoard logs."""
-    from routing_rl.render import fit_with_progress, print_results, run_header
+    from routing_rl.render import fit_with_progress, make_console, print_results, run_header
     from routing_rl.training import Trainer, TrainingDiverged
     from routing_rl.training.tb_logger import TensorBoardLogger
 
@@ -183,9 +192,16 @@ def run_command(**opts: Any) -> None:
     if opts["logdir"] is not None and not opts["logdir"].strip():
         raise click.BadParameter("is empty; give a directory, or leave the option out for runs/<env>-<agent>-...", param_hint="--logdir")
     config = _config(opts)
-    trainer = _build(lambda: Trainer.from_config(config, command=["routing-rl", *CommandLine.invoked_args]), config)
-    _build(lambda: trainer.prepare_run_dir(resume=resume, overwrite=overwrite), config)
-    console = Console(highlight=False)
+    run_directory = _claim(config, resume, overwrite)
+    try:
+        trainer = _build(lambda: Trainer.from_config(config, command=["routing-rl", *CommandLine.invoked_args]), config)
+        if trainer.run_dir == run_directory.path:
+            trainer.run_directory = run_directory  # the lock taken before the data was loaded
+        _build(lambda: trainer.prepare_run_dir(resume=resume, overwrite=overwrite), config)
+    except BaseException:
+        run_directory.abandon()
+        raise
+    console = make_console()
     console.print(run_header(trainer))
     if resume and trainer.start_epoch == 1:
         console.print(f"no checkpoint to resume in {trainer.run_dir}: starting at epoch 1")
@@ -208,6 +224,18 @@ def run_command(**opts: Any) -> None:
         finally:
             logger.close()
     print_results(trainer.results, console)
+
+
+def _claim(config: Any, resume: bool, overwrite: bool) -> Any:
+    """Lock the run directory first: a busy or finished one is refused before minutes of data
+    loading and network building, not after them."""
+    from routing_rl.agents import Router
+    from routing_rl.registry import AGENTS
+    from routing_rl.training import RunDirectory
+
+    run_directory = RunDirectory(config.run_dir(routed=issubclass(AGENTS.get(config.agent), Router)))
+    _build(lambda: run_directory.claim(resume, overwrite), config)
+    return run_directory
 
 
 def _config(opts: dict[str, Any]) -> Any:
@@ -282,14 +310,14 @@ def _build(step: Any, config: Any) -> Any:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def show_command(run_dir: Path) -> None:
     """Print the results table of a finished or interrupted run (its directory or results.json)."""
-    from routing_rl.render import print_results
+    from routing_rl.render import make_console, print_results
     from routing_rl.training import ResultsError, load_results
 
     try:
         results = load_results(run_dir)
     except ResultsError as exc:
         raise click.ClickException(str(exc)) from None
-    print_results(results, Console(highlight=False))
+    print_results(results, make_console())
 
 
 def _attach_analysis_commands() -> None:

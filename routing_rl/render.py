@@ -7,6 +7,7 @@ route or the sub-network usage of each task).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -89,6 +90,20 @@ def fit_with_progress(trainer: Any, console: Console, quiet: bool, logger: Any) 
         trainer.fit(logger)
 
 
+def make_console() -> Console:
+    """The console of every command: a terminal's width when there is one; piped or redirected
+    output is not wrapped at rich's default of 80 columns, so lines stay whole for grep and logs."""
+    tty = sys.stdout.isatty()
+    return Console(highlight=False, soft_wrap=not tty, width=None if tty else 200)
+
+
+def status_label(results: dict[str, Any]) -> str:
+    """The run's status as shown: a run cut short by --max-batches is a smoke test, not a complete run."""
+    status = str(results["status"])
+    limit = results.get("config", {}).get("max_batches_per_epoch")
+    return f"{status}, smoke test: --max-batches {limit}" if limit and status == "complete" else status
+
+
 def print_results(results: dict[str, Any], console: Console) -> None:
     """The results table of a run, then sizes, the serving check and the best-validation line."""
     epochs = results["epochs"]
@@ -99,7 +114,7 @@ def print_results(results: dict[str, Any], console: Console) -> None:
     metric = metric_label(results["metric"]["name"])
     routes = last.get("routing", {}).get("routes")
     usage = last.get("utilization_per_task")
-    table = Table(title=f"{results['config']['agent']} on {results['env']['name']} (epoch {final['epoch']}, {results['status']})")
+    table = Table(title=f"{results['config']['agent']} on {results['env']['name']} (epoch {final['epoch']}, {status_label(results)})")
     columns = ["task", f"val {metric}", f"test {metric}"] + (["route"] if routes is not None else ["sub-networks used"])
     for col in columns:
         table.add_column(col, justify="left" if col == "task" else "right")

@@ -9,7 +9,6 @@ metric against the number of blocks with a cubic fit when the methods differ in 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +41,10 @@ def run_figures(results: dict[str, Any], out: Path, prefix: str = "") -> list[Pa
 def suite_figures(directory: Path, out: Path) -> list[Path]:
     """The figures of a suite directory (one written by ``routing-rl suite run``)."""
     from routing_rl.analysis import figures
-    from routing_rl.suites.runner import MANIFEST
+    from routing_rl.suites.manifest import read_manifest
     from routing_rl.suites.table import build_rows, collect
 
-    manifest = json.loads((directory / MANIFEST).read_text())
+    manifest = read_manifest(directory)
     head = manifest["suite"]
     kept = head.get("kept")
     rows, metric, _ = build_rows(manifest["trials"], directory, head["baseline"], head.get("metric", "last"), kept=kept)
@@ -89,18 +88,23 @@ def suite_figures(directory: Path, out: Path) -> list[Path]:
 @click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Where to write the PNG files (default: SOURCE/figures).")
 def report(source: Path, out: Path | None) -> None:
     """Write the papers' figures of a run directory or a suite directory as PNG files."""
-    from routing_rl.suites.runner import MANIFEST
+    from routing_rl.suites.manifest import MANIFEST, read_manifest
+    from routing_rl.suites.spec import SuiteError
 
-    out = out or source / "figures"
+    if source.is_file() and source.name != "results.json":
+        raise click.ClickException(f"{source} is a file; give a run directory (or its results.json) or a suite directory")
+    base = source.parent if source.is_file() else source
+    out = out or base / "figures"
     try:
+        is_suite = (base / MANIFEST).exists() and not source.is_file()
+        results = None if is_suite else load_results(source)
+        if is_suite:
+            read_manifest(source)  # checked before the output folder is made
         out.mkdir(parents=True, exist_ok=True)
-        if (source / MANIFEST).exists():
-            written = suite_figures(source, out)
-        else:
-            written = run_figures(load_results(source), out)
-    except ResultsError as exc:
+        written = suite_figures(source, out) if results is None else run_figures(results, out)
+    except (ResultsError, SuiteError) as exc:
         raise click.ClickException(str(exc)) from None
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise click.ClickException(f"cannot draw the figures of {source}: {type(exc).__name__}: {exc}") from None
     if not written:
         raise click.ClickException(f"{source} has nothing to draw (no finished epoch)")

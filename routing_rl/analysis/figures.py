@@ -54,7 +54,8 @@ def similarity_figure(policies: Sequence[Sequence[Sequence[float]]], task_names:
     """One task-similarity heatmap per routed layer, on a fixed 0-1 colour scale."""
     n = max(len(policies), 1)
     size = 1.2 + 0.32 * len(task_names)
-    fig, axes = plt.subplots(1, n, figsize=(size * n + 1.2, size + 0.6), layout="constrained", squeeze=False)
+    labels = 0.06 * max((len(t) for t in task_names), default=0)  # inches the tick labels take at fontsize 7
+    fig, axes = plt.subplots(1, n, figsize=((size + labels) * n + 1.2, size + labels + 0.6), layout="constrained", squeeze=False)
     image = None
     for ax, policy, name in zip(axes[0], policies, layer_names):
         image = ax.imshow(cosine_similarity_matrix(policy), vmin=0.0, vmax=1.0, cmap="magma")
@@ -138,6 +139,6 @@ def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: st
 
 
 def save(fig: Figure, path: Any) -> None:
-    """Write a figure as PNG and free it."""
-    fig.savefig(path, dpi=120)
+    """Write a figure as PNG and free it; ``bbox_inches="tight"`` keeps long tick labels (task names) inside the image."""
+    fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)

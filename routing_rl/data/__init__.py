@@ -64,4 +64,11 @@ def load_suite(
     ``name`` and :class:`DataError` when its files are missing or corrupt.
     """
     suite = Suite.registry.get(name)(**kwargs)
-    return suite.load(None if data_dir is None else Path(data_dir), seed, val_fraction)
+    data = suite.load(None if data_dir is None else Path(data_dir), seed, val_fraction)
+    if val_fraction > 0 and len(data.val) == 0:  # best-validation selection would compare NaNs
+        raise DataError(
+            f"{name}: --val-fraction {val_fraction} holds out no validation rows from {len(data.train)} training rows "
+            "(a (task, label) group keeps at least one training row); give more training rows per task, "
+            "or --val-fraction 0 to report the last epoch only"
+        )
+    return data

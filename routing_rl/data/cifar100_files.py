@@ -82,7 +82,10 @@ def _field(obj: dict[bytes, Any], key: bytes, path: Path) -> Any:
 
 
 def _labels(obj: dict[bytes, Any], key: bytes, n: int, limit: int, path: Path) -> np.ndarray:
-    labels = np.asarray(_field(obj, key, path), dtype=np.int64)
+    raw = np.asarray(_field(obj, key, path))
+    if raw.size and raw.dtype.kind not in "iu":  # strings or floats would be cast (or fail) instead of being refused
+        raise DataError(f"{path}: {key!r} must hold integer labels, got {raw.dtype} values; delete the file and fetch it again")
+    labels = raw.astype(np.int64)
     if labels.shape != (n,):
         raise DataError(f"{path}: {key!r} has shape {labels.shape}, expected ({n},)")
     if n and (labels.min() < 0 or labels.max() >= limit):
@@ -103,10 +106,16 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _names(obj: dict[bytes, Any], key: bytes, count: int, path: Path) -> list[str]:
-    raw = list(_field(obj, key, path))
+    raw = _field(obj, key, path)
+    if not isinstance(raw, (list, tuple)):
+        raise DataError(f"{path}: {key!r} must be a list of names, got {type(raw).__name__}; delete the file and fetch it again")
     if len(raw) != count:
         raise DataError(f"{path}: {key!r} has {len(raw)} names, expected {count}")
-    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in raw]
+    try:
+        return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in raw]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: {key!r} holds a name that is not UTF-8 ({exc.reason} at byte {exc.start}); "
+                        "delete the file and fetch it again") from None  # fmt: skip
 
 
 def read_meta(path: Path) -> tuple[list[str], list[str]]:

@@ -10,6 +10,7 @@ Compression is detected from the gzip magic bytes, not from the file name.
 from __future__ import annotations
 
 import gzip as gzip_module
+import math
 import os
 import struct
 import tempfile
@@ -63,7 +64,7 @@ def parse_idx(payload: bytes, name: str | Path) -> np.ndarray:
         raise DataError(f"{name} is truncated: header needs {header} bytes, file has {len(payload)}")
     dims = struct.unpack(f">{ndim}I", payload[4:header])
     dtype = IDX_DTYPES[code]
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize  # Python ints: a forged header cannot overflow to a negative size
     if len(payload) != expected:
         kind = "truncated" if len(payload) < expected else "longer than its header says"
         raise DataError(

@@ -23,7 +23,7 @@ def _require_memory_for(parameters: int) -> None:
     if available is not None and needed > available:
         raise SpecError(
             f"the network would have {parameters:,} parameters and need about {format_bytes(needed)} to train, "
-            f"but {format_bytes(available)} is available; lower --blocks, --hidden or --filters"
+            f"but {format_bytes(available)} is available; lower --blocks, --hidden, --filters or --fc-layers"
         )
 
 

@@ -64,6 +64,7 @@ def parse_routed(value: str | Iterable[str] | None, layer_names: Sequence[str]) 
         return []
     tokens = [t.strip() for t in (value.split(",") if isinstance(value, str) else value) if t.strip()]
     chosen: list[str] = []
+    known, taken = set(layer_names), set()  # sets: a network of many layers is checked in linear time
     last_prefix = ""
     for token in tokens:
         if token == "none":
@@ -82,13 +83,14 @@ def parse_routed(value: str | Iterable[str] | None, layer_names: Sequence[str]) 
             matches = [token]
             last_prefix = token.rstrip("0123456789")
         for name in matches:
-            if name not in layer_names:
-                raise SpecError(
-                    f"unknown layer {name!r} in --routed; valid: none, all, fc, conv, {', '.join(layer_names)}"
-                )
-            if name not in chosen:
-                chosen.append(name)
-    return [n for n in layer_names if n in chosen]
+            if name not in known:
+                shown = ", ".join(layer_names[:12]) + (f", ... ({len(layer_names)} layers)" if len(layer_names) > 12 else "")
+                raise SpecError(f"unknown layer {name!r} in --routed; valid: none, all, fc, conv, {shown}")
+            if name in taken:
+                raise SpecError(f"--routed {value if isinstance(value, str) else ','.join(value)!r} names {name} twice; list each layer once")
+            taken.add(name)
+            chosen.append(name)
+    return [n for n in layer_names if n in taken]
 
 
 def count_parameters(specs: Sequence[LayerSpec], input_shape: Sequence[int], num_tasks: int, head_sizes: Sequence[int]) -> int:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from routing_rl.suites.runner import MANIFEST, keep, plan, run_local, run_ray, threads_per_worker, write_manifest
+from routing_rl.suites.manifest import read_manifest
+from routing_rl.suites.runner import TrialSetupError, keep, plan, run_local, run_ray, threads_per_worker, write_manifest
 from routing_rl.suites.spec import SuiteError, load_suite_file
 from routing_rl.suites.table import build_rows, markdown, to_csv
 
@@ -68,6 +68,8 @@ def run_suite(suite_file: Path, scale: str | None, workers: int, backend: str, r
             run_ray(todo, threads_per_worker(workers), ray_address, report)
         elif backend == "local":
             run_local(todo, workers, report)
+    except TrialSetupError as exc:  # a configuration error: running again would fail the same way
+        raise click.ClickException(f"suite stopped: {exc}; fix the option in {suite_file} (finished trials are kept)") from None
     except Exception as exc:  # a trial's failure (bad data, a plugin) is reported, the others stay on disk
         raise click.ClickException(f"suite stopped: {type(exc).__name__}: {exc}; finished trials are kept, run the command again to continue") from None
     click.echo(f"{len(todo)} trials trained in {time.perf_counter() - start:.0f} s; `routing-rl suite table {directory}` tabulates them")
@@ -116,7 +118,7 @@ def table(source: Path, scale: str | None, out: Path | None) -> None:
     try:
         if source.is_dir():
             directory = source
-            manifest = json.loads((source / MANIFEST).read_text())
+            manifest = read_manifest(source)
             trials, baseline, selection = manifest["trials"], manifest["suite"]["baseline"], manifest["suite"].get("metric", "last")
             reference, reference_source = manifest["suite"].get("reference", {}), manifest["suite"].get("reference_source", "")
             kept = manifest["suite"].get("kept")
@@ -128,13 +130,20 @@ def table(source: Path, scale: str | None, out: Path | None) -> None:
             reference, reference_source, kept = spec.reference, spec.reference_source, spec.kept
     except SuiteError as exc:
         raise _fail(exc) from None
-    except (OSError, ValueError, KeyError):
-        raise click.ClickException(f"{source} is neither a suite file nor a suite directory with {MANIFEST}") from None
-    rows, metric, higher = build_rows(trials, directory, baseline, selection, reference, kept)
+    damaged: list[str] = []
+    rows, metric, higher = build_rows(trials, directory, baseline, selection, reference, kept, damaged)
+    for problem in damaged:
+        click.echo(f"warning: {problem}; the trial is counted as unfinished: delete the file and "
+                   "`routing-rl suite run` the suite again to retrain it", err=True)  # fmt: skip
     if not any(r.n for r in rows):
         raise click.ClickException(f"{directory} holds no finished trial of this suite; run `routing-rl suite run` first")
     text = markdown(rows, metric, higher, baseline, selection, reference_source)
-    (directory / "table.md").write_text(text)
-    (directory / "table.csv").write_text(to_csv(rows))
+    from routing_rl.training.io import write_text
+
+    try:
+        write_text(directory / "table.md", text)
+        write_text(directory / "table.csv", to_csv(rows))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the table into {directory}: {exc.strerror or exc}") from None
     click.echo(text, nl=False)
     click.echo(f"(written to {directory / 'table.md'} and table.csv)")

@@ -24,9 +24,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from routing_rl.suites.manifest import MANIFEST
 from routing_rl.suites.spec import Suite, Trial
 
-MANIFEST = "suite.json"
+
+class TrialSetupError(ValueError):
+    """A trial's configuration that its classes refused when the trial was built (a range the suite
+    file could not be checked for up front): not an interruption, so running again will not help."""
 
 
 def trial_status(directory: Path) -> str:
@@ -91,9 +95,16 @@ def run_trial(config: dict[str, Any], directory: str) -> dict[str, Any]:
     status = trial_status(path)
     if status in FINISHED:
         return {"directory": directory, "status": status, "seconds": 0.0}
+    from routing_rl.agents import RouterConfigError
+    from routing_rl.data import DataError
+    from routing_rl.network import SpecError
+
     cfg = RunConfig(**{**config, "logdir": directory})
     start = time.perf_counter()
-    trainer = Trainer.from_config(cfg, command=["routing-rl", "suite", "run"])
+    try:
+        trainer = Trainer.from_config(cfg, command=["routing-rl", "suite", "run"])
+    except (DataError, SpecError, RouterConfigError, ValueError) as exc:
+        raise TrialSetupError(f"trial {path.name}: {exc}") from None
     trainer.prepare_run_dir(resume=status == "partial", overwrite=status != "partial")
     logger = TensorBoardLogger(path / "tensorboard", purge_step=trainer.start_epoch)
     try:

@@ -40,11 +40,13 @@ import dataclasses
 import hashlib
 import json
 import sys
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from routing_rl.registry import UnknownNameError
+from routing_rl.suites.checks import MAX_TRIALS, check_value, describe, path_name_problem, seeds_problem
 from routing_rl.training.config import STORED_BEFORE_DEFAULT_CHANGES, RunConfig, default_routed
 from routing_rl.training.presets import apply_preset
 
@@ -55,6 +57,13 @@ else:  # pragma: no cover - Python 3.10
 
 NOT_RUN_OPTIONS = ("logdir", "resume", "overwrite", "quiet", "plugins")
 """``routing-rl run`` options that a suite decides itself."""
+
+SUITE_DECIDES = {"logdir": "a suite puts each trial in SUITE_DIR/<trial>; remove the key (suite run --out moves the suite directory)",
+                 "seed": "a suite's seeds are suite.seeds (or a scale's seeds); remove the key"}
+"""Run options a suite file may not set, with what to do instead (they would be silently ignored)."""
+
+SUITE_KEYS = ("name", "seeds", "baseline", "metric", "kept")
+"""The keys of ``[suite]``."""
 
 IDENTITY_EXCLUDES = ("logdir", "device", "threads", "eval_batch_size", "data_dir", "divergence_factor")
 """Options that do not change a trial's numbers, so not its identity (as those a resume may change)."""
@@ -113,8 +122,11 @@ class Suite:
             raise SuiteError(f"{self.source}: no scale {scale!r}; scales: {', '.join(self.scales) or '(none)'}")
         overrides = dict(self.scales.get(scale, {})) if scale else {}
         seeds = overrides.pop("seeds", self.seeds)
-        if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and x >= 0 for x in seeds):
-            raise SuiteError(f"{self.source}: scales.{scale}.seeds must be a non-empty list of non-negative integers")
+        if reason := seeds_problem(seeds):
+            raise SuiteError(f"{self.source}: scales.{scale}.seeds {reason}")
+        if len(seeds) * len(self.runs) > MAX_TRIALS:
+            raise SuiteError(f"{self.source}: {len(seeds)} seeds x {len(self.runs)} runs{f' (scale {scale})' if scale else ''} "
+                             f"is more than {MAX_TRIALS} trials; list fewer seeds or runs")  # fmt: skip
         unknown = sorted(k for k, v in overrides.items() if isinstance(v, dict) and k not in self.runs)
         if unknown:
             raise SuiteError(f"{self.source}: scales.{scale}: no run named {', '.join(unknown)}")
@@ -124,8 +136,11 @@ class Suite:
             merged.update(overrides.get(run, {}) if isinstance(overrides.get(run), dict) else {})
             merged_runs[run] = merged
         # seed-major: a suite stopped part-way has every method at its first seeds
-        return [Trial(run, seed, make_config(merged, seed, f"{self.source}: runs.{run}"))
-                for seed in seeds for run, merged in merged_runs.items()]
+        where = f" (scale {scale})" if scale else ""
+        # each run's configuration is checked once; a seed only changes ``seed``
+        configs = {run: make_config(merged, seeds[0], f"{self.source}: runs.{run}{where}") for run, merged in merged_runs.items()}
+        return [Trial(run, seed, configs[run] if seed == seeds[0] else dataclasses.replace(configs[run], seed=seed))
+                for seed in seeds for run in merged_runs]
 
     def directory(self, scale: str | None, root: Path = Path("runs")) -> Path:
         """Where the suite's trials live by default: ``runs/suite-<name>[-<scale>]``."""
@@ -136,6 +151,7 @@ class Suite:
 
 
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
+CONFIG_TYPES = typing.get_type_hints(RunConfig)
 
 
 def make_config(options: dict[str, Any], seed: int, where: str) -> RunConfig:
@@ -151,6 +167,8 @@ def make_config(options: dict[str, Any], seed: int, where: str) -> RunConfig:
             raise SuiteError(f"{where}: {key} must be a table, e.g. {key} = {{ num_tasks = 8 }}")
     values["seed"] = seed
     try:
+        for key, value in values.items():
+            check_value(key, value, CONFIG_TYPES[key])
         values = apply_preset(values.pop("preset", None), values)
         values.setdefault("routed", default_routed(values.get("agent", RunConfig.agent)))
         config = RunConfig(**values)
@@ -162,16 +180,24 @@ def make_config(options: dict[str, Any], seed: int, where: str) -> RunConfig:
 
 
 def check_names(config: RunConfig) -> None:
-    """The agent, the suite and their option names exist (values are checked when the trial is built)."""
+    """The agent, the suite and their option names exist and each option's value has the option's type
+    (ranges are checked when the trial is built, by the class itself)."""
     import routing_rl  # noqa: F401  (registers every built-in name)
     from routing_rl.data import Suite as DataSuite
     from routing_rl.registry import AGENTS
 
     for cls, options, kind in ((AGENTS.get(config.agent), config.agent_options, "agent_options"),
                                (DataSuite.registry.get(config.env), config.env_options, "env_options")):  # fmt: skip
-        unknown = sorted(set(options) - set(cls.options()))
+        specs = cls.options()
+        unknown = sorted(set(options) - set(specs))
         if unknown:
-            raise ValueError(f"{kind}: {cls.name} has no option {', '.join(unknown)}; valid options: {', '.join(cls.options())}")
+            raise ValueError(f"{kind}: {cls.name} has no option {', '.join(unknown)}; valid options: {', '.join(specs)}")
+        for key, value in options.items():
+            check_value(f"{kind}.{key}", value, specs[key].annotation)
+    try:  # a task suite's constructor checks its sizes (and their memory) without loading anything
+        DataSuite.registry.get(config.env)(**config.env_options)
+    except Exception as exc:  # a plugin's suite is user code: whatever it raises is reported
+        raise ValueError(f"env_options: {exc}") from None
 
 
 def read_toml(path: Path, kind: str) -> dict[str, Any]:
@@ -216,31 +242,59 @@ def read_kept(value: Any, path: Path) -> str | None:
     return str((path.parent / value).resolve())
 
 
+def table_at(data: dict[str, Any], key: str, path: Path, example: str, prefix: str = "") -> dict[str, Any]:
+    """``data[key]`` when it is a TOML table (an empty one when absent), else a :class:`SuiteError`
+    that shows the table's form: ``runs = 3`` or ``[runs]\\nname = 1`` must not reach the code as a number."""
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        shown = example.replace("\n", "; ")
+        raise SuiteError(f"{path}: {prefix}{key} must be a table, not {type(value).__name__} {describe(value)}; write it as {shown}")
+    return value
+
+
 def load_suite_file(path: str | Path) -> Suite:
     """Parse and validate a suite file; errors name the file and the key."""
     path = Path(path)
     data = read_toml(path, "suite")
-    head = data.get("suite", {})
-    if not isinstance(head, dict) or not isinstance(head.get("name"), str) or not head["name"]:
+    unknown = sorted(set(data) - {"suite", "defaults", "runs", "scales", "reference"})
+    if unknown:
+        raise SuiteError(f"{path}: unknown table(s) {', '.join(unknown)}; a suite has [suite], [defaults], [runs.NAME], [scales.NAME], [reference]")
+    head = table_at(data, "suite", path, "[suite]\nname = \"NAME\"")
+    if extra := sorted(set(head) - set(SUITE_KEYS)):
+        raise SuiteError(f"{path}: unknown key(s) suite.{', suite.'.join(extra)}; [suite] has {', '.join(SUITE_KEYS)}")
+    if "name" not in head:
         raise SuiteError(f"{path}: [suite] needs a name")
+    if reason := path_name_problem(head["name"]):
+        raise SuiteError(f"{path}: suite.name = {head['name']!r} {reason} (it names the suite directory)")
     seeds = head.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise SuiteError(f"{path}: suite.seeds must be a non-empty list of non-negative integers")
-    defaults = data.get("defaults", {})
-    runs = data.get("runs", {})
-    if not isinstance(runs, dict) or not runs:
+    if reason := seeds_problem(seeds):
+        raise SuiteError(f"{path}: suite.seeds {reason}")
+    defaults = table_at(data, "defaults", path, "[defaults]\nepochs = 3")
+    runs = table_at(data, "runs", path, "[runs.NAME]\nagent = \"wpl\"")
+    if not runs:
         raise SuiteError(f"{path}: no [runs.NAME] tables")
+    for name, options in runs.items():
+        if reason := path_name_problem(name):
+            raise SuiteError(f"{path}: run name {name!r} {reason} (it names the trials' directories)")
+        table_at(runs, name, path, f"[runs.{name}]\nagent = \"wpl\"", prefix="runs.")
+    scales = table_at(data, "scales", path, "[scales.quick]\nepochs = 1")
+    for scale, overrides in scales.items():
+        if reason := path_name_problem(scale):
+            raise SuiteError(f"{path}: scale name {scale!r} {reason} (it names the suite directory)")
+        table_at(scales, scale, path, f"[scales.{scale}]\nepochs = 1", prefix="scales.")
+    for where, options in [("defaults", defaults), *((f"runs.{n}", o) for n, o in runs.items()),
+                           *((f"scales.{s}", o) for s, o in scales.items()),
+                           *((f"scales.{s}.{n}", v) for s, o in scales.items() for n, v in o.items() if isinstance(v, dict))]:  # fmt: skip
+        for key in options:
+            if key.replace("-", "_") in SUITE_DECIDES:
+                raise SuiteError(f"{path}: {where}.{key}: {SUITE_DECIDES[key.replace('-', '_')]}")
     merged = {name: {**defaults, **options} for name, options in runs.items()}
     baseline = head.get("baseline")
-    if baseline is not None and baseline not in runs:
+    if baseline is not None and (not isinstance(baseline, str) or baseline not in runs):
         raise SuiteError(f"{path}: suite.baseline {baseline!r} is not a run; runs: {', '.join(runs)}")
     metric = head.get("metric", "last")
     if metric not in ("last", "best-val"):
         raise SuiteError(f"{path}: suite.metric must be last or best-val, got {metric!r}")
-    scales = data.get("scales", {})
-    unknown = sorted(set(data) - {"suite", "defaults", "runs", "scales", "reference"})
-    if unknown:
-        raise SuiteError(f"{path}: unknown table(s) {', '.join(unknown)}; a suite has [suite], [defaults], [runs.NAME], [scales.NAME], [reference]")
     reference, reference_source = read_reference(data.get("reference", {}), runs, path)
     suite = Suite(head["name"], seeds, baseline, merged, scales, str(path), metric, reference, reference_source,
                   read_kept(head.get("kept"), path))  # fmt: skip

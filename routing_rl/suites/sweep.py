@@ -32,7 +32,11 @@ from typing import Any
 
 import click
 
-from routing_rl.suites.spec import SuiteError, Trial, make_config, read_toml
+from routing_rl.suites.checks import MAX_SEED, MAX_TRIALS, path_name_problem
+from routing_rl.suites.spec import SuiteError, Trial, make_config, read_toml, table_at
+
+DEFAULT_TOP_K = 10
+"""The SNR paper's k: the test metric is averaged over the 10 trials best by validation."""
 
 
 @dataclass(frozen=True)
@@ -108,16 +112,30 @@ def load_sweep_file(path: str | Path) -> Sweep:
     """Parse and validate a sweep file (every drawn configuration is checked); errors name file and key."""
     path = Path(path)
     data = read_toml(path, "sweep")
-    head = data.get("sweep", {})
-    if not isinstance(head.get("name"), str):
+    unknown = sorted(set(data) - {"sweep", "base", "space"})
+    if unknown:
+        raise SuiteError(f"{path}: unknown table(s) {', '.join(unknown)}; a sweep has [sweep], [base], [space]")
+    head = table_at(data, "sweep", path, "[sweep]\nname = \"NAME\"")
+    if "name" not in head:
         raise SuiteError(f"{path}: [sweep] needs a name")
-    trials, top_k, seed = head.get("trials", 20), head.get("top_k", 10), head.get("seed", 0)
-    if not all(isinstance(v, int) and v >= 0 for v in (trials, top_k, seed)) or not 1 <= top_k <= trials:
-        raise SuiteError(f"{path}: sweep.trials, top_k and seed must be integers with 1 <= top_k <= trials")
+    if reason := path_name_problem(head["name"]):
+        raise SuiteError(f"{path}: sweep.name = {head['name']!r} {reason} (it names the sweep directory)")
+    trials, seed = head.get("trials", 20), head.get("seed", 0)
+    for key, value, top in (("trials", trials, MAX_TRIALS), ("seed", seed, MAX_SEED)):
+        if isinstance(value, bool) or not isinstance(value, int) or not (1 if key == "trials" else 0) <= value <= top:
+            raise SuiteError(f"{path}: sweep.{key} = {value!r} must be an integer from {1 if key == 'trials' else 0} to {top}")
+    top_k = head.get("top_k", DEFAULT_TOP_K)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= trials:
+        given = f"top_k = {top_k!r}" if "top_k" in head else f"top_k (default {DEFAULT_TOP_K})"
+        raise SuiteError(f"{path}: sweep.{given} must be an integer with 1 <= top_k <= trials ({trials}); "
+                         f"set top_k = {min(DEFAULT_TOP_K, trials)} in [sweep]")  # fmt: skip
+    base = table_at(data, "base", path, "[base]\nagent = \"wpl\"")
+    if "logdir" in base:
+        raise SuiteError(f"{path}: base.logdir: a sweep puts each trial in SWEEP_DIR/<trial>; remove the key (sweep --out moves the sweep directory)")
     space = data.get("space", {})
     if not isinstance(space, dict) or not space:
         raise SuiteError(f"{path}: no [space] to search")
-    sweep = Sweep(head["name"], trials, top_k, seed, data.get("base", {}), [_dimension(k, v, str(path)) for k, v in space.items()], str(path))
+    sweep = Sweep(head["name"], trials, top_k, seed, base, [_dimension(k, v, str(path)) for k, v in space.items()], str(path))
     sweep.draw()  # every drawn configuration is validated up front
     return sweep
 
@@ -152,8 +170,12 @@ def sweep(sweep_file: Path, workers: int, out: Path | None) -> None:
     drawn = [(replace(t, config=replace(t.config, threads=t.config.threads or threads_per_worker(workers))), chosen) for t, chosen in spec.draw()]
     todo = [(t, directory / t.name) for t, _ in drawn if trial_status(directory / t.name) in ("new", "partial")]
     click.echo(f"sweep {spec.name}: {len(drawn)} trials, {len(drawn) - len(todo)} finished, training {len(todo)}")
+    from routing_rl.suites.runner import TrialSetupError
+
     try:
         run_local(todo, workers, lambda s: click.echo(f"  {Path(s['directory']).name}: {s['status']} ({s['seconds']:.0f} s)"))
+    except TrialSetupError as exc:  # a configuration error: running again would fail the same way
+        raise click.ClickException(f"sweep stopped: {exc}; fix the option in {sweep_file} (finished trials are kept)") from None
     except Exception as exc:
         raise click.ClickException(f"sweep stopped: {type(exc).__name__}: {exc}; run the command again to continue") from None
     outcomes, higher, metric = [], True, ""
@@ -173,6 +195,7 @@ def sweep(sweep_file: Path, workers: int, out: Path | None) -> None:
     lines.append(f"\ntop {chosen_k['k']} of {len(outcomes)} trials by validation {metric}: test {metric} "
                  f"{chosen_k['test_mean']:.4f} ± {chosen_k['test_stderr']:.4f} (standard error)")  # fmt: skip
     text = "\n".join(lines) + "\n"
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "sweep.md").write_text(text)
+    from routing_rl.training.io import write_text
+
+    write_text(directory / "sweep.md", text)
     click.echo(text, nl=False)

@@ -56,10 +56,11 @@ def _wall(results: dict[str, Any]) -> float:
 
 
 def collect(
-    trials: list[dict[str, Any]], directory: Path, kept: str | Path | None = None,
+    trials: list[dict[str, Any]], directory: Path, kept: str | Path | None = None, damaged: list[str] | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int], str, bool]:
     """Finished trials' results by method (from the suite directory, else the suite's kept folder),
-    unfinished counts, and the metric's name and direction."""
+    unfinished counts, and the metric's name and direction. A results.json that exists but cannot be
+    read is not merely unfinished: its error (naming the file) is appended to ``damaged``."""
     from routing_rl.suites.runner import locate
 
     by_method: dict[str, list[dict[str, Any]]] = {}
@@ -67,10 +68,13 @@ def collect(
     metric, higher = "", True
     for trial in trials:
         by_method.setdefault(trial["run"], [])
+        path = locate(trial["name"], directory, kept)[0]
         try:
-            results = load_results(locate(trial["name"], directory, kept)[0])
-        except ResultsError:
+            results = load_results(path)
+        except ResultsError as exc:
             results = None
+            if (path / "results.json").exists() and damaged is not None:
+                damaged.append(str(exc))
         if results is None or results["status"] != "complete":
             missing[trial["run"]] = missing.get(trial["run"], 0) + 1
             continue
@@ -81,14 +85,14 @@ def collect(
 
 def build_rows(
     trials: list[dict[str, Any]], directory: Path, baseline: str | None, selection: str = "last",
-    reference: dict[str, dict[str, float]] | None = None, kept: str | Path | None = None,
+    reference: dict[str, dict[str, float]] | None = None, kept: str | Path | None = None, damaged: list[str] | None = None,
 ) -> tuple[list[Row], str, bool]:
     """The table's rows (file order of the methods), the metric's name and whether higher is better.
 
     ``reference`` holds a paper's numbers per method (``mean``, optional ``std``), shown next to ours.
     """
     reference = reference or {}
-    by_method, missing, metric, higher = collect(trials, directory, kept)
+    by_method, missing, metric, higher = collect(trials, directory, kept, damaged)
     block = "last" if selection == "last" else "best_val"
     values = {m: [r["final"][block]["test_mean"] for r in rs] for m, rs in by_method.items()}
     sign = 1.0 if higher else -1.0
@@ -113,6 +117,13 @@ def _num(value: float | None, digits: int = 4) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def _spread_cell(mean: float, std: float) -> str:
+    """``mean ± std``; one finished seed has no spread (``mean (n = 1)``), none has no mean (``-``)."""
+    if math.isnan(mean):
+        return "-"
+    return f"{_num(mean)} (n = 1)" if math.isnan(std) else f"{_num(mean)} ± {_num(std)}"
+
+
 def markdown(rows: list[Row], metric: str, higher: bool, baseline: str | None, selection: str, reference_source: str = "") -> str:
     """The table as Markdown, with the test's direction spelled out (and a paper's column if given)."""
     label = metric_label(metric)
@@ -132,7 +143,7 @@ def markdown(rows: list[Row], metric: str, higher: bool, baseline: str | None, s
             f"{_num(r.reference_mean)} ± {_num(r.reference_std)} | " if r.reference_std is not None else f"{_num(r.reference_mean)} | "
         )
         lines.append(
-            f"| {r.method}{note} | {r.n} | {ref}{_num(r.mean)} ± {_num(r.std)} | {_num(r.best)} | {_num(r.best_val_mean)} ± {_num(r.best_val_std)} "
+            f"| {r.method}{note} | {r.n} | {ref}{_spread_cell(r.mean, r.std)} | {_num(r.best) or '-'} | {_spread_cell(r.best_val_mean, r.best_val_std)} "
             f"| {_num(r.t, 2)} | {_num(r.df, 0)} | {p} | {_num(r.wall_seconds / 60, 1)} min |"
         )
     lines.append(f"\n{better} is better; one-tailed two-sample t-test (pooled variance) of each method against {baseline or 'no baseline'}: "

@@ -27,6 +27,9 @@ MODULE_LOSSES: tuple[str, ...] = ("cross-entropy", "mse-one-hot")
 LOSS_REDUCTIONS: tuple[str, ...] = ("mean", "sum")
 GRAD_CLIP_MODES: tuple[str, ...] = ("norm", "public-code")
 
+MAX_FC_LAYERS = 1000
+"""The most ``--fc-layers``: the layer list is built before the memory estimate, so it is bounded first."""
+
 STORED_BEFORE_DEFAULT_CHANGES: dict[str, Any] = {"channels_last": False}
 """Options whose default changed: a stored config without them (from an older release) ran with this value."""
 
@@ -129,14 +132,16 @@ class RunConfig:
             raise ValueError(f"--warmup-epochs must be >= 0, got {self.warmup_epochs}")
         if self.blocks is not None and self.blocks < 1:
             raise ValueError(f"--blocks must be at least 1, got {self.blocks}")
-        if self.fc_layers is not None and self.fc_layers < 0:
-            raise ValueError(f"--fc-layers must be at least 0, got {self.fc_layers}")
+        if self.fc_layers is not None and not 0 <= self.fc_layers <= MAX_FC_LAYERS:
+            raise ValueError(f"--fc-layers must be from 0 to {MAX_FC_LAYERS}, got {self.fc_layers}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"--threads must be at least 1, got {self.threads}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if not any(token.strip() for token in self.routed.split(",")):
             raise ValueError(f"--routed {self.routed!r} names no layer; name the routed layers (e.g. fc, conv3, all), or none for no routed layer")
+        if any(not token.strip() for token in self.routed.split(",")):
+            raise ValueError(f"--routed {self.routed!r} has an empty item; separate layer names by single commas, e.g. fc1,fc2")
         if self.divergence_factor != 0 and self.divergence_factor < 1:
             raise ValueError(f"--divergence-factor must be 0 (off) or at least 1, got {self.divergence_factor}")
         if self.reward not in REWARDS:

@@ -33,6 +33,12 @@ def write_json(path: Path, obj: Any) -> None:
     _atomic_write(path, lambda handle: handle.write(data))
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` as UTF-8, atomically (a table or report a reader may open at any moment)."""
+    data = text.encode("utf-8")
+    _atomic_write(path, lambda handle: handle.write(data))
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """``torch.save`` a checkpoint dictionary, atomically."""
     _atomic_write(path, lambda handle: torch.save(state, handle))

@@ -32,6 +32,34 @@ class RunDirError(RuntimeError):
 
 LOCK_NAME = "run.lock"
 
+RUN_FILES = ("results.json", "checkpoint.pt", LOCK_NAME, "tensorboard")
+"""What a run writes into its directory; a directory holding one of them is a run directory."""
+
+SYSTEM_FOLDERS = tuple(Path(p) for p in ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/sbin", "/sys", "/usr", "/var"))
+"""Folders of the operating system: no run belongs in or under them."""
+
+
+def ownership_problem(path: Path) -> str | None:
+    """Why a run cannot own ``path`` (None when it can): a run writes results.json, checkpoint.pt,
+    run.lock and tensorboard/ into its directory and ``--overwrite`` deletes the first two, so the
+    directory must be new, empty or a run directory, and never ``/``, the home directory or a system
+    folder, where a typo would scatter (or remove) files the user did not mean to give away."""
+    where = path.resolve()
+    if where == Path(where.anchor):
+        return "is the root of the file system"
+    if where == Path.home().resolve():
+        return "is your home directory"
+    if any(where == folder or folder in where.parents for folder in SYSTEM_FOLDERS):
+        return "is a system folder"
+    if where.is_dir():
+        try:
+            entries = {e.name for e in where.iterdir()}
+        except OSError:
+            return None  # acquire() reports what the system says
+        if entries and not entries & set(RUN_FILES):
+            return f"already holds other files ({', '.join(sorted(entries)[:3])}{', ...' if len(entries) > 3 else ''}), not a run"
+    return None
+
 
 class RunDirectory:
     """Where one run keeps its results and its last checkpoint."""
@@ -39,6 +67,7 @@ class RunDirectory:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock_fd: int | None = None
+        self._created = False
 
     @property
     def results_path(self) -> Path:
@@ -55,7 +84,10 @@ class RunDirectory:
             return
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"--logdir {self.path} is a file, not a directory; choose another --logdir")
+        if reason := ownership_problem(self.path):
+            raise RunDirError(f"cannot use --logdir {self.path}: it {reason}; give a new or empty directory, or a run's")
         try:
+            self._created = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -85,6 +117,28 @@ class RunDirectory:
         if self._lock_fd is not None:
             self._finalizer()
             self._lock_fd = None
+
+    def claim(self, resume: bool, overwrite: bool) -> None:
+        """Take the directory and refuse to clobber a run in it, before any data is loaded: a second
+        writer, or a run that needs --resume or --overwrite, is told at once, not after the set-up."""
+        self.acquire()
+        if (self.results_path.exists() or self.checkpoint_path.exists()) and not resume and not overwrite:
+            self.abandon()
+            raise RunExistsError(
+                f"{self.path} already holds a run; pass --resume to continue it, "
+                "--overwrite to start again, or choose another --logdir"
+            )
+
+    def abandon(self) -> None:
+        """Give the directory up after a failed set-up; remove it if this writer made it and left only its lock."""
+        self.release()
+        try:
+            if self._created and [p.name for p in self.path.iterdir()] == [LOCK_NAME]:
+                (self.path / LOCK_NAME).unlink(missing_ok=True)
+                self.path.rmdir()
+        except OSError:
+            pass  # a directory someone else changed meanwhile stays as it is
+        self._created = False
 
     # ---- opening ----------------------------------------------------------------------------
     def open(

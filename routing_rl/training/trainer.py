@@ -299,7 +299,8 @@ class Trainer:
             scalars[f"charts/{split}_{tag}_mean"] = record[split]["mean"]
             scalars[f"charts/{split}_{tag}_micro"] = record[split]["micro"]
             for k, value in enumerate(record[split]["per_task"]):
-                scalars[f"{tag}_{split}/task{k:02d}_{self.data.task_names[k]}"] = value
+                # a / in a task name (t-shirt/top) would open another level of TensorBoard's tag tree
+                scalars[f"{tag}_{split}/task{k:02d}_{self.data.task_names[k].replace('/', '-')}"] = value
         logger.scalars(scalars, epoch)
         self.learner.log(logger, record, epoch)
 

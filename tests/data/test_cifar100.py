@@ -74,6 +74,22 @@ def test_wrong_content_names_file(cifar_root: Path) -> None:
         superclass(cifar_root)
 
 
+@pytest.mark.parametrize(
+    ("member", "damage", "message"),
+    [("meta", lambda o: o.update({b"fine_label_names": [b"\xff\xfe"] * 100}), r"meta.*fine_label_names.*not UTF-8"),
+     ("meta", lambda o: o.update({b"coarse_label_names": 7}), r"meta.*coarse_label_names.*list of names"),
+     ("train", lambda o: o.update({b"fine_labels": [str(v) for v in o[b"fine_labels"]]}), r"train.*fine_labels.*integer labels"),
+     ("test", lambda o: o.update({b"coarse_labels": [v + 0.5 for v in o[b"coarse_labels"]]}), r"test.*coarse_labels.*integer labels")],
+)  # fmt: skip
+def test_bad_names_and_labels_name_the_file(cifar_root: Path, member: str, damage: Callable[[dict], None], message: str) -> None:
+    path = cifar_root / "cifar-100-python" / member
+    obj = pickle.loads(path.read_bytes(), encoding="bytes")
+    damage(obj)
+    path.write_bytes(pickle.dumps(obj, protocol=2))
+    with pytest.raises(DataError, match=message):
+        superclass(cifar_root)
+
+
 # ----------------------------------------------------------------------------- superclass tasks
 
 

@@ -93,3 +93,15 @@ def test_writer_rejects_unsupported_arrays(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="dimensions"):
         write_idx(tmp_path / "b", np.zeros((), dtype=np.uint8))
     assert not list(tmp_path.iterdir())
+
+
+def test_a_header_whose_size_overflows_int64_is_truncated_not_negative(tmp_path):
+    import struct
+
+    from routing_rl.data.base import DataError
+    from routing_rl.data.idx import parse_idx
+
+    payload = bytes([0, 0, 0x08, 2]) + struct.pack(">2I", 2**32 - 1, 2**32 - 1) + b"\0" * 16  # int64 product: negative
+    with pytest.raises(DataError, match=r"is truncated: dims .* need \d+ bytes") as info:
+        parse_idx(payload, "forged.idx")
+    assert "need -" not in str(info.value)
