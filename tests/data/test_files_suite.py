@@ -188,7 +188,7 @@ def test_the_battery_runs_end_to_end_with_verdicts_and_figures(tmp_path):
                                      "--seeds", "2", "--epochs", "1"])  # fmt: skip
     assert init.exit_code == 0, init.output
     assert "8 methods x 2 seeds" in init.output and "single-label tasks scored by accuracy" in init.output
-    import tomllib
+    from routing_rl.suites.spec import tomllib  # tomli on Python 3.10
 
     spec = tomllib.loads(suite_file.read_text())
     assert list(spec["runs"]) == ["shared-bottom", "no-sharing", "fixed-random", "wpl", "reinforce", "hard-concrete", "snr-trans", "mmoe"]
