@@ -3,7 +3,8 @@
 Importing this package registers every built-in suite in the one :attr:`Suite.registry`:
 single-label suites (``fmnist-mtl``, ``cifar100-superclass``, ``cifar100-alphabetical``,
 ``synthetic-groups``), multi-label suites (``multilabel-synthetic``, ``youtube8m``) and the
-regression suite ``mmoe-synthetic``. A user-defined suite registers itself the same way, by
+regression suite ``mmoe-synthetic``, and ``files``, which reads a user's CSV, Parquet or ``.npz``
+file (its tasks of any one family). A user-defined suite registers itself the same way, by
 subclassing :class:`SingleLabelSuite` or :class:`MultiLabelSuite` with a ``name``.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 from routing_rl.data.base import DataError, SingleLabelData, SingleLabelSuite, Split, Suite
 from routing_rl.data.cifar100 import Cifar100Alphabetical, Cifar100Superclass
 from routing_rl.data.fashion_mnist import FashionMNISTMTL
+from routing_rl.data.files_suite import FileSuite
 from routing_rl.data.mmoe_synthetic import MMoESynthetic
 from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit, MultiLabelSuite
 from routing_rl.data.multilabel_synthetic import MultiLabelSynthetic
@@ -29,6 +31,7 @@ __all__ = [
     "Cifar100Superclass",
     "DataError",
     "FashionMNISTMTL",
+    "FileSuite",
     "MMoESynthetic",
     "MultiLabelData",
     "MultiLabelSplit",

@@ -117,6 +117,9 @@ class Suite(Registered, ABC):
     registry: ClassVar[Registry["Suite"]] = Registry("env")
     family: ClassVar[str] = ""
     needs_download: ClassVar[bool] = False
+    checked_before_suite_run: ClassVar[bool] = False
+    """Load once before ``suite run`` writes its directory: set by suites that read a user's file,
+    which is cheap to read and most likely to be wrong (the file suites of papers are not)."""
 
     @abstractmethod
     def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> Any:

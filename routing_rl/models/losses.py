@@ -4,15 +4,25 @@ Padded label columns (``label_mask`` False) contribute nothing. Multi-label task
 cross-entropy summed over a task's labels and averaged over examples, as the YouTube8M starter
 code does (a mean over labels would shrink the gradient of the rare positives by ~C); regression
 tasks use the squared error summed over a task's outputs and averaged over examples. The
-multi-task loss is the sum over tasks.
+multi-task loss is the sum over tasks. A NaN target is an unlabelled entry (a user's file labels
+some tasks of an example and not others) and contributes nothing either; data without NaN gets
+exactly the numbers it got before unlabelled entries existed.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from routing_rl.data.multilabel import Problem
+
+
+def observed(targets: Tensor, label_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """``targets`` with unlabelled (NaN) entries set to 0, and the weight of every entry: 1 for a
+    real label column that holds a value, else 0 (``label_mask`` broadcasts against ``targets``)."""
+    seen = ~torch.isnan(targets)
+    return torch.where(seen, targets, torch.zeros_like(targets)), (label_mask & seen).to(targets.dtype)
 
 
 def per_task_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, problem: Problem = "multilabel") -> Tensor:
@@ -22,13 +32,14 @@ def per_task_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, problem:
             f"outputs {tuple(outputs.shape)}, targets {tuple(targets.shape)} and label_mask "
             f"{tuple(label_mask.shape)} must be [B, T, C] and [T, C]"
         )
+    targets, weight = observed(targets, label_mask.to(targets.device))
     if problem == "multilabel":
         elementwise = F.binary_cross_entropy_with_logits(outputs, targets, reduction="none")
     elif problem == "regression":
         elementwise = (outputs - targets).square()
     else:
         raise ValueError(f"problem must be 'multilabel' or 'regression', got {problem!r}")
-    elementwise = elementwise * label_mask.to(elementwise.dtype)
+    elementwise = elementwise * weight.to(elementwise.dtype)
     return elementwise.sum(dim=2).mean(dim=0)
 
 
@@ -37,4 +48,4 @@ def multitask_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, problem
     return per_task_loss(outputs, targets, label_mask, problem).sum()
 
 
-__all__ = ["multitask_loss", "per_task_loss"]
+__all__ = ["multitask_loss", "observed", "per_task_loss"]

@@ -1,4 +1,4 @@
-"""``routing-rl suite run`` and ``routing-rl suite table``: a paper's table as one command each."""
+"""``routing-rl suite init``, ``run`` and ``table``: a paper's table (or the standard battery on a user's data) as one command each."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from routing_rl.suites.manifest import read_manifest
-from routing_rl.suites.runner import TrialSetupError, keep, plan, run_local, run_ray, threads_per_worker, write_manifest
+from routing_rl.suites.runner import TrialSetupError, check_data, keep, plan, run_local, run_ray, threads_per_worker, write_manifest
 from routing_rl.suites.spec import SuiteError, load_suite_file
 from routing_rl.suites.table import build_rows, markdown, to_csv
 
@@ -50,12 +50,16 @@ def run_suite(suite_file: Path, scale: str | None, workers: int, backend: str, r
         for trial, path, status in trials:
             click.echo(f"  {status:<8} {path.name}")
         return
+    todo = [(trial, path) for trial, path, status in trials if status in ("new", "partial")]
+    try:
+        check_data([trial for trial, _ in todo])  # a user's bad file stops here, before the suite directory exists
+    except Exception as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         directory.mkdir(parents=True, exist_ok=True)
         write_manifest(spec, scale, [t for t, _, _ in trials], directory)
     except OSError as exc:
         raise click.ClickException(f"cannot use suite directory {directory}: {exc.strerror or exc}") from None
-    todo = [(trial, path) for trial, path, status in trials if status in ("new", "partial")]
     start = time.perf_counter()
     done = [0]
 
@@ -84,6 +88,42 @@ def select_runs(trials: list[Any], spec: Any, only: str | None) -> list[Any]:
     if not names or unknown or "" in names:
         raise SuiteError(f"--runs: no run named {', '.join(repr(n) for n in unknown) or repr(only)} in {spec.source}; runs: {', '.join(spec.runs)}")
     return [t for t in trials if t[0].run in names]
+
+
+@suite.command("init")
+@click.option("--env", required=True, help="The task suite to test (e.g. files, with -e path=DATA -e tasks=COL1,COL2).")
+@click.option("--env-option", "-e", "env_option", multiple=True, metavar="KEY=VALUE", help="Task suite option; repeatable.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False), help="The suite file to write (TOML).")
+@click.option("--name", default=None, help="The suite's name (default: the file's name without .toml).")
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=2), help="Seeds per method (the t-tests need two at least).")
+@click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1), help="Training epochs of every run.")
+@click.option("--force", is_flag=True, help="Replace an existing suite file.")
+@click.option("--plugin", "plugins", multiple=True, help="Import this module first (registers your suites).")
+def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | None, seeds: int, epochs: int, force: bool,
+               plugins: tuple[str, ...]) -> None:  # fmt: skip
+    """Write the standard battery for the data of --env: shared bottom (the baseline), no sharing, fixed random, WPL,
+    REINFORCE, hard-concrete, SNR-Trans and MMoE (models sized to the shared bottom's parameters)."""
+    from routing_rl.cli import CommandLine, load_plugins
+    from routing_rl.data import DataError, Suite
+    from routing_rl.registry import UnknownNameError
+    from routing_rl.suites.battery import write_battery
+
+    load_plugins(plugins)
+    if out.exists() and not force:
+        raise click.ClickException(f"{out} exists; give another --out, or --force to replace it")
+    try:
+        options = Suite.registry.get(env).parse_options(env_option)
+        path, sizes = write_battery(env, options, out, name, seeds, epochs, " ".join(["routing-rl", *CommandLine.invoked_args]))
+        load_suite_file(path)  # what was written parses, at every scale
+    except UnknownNameError as exc:
+        raise click.BadParameter(str(exc), param_hint="--env") from None
+    except (DataError, SuiteError, ValueError) as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {path}: 8 methods x {seeds} seeds, {epochs} epochs, {sizes['family']} tasks scored by {sizes['metric']}; "
+               f"shared bottom {sizes['shared_bottom']:,} parameters, snr-trans {sizes['snr-trans']:,}, mmoe {sizes['mmoe']:,}")  # fmt: skip
+    click.echo(f"next: routing-rl suite run {path}  then  routing-rl suite table {path}")
 
 
 @suite.command("keep")

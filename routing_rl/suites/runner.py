@@ -117,6 +117,22 @@ def run_trial(config: dict[str, Any], directory: str) -> dict[str, Any]:
     return {"directory": directory, "status": outcome, "seconds": time.perf_counter() - start}
 
 
+def check_data(trials: list[Trial]) -> None:
+    """Load the data of every trial whose suite asks to be checked before a suite run writes anything
+    (``checked_before_suite_run``: a user's file), once per distinct configuration; raises its DataError."""
+    from routing_rl.data import Suite as DataSuite
+    from routing_rl.data import load_suite
+
+    seen = set()
+    for trial in trials:
+        cfg = trial.config
+        key = (cfg.env, json.dumps(cfg.env_options, sort_keys=True, default=str), cfg.seed, cfg.val_fraction)
+        if key in seen or not DataSuite.registry.get(cfg.env).checked_before_suite_run:
+            continue
+        seen.add(key)
+        load_suite(cfg.env, cfg.data_dir, cfg.seed, cfg.val_fraction, **cfg.env_options)
+
+
 def write_manifest(suite: Suite, scale: str | None, trials: list[Trial], directory: Path) -> None:
     """``suite.json``: the suite as run (so ``suite table SUITE_DIR`` needs no suite file)."""
     from routing_rl.training.io import write_json

@@ -2,7 +2,8 @@
 
 As the Re-examining paper's Tables 1-2 (mean ± std and best over five seeds) with its appendix A.2
 test (one-tailed two-sample t-test that a method beats the baseline, scipy.stats), for the test
-metric at the last epoch and at the best-validation epoch, plus each method's wall time.
+metric at the last epoch and at the best-validation epoch, plus each method's wall time, and one
+line per method that answers the question the table is for: does it beat the baseline, at p < 0.05?
 """
 
 from __future__ import annotations
@@ -149,7 +150,23 @@ def markdown(rows: list[Row], metric: str, higher: bool, baseline: str | None, s
     lines.append(f"\n{better} is better; one-tailed two-sample t-test (pooled variance) of each method against {baseline or 'no baseline'}: "
                  "t > 0 when the method is ahead (the Re-examining paper's appendix A.2 reports t with the opposite sign: "
                  "its t = -2.03 is a method ahead of its baseline).")
+    if baseline:
+        lines.append("")
+        lines.extend(verdict(r, baseline) for r in rows if r.method != baseline)
     return "\n".join(lines) + "\n"
+
+
+SIGNIFICANCE = 0.05
+"""The level of a verdict's one-tailed test (the Re-examining paper's appendix A.2)."""
+
+
+def verdict(row: Row, baseline: str) -> str:
+    """One line answering whether ``row``'s method beats the baseline: ``yes`` when the one-tailed
+    test rejects "no better" at :data:`SIGNIFICANCE`, ``no`` otherwise, with its p-value."""
+    if row.p is None or math.isnan(row.p):
+        return f"- {row.method} beats {baseline}: not testable (needs 2 finished seeds of each; has {row.n})"
+    answer = "yes" if row.p < SIGNIFICANCE else "no"
+    return f"- {row.method} beats {baseline}: {answer}, p = {row.p:.3g}"
 
 
 def to_csv(rows: list[Row]) -> str:

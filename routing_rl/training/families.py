@@ -32,7 +32,7 @@ from torch import Tensor
 from routing_rl.data import MultiLabelData, SingleLabelData
 from routing_rl.envs.rewards import ClassificationObjective, EpisodeObjective
 from routing_rl.metrics import MapAccumulator, average_precision_at_k
-from routing_rl.models.losses import multitask_loss, per_task_loss
+from routing_rl.models.losses import multitask_loss, observed, per_task_loss
 
 
 @dataclass
@@ -313,7 +313,8 @@ class MultiOutputObjective:
     map_k: int
 
     def loss(self, logits: Tensor, targets: Tensor, tasks: Tensor) -> Tensor:
-        mask = self.label_mask.to(logits.device)[tasks].to(logits.dtype)
+        targets, mask = observed(targets, self.label_mask.to(logits.device)[tasks])
+        mask = mask.to(logits.dtype)
         if self.problem == "multilabel":
             elementwise = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
         else:
@@ -324,6 +325,7 @@ class MultiOutputObjective:
         if self.reward_kind == "neg-loss":
             return (-loss).detach()
         mask = self.label_mask.to(logits.device)[tasks]
+        targets = observed(targets, mask)[0]
         ap = average_precision_at_k(logits.detach(), targets, self.map_k, mask)
         has_positive = ((targets > 0) & mask).any(dim=1)
         return torch.where(has_positive, 2.0 * ap.to(loss.dtype) - 1.0, torch.zeros_like(loss)).detach()
@@ -342,7 +344,7 @@ class MapScorer(Scorer):
         mask = self.label_mask.to(outputs.device)
         self.loss_sum += float(per_task_loss(outputs, batch.y, mask, "multilabel").sum()) * batch.size
         self.examples += batch.size
-        self.ranking.update(outputs.float().cpu(), batch.y.cpu())
+        self.ranking.update(outputs.float().cpu(), observed(batch.y, mask)[0].cpu())  # unlabelled: no positive, not ranked
 
     def result(self) -> SplitScore:
         result = self.ranking.result()
@@ -358,17 +360,21 @@ class MseScorer(Scorer):
         self.label_mask = label_mask
         self.labels_per_task = labels_per_task
         self.squared = torch.zeros(label_mask.shape[0], dtype=torch.float64)
+        self.labelled = torch.zeros(label_mask.shape[0], dtype=torch.float64)
         self.loss_sum, self.examples = 0.0, 0
 
     def update(self, outputs: Tensor, batch: Batch) -> None:
         mask = self.label_mask.to(outputs.device)
         self.loss_sum += float(per_task_loss(outputs, batch.y, mask, "regression").sum()) * batch.size
         self.examples += batch.size
-        self.squared += ((outputs - batch.y).double().square() * mask).sum(dim=(0, 2)).cpu()
+        targets, weight = observed(batch.y, mask)
+        self.squared += ((outputs - targets).double().square() * weight).sum(dim=(0, 2)).cpu()
+        self.labelled += weight.double().sum(dim=(0, 2)).cpu()
 
     def result(self) -> SplitScore:
+        """Per task, the mean over its labelled output entries (every entry where no target is NaN)."""
         n = self.examples
-        entries = torch.tensor([n * c for c in self.labels_per_task], dtype=torch.float64)
+        entries = self.labelled
         per_task = (self.squared / entries).tolist() if n else [math.nan] * len(self.labels_per_task)
         micro = float(self.squared.sum() / entries.sum()) if n else math.nan
         macro = float(np.mean(per_task)) if n else math.nan

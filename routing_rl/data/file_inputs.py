@@ -1,0 +1,118 @@
+"""The inputs of a user's file: the feature matrix (or image array), its checks, splits and scaling.
+
+Kept apart from the task targets (:mod:`routing_rl.data.task_kinds`) because the two fail for
+different reasons and are checked in a different order: features must be numeric and finite in
+every row, a target may be missing in some. The seeded split and the standardisation live here
+too, as both act on the rows of the inputs: the test and validation rows are drawn per example
+(an example's tasks are never split between train and test), and every scale is fitted on the
+training rows only, so nothing of the held-out rows leaks into training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from routing_rl.data.base import DataError
+from routing_rl.data.table_files import Columns
+from routing_rl.data.task_kinds import as_numbers, missing_mask
+
+SPLITS = ("train", "val", "test")
+SPLIT_NAMES = {"train": 0, "training": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
+"""Values a split column may hold (case-insensitive), and the split each means."""
+
+
+def feature_columns(data: Columns, features: Sequence[str], taken: set[str]) -> list[str]:
+    """The feature columns: those named, else every column that is not a target or the split column."""
+    names = list(features) or [c for c in data.names() if c not in taken]
+    for name in names:
+        if name not in data.values:
+            raise DataError(f"{data.source}: no feature column {name!r}; columns: {', '.join(data.names())}")
+    if not names:
+        raise DataError(f"{data.source}: no column is left for the features; name them with -e features=COL1,COL2")
+    return names
+
+
+def table_features(data: Columns, names: list[str]) -> np.ndarray:
+    """Float64 ``[N, D]`` of the named columns; a non-numeric or non-finite value is a :class:`DataError`."""
+    out = np.empty((data.rows, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        values = data.values[name]
+        if values.dtype.kind not in "biuf":
+            present = ~missing_mask(values)
+            numbers = as_numbers(values, present)
+            if numbers is None:
+                bad = next(i for i in np.flatnonzero(present) if as_numbers(values[i : i + 1], present[i : i + 1]) is None)
+                raise DataError(f"{data.source}: feature column {name!r} is not numeric (row {bad + 1} holds {values[bad]!r}); "
+                                "encode it as numbers, make it a task, or list the numeric features with -e features=...")  # fmt: skip
+            values = numbers
+        out[:, j] = values
+    require_finite(data.source, out, names)
+    return out
+
+
+def array_features(data: Columns, name: str) -> np.ndarray:
+    """The ``.npz`` input array: ``[N, D]`` vectors or images ``[N, C, H, W]`` (``[N, H, W]`` gets one channel)."""
+    if name not in data.values:
+        raise DataError(f"{data.source}: no array {name!r} for the inputs; arrays: {', '.join(data.names())}; name it with -e features=NAME")
+    x = data.values[name]
+    if x.dtype.kind not in "biuf" or x.ndim not in (2, 3, 4):
+        raise DataError(f"{data.source}: input array {name!r} is {x.dtype} of shape {x.shape}; give numbers as N x D, N x H x W or N x C x H x W")
+    x = x[:, None] if x.ndim == 3 else x
+    if x.dtype.kind == "f":
+        require_finite(data.source, x.reshape(x.shape[0], -1), None)
+    return x
+
+
+def require_finite(source: str, x: np.ndarray, names: list[str] | None) -> None:
+    """Refuse NaN or infinite inputs, naming the first bad row (and column)."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row, col = (int(v[0]) for v in np.nonzero(bad))
+        where = f"column {names[col]!r}" if names else f"entry {col}"
+        value = "missing (NaN)" if np.isnan(x[row, col]) else "infinite"
+        raise DataError(f"{source}: row {row + 1}, {where} is {value} ({int(bad.any(axis=1).sum())} rows have such features); "
+                        "fill them in or drop those rows: features must be finite in every row")  # fmt: skip
+
+
+def split_column(data: Columns, name: str) -> np.ndarray:
+    """Split of every row (0 train, 1 val, 2 test, -1 val to be drawn) from a column of train/val/test."""
+    if name not in data.values:
+        raise DataError(f"{data.source}: no split column {name!r}; columns: {', '.join(data.names())}")
+    out = np.empty(data.rows, dtype=np.int64)
+    for i, value in enumerate(data.values[name]):
+        key = str(value).strip().lower()
+        if key not in SPLIT_NAMES:
+            raise DataError(f"{data.source}: row {i + 1} of split column {name!r} holds {value!r}; use train, val or test")
+        out[i] = SPLIT_NAMES[key]
+    return out
+
+
+def draw_splits(assigned: np.ndarray, test_fraction: float, val_fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Fill in the splits still to draw: ``-2`` rows may go to test, ``-2`` and ``-1`` rows to val, per example.
+
+    Rows whose split is given (0, 1, 2) keep it. Fractions round half up, as the other suites'
+    validation hold-out does.
+    """
+    out = assigned.copy()
+    free = np.flatnonzero(out == -2)
+    order = rng.permutation(free)
+    n_test = int(np.floor(test_fraction * free.size + 0.5))
+    out[order[:n_test]] = 2
+    out[order[n_test:]] = -1
+    rest = np.flatnonzero(out == -1)
+    if not (out == 1).any():
+        order = rng.permutation(rest)
+        n_val = int(np.floor(val_fraction * rest.size + 0.5))
+        out[order[:n_val]] = 1
+    out[out == -1] = 0
+    return out
+
+
+def fit_scale(x: np.ndarray, train: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of the training rows over ``axes`` (a constant gets std 1, so it maps to 0)."""
+    rows = x[train].astype(np.float64)
+    mean = rows.mean(axis=axes, keepdims=True)
+    std = rows.std(axis=axes, keepdims=True)
+    return mean, np.where(std > 0, std, 1.0)

@@ -1,0 +1,179 @@
+"""``--env files``: a user's own CSV, Parquet or ``.npz`` file as a multi-task suite, without code.
+
+A user states the data in ``-e`` options only::
+
+    routing-rl run --env files -e path=penguins.csv -e tasks=species,island,sex
+    routing-rl run --env files -e path=songs.parquet -e tasks=genre,tags:rock+jazz+pop -e kinds=genre:multi-class
+
+``tasks`` names the target columns (a task of several columns as ``NAME:COL1+COL2``), ``kinds``
+states a task's kind where the inferred one (:mod:`routing_rl.data.task_kinds`) is not wanted,
+``features`` lists the input columns (default: every other column; for ``.npz`` the input array,
+default ``x``, vectors or images). Splits come from a ``split`` column, from ``test_path`` /
+``val_path`` files, or are drawn per example under the seed.
+
+The tasks of one suite are of one family, because a table states one metric: classification
+(binary and multi-class tasks together, one row per labelled (example, task), accuracy),
+regression (MSE on targets standardised by the training rows) or multi-label (MAP@K). A mix is
+refused with a one-line error that says how to split it into suites. Every check runs in
+:meth:`FileSuite.load`, which writes nothing, so a bad file stops a run before its directory
+exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from routing_rl.data.base import DataError, SingleLabelData, Suite
+from routing_rl.data.file_inputs import SPLITS, array_features, draw_splits, feature_columns, fit_scale, split_column, table_features
+from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit
+from routing_rl.data.splitting import TaskRows, check_val_fraction, make_split
+from routing_rl.data.table_files import Columns, read_columns
+from routing_rl.data.task_kinds import Task, encode, parse_tasks, split_list
+
+FAMILIES = {"binary": "classification", "multi-class": "classification", "regression": "regression", "multi-label": "multi-label"}
+"""The family each task kind trains in; one suite holds one family."""
+
+
+class FileSuite(Suite):
+    """Tasks read from one data file (plus optional test / validation files) in CSV, Parquet or ``.npz``."""
+
+    name: ClassVar[str] = "files"
+    family: ClassVar[str] = "from the file"
+    description: ClassVar[str] = "your own CSV, Parquet or .npz file: target columns as tasks, kinds inferred or stated"
+    checked_before_suite_run: ClassVar[bool] = True
+    option_help: ClassVar[dict[str, str]] = {
+        "path": "the data file (.csv, .parquet or .npz), relative to the current directory",
+        "tasks": "target columns, comma-separated; a task of several columns as NAME:COL1+COL2 (multi-label 0/1 or multi-output)",
+        "kinds": "stated task kinds, TASK:KIND comma-separated; kinds: binary, multi-class, regression, multi-label",
+        "features": "input columns, comma-separated (default: every other column); .npz: the input array (default x)",
+        "split": "a column of train / val / test naming each row's split (default: drawn per example)",
+        "test_path": "a file of test rows in the same columns (default: test_fraction of the rows)",
+        "val_path": "a file of validation rows in the same columns (default: --val-fraction of the training rows)",
+        "test_fraction": "share of the rows drawn as the test split when no split column or test file is given",
+        "split_seed": "seed of the drawn splits (default: the run's --seed)",
+    }
+
+    def __init__(
+        self,
+        *,
+        path: str = "",
+        tasks: str = "",
+        kinds: str = "",
+        features: str = "",
+        split: str = "",
+        test_path: str = "",
+        val_path: str = "",
+        test_fraction: float = 0.2,
+        split_seed: int | None = None,
+    ) -> None:
+        if not str(path).strip():
+            raise DataError("files: give the data file with -e path=FILE (.csv, .parquet or .npz) and its targets with -e tasks=COL1,COL2")
+        if not 0.0 < test_fraction < 1.0:
+            raise DataError(f"files: -e test_fraction must be between 0 and 1, got {test_fraction}")
+        if split and test_path:
+            raise DataError("files: give the test rows either by -e split=COLUMN or by -e test_path=FILE, not both")
+        self.path, self.tasks, self.kinds, self.features = str(path), tasks, kinds, features
+        self.split, self.test_path, self.val_path = split, test_path, val_path
+        self.test_fraction, self.split_seed = test_fraction, split_seed
+
+    def read(self) -> tuple[Columns, np.ndarray]:
+        """All rows (the data file, then the test and validation files) and each row's given split (-2: to draw)."""
+        parts = [(read_columns(self.path), -2 if not self.test_path else (-1 if not self.val_path else 0))]
+        for extra, split in ((self.test_path, 2), (self.val_path, 1)):
+            if extra:
+                parts.append((read_columns(extra), split))
+        first = parts[0][0]
+        for columns, _ in parts[1:]:
+            if columns.names() != first.names():
+                raise DataError(f"{columns.source}: its columns ({', '.join(columns.names())}) differ from {first.source}'s "
+                                f"({', '.join(first.names())}); give every file the same columns")  # fmt: skip
+        values = {name: np.concatenate([c.values[name] for c, _ in parts]) for name in first.names()} if len(parts) > 1 else first.values
+        data = Columns(first.source, values, sum(c.rows for c, _ in parts))
+        assigned = np.concatenate([np.full(c.rows, s, dtype=np.int64) for c, s in parts])
+        if self.split:
+            assigned = split_column(data, self.split)
+            assigned[assigned == 0] = -1  # training rows: the validation rows may still be drawn from them
+        return data, assigned
+
+    def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> SingleLabelData | MultiLabelData:
+        """Read, check and split the file; the same file and seed give the same splits and tasks."""
+        check_val_fraction(val_fraction)
+        data, assigned = self.read()
+        tasks = [encode(spec, data) for spec in parse_tasks(self.tasks, self.kinds)]
+        families = {FAMILIES[t.kind] for t in tasks}
+        if len(families) > 1:
+            kinds = ", ".join(f"{t.name}: {t.kind}" for t in tasks)
+            raise DataError(f"files: the tasks mix kinds ({kinds}); one suite trains one family of tasks (one metric per table), "
+                            "so give each family its own suite, e.g. -e tasks=" + ",".join(t.name for t in tasks if FAMILIES[t.kind] == FAMILIES[tasks[0].kind]))  # fmt: skip
+        taken = {c for spec in parse_tasks(self.tasks, self.kinds) for c in spec.columns} | ({self.split} if self.split else set())
+        npz = data.source.lower().endswith(".npz")
+        names = split_list(self.features)
+        if npz:
+            x = array_features(data, names[0] if names else "x")
+            feature_names = [names[0] if names else "x"]
+        else:
+            feature_names = feature_columns(data, names, taken)
+            x = table_features(data, feature_names)
+        rng = np.random.default_rng(np.random.SeedSequence([self.split_seed if self.split_seed is not None else seed, 18]))
+        split = draw_splits(assigned, self.test_fraction, val_fraction, rng)
+        for task in tasks:
+            for s, split_name in enumerate(SPLITS):
+                if not task.labelled[split == s].any():
+                    raise DataError(f"{data.source}: task {task.name!r} has no labelled row in the {split_name} split; "
+                                    "label more rows, or change the split fractions or the split column")  # fmt: skip
+        info = {"file": data.source, "features": feature_names, "kinds": {t.name: t.kind for t in tasks},
+                "labels": {t.name: t.labels for t in tasks}, "rows": {n: int((split == s).sum()) for s, n in enumerate(SPLITS)}}  # fmt: skip
+        if FAMILIES[tasks[0].kind] == "classification":
+            return self.classification(x, split, tasks, info)
+        return self.multi_output(x, split, tasks, info)
+
+    def inputs(self, x: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, tuple[float, ...], tuple[float, ...]]:
+        """Inputs scaled by the training rows: features per column, images per channel (uint8 images
+        keep their bytes and are scaled as they are gathered, as the image suites do)."""
+        if x.ndim == 4 and x.dtype == np.uint8:
+            mean, std = fit_scale(x / 255.0, train, (0, 2, 3))
+            return x, tuple(mean.ravel().tolist()), tuple(std.ravel().tolist())
+        mean, std = fit_scale(x, train, (0, 2, 3) if x.ndim == 4 else (0,))
+        return ((x - mean) / std).astype(np.float32), (0.0,), (1.0,)
+
+    def classification(self, x: np.ndarray, split: np.ndarray, tasks: list[Task], info: dict[str, object]) -> SingleLabelData:
+        """One row per labelled (example, task): a task's unlabelled examples are simply not its rows."""
+        scaled, mean, std = self.inputs(x, split == 0)
+        parts = []
+        for s in range(3):
+            examples = np.flatnonzero(split == s)
+            rows = TaskRows.concat([
+                TaskRows(np.flatnonzero(t.labelled[examples]), t.targets[examples][t.labelled[examples]],
+                         np.full(int(t.labelled[examples].sum()), i, dtype=np.int64))
+                for i, t in enumerate(tasks)
+            ])  # fmt: skip
+            parts.append(make_split(torch.from_numpy(np.ascontiguousarray(scaled[examples])), rows, mean, std))
+        classes = max(t.outputs for t in tasks)
+        info["chance"] = {t.name: float(np.bincount(t.targets[t.labelled]).max() / t.labelled.sum()) for t in tasks}
+        return SingleLabelData(self.name, [t.name for t in tasks], classes, tuple(scaled.shape[1:]), *parts, info=info)
+
+    def multi_output(self, x: np.ndarray, split: np.ndarray, tasks: list[Task], info: dict[str, object]) -> MultiLabelData:
+        """Every example with the targets of every task, NaN where a task leaves it unlabelled
+        (the multi-output losses and scores skip those entries). Regression targets are scaled
+        by their training rows, so a task's MSE is in units of its training variance."""
+        scaled, _, _ = self.inputs(x.astype(np.float32) / (255.0 if x.dtype == np.uint8 else 1.0), split == 0)
+        flat = scaled.reshape(scaled.shape[0], -1)
+        width = max(t.outputs for t in tasks)
+        y = np.zeros((x.shape[0], len(tasks), width), dtype=np.float32)
+        scales = {}
+        for i, t in enumerate(tasks):
+            values = t.targets
+            if t.kind == "regression":
+                mean, std = fit_scale(values, (split == 0) & t.labelled, (0,))
+                values = (values - mean) / std
+                scales[t.name] = {"mean": mean.ravel().tolist(), "std": std.ravel().tolist()}
+            y[:, i, : t.outputs] = values
+        info["target_scale"] = scales
+        problem = "regression" if tasks[0].kind == "regression" else "multilabel"
+        splits = [MultiLabelSplit.from_dense(torch.from_numpy(flat[split == s]), torch.from_numpy(y[split == s])) for s in range(3)]
+        return MultiLabelData(self.name, [t.name for t in tasks], [t.outputs for t in tasks], flat.shape[1], *splits,
+                              problem=problem, label_names=[t.labels for t in tasks], info=info)  # fmt: skip

@@ -1,0 +1,211 @@
+"""Tasks of a user's file: which columns each task reads, what kind of task it is, and its targets.
+
+A task is one or more target columns. Its kind is stated (``-e kinds=sex:binary``) or inferred
+from the labelled values, by rules a user can predict:
+
+* a column of label lists (a Parquet list column), or several columns holding only 0 and 1:
+  ``multi-label`` (scored by MAP@K);
+* a column of strings or booleans, or of integers with at most :data:`MAX_INFERRED_CLASSES`
+  distinct values: ``binary`` (two values) or ``multi-class`` (scored by accuracy);
+* any other numeric column (or several): ``regression`` (scored by MSE).
+
+A missing value (empty CSV cell, null, NaN) leaves that row out of that task only: real
+multi-task data is often labelled for some tasks and not others.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from routing_rl.data.base import DataError
+from routing_rl.data.table_files import Columns
+
+KINDS = ("binary", "multi-class", "regression", "multi-label")
+"""The task kinds a user can state."""
+
+MAX_INFERRED_CLASSES = 20
+"""An integer column with at most this many distinct values is read as classes (state
+``regression`` for a count or a year)."""
+
+LIST_SEPARATOR = "|"
+"""Separator of labels in a CSV cell of a task stated ``multi-label`` (``"rock|jazz"``)."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task as the user names it: its name, its target columns and its kind (None: inferred)."""
+
+    name: str
+    columns: tuple[str, ...]
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task's targets for every row of the file.
+
+    Classification: ``targets`` int64 ``[N]`` (class index, -1 where unlabelled) and ``labels``
+    the class names. Regression and multi-label: float64 ``[N, K]`` (NaN rows unlabelled),
+    ``labels`` the output or label names.
+    """
+
+    name: str
+    kind: str
+    targets: np.ndarray
+    labelled: np.ndarray
+    labels: list[str]
+
+    @property
+    def outputs(self) -> int:
+        return len(self.labels)
+
+    @property
+    def classification(self) -> bool:
+        return self.kind in ("binary", "multi-class")
+
+
+def split_list(value: str | Sequence[str]) -> list[str]:
+    """``"a,b, c"`` (or a TOML list) as ``["a", "b", "c"]``."""
+    parts = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_tasks(tasks: str | Sequence[str], kinds: str | Sequence[str]) -> list[TaskSpec]:
+    """``tasks=species,tags:rock+jazz`` and ``kinds=tags:multi-label`` as task specs."""
+    specs: list[TaskSpec] = []
+    for entry in split_list(tasks):
+        name, _, cols = entry.partition(":")
+        columns = tuple(c.strip() for c in cols.split("+") if c.strip()) if cols else (name.strip(),)
+        specs.append(TaskSpec(name.strip(), columns))
+    if not specs:
+        raise DataError("files: no task given; name the target columns, e.g. -e tasks=species,island (a task of several columns: NAME:COL1+COL2)")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise DataError(f"files: task names repeat in -e tasks ({', '.join(names)}); name every task once")
+    stated: dict[str, str] = {}
+    for entry in split_list(kinds):
+        name, _, kind = entry.partition(":")
+        if name.strip() not in names or kind.strip() not in KINDS:
+            raise DataError(f"files: -e kinds entry {entry!r} must be TASK:KIND with a task of -e tasks ({', '.join(names)}) "
+                            f"and a kind of {', '.join(KINDS)}")  # fmt: skip
+        stated[name.strip()] = kind.strip()
+    return [TaskSpec(s.name, s.columns, stated.get(s.name)) for s in specs]
+
+
+def is_missing(value: object) -> bool:
+    """A missing cell: None, NaN, pandas' NA (a list of labels is never missing, even empty)."""
+    if value is None:
+        return True
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return False
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def missing_mask(values: np.ndarray) -> np.ndarray:
+    """Boolean ``[N]``: rows of a column without a value."""
+    if values.dtype.kind == "f":
+        return np.isnan(values) if values.ndim == 1 else np.isnan(values).any(axis=tuple(range(1, values.ndim)))
+    if values.dtype.kind == "O":
+        return np.fromiter((is_missing(v) for v in values), dtype=bool, count=values.shape[0])
+    return np.zeros(values.shape[0], dtype=bool)
+
+
+def as_numbers(values: np.ndarray, labelled: np.ndarray) -> np.ndarray | None:
+    """The column as float64 (NaN where unlabelled), or None when a labelled value is not a number."""
+    if values.dtype.kind in "biuf":
+        return values.astype(np.float64)
+    out = np.full(values.shape[0], np.nan)
+    for i in np.flatnonzero(labelled):
+        v = values[i]
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+            return None
+        out[i] = float(v)
+    return out
+
+
+def encode(spec: TaskSpec, data: Columns) -> Task:
+    """The targets of ``spec`` read from ``data``; a task that cannot be trained is a :class:`DataError`."""
+    for column in spec.columns:
+        if column not in data.values:
+            raise DataError(f"{data.source}: no column {column!r} for task {spec.name!r}; columns: {', '.join(data.names())}")
+    arrays = [data.values[c] for c in spec.columns]
+    labelled = ~np.logical_or.reduce([missing_mask(a) for a in arrays])
+    if not labelled.any():
+        raise DataError(f"{data.source}: task {spec.name!r} has no labelled row (column {', '.join(spec.columns)} is empty); fill it in or drop the task")
+    if len(arrays) == 1 and arrays[0].ndim == 1:
+        task = _one_column(spec, arrays[0], labelled, data.source)
+    else:
+        task = _several_columns(spec, arrays, labelled, data.source)
+    if task.kind != (spec.kind or task.kind):
+        raise DataError(f"{data.source}: task {spec.name!r} was stated {spec.kind} but its values make it {task.kind}; "
+                        f"state {task.kind} or check column {', '.join(spec.columns)}")  # fmt: skip
+    return task
+
+
+def _one_column(spec: TaskSpec, values: np.ndarray, labelled: np.ndarray, source: str) -> Task:
+    rows = np.flatnonzero(labelled)
+    listed = values.dtype.kind == "O" and all(isinstance(values[i], (list, tuple, np.ndarray)) for i in rows)
+    if listed or (spec.kind == "multi-label" and values.dtype.kind in "OU"):
+        return _label_lists(spec, values, labelled, source)
+    numbers = as_numbers(values, labelled)
+    if spec.kind == "regression" or (spec.kind is None and numbers is not None and values.dtype.kind != "b" and not _few_integers(numbers[rows])):
+        if numbers is None:
+            bad = next(i for i in rows if as_numbers(values[i : i + 1], labelled[i : i + 1]) is None)
+            raise DataError(f"{source}: task {spec.name!r} is a regression, but column {spec.columns[0]!r} holds {values[bad]!r} in row {bad + 1}; "
+                            "give numbers, or state another kind")  # fmt: skip
+        if np.unique(numbers[rows]).size < 2:
+            raise DataError(f"{source}: task {spec.name!r} has one value ({numbers[rows[0]]:g}) in every labelled row; nothing to predict, drop the task")
+        return Task(spec.name, "regression", numbers.reshape(-1, 1), labelled, [spec.columns[0]])
+    keys = [str(values[i]) if numbers is None or values.dtype.kind == "b" else f"{numbers[i]:g}" for i in rows]
+    classes = sorted(set(keys), key=lambda k: (float(k), k) if numbers is not None and values.dtype.kind != "b" else (0.0, k))
+    if len(classes) < 2:
+        raise DataError(f"{source}: task {spec.name!r} has one class ({classes[0]!r}) in every labelled row; a task needs two classes at least, drop it")
+    index = {c: i for i, c in enumerate(classes)}
+    targets = np.full(values.shape[0], -1, dtype=np.int64)
+    targets[rows] = [index[k] for k in keys]
+    return Task(spec.name, "binary" if len(classes) == 2 else "multi-class", targets, labelled, classes)
+
+
+def _few_integers(numbers: np.ndarray) -> bool:
+    return bool(np.all(numbers == np.round(numbers))) and np.unique(numbers).size <= MAX_INFERRED_CLASSES
+
+
+def _label_lists(spec: TaskSpec, values: np.ndarray, labelled: np.ndarray, source: str) -> Task:
+    rows = np.flatnonzero(labelled)
+    lists = {i: (str(values[i]).split(LIST_SEPARATOR) if isinstance(values[i], str) else [str(v) for v in values[i]]) for i in rows}
+    labels = sorted({label.strip() for entry in lists.values() for label in entry if label.strip()})
+    if not labels:
+        raise DataError(f"{source}: task {spec.name!r} has no label in any row; a multi-label task needs labels, drop it")
+    index = {label: j for j, label in enumerate(labels)}
+    targets = np.full((values.shape[0], len(labels)), np.nan)
+    for i, entry in lists.items():
+        targets[i] = 0.0
+        targets[i, [index[label.strip()] for label in entry if label.strip()]] = 1.0
+    return Task(spec.name, "multi-label", targets, labelled, labels)
+
+
+def _several_columns(spec: TaskSpec, arrays: list[np.ndarray], labelled: np.ndarray, source: str) -> Task:
+    parts = []
+    for column, values in zip(spec.columns, arrays):
+        flat = values.reshape(values.shape[0], -1)
+        numbers = np.stack([as_numbers(flat[:, j], labelled) for j in range(flat.shape[1])], axis=1) \
+            if all(as_numbers(flat[:, j], labelled) is not None for j in range(flat.shape[1])) else None  # fmt: skip
+        if numbers is None:
+            raise DataError(f"{source}: task {spec.name!r} reads several values per row, but column {column!r} is not numeric; give numbers")
+        parts.append(numbers)
+    targets = np.concatenate(parts, axis=1)
+    targets[~labelled] = np.nan
+    names = [f"{c}[{j}]" if p.shape[1] > 1 else c for c, p in zip(spec.columns, parts) for j in range(p.shape[1])]
+    binary = bool(np.isin(targets[labelled], (0.0, 1.0)).all())
+    kind = spec.kind or ("multi-label" if binary else "regression")
+    if kind == "multi-label" and not binary:
+        raise DataError(f"{source}: task {spec.name!r} is multi-label but its columns hold values other than 0 and 1; give 0/1 columns")
+    if kind in ("binary", "multi-class"):
+        raise DataError(f"{source}: task {spec.name!r} reads several columns, so it is multi-label or regression, not {kind}")
+    return Task(spec.name, kind, targets, labelled, names)
