@@ -47,6 +47,8 @@ def kept_suite(tmp_path):
     keep = invoke("suite", "keep", str(path), "--out", str(out))
     assert keep.exit_code == 0, keep.output
     assert "4 trials copied" in keep.output and "(4 of 4 kept)" in keep.output
+    again = invoke("suite", "keep", str(path), "--out", str(out))  # finished in the suite directory and kept
+    assert "0 trials copied" in again.output and "(4 of 4 kept)" in again.output
     shutil.rmtree(out)
     return path, out, table
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from routing_rl.suites.manifest import read_manifest
-from routing_rl.suites.runner import TrialSetupError, check_data, keep, plan, run_local, run_ray, threads_per_worker, write_manifest
+from routing_rl.suites.runner import FINISHED, TrialSetupError, check_data, keep, plan, run_local, run_ray, threads_per_worker, trial_status, write_manifest
 from routing_rl.suites.spec import SuiteError, load_suite_file
 from routing_rl.suites.table import build_rows, markdown, to_csv
 
@@ -143,8 +143,8 @@ def keep_suite(suite_file: Path, scale: str | None, out: Path | None) -> None:
         raise _fail(exc) from None
     except OSError as exc:
         raise click.ClickException(f"cannot keep results in {spec.kept}: {exc.strerror or exc}") from None
-    kept = sum(1 for _, _, status in trials if status == "kept")
-    click.echo(f"{len(copied)} trials copied into {spec.kept} ({kept + len(copied)} of {len(trials)} kept)")
+    kept = sum(1 for trial, _, _ in trials if trial_status(Path(spec.kept) / trial.name) in FINISHED)
+    click.echo(f"{len(copied)} trials copied into {spec.kept} ({kept} of {len(trials)} kept)")
     for name in copied:
         click.echo(f"  {name}")
 
