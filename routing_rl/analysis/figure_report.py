@@ -2,9 +2,9 @@
 
 A run directory gets its routing perplexity (Figure 1) and task-similarity heatmaps (Figure 2), or
 a model's sub-network utilisation. A suite directory gets its methods as bars with error bars,
-each method's perplexity and the similarity heatmaps of every seed side by side (Figure 4), the
-metric against the number of blocks with a cubic fit when the methods differ in ``blocks``
-(Figure 3), and the metric against serving size when they differ in size (the SNR paper).
+each method's perplexity and the similarity heatmaps of its first routed FC layer for every seed
+side by side (Figure 4), the metric of every run against the number of blocks with a cubic fit
+through the runs when the methods differ in ``blocks`` (Figure 3), and the metric against serving size when they differ in size (the SNR paper).
 """
 
 from __future__ import annotations
@@ -38,6 +38,26 @@ def run_figures(results: dict[str, Any], out: Path, prefix: str = "") -> list[Pa
     return written
 
 
+def blocks_points(by_method: dict[str, list[dict[str, Any]]], blocks: dict[str, int | None], block: str = "last") -> list[tuple[int, float]]:
+    """Figure 3's points: one (blocks, test metric) per finished run, not one per method.
+
+    The paper's caption: "Each point is an independent experiment ... The curve is a cubic
+    polynomial best fit", so the fit sees every run (a method with more seeds weighs more).
+    ``block`` is the results' ``final`` entry the suite tabulates (``last`` or ``best_val``).
+    """
+    return [(int(blocks[m]), float(r["final"][block]["test_mean"])) for m, rs in by_method.items() if blocks.get(m) for r in rs]
+
+
+def seeds_figure_layer(routed_layers: list[str]) -> tuple[int, str]:
+    """The routed layer whose policies Figure 4 compares across seeds: the first fully connected
+    one ("the similarity of the routing policy for the first fully connected layer"), else the
+    first routed layer. Returns its index among the routed layers and its name."""
+    for index, name in enumerate(routed_layers):
+        if name.startswith("fc"):
+            return index, name
+    return 0, routed_layers[0] if routed_layers else "layer 0"
+
+
 def suite_figures(directory: Path, out: Path) -> list[Path]:
     """The figures of a suite directory (one written by ``routing-rl suite run``)."""
     from routing_rl.analysis import figures
@@ -57,7 +77,8 @@ def suite_figures(directory: Path, out: Path) -> list[Path]:
     configs = {t["run"]: t["config"] for t in manifest["trials"]}
     blocks = {m: configs[m].get("blocks") for m in by_method}
     if len({b for b in blocks.values() if b}) >= 2:
-        points = [(blocks[r.method], r.mean, r.std) for r in rows if r.n and blocks[r.method]]
+        block = "last" if head.get("metric", "last") == "last" else "best_val"
+        points = blocks_points(by_method, blocks, block)
         path = out / "blocks.png"
         figures.save(figures.blocks_figure(points, metric, f"suite {head['name']}: metric against blocks"), path)
         written.append(path)
@@ -73,12 +94,12 @@ def suite_figures(directory: Path, out: Path) -> list[Path]:
             continue
         written += run_figures(results[0], out, prefix=f"{method}-")
         if results[0]["epochs"][-1].get("routing", {}).get("policy") and len(results) > 1:  # routed layers to compare
-            layer = -1  # the last routed layer, as the paper's Figure 4
+            layer, layer_name = seeds_figure_layer(results[0]["learner"].get("routed_layers") or [])
             policies = [r["epochs"][-1]["routing"]["policy"][layer] for r in results]
             names = [f"seed {r['config']['seed']}" for r in results]
             path = out / f"{method}-seeds.png"
             figures.save(figures.similarity_figure(policies, results[0]["env"]["task_names"], names,
-                                                   f"{method}: task similarity by seed"), path)  # fmt: skip
+                                                   f"{method}: task similarity of {layer_name}'s policy by seed"), path)  # fmt: skip
             written.append(path)
     return written
 

@@ -3,7 +3,8 @@
 * Re-examining paper, Figure 1: policy perplexity of each routed layer over training.
 * Figures 2 and 4: task-similarity heatmaps (cosine similarity of the tasks' policy rows), labelled
   with task names, with a colorbar on a fixed 0-1 scale so that two heatmaps can be compared.
-* Figure 3: test accuracy against the number of function blocks, with a cubic fit.
+* Figure 3: test accuracy of every run against the number of function blocks, with a cubic fit
+  through the runs.
 * SNR paper, Figures 3-5: test metric against serving size, and sub-network utilisation by task.
 * A suite's methods as bars with error bars (mean ± std over seeds).
 
@@ -76,20 +77,31 @@ def run_similarity_figure(results: dict[str, Any]) -> Figure:
                              f"{results['config']['agent']} on {results['env']['name']}, epoch {last['epoch']}")  # fmt: skip
 
 
-def blocks_figure(points: Sequence[tuple[int, float, float]], metric: str, title: str) -> Figure:
-    """Test metric against blocks per routed layer (mean ± std over seeds) with a cubic least-squares fit."""
-    blocks, mean, std = (np.asarray(v, dtype=float) for v in zip(*points)) if points else (np.zeros(0),) * 3
+def blocks_figure(points: Sequence[tuple[int, float]], metric: str, title: str) -> Figure:
+    """Test metric against blocks per routed layer: every run a point, the mean ± std of each
+    block count beside it, and a cubic least-squares fit through the runs (Figure 3)."""
+    blocks, values = (np.asarray(v, dtype=float) for v in zip(*points)) if points else (np.zeros(0),) * 2
     fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
-    ax.errorbar(blocks, mean, yerr=np.nan_to_num(std), fmt="o", capsize=3, label="mean ± std over seeds")
-    if len(set(blocks.tolist())) >= 4:
-        coeffs = np.polyfit(blocks, mean, 3)
+    ax.plot(blocks, values, "o", alpha=0.6, label="one run")
+    levels = sorted(set(blocks.tolist()))
+    means = [float(values[blocks == b].mean()) for b in levels]
+    stds = [float(values[blocks == b].std(ddof=1)) if (blocks == b).sum() > 1 else 0.0 for b in levels]
+    ax.errorbar(levels, means, yerr=stds, fmt="_", ms=14, capsize=3, color="black", label="mean ± std")
+    if len(levels) >= 4:
+        coeffs = cubic_fit(blocks, values)
         grid = np.linspace(blocks.min(), blocks.max(), 200)
-        ax.plot(grid, np.polyval(coeffs, grid), label="cubic fit")
+        ax.plot(grid, np.polyval(coeffs, grid), label="cubic fit through the runs")
     ax.set_xlabel("function blocks per routed layer")
     ax.set_ylabel(f"test {metric_label(metric)}")
+    ax.set_xticks(levels)
     ax.set_title(title)
     ax.legend()
     return fig
+
+
+def cubic_fit(blocks: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Least-squares cubic through every (blocks, value) point; ``np.polyval`` coefficients."""
+    return np.polyfit(np.asarray(blocks, dtype=float), np.asarray(values, dtype=float), 3)
 
 
 def size_figure(points: Sequence[tuple[str, int, float]], metric: str, title: str) -> Figure:

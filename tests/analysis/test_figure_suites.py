@@ -1,0 +1,58 @@
+"""The Re-examining paper's figure suites run its protocol, and the figures read what the paper plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from routing_rl.analysis.figure_report import blocks_points, seeds_figure_layer
+from routing_rl.analysis.figures import cubic_fit
+from routing_rl.suites import load_suite_file
+
+SUITES = Path(__file__).resolve().parents[2] / "suites"
+PAPER_LEARNER = {"variant": "public-code-corrected", "parameterization": "softmax"}
+
+
+@pytest.mark.parametrize("name", ["reexamining-fig1-perplexity", "reexamining-fig3-blocks", "reexamining-fig4-seeds"])
+def test_figure_suites_train_the_papers_protocol_and_learner(name):
+    suite = load_suite_file(SUITES / f"{name}.toml")
+    for scale, preset, env in ((None, "reexamining-cifar100", "cifar100-superclass"), ("quick", "reexamining-fmnist", "fmnist-mtl")):
+        for trial in suite.trials(scale):
+            c = trial.config
+            assert (c.preset, c.env, c.agent, c.agent_options) == (preset, env, "wpl", PAPER_LEARNER)
+            assert c.routed == "fc" and c.fc_layers == 3 and c.separate_optimizers and (c.lr, c.router_lr) == (1.5e-4, 2e-2)
+            assert c.collab_reward == 0.0
+    blocks = {t.config.blocks for t in suite.trials()}
+    expected = {"reexamining-fig1-perplexity": {10}, "reexamining-fig3-blocks": {3, 6, 9, 12, 15, 18}, "reexamining-fig4-seeds": {6, 10}}
+    assert blocks == expected[name]
+    if name == "reexamining-fig4-seeds":
+        assert sorted({t.config.seed for t in suite.trials()}) == [0, 1, 2, 3, 4]
+
+
+def _result(value: float) -> dict:
+    return {"final": {"last": {"test_mean": value}, "best_val": {"test_mean": value - 0.1}}}
+
+
+def test_figure3_fits_the_cubic_through_every_run_not_the_means():
+    by_method = {"b3": [_result(0.40), _result(0.44)], "b6": [_result(0.54)], "b9": [_result(0.50), _result(0.52), _result(0.47)],
+                 "b12": [_result(0.45)], "b15": [_result(0.43), _result(0.41)]}
+    blocks = {"b3": 3, "b6": 6, "b9": 9, "b12": 12, "b15": 15}
+    points = blocks_points(by_method, blocks)
+    assert points == [(3, 0.40), (3, 0.44), (6, 0.54), (9, 0.50), (9, 0.52), (9, 0.47), (12, 0.45), (15, 0.43), (15, 0.41)]
+    assert blocks_points(by_method, blocks, "best_val")[0] == (3, pytest.approx(0.30))
+    x, y = np.array([p[0] for p in points], float), np.array([p[1] for p in points])
+    coeffs = cubic_fit(x, y)
+    # the least-squares normal equations of the nine points, by hand
+    design = np.vander(x, 4)
+    assert np.allclose(coeffs, np.linalg.solve(design.T @ design, design.T @ y))
+    means = {b: np.mean([r["final"]["last"]["test_mean"] for r in by_method[m]]) for m, b in blocks.items()}
+    through_means = np.polyfit(list(means), list(means.values()), 3)
+    assert not np.allclose(coeffs, through_means)  # unequal seeds per point: the two fits differ
+
+
+def test_figure4_compares_the_first_fc_layer():
+    assert seeds_figure_layer(["fc1", "fc2", "fc3"]) == (0, "fc1")
+    assert seeds_figure_layer(["conv1", "conv2", "fc1", "fc2"]) == (2, "fc1")
+    assert seeds_figure_layer(["conv3"]) == (0, "conv3")
