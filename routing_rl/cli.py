@@ -157,6 +157,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
                    "contiguous layout the published Table 2 re-test was trained in (results differ in the last bits).")  # fmt: skip
 @click.option("--hidden", default=64, show_default=True, type=click.IntRange(min=1), help="Routers: units of each FC block.")
 @click.option("--filters", default=32, show_default=True, type=click.IntRange(min=1), help="Routers: filters of each conv block.")
+@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Routers: dropout on the output of every layer below the heads while training (the Re-examining paper swept 0-0.9 and chose 0).")
 @click.option("--reward", type=click.Choice(["auto", "correct", "neg-loss"]), default="auto", show_default=True, help="Routers' final reward: correct (+1/-1; multi-label: 2 AP@K - 1) or minus the loss; auto: correct, neg-loss for regression.")
 @click.option("--collab-reward", default=0.0, show_default=True, type=float, help="Routers: per-step bonus rho * frequency of the chosen block among the layer's recent decisions.")
 @click.option("--collab-window", default=256, show_default=True, type=click.IntRange(min=1), help="Routers: recent decisions per layer the collaboration reward counts.")

@@ -18,9 +18,11 @@ What this module reads (published at https://research.google.com/youtube8m/):
 Task selection ("the top 16 categories in data volume"): the 16 verticals with the most training
 videos, where a vertical's videos are the distinct training videos that carry at least one label of
 that vertical (a video with two labels of one vertical counts once, so ``TrainVideoCount`` is not
-summed). The count is taken over the training records actually read (``max_train_records`` makes it
-a prefix's count), in the same pass that reads them: every vertical's labels are read, then the top
-``num_verticals`` are kept and the targets remapped. Ties are broken by the larger number of
+summed). The count is taken over every training record (``task_counts="all"``, the default), so
+the tasks do not depend on how many records are read: with ``max_train_records`` the remaining
+records are passed over once more for their labels only. ``task_counts="read"`` counts the records
+read only (the choice then depends on ``max_train_records``; it saves that pass). Every vertical's
+labels are read, then the top ``num_verticals`` are kept and the targets remapped. Ties are broken by the larger number of
 vocabulary labels, then by name; tasks are ordered by that ranking, and the counts that decided it
 are in ``info["videos_per_vertical"]``. Labels within a task are ordered by vocabulary ``Index``.
 Labels of other verticals are dropped; videos are kept even if none of their labels is kept (they
@@ -50,6 +52,7 @@ FEATURE_DIMS = {"mean_rgb": 1024, "mean_audio": 128}
 VOCABULARY_FILE = "vocabulary.csv"
 TRAIN_PATTERN = "train*.tfrecord"
 VALIDATE_PATTERN = "validate*.tfrecord"
+TASK_COUNTS = ("all", "read")
 MAX_VOCABULARY_INDEX = 10**6
 """Exclusive upper bound on ``Index`` in ``vocabulary.csv``. The label lookup is a dense array of
 ``max(Index) + 1`` entries, so a corrupt index such as 10**11 would ask for hundreds of GiB; the
@@ -215,6 +218,7 @@ class YouTube8M(MultiLabelSuite):
         "features": "video-level features to concatenate as the input",
         "val_share": "share of the official validate files used as our validation split (the rest is test)",
         "max_train_records": "read at most this many training records",
+        "task_counts": "all: rank the verticals by their videos in every training record; read: in the records read",
         "max_eval_records": "read at most this many validate records",
         "verify_crc": "check the TFRecord CRC32C checksums",
     }
@@ -227,7 +231,10 @@ class YouTube8M(MultiLabelSuite):
         max_train_records: int | None = None,
         max_eval_records: int | None = None,
         verify_crc: bool = True,
+        task_counts: str = "all",
     ) -> None:
+        if task_counts not in TASK_COUNTS:
+            raise ValueError(f"task_counts must be one of {', '.join(TASK_COUNTS)}, got {task_counts!r}")
         unknown = [f for f in features if f not in FEATURE_DIMS]
         if unknown or not features:
             raise ValueError(f"features must be a non-empty subset of {sorted(FEATURE_DIMS)}, got {list(features)}")
@@ -241,6 +248,7 @@ class YouTube8M(MultiLabelSuite):
         self.max_train_records = max_train_records
         self.max_eval_records = max_eval_records
         self.verify_crc = verify_crc
+        self.task_counts = task_counts
 
     @property
     def input_dim(self) -> int:
@@ -284,6 +292,14 @@ class YouTube8M(MultiLabelSuite):
         targets = SparseMultiHot.from_lists(positives, len(tasks.task_names), tasks.max_labels)
         return MultiLabelSplit(torch.from_numpy(x), targets)
 
+    def count_videos(self, files: Sequence[Path], tasks: VerticalTasks) -> list[int]:
+        """Distinct videos per task of ``tasks`` over every record of ``files``, labels only (no features kept)."""
+        counts = np.zeros(len(tasks.task_names), dtype=np.int64)
+        for path in files:
+            for record, example in enumerate(read_examples(path, self.verify_crc)):
+                counts[np.unique(tasks.positives(self._labels(example, path, record)) // tasks.max_labels)] += 1
+        return counts.tolist()
+
     def _features(self, example: dict[str, Feature], path: Path, record: int) -> np.ndarray:
         parts = []
         for name in self.features:
@@ -312,6 +328,8 @@ class YouTube8M(MultiLabelSuite):
         # (distinct videos with at least one of its labels) then pick the tasks.
         train = self.read_split(train_files, every_vertical, self.max_train_records)
         videos = train.targets.positive_counts().tolist()
+        if self.task_counts == "all" and self.max_train_records is not None:
+            videos = self.count_videos(train_files, every_vertical)
         ranking = rank_verticals(every_vertical, videos)
         tasks, remap = every_vertical.select(ranking[: self.num_verticals])
         assert isinstance(train.targets, SparseMultiHot)
@@ -333,7 +351,7 @@ class YouTube8M(MultiLabelSuite):
             label_names=tasks.label_names,
             info={
                 "vocabulary_indices": tasks.label_indices,
-                # every vertical, in ranking order: distinct training videos (of those read) with one of its labels
+                # every vertical, in ranking order: distinct training videos with one of its labels (task_counts)
                 "videos_per_vertical": {every_vertical.task_names[t]: int(videos[t]) for t in ranking},
                 "train_files": [str(p) for p in train_files],
                 "validate_files": [str(p) for p in validate_files],

@@ -36,6 +36,7 @@ def build_network(
     per_task: str | Iterable[str] | None = None,
     seed: int | None = None,
     bank_min_blocks: int = BANK_MIN_BLOCKS,
+    dropout: float = 0.0,
     **spec_options: int,
 ) -> RoutingNetwork:
     """The network with ``routed`` layers of ``blocks`` blocks (default: one block per task, as in the paper).
@@ -43,13 +44,14 @@ def build_network(
     ``seed`` fixes the initial weights without touching the global RNG stream of the caller.
     ``bank_min_blocks``: linear layers of that many blocks or more are stored as a bank
     (:mod:`routing_rl.network.linear_bank`); the benchmarks set it to compare the two forms.
+    ``dropout``: see :class:`RoutingNetwork` (it adds no parameters, so the initial weights do not depend on it).
     """
     heads = [num_classes] * num_tasks if isinstance(num_classes, int) else list(num_classes)
     same = heads[0] if heads and all(h == heads[0] for h in heads) else None
     specs = build_layer_specs(input_shape, routed, blocks or num_tasks, per_task, head_outputs=same, **spec_options)
     _require_memory_for(count_parameters(specs, input_shape, num_tasks, heads))
     if seed is None:
-        return RoutingNetwork(specs, input_shape, num_tasks, num_classes, bank_min_blocks)
+        return RoutingNetwork(specs, input_shape, num_tasks, num_classes, bank_min_blocks, dropout)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return RoutingNetwork(specs, input_shape, num_tasks, num_classes, bank_min_blocks)
+        return RoutingNetwork(specs, input_shape, num_tasks, num_classes, bank_min_blocks, dropout)

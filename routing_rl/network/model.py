@@ -91,6 +91,13 @@ class RoutingNetwork(nn.Module):
     different label counts); heads are zero-padded to the widest. A routed ``head`` spec (last)
     replaces the per-task heads: its blocks output the classes and the router picks one per task.
     Layers of ``bank_min_blocks`` or more plain linear blocks keep them as a bank (same numbers, fewer tensors).
+
+    ``dropout``: the probability of zeroing each output of every layer below the heads while
+    training ("we use dropout in all layers and test the fraction from 0.0 to 0.9", Re-examining
+    paper, section 3.2; it chose none, the default). It is applied to a layer's output rather than
+    inside the blocks, so that the blocks stay plain and the batched dispatch paths still apply;
+    elementwise dropout after a block's ReLU is the same either way. The mask comes from torch's
+    global generator, which the trainer seeds at every epoch.
     """
 
     def __init__(
@@ -100,8 +107,12 @@ class RoutingNetwork(nn.Module):
         num_tasks: int,
         num_classes: int | Sequence[int],
         bank_min_blocks: int = BANK_MIN_BLOCKS,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.dropout = float(dropout)
         self.specs = list(specs)
         self.input_shape = tuple(input_shape)
         self.num_tasks = num_tasks
@@ -143,9 +154,13 @@ class RoutingNetwork(nn.Module):
     def routed_layer_names(self) -> list[str]:
         return [self.specs[i].name for i in self.routed_positions]
 
+    def _drop(self, h: torch.Tensor) -> torch.Tensor:
+        """A layer's output with dropout applied (training only, and only if ``dropout`` > 0)."""
+        return nn.functional.dropout(h, self.dropout, self.training) if self.dropout > 0 else h
+
     def _run(self, start: int, stop: int, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
         for layer in self.layers[start:stop]:
-            h = layer(h, tasks)
+            h = self._drop(layer(h, tasks))
         return h
 
     def _head(self, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
@@ -162,7 +177,7 @@ class RoutingNetwork(nn.Module):
     def advance(self, depth: int, h: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision) -> torch.Tensor:
         """Apply routed layer ``depth`` and the non-routed layers after it; the last step returns logits."""
         pos = self.routed_positions[depth]
-        h = self.layers[pos](h, tasks, decision)
+        h = self._drop(self.layers[pos](h, tasks, decision))
         last = depth == self.num_routed - 1
         stop = len(self.layers) if last else self.routed_positions[depth + 1]
         h = self._run(pos + 1, stop, h, tasks)

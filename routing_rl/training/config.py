@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 ROUTER_ONLY_OPTIONS: tuple[str, ...] = (
     "warmup_epochs", "routed", "blocks", "fc_layers", "hidden", "filters", "channels_last", "reward", "collab_reward", "collab_window", "observe_hidden",
-    "collab_form", "module_loss", "loss_reduction",
+    "collab_form", "module_loss", "loss_reduction", "dropout",
 )  # fmt: skip
 """Options that configure the routed network or its router episodes; meaningless for multi-task models."""
 
@@ -73,6 +73,7 @@ class RunConfig:
     fc_layers: int | None = None
     hidden: int = 64
     filters: int = 32
+    dropout: float = 0.0  # the Re-examining paper swept 0-0.9 and chose none
     channels_last: bool = True  # routed networks on images: 1.4-1.9x faster on CPUs; --contiguous for the published runs' layout
     reward: str = "auto"
     collab_reward: float = 0.0
@@ -136,6 +137,8 @@ class RunConfig:
             raise ValueError(f"--fc-layers must be from 0 to {MAX_FC_LAYERS}, got {self.fc_layers}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"--threads must be at least 1, got {self.threads}")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if not any(token.strip() for token in self.routed.split(",")):

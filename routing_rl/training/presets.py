@@ -4,7 +4,7 @@ option the paper fixes, and options given explicitly still win.
 A preset is plain data, stored in the run's config by name, so results say which protocol they
 followed. The Re-examining paper's protocol (section 3.2): 3 conv layers of 32 filters (3x3,
 BatchNorm, ReLU) and 3 FC layers, the final layer unshared per task; separate Adam optimizers with
-learning rates 1.5e-4 (weights) and 2e-2 (router); no dropout (the network has no dropout layers);
+learning rates 1.5e-4 (weights) and 2e-2 (router); no dropout;
 50 epochs on Fashion-MNIST, 200 on CIFAR-100; random crop, rotation and horizontal flip for every
 method.
 
@@ -16,7 +16,9 @@ of section 4.2), then one linear head per task (the unshared final layer): every
 count of six components. The other reading, six components with the task-facing layer routed as in
 Rosenbaum et al.'s model, is ``--fc-layers 2 --routed fc,head`` (its baselines then keep per-task
 heads with ``--routed fc``). The paper does not say where its validation data comes from; here it is
-10% of each task's training rows (``--val-fraction 0.1``), and the test set is the official one.
+10% of each task's training rows (``--val-fraction 0.1``), taken out of the paper's training rows, so
+every method trains on 90% of them; the test set is the official one. "No dropout" is the default
+``--dropout 0`` (the paper swept 0-0.9).
 
 A preset also names the paper's learner for an agent (``Preset.learners``): ``--agent wpl
 --preset reexamining-fmnist`` trains the learner of the paper's "separate optimizers" row and of

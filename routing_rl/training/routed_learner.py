@@ -41,7 +41,7 @@ class RoutedLearner(Learner):
         tasks = family.num_tasks
         self.network: RoutingNetwork = build_network(
             family.input_shape, tasks, family.head_sizes, cfg.routed, cfg.blocks,
-            seed=cfg.seed, hidden=cfg.hidden, filters=cfg.filters, fc_layers=cfg.fc_layers,
+            seed=cfg.seed, hidden=cfg.hidden, filters=cfg.filters, fc_layers=cfg.fc_layers, dropout=cfg.dropout,
         ).to(device)  # fmt: skip
         self.memory_format = torch.channels_last if cfg.channels_last and len(family.input_shape) == 3 else None
         if self.memory_format is not None:

@@ -172,14 +172,14 @@ def test_tasks_are_the_verticals_with_most_training_videos_not_most_labels(tmp_p
         video(5, [6, 10]),
         video(6, [9]),  # no vertical: a negative for every task
         video(7, []),
-        video(8, [2]),  # beyond max_train_records: not counted (else Autos would beat Games)
+        video(8, [2]),  # beyond max_train_records: counted only by task_counts="all" (then Autos beats Games)
         video(9, [5, 11]),
     ]
     write_tfrecord(tmp_path / "train0000.tfrecord", (encode_video_example(*v) for v in train))
     validate = [video(100 + i, [i]) for i in range(10)]
     write_tfrecord(tmp_path / "validate0000.tfrecord", (encode_video_example(*v) for v in validate))
 
-    data = YouTube8M(num_verticals=4, max_train_records=8).load(tmp_path, seed=0)
+    data = YouTube8M(num_verticals=4, max_train_records=8, task_counts="read").load(tmp_path, seed=0)
     assert data.task_names == ["Food", "Beauty", "Arts", "Games"]
     assert data.labels_per_task == [1, 1, 3, 4]
     assert data.info["videos_per_vertical"] == {"Food": 5, "Beauty": 3, "Arts": 2, "Games": 1, "Autos": 0}
@@ -205,6 +205,13 @@ def test_tasks_are_the_verticals_with_most_training_videos_not_most_labels(tmp_p
     data = YouTube8M(num_verticals=4).load(tmp_path, seed=0)
     assert data.task_names == ["Food", "Beauty", "Arts", "Autos"]
     assert data.info["videos_per_vertical"]["Autos"] == 2
+    # by default the tasks are those of every record, however many are read
+    for limit in (3, 8):
+        prefix = YouTube8M(num_verticals=4, max_train_records=limit).load(tmp_path, seed=0)
+        assert prefix.task_names == ["Food", "Beauty", "Arts", "Autos"] and len(prefix.train) == limit
+        assert prefix.info["videos_per_vertical"] == data.info["videos_per_vertical"]
+    with pytest.raises(ValueError, match="task_counts must be one of all, read"):
+        YouTube8M(task_counts="prefix")
 
 
 def test_validation_is_split_into_val_and_test_by_seed(tmp_path: Path) -> None:
