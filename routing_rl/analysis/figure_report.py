@@ -4,7 +4,11 @@ A run directory gets its routing perplexity (Figure 1) and task-similarity heatm
 a model's sub-network utilisation. A suite directory gets its methods as bars with error bars,
 each method's perplexity and the similarity heatmaps of its first routed FC layer for every seed
 side by side (Figure 4), the metric of every run against the number of blocks with a cubic fit
-through the runs when the methods differ in ``blocks`` (Figure 3), and the metric against serving size when they differ in size (the SNR paper).
+through the runs when the methods differ in ``blocks`` (Figure 3), and, for multi-task models of
+several sizes, the metric against training size and against serving size, one series per model and L0 weight (the SNR paper's Figures 3 and 4). A
+sweep directory gets its grid points' top-k test mean ± standard error as bars (SNR paper, Figure 2)
+and, for models that report it, each point's sub-network use by task averaged over its top k
+(Figure 5).
 """
 
 from __future__ import annotations
@@ -48,6 +52,21 @@ def blocks_points(by_method: dict[str, list[dict[str, Any]]], blocks: dict[str, 
     return [(int(blocks[m]), float(r["final"][block]["test_mean"])) for m, rs in by_method.items() if blocks.get(m) for r in rs]
 
 
+def size_series(config: dict[str, Any]) -> str:
+    """The series of a model in the size figures: its agent name, and for a model with an L0 weight
+    (the SNR models), that weight too, so that the paper's Figure 4 can set dense (lambda 1e-5)
+    against sparse (1e-4) SNR-Trans."""
+    import inspect
+
+    from routing_rl.registry import AGENTS
+
+    agent = config["agent"]
+    parameter = inspect.signature(AGENTS.get(agent).__init__).parameters.get("l0_lambda")
+    if parameter is None:
+        return agent
+    return f"{agent} λ={float(config.get('agent_options', {}).get('l0_lambda', parameter.default)):g}"
+
+
 def seeds_figure_layer(routed_layers: list[str]) -> tuple[int, str]:
     """The routed layer whose policies Figure 4 compares across seeds: the first fully connected
     one ("the similarity of the routing policy for the first fully connected layer"), else the
@@ -82,13 +101,13 @@ def suite_figures(directory: Path, out: Path) -> list[Path]:
         path = out / "blocks.png"
         figures.save(figures.blocks_figure(points, metric, f"suite {head['name']}: metric against blocks"), path)
         written.append(path)
-    sizes = [(configs[m]["agent"], rs[0]["final"]["parameters"]["serving"], r.mean)
-             for r in rows for m, rs in by_method.items() if m == r.method and rs]  # fmt: skip
     models_only = all(rs[0]["learner"]["kind"] == "model" for rs in by_method.values() if rs)
-    if models_only and len({p for _, p, _ in sizes}) >= 2 and len(sizes) > len({a for a, _, _ in sizes}):
-        path = out / "size.png"
-        figures.save(figures.size_figure(sizes, metric, f"suite {head['name']}: metric against serving size"), path)
-        written.append(path)
+    for kind, label, figure in (("train", "training", "Figure 3"), ("serving", "serving", "Figure 4")):
+        sizes = [(size_series(configs[r.method]), by_method[r.method][0]["final"]["parameters"][kind], r.mean) for r in rows if r.n]
+        if models_only and len({p for _, p, _ in sizes}) >= 2 and len(sizes) > len({a for a, _, _ in sizes}):
+            path = out / f"size-{kind}.png"
+            figures.save(figures.size_figure(sizes, metric, f"suite {head['name']}: metric against {label} size ({figure})", label), path)
+            written.append(path)
     for method, results in by_method.items():
         if not results:
             continue
@@ -104,25 +123,72 @@ def suite_figures(directory: Path, out: Path) -> list[Path]:
     return written
 
 
+def sweep_figures(directory: Path, out: Path) -> list[Path]:
+    """The figures of a sweep directory (its ``sweep.json``, written by ``routing-rl sweep``)."""
+    import json
+    import math
+
+    import numpy as np
+
+    from routing_rl.analysis import figures
+    from routing_rl.suites.sweep import SUMMARY
+    summary = json.loads((directory / SUMMARY).read_text(encoding="utf-8"))
+    points = [p for p in summary["points"] if p["k"]]
+    written: list[Path] = []
+    if not points:
+        return written
+    label = lambda p: p["label"] or summary["sweep"]  # noqa: E731
+    path = out / "top-k.png"
+    title = f"sweep {summary['sweep']}: top {summary['top_k']} by validation (Figure 2)"
+    figures.save(figures.bars_figure([(label(p), p["test_mean"], p["test_stderr"]) for p in points], summary["metric"], title,
+                                     error_name="standard error"), path)  # fmt: skip
+    written.append(path)
+    for point in points:
+        runs = [load_results(directory / o["trial"]) for o in point["top"]]
+        # Figure 5 is the share of sub-networks a task reaches through open L0 gates (SNR models); an
+        # MMoE's gate weights sum to one per task, so their "share" says nothing and is not drawn.
+        last = [r["epochs"][-1] for r in runs if r["epochs"]]
+        shares = [e.get("utilization_per_task") for e in last if e.get("gates")]
+        if not shares or len(shares) != len(runs) or any(s is None for s in shares):
+            continue
+        tasks = runs[0]["env"]["task_names"]
+        volume = runs[0]["env"].get("info", {}).get("videos_per_vertical") or {}
+        by_volume = bool(tasks) and all(t in volume for t in tasks)  # YouTube-8M records each vertical's training videos
+        order = sorted(range(len(tasks)), key=lambda t: -volume[tasks[t]]) if by_volume else list(range(len(tasks)))
+        note = "by training videos, most first" if by_volume else "in the data's order"
+        matrix = np.asarray(shares, dtype=float)[:, order]
+        errors = matrix.std(axis=0, ddof=1) / math.sqrt(len(matrix)) if len(matrix) > 1 else np.zeros(len(order))
+        path = out / f"{label(point)}-utilization.png"
+        figures.save(figures.task_utilization_figure([tasks[t] for t in order], matrix.mean(axis=0).tolist(), errors.tolist(),
+                                                     f"{label(point)}: sub-network use, mean of the top {len(matrix)} (Figure 5)", note), path)  # fmt: skip
+        written.append(path)
+    return written
+
+
 @click.command("report")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Where to write the PNG files (default: SOURCE/figures).")
 def report(source: Path, out: Path | None) -> None:
-    """Write the papers' figures of a run directory or a suite directory as PNG files."""
+    """Write the papers' figures of a run, suite or sweep directory as PNG files."""
     from routing_rl.suites.manifest import MANIFEST, read_manifest
     from routing_rl.suites.spec import SuiteError
+    from routing_rl.suites.sweep import SUMMARY
 
     if source.is_file() and source.name != "results.json":
         raise click.ClickException(f"{source} is a file; give a run directory (or its results.json) or a suite directory")
     base = source.parent if source.is_file() else source
     out = out or base / "figures"
     try:
-        is_suite = (base / MANIFEST).exists() and not source.is_file()
-        results = None if is_suite else load_results(source)
+        is_sweep = (base / SUMMARY).exists() and not source.is_file()
+        is_suite = (base / MANIFEST).exists() and not source.is_file() and not is_sweep
+        results = None if is_suite or is_sweep else load_results(source)
         if is_suite:
             read_manifest(source)  # checked before the output folder is made
         out.mkdir(parents=True, exist_ok=True)
-        written = suite_figures(source, out) if results is None else run_figures(results, out)
+        if is_sweep:
+            written = sweep_figures(source, out)
+        else:
+            written = suite_figures(source, out) if results is None else run_figures(results, out)
     except (ResultsError, SuiteError) as exc:
         raise click.ClickException(str(exc)) from None
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:

@@ -5,7 +5,10 @@
   with task names, with a colorbar on a fixed 0-1 scale so that two heatmaps can be compared.
 * Figure 3: test accuracy of every run against the number of function blocks, with a cubic fit
   through the runs.
-* SNR paper, Figures 3-5: test metric against serving size, and sub-network utilisation by task.
+* SNR paper, Figure 2: a sweep's grid points as bars, the top-k trials' test mean ± standard error.
+* SNR paper, Figures 3-4: test metric against training parameters, and against serving parameters
+  with one series per model and L0 weight (dense and sparse SNR-Trans apart).
+* SNR paper, Figure 5: the share of sub-networks each task uses, averaged over the top-k trials.
 * A suite's methods as bars with error bars (mean ± std over seeds).
 
 Every function returns a :class:`matplotlib.figure.Figure`, so the same figure goes to a PNG
@@ -104,18 +107,19 @@ def cubic_fit(blocks: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.polyfit(np.asarray(blocks, dtype=float), np.asarray(values, dtype=float), 3)
 
 
-def size_figure(points: Sequence[tuple[str, int, float]], metric: str, title: str) -> Figure:
-    """Test metric against serving parameters, one marker series per method (SNR paper, Figures 3-4)."""
+def size_figure(points: Sequence[tuple[str, int, float]], metric: str, title: str, parameters: str = "serving") -> Figure:
+    """Test metric against model size, one marker series per label (SNR paper: Figure 3 against
+    ``parameters="training"`` size, Figure 4 against ``"serving"`` size)."""
     fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
     for method in dict.fromkeys(m for m, _, _ in points):
         xs = [p for m, p, _ in points if m == method]
         ys = [v for m, _, v in points if m == method]
         order = np.argsort(xs)
         ax.plot(np.asarray(xs)[order], np.asarray(ys)[order], marker="o", label=method)
-    ax.set_xlabel("serving parameters")
+    ax.set_xlabel(f"{parameters} parameters")
     ax.set_ylabel(f"test {metric_label(metric)}")
     ax.set_title(title)
-    ax.legend()
+    ax.legend(fontsize=8)
     return fig
 
 
@@ -132,12 +136,28 @@ def utilization_figure(utilization: Sequence[Sequence[float]], task_names: Seque
     return fig
 
 
-def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: str, baseline: str | None = None) -> Figure:
-    """A suite's methods as bars: mean with the standard deviation over seeds as error bars."""
+def task_utilization_figure(tasks: Sequence[str], means: Sequence[float], errors: Sequence[float], title: str, order_note: str) -> Figure:
+    """The share of sub-networks each task uses, averaged over models (SNR paper, Figure 5), with
+    the standard error as error bars; ``tasks`` come in the order they are drawn (``order_note`` says which)."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.8 + 0.45 * len(tasks)), 3.8), layout="constrained")
+    ax.bar(range(len(tasks)), means, yerr=np.nan_to_num(np.asarray(errors, dtype=float)), capsize=3, color="tab:green")
+    ax.set_xticks(range(len(tasks)), tasks, rotation=45, ha="right", fontsize=8)
+    ax.set_ylim(0.0, 1.05)
+    ax.set_xlabel(f"task ({order_note})")
+    ax.set_ylabel("share of sub-networks used (mean ± s.e.)")
+    ax.set_title(title)
+    return fig
+
+
+def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: str, baseline: str | None = None,
+                error_name: str = "std") -> Figure:  # fmt: skip
+    """A suite's methods as bars: mean with the standard deviation over seeds as error bars (or,
+    ``error_name="standard error"``, a sweep's top-k trials with the standard error of their mean:
+    the SNR paper's Figure 2)."""
     names = [r[0] for r in rows]
     means = np.array([r[1] for r in rows], dtype=float)
     stds = np.nan_to_num(np.array([r[2] for r in rows], dtype=float))
-    fig, ax = plt.subplots(figsize=(1.5 + 0.7 * len(rows), 3.8), layout="constrained")
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.7 * len(rows)), 3.8), layout="constrained")
     colours = ["tab:gray" if n == baseline else "tab:blue" for n in names]
     ax.bar(range(len(rows)), means, yerr=stds, capsize=4, color=colours)
     ax.set_xticks(range(len(rows)), names, rotation=30, ha="right", fontsize=8)
@@ -145,7 +165,7 @@ def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: st
     if finite.size:
         spread = max(float(np.max(finite + stds[np.isfinite(means)]) - np.min(finite - stds[np.isfinite(means)])), 1e-3)
         ax.set_ylim(float(np.min(finite)) - 1.5 * spread, float(np.max(finite)) + 1.0 * spread)
-    ax.set_ylabel(f"test {metric_label(metric)} (mean ± std)")
+    ax.set_ylabel(f"test {metric_label(metric)} (mean ± {error_name})")
     ax.set_title(title)
     return fig
 

@@ -10,8 +10,17 @@ where ``u_j`` is the output of lower sub-network ``j``, ``W_ij`` a learned trans
 and ``z_ij`` a hard concrete coding variable. Layout here: the bottom layer is ``n_0`` FC+ReLU
 sub-networks reading the model input; each routing layer computes ``ReLU(sum_j z_ij W_ij u_j +
 b_i)``; the last routing layer has one sub-network per task, which feeds that task's tower (FC 16
-+ ReLU + FC C_t, section "Methods"). The default, one routing layer, is the paper's Figure 1(b);
-``num_subnetworks=(n0, n1)`` stacks two routing layers.
++ ReLU + FC C_t, section "Methods"). ``num_subnetworks=(n0, n1)`` stacks two routing layers.
+
+"Shared part: Two subsequent transformation layers" (section "Methods") is read as the default's
+two weight layers: the bottom sub-networks' weights on the input, then the gated matrices
+``z_ij W_ij`` into the task sub-networks. That is the depth every model of the comparison has,
+and what its Figure 3 varies: "the total hidden size of the first shared layer ... and of the
+second shared layer" (here ``n_0 * hidden_sizes[0]`` and ``T * hidden_sizes[1]``), as in
+Shared-Bottom's two hidden layers, MMoE's shared layer and expert layer, ML-MMoE's "two subsequent
+MMoE layers" and SNR-Aver's "two subsequent sub-network layers" (its bottom and task
+sub-networks). Two gated layers, ``num_subnetworks=(4, 4)`` with three ``hidden_sizes``, would
+give SNR-Trans a third shared layer that no other model of the paper has.
 
 The loss adds ``lambda * E||z||_0`` (:meth:`regularization`). At serving time every ``W_ij`` with
 ``z_hat_ij == 0`` is removed (:meth:`serving_model`), which is why SNR-Trans can shrink its

@@ -56,3 +56,61 @@ def test_figure4_compares_the_first_fc_layer():
     assert seeds_figure_layer(["fc1", "fc2", "fc3"]) == (0, "fc1")
     assert seeds_figure_layer(["conv1", "conv2", "fc1", "fc2"]) == (2, "fc1")
     assert seeds_figure_layer(["conv3"]) == (0, "conv3")
+
+
+def test_size_series_set_dense_and_sparse_snr_apart():
+    from routing_rl.analysis.figure_report import size_series
+
+    assert size_series({"agent": "snr-trans", "agent_options": {"l0_lambda": 1e-4}}) == "snr-trans λ=0.0001"
+    assert size_series({"agent": "snr-trans", "agent_options": {}}) == "snr-trans λ=1e-05"  # the model's default
+    assert size_series({"agent": "mmoe", "agent_options": {"shared_hidden": 8}}) == "mmoe"
+
+
+SIZES = """
+[suite]
+name = "sizes"
+seeds = [0]
+[defaults]
+env = "multilabel-synthetic"
+epochs = 1
+threads = 1
+env_options = { num_tasks = 3, num_train = 200, num_test = 60 }
+[runs.dense-a]
+agent = "snr-trans"
+agent_options = { hidden_sizes = [8, 4], l0_lambda = 1e-5 }
+[runs.dense-b]
+agent = "snr-trans"
+agent_options = { hidden_sizes = [8, 12], l0_lambda = 1e-5 }
+[runs.sparse-a]
+agent = "snr-trans"
+agent_options = { hidden_sizes = [8, 4], l0_lambda = 1e-4 }
+[runs.sparse-b]
+agent = "snr-trans"
+agent_options = { hidden_sizes = [8, 12], l0_lambda = 1e-4 }
+"""
+
+
+def test_size_figures_plot_training_and_serving_size(tmp_path):
+    from click.testing import CliRunner
+
+    from routing_rl.cli import main
+
+    suite = tmp_path / "sizes.toml"
+    suite.write_text(SIZES)
+    out = tmp_path / "suite"
+    assert CliRunner().invoke(main, ["suite", "run", str(suite), "--out", str(out)]).exit_code == 0
+    result = CliRunner().invoke(main, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    names = {Path(line).name for line in result.output.split()}
+    assert {"size-train.png", "size-serving.png"} <= names  # two series (one per lambda) of two sizes each
+
+
+@pytest.mark.parametrize("path", sorted((SUITES.parent / "sweeps").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_sweep_parses(path):
+    from routing_rl.suites.sweep import load_sweep_file
+
+    sweep = load_sweep_file(path)
+    drawn = sweep.draw(1)
+    assert len(drawn) == len(sweep.grid) and len({t.key for t, _, _ in drawn}) == len(drawn)
+    lambdas = sorted({t.config.agent_options["l0_lambda"] for t, _, _ in drawn if t.config.agent.startswith("snr-")})
+    assert lambdas == [1e-5, 1e-4, 1e-3]  # the SNR paper's grid
