@@ -448,7 +448,7 @@ def test_a_slash_in_a_task_name_adds_no_tensorboard_level(tmp_path):
 
 
 def test_long_task_names_fit_inside_the_similarity_heatmap():
-    from routing_rl.analysis.figures import plt, similarity_figure
+    from routing_rl.plots.figures import plt, similarity_figure
 
     names = ["a very long task name that goes on and on " + str(k) for k in range(3)]
     policy = [[[0.5, 0.5], [0.9, 0.1], [0.1, 0.9]]]

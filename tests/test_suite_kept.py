@@ -125,3 +125,12 @@ def test_rerun_trial_reproduces_a_kept_trial(kept_suite, tmp_path):
     result = CliRunner().invoke(module.main, [str(trial), "--out", str(tmp_path / "rerun")])
     assert result.exit_code == 0, result.output
     assert "every per-task score the same" in result.output
+
+
+def test_every_kept_table2_trial_is_still_a_trial_of_the_shipped_suite():
+    """A refactor or a new option must not change a kept trial's configuration hash (it would be retrained)."""
+    root = Path(__file__).resolve().parents[1]
+    suite = load_suite_file(root / "suites" / "reexamining-table2-fmnist.toml")
+    names = {t.name for t in suite.trials()}
+    kept = sorted(p.name for p in (root / "results" / "reexamining-table2-fmnist").iterdir() if (p / "results.json").exists())
+    assert kept and set(kept) <= names, sorted(set(kept) - names)

@@ -9,13 +9,11 @@ text (or as JSON with ``--json``). Attach it to the main group with ``main.add_c
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from routing_rl.analysis.grouping import grouping_test
@@ -27,16 +25,6 @@ from routing_rl.analysis.similarity import (
     mean_by_layer,
     route_partition,
 )
-
-
-def parse_groups(value: str | None) -> list[int] | None:
-    """``"0,1,0,1"`` -> ``[0, 1, 0, 1]``; None stays None."""
-    if value is None:
-        return None
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}", param_hint="--groups") from None
 
 
 def grouping_report(run: RunSummary, groups: Sequence[int], samples: int, seed: int) -> list[dict[str, Any]]:
@@ -139,40 +127,17 @@ def format_report(report: dict[str, Any], precision: int = 2) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """NaN becomes null so that the JSON output is standard."""
     if isinstance(obj, float) and math.isnan(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.generic):
-        return _json_safe(obj.item())
+        return json_safe(obj.item())
     return obj
 
 
-@click.command("analyze")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--groups", default=None, metavar="G0,G1,...", help="True group of every task (default: from task names ending in group<k>).")
-@click.option("--samples", default=1000, show_default=True, type=click.IntRange(min=1), help="Permutations and random routes for the p-values.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the permutations and random routes.")
-@click.option("--precision", default=2, show_default=True, type=click.IntRange(0, 6), help="Decimals printed.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def analyze(paths: tuple[Path, ...], groups: str | None, samples: int, seed: int, precision: int, as_json: bool) -> None:
-    """Task similarity per routed layer, grouping recovery and cross-seed agreement of finished runs.
-
-    PATHS are run directories or results.json files. Pass several runs of one configuration with
-    different seeds to see whether they route the tasks alike (the Re-examining paper, Figure 4).
-    """
-    try:
-        report = analyze_runs(paths, parse_groups(groups), samples, seed)
-    except ValueError as exc:  # ResultsError is a ValueError; so are mismatched runs and groups
-        raise click.ClickException(str(exc)) from None
-    if as_json:
-        click.echo(json.dumps(_json_safe(report), indent=2))
-    else:
-        click.echo(format_report(report, precision), nl=False)
-
-
-__all__ = ["analyze", "analyze_runs", "format_report", "parse_groups"]
+__all__ = ["analyze_runs", "format_report", "json_safe"]

@@ -22,23 +22,10 @@ from typing import Any
 import numpy as np
 
 from routing_rl.analysis.grouping import adjusted_rand_index
+from routing_rl.metrics.routing import cosine_similarity_matrix
 
 GROUP_IN_TASK_NAME = re.compile(r"group(\d+)$")
 """Task names of ``synthetic-groups`` end in ``-group<k>``; the true groups are read from them."""
-
-
-def cosine_similarity_matrix(policy: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
-    """``S[i, j] = <p_i, p_j> / (|p_i| |p_j|)`` for the rows of a ``[T, M]`` policy: ``[T, T]``.
-
-    Probability rows are non-negative, so the values lie in [0, 1]: 1 for identical routing
-    distributions, 0 for tasks that never pick a common block. A zero row is similar to nothing.
-    """
-    p = np.asarray(policy, dtype=np.float64)
-    if p.ndim != 2:
-        raise ValueError(f"a policy is a [tasks, blocks] matrix, got shape {p.shape}")
-    norms = np.linalg.norm(p, axis=1)
-    unit = np.divide(p, norms[:, None], out=np.zeros_like(p), where=norms[:, None] > 0)
-    return np.clip(unit @ unit.T, -1.0, 1.0)
 
 
 def policy_similarities(policies: Sequence[Sequence[Sequence[float]]] | Sequence[np.ndarray]) -> np.ndarray:

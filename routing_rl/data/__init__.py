@@ -44,6 +44,7 @@ __all__ = [
     "Suite",
     "SyntheticGroups",
     "YouTube8M",
+    "load_from",
     "load_suite",
     "suite_names",
 ]
@@ -66,7 +67,11 @@ def load_suite(
     Raises :class:`routing_rl.registry.UnknownNameError` (listing the valid names) for an unknown
     ``name`` and :class:`DataError` when its files are missing or corrupt.
     """
-    suite = Suite.registry.get(name)(**kwargs)
+    return load_from(Suite.registry.get(name)(**kwargs), name, data_dir, seed, val_fraction)
+
+
+def load_from(suite: Suite, name: str, data_dir: str | Path | None = None, seed: int = 0, val_fraction: float = 0.1) -> MultiTaskDataset:
+    """Load a built suite (registered as ``name``); refuse a validation split that came out empty."""
     data = suite.load(None if data_dir is None else Path(data_dir), seed, val_fraction)
     if val_fraction > 0 and len(data.val) == 0:  # best-validation selection would compare NaNs
         raise DataError(

@@ -11,18 +11,11 @@ exactly the numbers it got before unlabelled entries existed.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from routing_rl.core.objectives import observed
 from routing_rl.data.multilabel import Problem
-
-
-def observed(targets: Tensor, label_mask: Tensor) -> tuple[Tensor, Tensor]:
-    """``targets`` with unlabelled (NaN) entries set to 0, and the weight of every entry: 1 for a
-    real label column that holds a value, else 0 (``label_mask`` broadcasts against ``targets``)."""
-    seen = ~torch.isnan(targets)
-    return torch.where(seen, targets, torch.zeros_like(targets)), (label_mask & seen).to(targets.dtype)
 
 
 def per_task_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, problem: Problem = "multilabel") -> Tensor:

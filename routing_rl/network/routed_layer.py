@@ -15,36 +15,17 @@ gradients and optimizer updates are paid per block.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from routing_rl.core.contracts import RoutingDecision
 from routing_rl.network.linear_bank import BANK_MIN_BLOCKS, LinearBank, maybe_bank, plain_linears
 
 Blocks = nn.ModuleList | LinearBank
 """A layer's blocks: one module per block, or a bank of linear blocks stored stacked."""
-
-
-@dataclass
-class RoutingDecision:
-    """Which block(s) each sample goes through at one routed layer.
-
-    Hard routing: ``blocks`` is ``[B]`` (one block per sample) and ``weights`` is None.
-    Soft routing (differentiable gates): ``blocks`` is ``[B, K]`` and ``weights`` is ``[B, K]``;
-    the layer output is ``sum_k weights[b, k] * block_{blocks[b, k]}(x_b)`` and pairs whose
-    weight is exactly zero are skipped. ``log_probs`` (``[B]``) is filled by stochastic routers.
-    """
-
-    blocks: torch.Tensor
-    weights: torch.Tensor | None = None
-    log_probs: torch.Tensor | None = None
-
-    @property
-    def is_hard(self) -> bool:
-        return self.weights is None
 
 
 STACKED_MIN_BLOCKS = 32

@@ -94,10 +94,11 @@ def write_battery(env: str, env_options: dict[str, Any], out: Path, name: str | 
     """Load the data (checking it), size the battery from it and write the suite file ``out``."""
     import tomli_w
 
-    from routing_rl.data import load_suite
+    from routing_rl.data import load_from
+    from routing_rl.training.composition import suite_class
     from routing_rl.training.families import task_family
 
-    family = task_family(load_suite(env, None, 0, RunConfig.val_fraction, **env_options))
+    family = task_family(load_from(suite_class(env)(**env_options), env, None, 0, RunConfig.val_fraction))
     sizes = (tuple(family.input_shape), list(family.head_sizes))
     suite_name = name or out.stem
     contents = battery(env, env_options, suite_name, seeds, epochs, sizes)

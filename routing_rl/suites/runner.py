@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
@@ -34,16 +33,10 @@ class TrialSetupError(ValueError):
 
 
 def trial_status(directory: Path) -> str:
-    """``complete``, ``partial`` (a checkpoint to resume from), ``diverged`` or ``new``."""
-    results = directory / "results.json"
-    if results.exists():
-        try:
-            status = json.loads(results.read_text()).get("status")
-        except (OSError, ValueError):
-            status = None
-        if status in ("complete", "diverged"):
-            return str(status)
-    return "partial" if (directory / "checkpoint.pt").exists() else "new"
+    """``complete``, ``partial`` (a checkpoint to resume from), ``diverged`` or ``new`` (:meth:`RunDirectory.status`)."""
+    from routing_rl.training.run_dir import RunDirectory
+
+    return RunDirectory(directory).status()
 
 
 FINISHED = ("complete", "diverged")
@@ -85,11 +78,13 @@ def threads_per_worker(workers: int) -> int:
 def run_trial(config: dict[str, Any], directory: str) -> dict[str, Any]:
     """Train one trial to completion in ``directory`` (resuming its checkpoint if there is one).
 
-    Runs in a worker process (or a Ray task): it imports, builds and trains everything itself and
-    returns a small summary, so nothing but plain data crosses process boundaries.
+    Runs in a worker process (or a Ray task): it imports, builds and trains everything itself through
+    the one run sequence of ``routing-rl run`` and returns a small summary, so nothing but plain data
+    crosses process boundaries.
     """
-    from routing_rl.training import RunConfig, Trainer, TrainingDiverged
-    from routing_rl.training.tb_logger import TensorBoardLogger
+    from routing_rl.training import RunConfig
+    from routing_rl.training.composition import compose
+    from routing_rl.training.run_sequence import run_one
 
     path = Path(directory)
     status = trial_status(path)
@@ -99,38 +94,33 @@ def run_trial(config: dict[str, Any], directory: str) -> dict[str, Any]:
     from routing_rl.data import DataError
     from routing_rl.network import SpecError
 
-    cfg = RunConfig(**{**config, "logdir": directory})
-    start = time.perf_counter()
-    try:
-        trainer = Trainer.from_config(cfg, command=["routing-rl", "suite", "run"])
-    except (DataError, SpecError, RouterConfigError, ValueError) as exc:
-        raise TrialSetupError(f"trial {path.name}: {exc}") from None
-    trainer.prepare_run_dir(resume=status == "partial", overwrite=status != "partial")
-    logger = TensorBoardLogger(path / "tensorboard", purge_step=trainer.start_epoch)
-    try:
-        trainer.fit(logger)
-        outcome = "complete"
-    except TrainingDiverged:
-        outcome = "diverged"
-    finally:
-        logger.close()
-    return {"directory": directory, "status": outcome, "seconds": time.perf_counter() - start}
+    def guard(step: Callable[[], Any]) -> Any:
+        try:
+            return step()
+        except (DataError, SpecError, RouterConfigError, ValueError) as exc:
+            raise TrialSetupError(f"trial {path.name}: {exc}") from None
+
+    parts = guard(lambda: compose(RunConfig(**{**config, "logdir": directory})))
+    outcome = run_one(parts, resume=status == "partial", overwrite=status != "partial", command=["routing-rl", "suite", "run"], guard=guard)
+    return {"directory": directory, "status": outcome.status, "seconds": outcome.seconds}
 
 
 def check_data(trials: list[Trial]) -> None:
     """Load the data of every trial whose suite asks to be checked before a suite run writes anything
     (``checked_before_suite_run``: a user's file), once per distinct configuration; raises its DataError."""
-    from routing_rl.data import Suite as DataSuite
-    from routing_rl.data import load_suite
+    from routing_rl.training.composition import compose
 
     seen = set()
     for trial in trials:
         cfg = trial.config
         key = (cfg.env, json.dumps(cfg.env_options, sort_keys=True, default=str), cfg.seed, cfg.val_fraction)
-        if key in seen or not DataSuite.registry.get(cfg.env).checked_before_suite_run:
+        if key in seen:
+            continue
+        parts = compose(cfg)
+        if not parts.suite_cls.checked_before_suite_run:
             continue
         seen.add(key)
-        load_suite(cfg.env, cfg.data_dir, cfg.seed, cfg.val_fraction, **cfg.env_options)
+        parts.load_data()
 
 
 def write_manifest(suite: Suite, scale: str | None, trials: list[Trial], directory: Path) -> None:

@@ -47,7 +47,8 @@ from typing import Any
 
 from routing_rl.registry import UnknownNameError
 from routing_rl.suites.checks import MAX_TRIALS, check_value, describe, path_name_problem, seeds_problem
-from routing_rl.training.config import STORED_BEFORE_DEFAULT_CHANGES, RunConfig, default_routed
+from routing_rl.training.composition import agent_class, default_routed, misplaced_options, suite_class
+from routing_rl.training.config import STORED_BEFORE_DEFAULT_CHANGES, RunConfig
 from routing_rl.training.presets import apply_preset
 
 if sys.version_info >= (3, 11):
@@ -169,25 +170,25 @@ def make_config(options: dict[str, Any], seed: int, where: str) -> RunConfig:
     try:
         for key, value in values.items():
             check_value(key, value, CONFIG_TYPES[key])
+        given = [k for k in values if k not in ("seed", "preset")]
         values = apply_preset(values.pop("preset", None), values)
-        values.setdefault("routed", default_routed(values.get("agent", RunConfig.agent)))
+        agent_cls = agent_class(values.get("agent", RunConfig.agent))
+        suite_cls = suite_class(values.get("env", RunConfig.env))
+        if problem := misplaced_options(given, agent_cls, suite_cls, str):
+            raise ValueError(problem)
+        values.setdefault("routed", default_routed(agent_cls))
         config = RunConfig(**values)
         config.check()
-        check_names(config)
+        check_names(config, agent_cls, suite_cls)
     except (TypeError, ValueError, KeyError, UnknownNameError) as exc:
         raise SuiteError(f"{where}: {exc}") from None
     return config
 
 
-def check_names(config: RunConfig) -> None:
-    """The agent, the suite and their option names exist and each option's value has the option's type
+def check_names(config: RunConfig, agent_cls: type[Any], suite_cls: type[Any]) -> None:
+    """The agent's and the suite's option names exist and each option's value has the option's type
     (ranges are checked when the trial is built, by the class itself)."""
-    import routing_rl  # noqa: F401  (registers every built-in name)
-    from routing_rl.data import Suite as DataSuite
-    from routing_rl.registry import AGENTS
-
-    for cls, options, kind in ((AGENTS.get(config.agent), config.agent_options, "agent_options"),
-                               (DataSuite.registry.get(config.env), config.env_options, "env_options")):  # fmt: skip
+    for cls, options, kind in ((agent_cls, config.agent_options, "agent_options"), (suite_cls, config.env_options, "env_options")):
         specs = cls.options()
         unknown = sorted(set(options) - set(specs))
         if unknown:
@@ -195,7 +196,7 @@ def check_names(config: RunConfig) -> None:
         for key, value in options.items():
             check_value(f"{kind}.{key}", value, specs[key].annotation)
     try:  # a task suite's constructor checks its sizes (and their memory) without loading anything
-        DataSuite.registry.get(config.env)(**config.env_options)
+        suite_cls(**config.env_options)
     except Exception as exc:  # a plugin's suite is user code: whatever it raises is reported
         raise ValueError(f"env_options: {exc}") from None
 

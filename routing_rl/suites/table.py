@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from routing_rl.analysis.significance import one_tailed_ttest
-from routing_rl.training.families import metric_label
+from routing_rl.core.contracts import metric_label
 from routing_rl.training.results import ResultsError, load_results
 
 

@@ -12,35 +12,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-ROUTER_ONLY_OPTIONS: tuple[str, ...] = (
-    "warmup_epochs", "routed", "blocks", "fc_layers", "hidden", "filters", "channels_last", "reward", "collab_reward", "collab_window", "observe_hidden",
-    "collab_form", "module_loss", "loss_reduction", "dropout",
-)  # fmt: skip
-"""Options that configure the routed network or its router episodes; meaningless for multi-task models."""
-
-MULTI_OUTPUT_ONLY_OPTIONS: tuple[str, ...] = ("map_k",)
-"""Options of the multi-label family's metric; meaningless for single-label suites."""
-
-REWARDS: tuple[str, ...] = ("auto", "correct", "neg-loss")
-COLLAB_FORMS: tuple[str, ...] = ("once", "public-code")
-MODULE_LOSSES: tuple[str, ...] = ("cross-entropy", "mse-one-hot")
-LOSS_REDUCTIONS: tuple[str, ...] = ("mean", "sum")
-GRAD_CLIP_MODES: tuple[str, ...] = ("norm", "public-code")
-
-MAX_FC_LAYERS = 1000
-"""The most ``--fc-layers``: the layer list is built before the memory estimate, so it is bounded first."""
+from routing_rl.training.options import SECTIONS, declared, flag_of, option
 
 STORED_BEFORE_DEFAULT_CHANGES: dict[str, Any] = {"channels_last": False}
 """Options whose default changed: a stored config without them (from an older release) ran with this value."""
-
-
-def default_routed(agent: str) -> str:
-    """``--routed`` where the command line or a suite does not give it: the router's own default
-    (``Router.default_routed``: ``all`` for no-sharing), else ``fc``."""
-    import routing_rl  # noqa: F401  (registers every built-in agent)
-    from routing_rl.registry import AGENTS
-
-    return str(getattr(AGENTS.get(agent), "default_routed", "fc"))
 
 
 def _jsonable(value: Any) -> Any:
@@ -50,50 +25,188 @@ def _jsonable(value: Any) -> Any:
 
 @dataclass
 class RunConfig:
-    """The options of ``routing-rl run`` (see its ``--help``); ``agent_options``/``env_options`` are ``-o``/``-e``."""
+    """The options of ``routing-rl run`` (see its ``--help``); ``agent_options``/``env_options`` are ``-o``/``-e``.
 
-    agent: str = "fixed-random"
-    env: str = "synthetic-groups"
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
-    router_lr: float | None = None
-    lr_milestones: list[int] = field(default_factory=list)
-    lr_decay: float | list[float] = 0.1  # one factor per milestone, or one for all
-    step_epochs: list[int] = field(default_factory=list)  # the optimizers step only in these epochs (empty: every epoch)
-    grad_clip: float | None = None
-    grad_clip_mode: str = "norm"
-    separate_optimizers: bool = False
-    optimizer: str = "adam"
-    fused_optimizer: bool = False
-    warmup_epochs: int = 0
-    seed: int = 0
-    routed: str = "fc"
-    blocks: int | None = None
-    fc_layers: int | None = None
-    hidden: int = 64
-    filters: int = 32
-    dropout: float = 0.0  # the Re-examining paper swept 0-0.9 and chose none
-    channels_last: bool = True  # routed networks on images: 1.4-1.9x faster on CPUs; --contiguous for the published runs' layout
-    reward: str = "auto"
-    collab_reward: float = 0.0
-    collab_window: int = 256
-    collab_form: str = "once"
-    module_loss: str = "cross-entropy"
-    loss_reduction: str = "mean"
-    observe_hidden: bool = False
-    map_k: int = 10
-    val_fraction: float = 0.1
-    eval_batch_size: int = 128  # smaller batches keep activations in cache: 2x faster, same outputs (benchmarks/eval_batch.py)
-    threads: int | None = None
-    device: str = "auto"
-    logdir: str | None = None
-    data_dir: str | None = None
+    Each field declares its option once (:func:`~routing_rl.training.options.option`): the default
+    here, its section, scope, range or choices and help beside it. The command line's flags, the
+    checks of :meth:`check` and the router-only and multi-label-only lists are derived from them.
+    """
+
+    # ---- run -------------------------------------------------------------------------------------
+    agent: str = option(
+        "fixed-random", section="run",
+        help="A router or a multi-task model (see `routing-rl list`).",
+    )
+    preset: str | None = option(
+        None, section="run", show_default=False,
+        help="A paper's protocol (reexamining-fmnist, reexamining-cifar100): sets the options it fixes; options you give still win.",
+    )
+    env: str = option(
+        "synthetic-groups", section="run",
+        help="A task suite (see `routing-rl list`).",
+    )
+    epochs: int = option(
+        5, section="run", low=1,
+        help="Training epochs.",
+    )
+    seed: int = option(
+        0, section="run", low=0, high=2**31 - 1,
+        help="Fixes data order, routes and weights.",
+    )
+    logdir: str | None = option(
+        None, section="run", show_default=False,
+        help="Run directory (default: runs/<env>-<agent>[-routed_<layers>]-seed<seed>).",
+    )
+    data_dir: str | None = option(
+        None, section="run", show_default=False, path=True,
+        help="Where the data files are (else $ROUTING_RL_DATA, then system locations).",
+    )
+    device: str = option(
+        "auto", section="run",
+        help="auto, cpu, cuda, cuda:N or mps.",
+    )
+    threads: int | None = option(
+        None, section="run", low=1, high=256, show_default=False,
+        help="Torch intra-op threads (default: half the CPU cores, at least 1; torch's one per core collapses on a busy machine).",
+    )
+    eval_batch_size: int = option(
+        128, section="run", low=1,
+        help="Rows per evaluation batch (outputs do not depend on it; reported losses do, in the last bits).",
+    )
+    divergence_factor: float = option(
+        1000.0, section="run", low=0,
+        help="Stop when the task loss exceeds this many times the first batch's (at least 1); 0: only on NaN/inf.",
+    )
+    max_batches_per_epoch: int | None = option(
+        None, section="run", low=1, flag="--max-batches", show_default=False,
+        help="Stop each training epoch after N batches (smoke tests).",
+    )
+
+    # ---- optimisation ----------------------------------------------------------------------------
+    batch_size: int = option(
+        128, section="optimisation", low=1,
+        help="Rows (or examples) per training batch.",
+    )
+    lr: float = option(
+        0.001, section="optimisation", low=0, low_open=True,
+        help="Learning rate of the weights.",
+    )
+    router_lr: float | None = option(
+        None, section="optimisation", low=0, low_open=True, show_default=False,
+        help="Learning rate of the router or the model's gates (default: the router's own rate, e.g. wpl 0.1, reinforce 0.3; else --lr).",
+    )
+    lr_milestones: list[int] = option(
+        factory=list, section="optimisation", parse="epochs", show_default=False,
+        help="Epochs after which every learning rate is multiplied by --lr-decay, e.g. 5,10 (the public routing code's schedule).",
+    )
+    lr_decay: float | list[float] = option(
+        0.1, section="optimisation", parse="factors",
+        help="Factor of each --lr-milestones step, or one factor per milestone (e.g. 0.3333333333333333,0.3: the later public code's 3e-3, 1e-3, 3e-4).",
+    )
+    step_epochs: list[int] = option(
+        factory=list, section="optimisation", parse="epochs", show_default=False,
+        help="Step the optimizers only in these epochs, e.g. 1,6,11 (the public code's run_experiments.py: its optimizer list is empty in every other epoch); default: every epoch.",
+    )
+    grad_clip: float | None = option(
+        None, section="optimisation", low=0, low_open=True, show_default=False,
+        help="Clip the weights' gradient norm at this value (the public code: 40); routing parameters are not clipped.",
+    )
+    grad_clip_mode: str = option(
+        "norm", section="optimisation", choices=("norm", "public-code"),
+        help="norm: torch's clip_grad_norm_; public-code: its call on the weights listed twice (clips at value/sqrt(2), scales twice).",
+    )
+    separate_optimizers: bool = option(
+        False, section="optimisation", off_flag="--single-optimizer",
+        help="One optimizer for weights and one for the router/gates, or one for both (the public code).",
+    )
+    optimizer: str = option(
+        "adam", section="optimisation", choices=("adam", "sgd"),
+        help="Plain SGD shows the public-code WPL's exploding gradient in full.",
+    )
+    fused_optimizer: bool = option(
+        False, section="optimisation", show_default=False,
+        help="torch's fused Adam/SGD kernels (about 3x faster Adam steps over many small block tensors; results differ in the last bits).",
+    )
+
+    # ---- data ------------------------------------------------------------------------------------
+    val_fraction: float = option(
+        0.1, section="data", low=0, high=1, high_open=True,
+        help="Share of each task's training rows held out for validation (model selection); 0: none.",
+    )
+    map_k: int = option(
+        10, section="data", scope="multi-label", low=1,
+        help="K of MAP@K (multi-label suites).",
+    )
+
+    # ---- network ---------------------------------------------------------------------------------
+    routed: str = option(
+        "fc", section="network", scope="router", cli_default=None, show_default=False,
+        help="Routers: routed layers: none, all, fc, conv, head (the task-facing layer), or names like conv1,2,3 / conv3 / fc1,fc2 (default: fc; all for no-sharing).",
+    )
+    blocks: int | None = option(
+        None, section="network", scope="router", low=1, show_default=False,
+        help="Routers: function blocks per routed layer (default: number of tasks).",
+    )
+    fc_layers: int | None = option(
+        None, section="network", scope="router", low=0, high=1000, show_default=False,
+        help="Routers: hidden FC layers after the conv layers (default 2; 3 for vector inputs).",
+    )
+    hidden: int = option(
+        64, section="network", scope="router", low=1,
+        help="Routers: units of each FC block.",
+    )
+    filters: int = option(
+        32, section="network", scope="router", low=1,
+        help="Routers: filters of each conv block.",
+    )
+    dropout: float = option(
+        0.0, section="network", scope="router", low=0, high=1, high_open=True,
+        help="Routers: dropout on the output of every layer below the heads while training (the Re-examining paper swept 0-0.9 and chose 0).",
+    )
+    channels_last: bool = option(
+        True, section="network", scope="router", off_flag="--contiguous",
+        help="Routers on images: convolutions in channels_last memory format (the default: 1.4-1.9x faster on CPUs) or the contiguous layout the published Table 2 re-test was trained in (results differ in the last bits).",
+    )
+
+    # ---- episodes --------------------------------------------------------------------------------
+    warmup_epochs: int = option(
+        0, section="episodes", scope="router", low=0,
+        help="Routers: share every routed layer for N epochs before routing.",
+    )
+    reward: str = option(
+        "auto", section="episodes", scope="router", choices=("auto", "correct", "neg-loss"),
+        help="Routers' final reward: correct (+1/-1; multi-label: 2 AP@K - 1) or minus the loss; auto: correct, neg-loss for regression.",
+    )
+    collab_reward: float = option(
+        0.0, section="episodes", scope="router",
+        help="Routers: per-step bonus rho * frequency of the chosen block among the layer's recent decisions.",
+    )
+    collab_window: int = option(
+        256, section="episodes", scope="router", low=1,
+        help="Routers: recent decisions per layer the collaboration reward counts.",
+    )
+    collab_form: str = option(
+        "once", section="episodes", scope="router", choices=("once", "public-code"),
+        help="Routers: rho * frequency (once), or the public code's rho^2 * frequency / layers * |final reward|.",
+    )
+    module_loss: str = option(
+        "cross-entropy", section="episodes", scope="router", choices=("cross-entropy", "mse-one-hot"),
+        help="Routers on single-label suites: the task loss of an episode; mse-one-hot is the public code's (squared error of the outputs to one-hot targets, summed).",
+    )
+    loss_reduction: str = option(
+        "mean", section="episodes", scope="router", choices=("mean", "sum"),
+        help="Routers: the task loss of a batch as the mean over its episodes, or their sum (the public code's reduction none).",
+    )
+    observe_hidden: bool = option(
+        False, section="episodes", scope="router", show_default=False,
+        help="Routers: observe the hidden representation too.",
+    )
+
+    # ---- -o and -e ------------------------------------------------------------------------------
     agent_options: dict[str, Any] = field(default_factory=dict)
+    """``-o KEY=VALUE``: the router's or model's constructor options."""
     env_options: dict[str, Any] = field(default_factory=dict)
-    max_batches_per_epoch: int | None = None
-    divergence_factor: float = 1000.0
-    preset: str | None = None
+    """``-e KEY=VALUE``: the task suite's options."""
 
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (
         "epochs", "device", "logdir", "data_dir", "eval_batch_size", "threads", "divergence_factor",
@@ -101,17 +214,14 @@ class RunConfig:
     """Options that may differ between an interrupted run and its resumption."""
 
     def check(self) -> None:
-        """Raise ``ValueError`` naming the option for values no run can use."""
-        positive = {"--epochs": self.epochs, "--batch-size": self.batch_size, "--map-k": self.map_k,
-                    "--collab-window": self.collab_window, "--hidden": self.hidden, "--filters": self.filters}  # fmt: skip
-        for flag, value in positive.items():
-            if value < 1:
-                raise ValueError(f"{flag} must be at least 1, got {value}")
-        floats = {"--lr": self.lr, "--router-lr": self.router_lr, "--collab-reward": self.collab_reward,
-                  "--val-fraction": self.val_fraction, "--divergence-factor": self.divergence_factor}  # fmt: skip
-        for flag, value in floats.items():
-            if value is not None and not math.isfinite(value):
-                raise ValueError(f"{flag} must be a finite number, got {value}")
+        """Raise ``ValueError`` naming the option for values no run can use: each declared range and
+        choice (:mod:`routing_rl.training.options`), then the rules that tie options together."""
+        for f, declaration in declared(type(self)):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{flag_of(f.name, declaration)} must be a finite number, got {value}")
+            if problem := declaration.problem(value):
+                raise ValueError(f"{flag_of(f.name, declaration)} {problem}")
         if any(not isinstance(m, int) or m < 1 for m in self.lr_milestones):
             raise ValueError(f"--lr-milestones must be epochs >= 1, got {self.lr_milestones}")
         if len(set(self.lr_milestones)) != len(self.lr_milestones):
@@ -123,37 +233,18 @@ class RunConfig:
             raise ValueError(f"--lr-decay gives {len(self.lr_decay)} factors for {len(self.lr_milestones)} --lr-milestones; give one, or one per milestone")
         if any(not isinstance(e, int) or e < 1 for e in self.step_epochs) or len(set(self.step_epochs)) != len(self.step_epochs):
             raise ValueError(f"--step-epochs must be distinct epochs >= 1, got {self.step_epochs}")
-        if self.grad_clip is not None and (not math.isfinite(self.grad_clip) or self.grad_clip <= 0):
-            raise ValueError(f"--grad-clip must be a positive number, got {self.grad_clip}")
-        if self.lr <= 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
-        if self.router_lr is not None and self.router_lr <= 0:
-            raise ValueError(f"--router-lr must be positive, got {self.router_lr}")
-        if self.warmup_epochs < 0:
-            raise ValueError(f"--warmup-epochs must be >= 0, got {self.warmup_epochs}")
-        if self.blocks is not None and self.blocks < 1:
-            raise ValueError(f"--blocks must be at least 1, got {self.blocks}")
-        if self.fc_layers is not None and not 0 <= self.fc_layers <= MAX_FC_LAYERS:
-            raise ValueError(f"--fc-layers must be from 0 to {MAX_FC_LAYERS}, got {self.fc_layers}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {self.threads}")
-        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
-            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if not any(token.strip() for token in self.routed.split(",")):
             raise ValueError(f"--routed {self.routed!r} names no layer; name the routed layers (e.g. fc, conv3, all), or none for no routed layer")
         if any(not token.strip() for token in self.routed.split(",")):
             raise ValueError(f"--routed {self.routed!r} has an empty item; separate layer names by single commas, e.g. fc1,fc2")
         if self.divergence_factor != 0 and self.divergence_factor < 1:
             raise ValueError(f"--divergence-factor must be 0 (off) or at least 1, got {self.divergence_factor}")
-        if self.reward not in REWARDS:
-            raise ValueError(f"--reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
-        for flag, value, choices in (("--collab-form", self.collab_form, COLLAB_FORMS), ("--module-loss", self.module_loss, MODULE_LOSSES),
-                                     ("--loss-reduction", self.loss_reduction, LOSS_REDUCTIONS),
-                                     ("--grad-clip-mode", self.grad_clip_mode, GRAD_CLIP_MODES)):  # fmt: skip
-            if value not in choices:
-                raise ValueError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The options of one section (:data:`~routing_rl.training.options.SECTIONS`) and their values."""
+        if name not in SECTIONS:
+            raise ValueError(f"unknown section {name!r}; valid choices: {', '.join(SECTIONS)}")
+        return {f.name: getattr(self, f.name) for f, declaration in declared(type(self)) if declaration.section == name}
 
     def run_name(self, routed: bool = True) -> str:
         """The default run directory's name under ``runs/`` (routed layers only for routers)."""
@@ -182,3 +273,10 @@ class RunConfig:
             for k, v in mine.items()
             if k not in self.RESUMABLE_CHANGES and theirs.get(k, v) != v
         ]
+
+
+ROUTER_ONLY_OPTIONS: tuple[str, ...] = tuple(f.name for f, d in declared(RunConfig) if d.scope == "router")
+"""Options that configure the routed network or its router episodes; meaningless for multi-task models."""
+
+MULTI_OUTPUT_ONLY_OPTIONS: tuple[str, ...] = tuple(f.name for f, d in declared(RunConfig) if d.scope == "multi-label")
+"""Options of the multi-label family's metric; meaningless for single-label suites."""

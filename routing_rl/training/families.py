@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,46 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from routing_rl.core.contracts import Batch, SplitScore
 from routing_rl.data import MultiLabelData, SingleLabelData
-from routing_rl.envs.rewards import ClassificationObjective, EpisodeObjective
-from routing_rl.metrics import MapAccumulator, average_precision_at_k
+from routing_rl.core.objectives import ClassificationObjective, EpisodeObjective, MultiOutputObjective
+from routing_rl.metrics import MapAccumulator
 from routing_rl.models.losses import multitask_loss, observed, per_task_loss
 
 
-@dataclass
-class Batch:
-    """One mini-batch: inputs, targets, and the task of each row (None: every example has every task)."""
-
-    x: Tensor
-    y: Tensor
-    tasks: Tensor | None = None
-
-    @property
-    def size(self) -> int:
-        return int(self.x.shape[0])
-
-
-@dataclass
-class SplitScore:
-    """Per-task scores of one split. ``mean`` averages the tasks uniformly (macro); ``micro`` weights
-    them by ``counts`` (rows of the task; MAP: examples with a positive in it; MSE: output entries);
-    ``loss`` is the mean training loss per example (without regularisation)."""
-
-    metric: str
-    per_task: list[float]
-    mean: float
-    micro: float
-    loss: float
-    examples: int
-    counts: list[int]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def metric_label(metric: str) -> str:
-    """How tables and figures print a metric name: ``MAP@10``, ``MSE``, ``accuracy``."""
-    return metric.upper() if metric.startswith(("map", "mse")) else metric
 
 
 def _nanmean(values: list[float]) -> float:
@@ -295,40 +261,6 @@ class RegressionFamily(MultiOutputFamily):
     higher_is_better = False
     default_reward = "neg-loss"
     rewards = ("neg-loss",)
-
-
-@dataclass
-class MultiOutputObjective:
-    """Per-episode loss of one (example, task) pair and its reward.
-
-    The loss is the task's BCE (or squared error) summed over its real label columns. The
-    ``correct`` reward of a multi-label episode is ``2 * AP@K - 1`` of the task's ranking of its
-    labels (+1 for a perfect top-K, -1 for no positive in it), and 0 where the example has no
-    positive label in that task (nothing to rank); ``neg-loss`` is minus the loss.
-    """
-
-    label_mask: Tensor
-    problem: str
-    reward_kind: str
-    map_k: int
-
-    def loss(self, logits: Tensor, targets: Tensor, tasks: Tensor) -> Tensor:
-        targets, mask = observed(targets, self.label_mask.to(logits.device)[tasks])
-        mask = mask.to(logits.dtype)
-        if self.problem == "multilabel":
-            elementwise = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-        else:
-            elementwise = (logits - targets).square()
-        return (elementwise * mask).sum(dim=1)
-
-    def reward(self, logits: Tensor, targets: Tensor, tasks: Tensor, loss: Tensor) -> Tensor:
-        if self.reward_kind == "neg-loss":
-            return (-loss).detach()
-        mask = self.label_mask.to(logits.device)[tasks]
-        targets = observed(targets, mask)[0]
-        ap = average_precision_at_k(logits.detach(), targets, self.map_k, mask)
-        has_positive = ((targets > 0) & mask).any(dim=1)
-        return torch.where(has_positive, 2.0 * ap.to(loss.dtype) - 1.0, torch.zeros_like(loss)).detach()
 
 
 class MapScorer(Scorer):

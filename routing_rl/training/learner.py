@@ -14,16 +14,19 @@ from abc import ABC, abstractmethod
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
-from routing_rl.registry import AGENTS
 from routing_rl.training.config import RunConfig
-from routing_rl.training.families import Batch, SplitScore, TaskFamily
+from routing_rl.core.contracts import Batch, SplitScore
+from routing_rl.training.families import TaskFamily
 from routing_rl.training.optim import RowSparseAdam, RowSparseSGD
 from routing_rl.training.tb_logger import TensorBoardLogger
+
+if TYPE_CHECKING:
+    from routing_rl.training.composition import Composition
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"adam": RowSparseAdam, "sgd": RowSparseSGD}
 """torch's Adam and SGD, which also step the row-sparse gradients of block banks (``training/optim.py``)."""
@@ -37,14 +40,6 @@ class StepResult:
     task_loss: torch.Tensor
     sums: dict[str, float] = field(default_factory=dict)
     learned_routing: bool = False
-
-
-def resolved_router_lr(config: RunConfig) -> float:
-    """``--router-lr`` if given, else the router's own default (``Router.default_router_lr``), else ``--lr``."""
-    if config.router_lr is not None:
-        return config.router_lr
-    default = getattr(AGENTS.get(config.agent), "default_router_lr", None)
-    return default if default is not None else config.lr
 
 
 def _checked_optimizer(cls: type[torch.optim.Optimizer], kernels: dict[str, bool], params: Any, **options: Any) -> torch.optim.Optimizer:
@@ -64,12 +59,14 @@ def _checked_optimizer(cls: type[torch.optim.Optimizer], kernels: dict[str, bool
 
 
 def make_optimizers(
-    config: RunConfig, weights: list[nn.Parameter], routing: list[nn.Parameter]
+    config: RunConfig, weights: list[nn.Parameter], routing: list[nn.Parameter], router_lr: float | None = None
 ) -> dict[str, torch.optim.Optimizer]:
     """One optimizer over everything (as the public routing code) or one per parameter set.
 
     ``routing`` holds the parameters that decide routes (a router's tables, a model's gate
-    logits). ``--optimizer sgd`` is plain SGD: its step scales with the gradient, so a router whose
+    logits), stepped at ``router_lr`` (the composition resolves the agent's own default,
+    :func:`~routing_rl.training.composition.router_lr`; None: ``--router-lr``, else ``--lr``).
+    ``--optimizer sgd`` is plain SGD: its step scales with the gradient, so a router whose
     gradients explode (the public-code WPL projection) really takes the huge step; Adam
     normalises the step size and hides the explosion.
     """
@@ -78,7 +75,8 @@ def make_optimizers(
     # foreach is bit-identical to torch's per-tensor loop; fused is faster but not (benchmarks/optimizer_step.py)
     kernels = {"fused": True} if config.fused_optimizer else {"foreach": True}
     optimizer_cls = functools.partial(_checked_optimizer, OPTIMIZERS[config.optimizer], kernels)
-    router_lr = resolved_router_lr(config)
+    if router_lr is None:
+        router_lr = config.router_lr if config.router_lr is not None else config.lr
     if config.separate_optimizers:
         optimizers = {"weights": optimizer_cls(weights, lr=config.lr)}
         if routing:
@@ -95,8 +93,9 @@ class Learner(ABC):
 
     kind: ClassVar[str] = ""
 
-    def __init__(self, config: RunConfig, family: TaskFamily, device: torch.device) -> None:
-        self.config = config
+    def __init__(self, parts: Composition, family: TaskFamily, device: torch.device) -> None:
+        self.parts = parts
+        self.config = parts.config
         self.family = family
         self.device = device
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -153,21 +152,3 @@ class Learner(ABC):
             module.load_state_dict(state["modules"][name])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
-
-
-def is_router(agent: str) -> bool:
-    """Whether ``--agent`` names a router (trained in a routed network) rather than a multi-task model."""
-    from routing_rl.agents.base import Router
-
-    return issubclass(AGENTS.get(agent), Router)
-
-
-def make_learner(config: RunConfig, family: TaskFamily, device: torch.device) -> Learner:
-    """The learner for ``config.agent``: a routed network for routers, else the multi-task model."""
-    if is_router(config.agent):
-        from routing_rl.training.routed_learner import RoutedLearner
-
-        return RoutedLearner(config, family, device)
-    from routing_rl.training.model_learner import ModelLearner
-
-    return ModelLearner(config, family, device)

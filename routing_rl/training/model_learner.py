@@ -13,18 +13,20 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from routing_rl.models import MultiTaskModel
-from routing_rl.registry import AGENTS
-from routing_rl.training.config import RunConfig
-from routing_rl.training.families import Batch, SplitScore, TaskFamily
+from routing_rl.core.contracts import Batch, SplitScore
+from routing_rl.training.families import TaskFamily
 from routing_rl.training.learner import Learner, StepResult, make_optimizers
 from routing_rl.training.tb_logger import TensorBoardLogger
+
+if TYPE_CHECKING:
+    from routing_rl.training.composition import Composition
 
 SERVING_TOLERANCE = 1e-6
 """Largest metric difference between the serving and the gated model still reported as equal.
@@ -39,19 +41,19 @@ class ModelLearner(Learner):
 
     kind = "model"
 
-    def __init__(self, config: RunConfig, family: TaskFamily, device: torch.device) -> None:
-        super().__init__(config, family, device)
+    def __init__(self, parts: Composition, family: TaskFamily, device: torch.device) -> None:
+        super().__init__(parts, family, device)
         self.gate_generator = torch.Generator()
         self.model: MultiTaskModel = self._build_model().to(device)
         routing = [p for name, p in self.model.named_parameters() if name.endswith("log_alpha")]
         routing_ids = {id(p) for p in routing}
         weights = [p for p in self.model.parameters() if id(p) not in routing_ids]
         self.weight_parameters = weights
-        self.optimizers = make_optimizers(config, weights, routing)
+        self.optimizers = make_optimizers(self.config, weights, routing, parts.router_lr)
 
     def _build_model(self) -> MultiTaskModel:
         """The model with weights drawn from ``seed`` (without disturbing the caller's RNG stream)."""
-        model_cls = AGENTS.get(self.config.agent)
+        model_cls = self.parts.agent_cls
         options = dict(self.config.agent_options)
         if "gate_generator" in inspect.signature(model_cls.__init__).parameters:
             options["gate_generator"] = self.gate_generator

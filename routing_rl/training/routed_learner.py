@@ -9,25 +9,26 @@ routed layer and the router does not learn. Evaluation uses greedy routes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from routing_rl.agents import Router, RouterConfigError
 from routing_rl.agents.shared_bottom import SharedBottomRouter
-from routing_rl.analysis.similarity import cosine_similarity_matrix
 from routing_rl.envs.batched import BatchedRoutingEnv
 from routing_rl.envs.collaboration import CollaborationReward
 from routing_rl.envs.episodes import RoutingObservation
-from routing_rl.metrics.routing import perplexity
+from routing_rl.metrics.routing import cosine_similarity_matrix, perplexity
 from routing_rl.models.layers import count_parameters
 from routing_rl.network import RoutingNetwork, build_network
-from routing_rl.registry import AGENTS
-from routing_rl.training.config import RunConfig
-from routing_rl.training.families import Batch, TaskFamily
-from routing_rl.training.learner import Learner, StepResult, make_optimizers, resolved_router_lr
+from routing_rl.core.contracts import Batch
+from routing_rl.training.families import TaskFamily
+from routing_rl.training.learner import Learner, StepResult, make_optimizers
 from routing_rl.training.tb_logger import TensorBoardLogger
+
+if TYPE_CHECKING:
+    from routing_rl.training.composition import Composition
 
 
 class RoutedLearner(Learner):
@@ -35,9 +36,9 @@ class RoutedLearner(Learner):
 
     kind = "router"
 
-    def __init__(self, config: RunConfig, family: TaskFamily, device: torch.device) -> None:
-        super().__init__(config, family, device)
-        cfg = config
+    def __init__(self, parts: Composition, family: TaskFamily, device: torch.device) -> None:
+        super().__init__(parts, family, device)
+        cfg = self.config
         tasks = family.num_tasks
         self.network: RoutingNetwork = build_network(
             family.input_shape, tasks, family.head_sizes, cfg.routed, cfg.blocks,
@@ -47,7 +48,7 @@ class RoutedLearner(Learner):
         if self.memory_format is not None:
             self.network = self.network.to(memory_format=self.memory_format)
         blocks = max(self.network.blocks_per_layer, default=1)
-        router_cls = AGENTS.get(cfg.agent)
+        router_cls = parts.agent_cls
         if router_cls.shares_nothing:
             self._refuse_sharing(router_cls.name)
         self.router: Router = router_cls(tasks, self.network.num_routed, blocks, seed=cfg.seed, **cfg.agent_options).to(device)
@@ -60,7 +61,7 @@ class RoutedLearner(Learner):
         )  # fmt: skip
         routing = [p for p in self.router.parameters() if p.requires_grad]
         self.weight_parameters = list(self.network.parameters())
-        self.optimizers = make_optimizers(cfg, self.weight_parameters, routing)
+        self.optimizers = make_optimizers(cfg, self.weight_parameters, routing, parts.router_lr)
 
     def _refuse_sharing(self, agent: str) -> None:
         """A router whose tasks may share nothing gets neither a shared layer nor a shared warm-up."""
@@ -178,7 +179,7 @@ class RoutedLearner(Learner):
             "head_sizes": self.network.head_sizes,
             "network_parameters": count_parameters(self.network),
             "router_parameters": sum(p.numel() for p in self.router.parameters()),
-            "router_lr": resolved_router_lr(self.config),
+            "router_lr": self.parts.router_lr,
         }
 
     def log(self, logger: TensorBoardLogger, record: dict[str, Any], epoch: int) -> None:

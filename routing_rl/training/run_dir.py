@@ -11,6 +11,7 @@ takes the directory.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import weakref
 from collections.abc import Callable
@@ -76,6 +77,18 @@ class RunDirectory:
     @property
     def checkpoint_path(self) -> Path:
         return self.path / "checkpoint.pt"
+
+    def status(self) -> str:
+        """``complete`` or ``diverged`` (a finished run's results), ``partial`` (a checkpoint to resume
+        from), else ``new``; read without taking the lock, so a running run's directory can be asked."""
+        if self.results_path.exists():
+            try:
+                status = json.loads(self.results_path.read_text()).get("status")
+            except (OSError, ValueError, AttributeError):
+                status = None
+            if status in ("complete", "diverged"):
+                return str(status)
+        return "partial" if self.checkpoint_path.exists() else "new"
 
     # ---- one writer -------------------------------------------------------------------------
     def acquire(self) -> None:

@@ -4,7 +4,7 @@ Tags are grouped CleanRL-style: ``losses/``, ``charts/`` (means, speed, sizes), 
 (per task) and ``routing/<layer>/`` (each task's policy perplexity and their mean). A custom
 layout puts each layer's task perplexities on one multi-line chart (the Re-examining paper's
 Figure 1); the task-similarity heatmaps (Figure 2) and sub-network utilisation are the labelled
-matplotlib figures of :mod:`routing_rl.analysis.figures`, on a fixed 0-1 scale; the run's options
+matplotlib figures of :mod:`routing_rl.plots.figures`, on a fixed 0-1 scale; the run's options
 and final metrics are logged as hparams, so TensorBoard can filter and compare runs.
 """
 
@@ -44,13 +44,13 @@ class TensorBoardLogger:
                 self.writer.add_scalar(f"routing/{name}/perplexity_task{k:02d}", value, step)
             self.writer.add_scalar(f"routing/{name}/perplexity_mean", float(ppl.mean()), step)
         if layer_names:
-            from routing_rl.analysis import figures  # matplotlib only once there is something to draw
+            from routing_rl.plots import figures  # matplotlib only once there is something to draw
 
             fig = figures.similarity_figure([p.tolist() for p in policies], task_names, layer_names, f"task similarity, epoch {step}")
             self.writer.add_figure("routing/task_similarity", fig, step, close=True)
 
     def utilization(self, utilization: list[list[float]], task_names: list[str], step: int) -> None:
-        from routing_rl.analysis import figures
+        from routing_rl.plots import figures
 
         fig = figures.utilization_figure(utilization, task_names, f"sub-network utilisation, epoch {step}")
         self.writer.add_figure("utilization", fig, step, close=True)

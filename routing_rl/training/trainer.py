@@ -20,11 +20,13 @@ from typing import Any
 
 import torch
 
-from routing_rl.data import MultiTaskDataset, load_suite
+from routing_rl.data import MultiTaskDataset
 from routing_rl.training.clipping import clip_weight_gradients
 from routing_rl.training.config import RunConfig
-from routing_rl.training.families import Batch, SplitScore, task_family
-from routing_rl.training.learner import Learner, make_learner
+from routing_rl.core.contracts import Batch, SplitScore
+from routing_rl.training.families import task_family
+from routing_rl.training.composition import Composition, compose
+from routing_rl.training.learner import Learner
 from routing_rl.training.results import SCHEMA_VERSION, now, provenance, summarise
 from routing_rl.training.run_dir import RunDirectory
 from routing_rl.training.tb_logger import TensorBoardLogger
@@ -102,16 +104,20 @@ class Trainer:
     data: MultiTaskDataset
     callbacks: Callbacks = field(default_factory=Callbacks)
     command: list[str] | None = None
+    parts: Composition | None = None
+    """The config's resolved classes (:func:`~routing_rl.training.composition.compose` if not given)."""
 
     def __post_init__(self) -> None:
         cfg = self.config
         cfg.check()
+        if self.parts is None:
+            self.parts = compose(cfg)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
         self.family = task_family(self.data, cfg.map_k)
-        self.learner: Learner = make_learner(cfg, self.family, self.device)
-        self.run_dir = cfg.run_dir(routed=self.learner.kind == "router")
+        self.learner: Learner = self.parts.learner(self.family, self.device)
+        self.run_dir = self.parts.run_dir()
         self.run_directory = RunDirectory(self.run_dir)
         self.results: dict[str, Any] = self._new_results()
         self.start_epoch = 1
@@ -119,8 +125,12 @@ class Trainer:
     @classmethod
     def from_config(cls, config: RunConfig, command: list[str] | None = None) -> Trainer:
         """Load the suite that ``config.env`` names (with ``config.env_options``) and build the trainer."""
-        data = load_suite(config.env, config.data_dir, config.seed, config.val_fraction, **config.env_options)
-        return cls(config, data, command=command)
+        return cls.from_parts(compose(config), command)
+
+    @classmethod
+    def from_parts(cls, parts: Composition, command: list[str] | None = None) -> Trainer:
+        """Load the composition's suite and build the trainer on it."""
+        return cls(parts.config, parts.load_data(), command=command, parts=parts)
 
     def _new_results(self) -> dict[str, Any]:
         d, family = self.data, self.family

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routing_rl.analysis.figure_report import blocks_points, seeds_figure_layer
-from routing_rl.analysis.figures import cubic_fit
+from routing_rl.cli.report import blocks_points, seeds_figure_layer
+from routing_rl.plots.figures import cubic_fit
 from routing_rl.suites import load_suite_file
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
@@ -59,7 +59,7 @@ def test_figure4_compares_the_first_fc_layer():
 
 
 def test_size_series_set_dense_and_sparse_snr_apart():
-    from routing_rl.analysis.figure_report import size_series
+    from routing_rl.cli.report import size_series
 
     assert size_series({"agent": "snr-trans", "agent_options": {"l0_lambda": 1e-4}}) == "snr-trans λ=0.0001"
     assert size_series({"agent": "snr-trans", "agent_options": {}}) == "snr-trans λ=1e-05"  # the model's default

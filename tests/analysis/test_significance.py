@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from routing_rl.analysis.significance import compare, one_tailed_ttest, run_value
+from routing_rl.analysis.significance import one_tailed_ttest, run_value
+from routing_rl.cli.compare import compare
 
 
 @pytest.fixture

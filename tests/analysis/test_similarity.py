@@ -18,7 +18,8 @@ from routing_rl.analysis import (
     policy_similarities,
     route_partition,
 )
-from routing_rl.analysis.report import analyze, analyze_runs
+from routing_rl.analysis.report import analyze_runs
+from routing_rl.cli.analyze import analyze
 
 
 def test_cosine_of_identical_policies_is_one_and_of_disjoint_is_zero():

@@ -199,7 +199,7 @@ def test_optimizer_choice_applies_to_every_parameter_set(data, tmp_path):
     from routing_rl.training.optim import RowSparseSGD
 
     assert {type(o) for o in trainer.learner.optimizers.values()} == {RowSparseSGD}  # torch's SGD, plus block banks' rows
-    with pytest.raises(ValueError, match="valid choices: adam, sgd"):
+    with pytest.raises(ValueError, match="--optimizer must be one of adam, sgd"):
         Trainer(RunConfig(env="synthetic-groups", optimizer="rmsprop", logdir=str(tmp_path / "x")), data)
 
 

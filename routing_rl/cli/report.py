@@ -13,6 +13,7 @@ and, for models that report it, each point's sub-network use by task averaged ov
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from routing_rl.training.results import ResultsError, load_results
 
 def run_figures(results: dict[str, Any], out: Path, prefix: str = "") -> list[Path]:
     """The figures of one run into ``out``; returns the files written."""
-    from routing_rl.analysis import figures  # matplotlib is imported only when drawing
+    from routing_rl.plots import figures  # matplotlib is imported only when drawing
 
     written = []
     last = results["epochs"][-1] if results["epochs"] else None
@@ -58,10 +59,10 @@ def size_series(config: dict[str, Any]) -> str:
     against sparse (1e-4) SNR-Trans."""
     import inspect
 
-    from routing_rl.registry import AGENTS
+    from routing_rl.training.composition import agent_class
 
     agent = config["agent"]
-    parameter = inspect.signature(AGENTS.get(agent).__init__).parameters.get("l0_lambda")
+    parameter = inspect.signature(agent_class(agent).__init__).parameters.get("l0_lambda")
     if parameter is None:
         return agent
     return f"{agent} λ={float(config.get('agent_options', {}).get('l0_lambda', parameter.default)):g}"
@@ -79,7 +80,7 @@ def seeds_figure_layer(routed_layers: list[str]) -> tuple[int, str]:
 
 def suite_figures(directory: Path, out: Path) -> list[Path]:
     """The figures of a suite directory (one written by ``routing-rl suite run``)."""
-    from routing_rl.analysis import figures
+    from routing_rl.plots import figures
     from routing_rl.suites.manifest import read_manifest
     from routing_rl.suites.table import build_rows, collect
 
@@ -103,7 +104,9 @@ def suite_figures(directory: Path, out: Path) -> list[Path]:
         written.append(path)
     models_only = all(rs[0]["learner"]["kind"] == "model" for rs in by_method.values() if rs)
     for kind, label, figure in (("train", "training", "Figure 3"), ("serving", "serving", "Figure 4")):
-        sizes = [(size_series(configs[r.method]), by_method[r.method][0]["final"]["parameters"][kind], r.mean) for r in rows if r.n]
+        # a method's size is the mean over its seeds: an L0-pruned serving model differs from seed to seed
+        sizes = [(size_series(configs[r.method]), statistics.fmean(x["final"]["parameters"][kind] for x in by_method[r.method]), r.mean)
+                 for r in rows if r.n]  # fmt: skip
         if models_only and len({p for _, p, _ in sizes}) >= 2 and len(sizes) > len({a for a, _, _ in sizes}):
             path = out / f"size-{kind}.png"
             figures.save(figures.size_figure(sizes, metric, f"suite {head['name']}: metric against {label} size ({figure})", label), path)
@@ -130,7 +133,7 @@ def sweep_figures(directory: Path, out: Path) -> list[Path]:
 
     import numpy as np
 
-    from routing_rl.analysis import figures
+    from routing_rl.plots import figures
     from routing_rl.suites.sweep import SUMMARY
     summary = json.loads((directory / SUMMARY).read_text(encoding="utf-8"))
     points = [p for p in summary["points"] if p["k"]]

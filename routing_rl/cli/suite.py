@@ -103,16 +103,17 @@ def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | Non
                plugins: tuple[str, ...]) -> None:  # fmt: skip
     """Write the standard battery for the data of --env: shared bottom (the baseline), no sharing, fixed random, WPL,
     REINFORCE, hard-concrete, SNR-Trans and MMoE (models sized to the shared bottom's parameters)."""
-    from routing_rl.cli import CommandLine, load_plugins
-    from routing_rl.data import DataError, Suite
+    from routing_rl.cli.common import CommandLine, load_plugins
+    from routing_rl.data import DataError
     from routing_rl.registry import UnknownNameError
     from routing_rl.suites.battery import write_battery
+    from routing_rl.training.composition import suite_class
 
     load_plugins(plugins)
     if out.exists() and not force:
         raise click.ClickException(f"{out} exists; give another --out, or --force to replace it")
     try:
-        options = Suite.registry.get(env).parse_options(env_option)
+        options = suite_class(env).parse_options(env_option)
         path, sizes = write_battery(env, options, out, name, seeds, epochs, " ".join(["routing-rl", *CommandLine.invoked_args]))
         load_suite_file(path)  # what was written parses, at every scale
     except UnknownNameError as exc:

@@ -29,8 +29,8 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from routing_rl.analysis.similarity import cosine_similarity_matrix  # noqa: E402
-from routing_rl.training.families import metric_label  # noqa: E402
+from routing_rl.metrics.routing import cosine_similarity_matrix  # noqa: E402
+from routing_rl.core.contracts import metric_label  # noqa: E402
 
 
 def perplexity_figure(results: dict[str, Any]) -> Figure:

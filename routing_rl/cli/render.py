@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from routing_rl.registry import Registered
-from routing_rl.training.families import metric_label
+from routing_rl.core.contracts import metric_label
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:

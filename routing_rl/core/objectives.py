@@ -1,0 +1,121 @@
+"""What a finished routing episode is worth: its task loss and its reward, for every kind of task.
+
+An :class:`EpisodeObjective` turns one finished episode's outputs into its loss (on the graph) and
+its final reward (detached); a :class:`StepReward` adds a per-step term (the collaboration reward).
+The single-label objective (:class:`ClassificationObjective`: cross-entropy or the public routing
+code's MSE to one-hot targets; +1/-1 or minus the loss) and the multi-label and regression one
+(:class:`MultiOutputObjective`) live here together, below the env that plays episodes and the task
+families that choose an objective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from routing_rl.core.contracts import RoutingDecision, RoutingObservation
+from routing_rl.metrics import average_precision_at_k
+
+
+def observed(targets: Tensor, label_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """``targets`` with unlabelled (NaN) entries set to 0, and the weight of every entry: 1 for a
+    real label column that holds a value, else 0 (``label_mask`` broadcasts against ``targets``)."""
+    seen = ~torch.isnan(targets)
+    return torch.where(seen, targets, torch.zeros_like(targets)), (label_mask & seen).to(targets.dtype)
+
+
+FinalRewardKind = Literal["correct", "neg-loss"]
+FINAL_REWARDS: tuple[str, ...] = ("correct", "neg-loss")
+
+
+class StepReward(Protocol):
+    """A per-step reward term (e.g. a collaboration reward); returns ``[B]`` rewards for step ``obs.depth``."""
+
+    def __call__(self, obs: RoutingObservation, decision: RoutingDecision) -> torch.Tensor: ...
+
+
+def final_reward(
+    kind: str, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor,
+    correct: float = 1.0, wrong: float = -1.0,
+) -> torch.Tensor:
+    """``correct``: +1 for a right prediction, -1 for a wrong one (the paper); ``neg-loss``: minus the loss."""
+    if kind == "correct":
+        hit = logits.argmax(dim=1) == targets
+        return torch.where(hit, torch.full_like(loss, correct), torch.full_like(loss, wrong)).detach()
+    if kind == "neg-loss":
+        return (-loss).detach()
+    raise ValueError(f"unknown reward {kind!r}; valid choices: {', '.join(FINAL_REWARDS)}")
+
+
+class EpisodeObjective(Protocol):
+    """Loss (on the graph) and final reward (detached) of each finished episode, ``[N]`` each."""
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor: ...
+
+    def reward(
+        self, logits: torch.Tensor, targets: torch.Tensor, tasks: torch.Tensor, loss: torch.Tensor
+    ) -> torch.Tensor: ...
+
+
+def mse_one_hot(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The public routing code's module loss: ``MSELoss(reduction='none')`` of the raw outputs against
+    one-hot targets, summed over the outputs (``Loss.forward``): ``sum_c (y_c - onehot(t)_c)^2`` per sample."""
+    one_hot = F.one_hot(targets, outputs.shape[1]).to(outputs.dtype)
+    return F.mse_loss(outputs, one_hot, reduction="none").sum(dim=1)
+
+
+@dataclass
+class ClassificationObjective:
+    """One label per episode: cross-entropy (or the public code's ``mse-one-hot``), and the
+    :func:`final_reward` of kind ``reward_kind``."""
+
+    reward_kind: str = "correct"
+    module_loss: str = "cross-entropy"
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
+        if self.module_loss == "mse-one-hot":
+            return mse_one_hot(logits, targets)
+        return F.cross_entropy(logits, targets, reduction="none")
+
+    def reward(
+        self, logits: torch.Tensor, targets: torch.Tensor, tasks: torch.Tensor, loss: torch.Tensor
+    ) -> torch.Tensor:
+        return final_reward(self.reward_kind, logits, targets, loss)
+
+
+@dataclass
+class MultiOutputObjective:
+    """Per-episode loss of one (example, task) pair and its reward.
+
+    The loss is the task's BCE (or squared error) summed over its real label columns. The
+    ``correct`` reward of a multi-label episode is ``2 * AP@K - 1`` of the task's ranking of its
+    labels (+1 for a perfect top-K, -1 for no positive in it), and 0 where the example has no
+    positive label in that task (nothing to rank); ``neg-loss`` is minus the loss.
+    """
+
+    label_mask: Tensor
+    problem: str
+    reward_kind: str
+    map_k: int
+
+    def loss(self, logits: Tensor, targets: Tensor, tasks: Tensor) -> Tensor:
+        targets, mask = observed(targets, self.label_mask.to(logits.device)[tasks])
+        mask = mask.to(logits.dtype)
+        if self.problem == "multilabel":
+            elementwise = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        else:
+            elementwise = (logits - targets).square()
+        return (elementwise * mask).sum(dim=1)
+
+    def reward(self, logits: Tensor, targets: Tensor, tasks: Tensor, loss: Tensor) -> Tensor:
+        if self.reward_kind == "neg-loss":
+            return (-loss).detach()
+        mask = self.label_mask.to(logits.device)[tasks]
+        targets = observed(targets, mask)[0]
+        ap = average_precision_at_k(logits.detach(), targets, self.map_k, mask)
+        has_positive = ((targets > 0) & mask).any(dim=1)
+        return torch.where(has_positive, 2.0 * ap.to(loss.dtype) - 1.0, torch.zeros_like(loss)).detach()

@@ -1,0 +1,120 @@
+"""One way from a name to an object: a :class:`RunConfig` resolved into its parts, exactly once.
+
+``--agent`` and ``--env`` are names; a run needs classes. :func:`agent_class` and
+:func:`suite_class` are the only places that turn those names into classes, and
+:class:`Composition` holds what they resolve to for one run (the router or model class, the task
+suite class, whether the agent is a router, its learner, its router learning rate, its run
+directory), so the command line, the suite runner, sweeps, the report and the tests all build a
+run the same way, and nothing below looks a name up again. The trainer takes a composition; the
+learners receive the agent's class from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from routing_rl.data import MultiTaskDataset, Suite, load_from
+from routing_rl.registry import AGENTS
+from routing_rl.training.config import MULTI_OUTPUT_ONLY_OPTIONS, ROUTER_ONLY_OPTIONS, RunConfig
+
+if TYPE_CHECKING:
+    from routing_rl.training.families import TaskFamily
+    from routing_rl.training.learner import Learner
+
+
+def agent_class(name: str) -> type[Any]:
+    """The router or multi-task model class registered as ``name`` (``--agent``); raises
+    :class:`~routing_rl.registry.UnknownNameError` listing the valid names."""
+    import routing_rl.agents  # noqa: F401  (registers the built-in routers)
+    import routing_rl.models  # noqa: F401  (and models)
+
+    return AGENTS.get(name)
+
+
+def suite_class(name: str) -> type[Suite]:
+    """The task suite class registered as ``name`` (``--env``); raises ``UnknownNameError``."""
+    return Suite.registry.get(name)
+
+
+def is_router_class(cls: type[Any]) -> bool:
+    """Whether an agent class is a router (trained in a routed network) rather than a multi-task model."""
+    from routing_rl.agents.base import Router
+
+    return issubclass(cls, Router)
+
+
+def default_routed(cls: type[Any]) -> str:
+    """``--routed`` where the command line or a suite does not give it: the router's own default
+    (``Router.default_routed``: ``all`` for no-sharing), else ``fc``."""
+    return str(getattr(cls, "default_routed", "fc"))
+
+
+def router_lr(config: RunConfig, cls: type[Any]) -> float:
+    """``--router-lr`` if given, else the router's own default (``Router.default_router_lr``), else ``--lr``."""
+    if config.router_lr is not None:
+        return config.router_lr
+    default = getattr(cls, "default_router_lr", None)
+    return default if default is not None else config.lr
+
+
+def misplaced_options(given: Iterable[str], agent_cls: type[Any], suite_cls: type[Suite], flag: Callable[[str], str]) -> str | None:
+    """Why options set explicitly (``given``: RunConfig field names) do not apply to this agent and
+    suite, or None: network and episode options only configure routers, ``map_k`` only multi-label
+    suites. The command line and suite files both ask this, so a suite cannot pass what a run refuses.
+    ``flag`` prints a field name as the caller's user wrote it (``--fc-layers`` or ``fc_layers``)."""
+    given = list(given)
+    if not is_router_class(agent_cls) and (wrong := [n for n in given if n in ROUTER_ONLY_OPTIONS]):
+        return (f"{', '.join(map(flag, wrong))} only appl{'ies' if len(wrong) == 1 else 'y'} to routers; "
+                f"{agent_cls.name} is a multi-task model (size it with -o, see `routing-rl list`)")  # fmt: skip
+    if suite_cls.family == "single-label" and (wrong := [n for n in given if n in MULTI_OUTPUT_ONLY_OPTIONS]):
+        return f"{', '.join(map(flag, wrong))} only applies to multi-label suites, not {suite_cls.name}"
+    return None
+
+
+@dataclass(frozen=True)
+class Composition:
+    """A run's configuration with the classes its names resolve to."""
+
+    config: RunConfig
+    agent_cls: type[Any]
+    suite_cls: type[Suite]
+
+    @property
+    def is_router(self) -> bool:
+        return is_router_class(self.agent_cls)
+
+    @property
+    def router_lr(self) -> float:
+        return router_lr(self.config, self.agent_cls)
+
+    def run_dir(self) -> Path:
+        """The run directory: ``--logdir``, else ``runs/<env>-<agent>[-routed_<layers>]-seed<seed>``."""
+        return self.config.run_dir(routed=self.is_router)
+
+    def load_data(self) -> MultiTaskDataset:
+        """The task suite built with ``env_options`` and loaded from ``data_dir`` (seeded split)."""
+        cfg = self.config
+        return load_from(self.suite_cls(**cfg.env_options), cfg.env, cfg.data_dir, cfg.seed, cfg.val_fraction)
+
+    def learner(self, family: TaskFamily, device: torch.device) -> Learner:
+        """The learner of this agent: a routed network with its router, or the multi-task model."""
+        if self.is_router:
+            from routing_rl.training.routed_learner import RoutedLearner
+
+            return RoutedLearner(self, family, device)
+        from routing_rl.training.model_learner import ModelLearner
+
+        return ModelLearner(self, family, device)
+
+
+def compose(config: RunConfig) -> Composition:
+    """Resolve ``config``'s agent and suite names once."""
+    return Composition(config, agent_class(config.agent), suite_class(config.env))
+
+
+__all__ = ["Composition", "agent_class", "compose", "default_routed", "is_router_class", "misplaced_options", "router_lr", "suite_class"]

@@ -1,0 +1,149 @@
+"""The package's floors: imports run one way, from the command line down to the contracts, with no
+circle between modules (CONTRIBUTING.md, "How the code is laid out").
+
+Every import of every module is read from its source (``ast``), function-level imports included,
+since a late import is still an arrow; imports under ``if TYPE_CHECKING:`` are annotations only and
+are left out. The package root ``routing_rl`` registers the built-ins and carries the version: it is
+not a floor.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "routing_rl"
+
+FLOORS: dict[str, int] = {
+    "registry": 0, "core": 0, "metrics": 0, "plots": 0,
+    "data": 1,
+    "network": 2,
+    "agents": 3, "models": 3, "envs": 3,
+    "training": 4,
+    "suites": 5, "analysis": 5,
+    "cli": 6, "__main__": 6,
+}  # fmt: skip
+"""Each top-level module or package of ``routing_rl`` and its floor: a module may import its own floor
+and the floors below, never one above."""
+
+
+def _module_names() -> dict[str, Path]:
+    names = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return names
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imports(tree: ast.AST, modules: dict[str, Path]) -> set[str]:
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("routing_rl"):
+            submodules = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules]
+            found.update(submodules or [node.module])
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("routing_rl"))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (the package root left out)."""
+    modules = _module_names()
+    graph: dict[str, set[str]] = defaultdict(set)
+    for name, path in modules.items():
+        for target in _imports(ast.parse(path.read_text(encoding="utf-8")), modules):
+            if target != name and target != "routing_rl" and target in modules:
+                graph[name].add(target)
+    return graph
+
+
+def floor_of(module: str) -> int | None:
+    top = module.split(".")[1] if "." in module else None
+    return FLOORS.get(top) if top else None
+
+
+def test_every_top_level_module_has_a_floor():
+    tops = {name.split(".")[1] for name in _module_names() if "." in name}
+    assert tops == set(FLOORS), f"give these a floor in FLOORS: {sorted(tops - set(FLOORS))}; stale: {sorted(set(FLOORS) - tops)}"
+
+
+def test_no_import_points_up_a_floor():
+    upward = [f"{source} -> {target}" for source, targets in import_graph().items() for target in targets
+              if floor_of(source) is not None and floor_of(target) is not None and floor_of(target) > floor_of(source)]  # type: ignore[operator]  # fmt: skip
+    assert not upward, "imports up a floor:\n" + "\n".join(sorted(upward))
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one node (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in list(graph):
+        if node not in index:
+            connect(node)
+    return found
+
+
+def test_no_module_imports_itself_through_others():
+    assert _cycles(import_graph()) == []
+
+
+def test_packages_form_no_circle():
+    by_package: dict[str, set[str]] = defaultdict(set)
+    for source, targets in import_graph().items():
+        for target in targets:
+            a, b = (m.split(".")[1] if "." in m else m for m in (source, target))
+            if a != b:
+                by_package[a].add(b)
+    assert _cycles(by_package) == []
+
+
+@pytest.mark.parametrize(("graph", "expected"), [({"a": {"b"}, "b": {"a"}}, [["a", "b"]]), ({"a": {"b"}, "b": set()}, [])])
+def test_the_cycle_finder_finds_cycles(graph, expected):
+    assert _cycles(graph) == expected
+
+
+def test_late_imports_count_and_annotation_imports_do_not():
+    tree = ast.parse("def f():\n    from routing_rl.cli import main\nif TYPE_CHECKING:\n    from routing_rl.suites import spec\n")
+    assert _imports(tree, {"routing_rl.cli": Path(), "routing_rl.suites": Path()}) == {"routing_rl.cli"}
