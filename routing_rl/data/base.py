@@ -101,9 +101,10 @@ class SingleLabelData:
         return len(self.task_names)
 
 
-TaskFamily = Literal["single-label", "multi-label", "regression"]
-"""How a suite's tasks are scored: one label per row (accuracy), labels of every task per example
-(MAP@K), or real-valued outputs of every task per example (MSE)."""
+FamilyName = Literal["single-label", "multi-label", "regression"]
+"""The name of a suite's task family (``Suite.family``): one label per row (accuracy), labels of every
+task per example (MAP@K), or real-valued outputs of every task per example (MSE). The trainer's
+object for it is :class:`routing_rl.training.families.TaskFamily`."""
 
 
 class Suite(Registered, ABC):

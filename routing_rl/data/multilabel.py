@@ -258,7 +258,7 @@ class MultiLabelData:
 
     @property
     def family(self) -> str:
-        """``multi-label`` (MAP@K) or ``regression`` (MSE): see :data:`~routing_rl.data.base.TaskFamily`."""
+        """``multi-label`` (MAP@K) or ``regression`` (MSE): see :data:`~routing_rl.data.base.FamilyName`."""
         return "multi-label" if self.problem == "multilabel" else "regression"
 
     @property

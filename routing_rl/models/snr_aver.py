@@ -18,7 +18,6 @@ Pruning can only remove a whole sub-network, and only when all its outgoing ``z_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -26,12 +25,6 @@ from torch import Tensor, nn
 from routing_rl.models.base import MultiTaskModel
 from routing_rl.models.layers import ParallelDense, TaskTowers
 from routing_rl.models.snr_base import SNRModel
-from routing_rl.network.hard_concrete import (
-    DEFAULT_BETA,
-    DEFAULT_GAMMA,
-    DEFAULT_LOG_ALPHA_INIT,
-    DEFAULT_ZETA,
-)
 
 
 class SNRAver(SNRModel):
@@ -45,25 +38,8 @@ class SNRAver(SNRModel):
     name = "snr-aver"
     description = "SNR-Aver: sub-networks joined by gated sums z_ij u_j (Ma et al.)"
 
-    def __init__(
-        self,
-        input_dim: int,
-        labels_per_task: Sequence[int],
-        num_subnetworks: int | Sequence[int] = 4,
-        hidden_sizes: int | Sequence[int] = (64, 32),
-        tower_hidden: int = 16,
-        l0_lambda: float = 1e-5,
-        beta: float = DEFAULT_BETA,
-        gamma: float = DEFAULT_GAMMA,
-        zeta: float = DEFAULT_ZETA,
-        log_alpha_init: float = DEFAULT_LOG_ALPHA_INIT,
-        per_example_gates: bool = False,
-        gate_generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__(
-            input_dim, labels_per_task, num_subnetworks, hidden_sizes, tower_hidden, l0_lambda,
-            beta, gamma, zeta, log_alpha_init, per_example_gates, gate_generator,
-        )
+    def build_connections(self, tower_hidden: int) -> None:
+        """One FC+ReLU sub-network per upper sub-network (it reads the gated sum of the layer below), then the towers."""
         counts, sizes = self.layer_counts[:-1], self.hidden_sizes
         self.uppers = nn.ModuleList(
             ParallelDense(self.layer_counts[layer + 1], sizes[layer], sizes[layer + 1]) for layer in range(len(counts))

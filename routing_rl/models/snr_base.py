@@ -9,6 +9,7 @@ implements ``forward`` and ``serving_model``. This class is not registered (it h
 from __future__ import annotations
 
 from collections.abc import Sequence
+from abc import abstractmethod
 from typing import ClassVar
 from typing import cast
 
@@ -19,7 +20,13 @@ from torch import Tensor, nn
 from routing_rl.models.base import MultiTaskModel
 from routing_rl.models.layers import ParallelDense
 from routing_rl.models.snr_graph import check_layer_sizes, task_reachability
-from routing_rl.network.hard_concrete import HardConcreteGate
+from routing_rl.network.hard_concrete import (
+    DEFAULT_BETA,
+    DEFAULT_GAMMA,
+    DEFAULT_LOG_ALPHA_INIT,
+    DEFAULT_ZETA,
+    HardConcreteGate,
+)
 
 
 class SNRModel(MultiTaskModel):
@@ -40,16 +47,16 @@ class SNRModel(MultiTaskModel):
         self,
         input_dim: int,
         labels_per_task: Sequence[int],
-        num_subnetworks: int | Sequence[int],
-        hidden_sizes: int | Sequence[int],
-        tower_hidden: int,
-        l0_lambda: float,
-        beta: float,
-        gamma: float,
-        zeta: float,
-        log_alpha_init: float,
-        per_example_gates: bool,
-        gate_generator: torch.Generator | None,
+        num_subnetworks: int | Sequence[int] = 4,
+        hidden_sizes: int | Sequence[int] = (64, 32),
+        tower_hidden: int = 16,
+        l0_lambda: float = 1e-5,
+        beta: float = DEFAULT_BETA,
+        gamma: float = DEFAULT_GAMMA,
+        zeta: float = DEFAULT_ZETA,
+        log_alpha_init: float = DEFAULT_LOG_ALPHA_INIT,
+        per_example_gates: bool = False,
+        gate_generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(input_dim, labels_per_task, tower_hidden)
         if l0_lambda < 0:
@@ -67,6 +74,13 @@ class SNRModel(MultiTaskModel):
             )
             for layer in range(len(counts))
         )
+        self.build_connections(tower_hidden)
+
+    @abstractmethod
+    def build_connections(self, tower_hidden: int) -> None:
+        """The model's connection layers between the sub-network layers (``self.layer_counts``,
+        ``self.hidden_sizes``) and its task towers; called once the bottom and the gates exist, so
+        that every parameter is drawn in the same order."""
 
     @property
     def num_routing_layers(self) -> int:

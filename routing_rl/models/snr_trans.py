@@ -29,7 +29,6 @@ serving size more easily than SNR-Aver.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,12 +37,6 @@ from torch import Tensor, nn
 from routing_rl.models.base import MultiTaskModel
 from routing_rl.models.layers import TaskTowers, uniform_fan_in_
 from routing_rl.models.snr_base import SNRModel
-from routing_rl.network.hard_concrete import (
-    DEFAULT_BETA,
-    DEFAULT_GAMMA,
-    DEFAULT_LOG_ALPHA_INIT,
-    DEFAULT_ZETA,
-)
 
 
 class SNRTrans(SNRModel):
@@ -60,25 +53,8 @@ class SNRTrans(SNRModel):
     name = "snr-trans"
     description = "SNR-Trans: sub-networks joined by gated transformation matrices z_ij W_ij (Ma et al.)"
 
-    def __init__(
-        self,
-        input_dim: int,
-        labels_per_task: Sequence[int],
-        num_subnetworks: int | Sequence[int] = 4,
-        hidden_sizes: int | Sequence[int] = (64, 32),
-        tower_hidden: int = 16,
-        l0_lambda: float = 1e-5,
-        beta: float = DEFAULT_BETA,
-        gamma: float = DEFAULT_GAMMA,
-        zeta: float = DEFAULT_ZETA,
-        log_alpha_init: float = DEFAULT_LOG_ALPHA_INIT,
-        per_example_gates: bool = False,
-        gate_generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__(
-            input_dim, labels_per_task, num_subnetworks, hidden_sizes, tower_hidden, l0_lambda,
-            beta, gamma, zeta, log_alpha_init, per_example_gates, gate_generator,
-        )
+    def build_connections(self, tower_hidden: int) -> None:
+        """One transformation ``W_ij`` (and a bias per upper sub-network) for every pair of adjacent layers, then the towers."""
         counts, sizes = self.layer_counts[:-1], self.hidden_sizes
         self.transforms = nn.ParameterList()
         self.biases = nn.ParameterList()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from routing_rl.suites.manifest import MANIFEST
-from routing_rl.suites.spec import Suite, Trial
+from routing_rl.suites.spec import SuiteSpec, Trial
 
 
 class TrialSetupError(ValueError):
@@ -123,7 +123,7 @@ def check_data(trials: list[Trial]) -> None:
         parts.load_data()
 
 
-def write_manifest(suite: Suite, scale: str | None, trials: list[Trial], directory: Path) -> None:
+def write_manifest(suite: SuiteSpec, scale: str | None, trials: list[Trial], directory: Path) -> None:
     """``suite.json``: the suite as run (so ``suite table SUITE_DIR`` needs no suite file)."""
     from routing_rl.training.io import write_json
 
@@ -133,7 +133,7 @@ def write_manifest(suite: Suite, scale: str | None, trials: list[Trial], directo
     })  # fmt: skip
 
 
-def plan(suite: Suite, scale: str | None, directory: Path, workers: int) -> list[tuple[Trial, Path, str]]:
+def plan(suite: SuiteSpec, scale: str | None, directory: Path, workers: int) -> list[tuple[Trial, Path, str]]:
     """Every trial with its directory and status; threads set for ``workers`` unless the suite sets them."""
     out = []
     for trial in suite.trials(scale):

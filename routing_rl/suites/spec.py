@@ -102,7 +102,7 @@ class Trial:
 
 
 @dataclass(frozen=True)
-class Suite:
+class SuiteSpec:
     """A parsed suite file: its runs (name -> options), seeds, baseline and scales."""
 
     name: str
@@ -253,7 +253,7 @@ def table_at(data: dict[str, Any], key: str, path: Path, example: str, prefix: s
     return value
 
 
-def load_suite_file(path: str | Path) -> Suite:
+def load_suite_file(path: str | Path) -> SuiteSpec:
     """Parse and validate a suite file; errors name the file and the key."""
     path = Path(path)
     data = read_toml(path, "suite")
@@ -297,7 +297,7 @@ def load_suite_file(path: str | Path) -> Suite:
     if metric not in ("last", "best-val"):
         raise SuiteError(f"{path}: suite.metric must be last or best-val, got {metric!r}")
     reference, reference_source = read_reference(data.get("reference", {}), runs, path)
-    suite = Suite(head["name"], seeds, baseline, merged, scales, str(path), metric, reference, reference_source,
+    suite = SuiteSpec(head["name"], seeds, baseline, merged, scales, str(path), metric, reference, reference_source,
                   read_kept(head.get("kept"), path))  # fmt: skip
     for scale in [None, *scales]:
         suite.trials(scale)  # validates every configuration up front

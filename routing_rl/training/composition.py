@@ -92,6 +92,13 @@ class Composition:
     def router_lr(self) -> float:
         return router_lr(self.config, self.agent_cls)
 
+    def section(self, name: str) -> Any | None:
+        """The typed options of section ``name`` (:meth:`RunConfig.section`), or None where the
+        section does not apply to this run: ``network`` and ``episodes`` configure routers only."""
+        if name in ("network", "episodes") and not self.is_router:
+            return None
+        return self.config.section(name)
+
     def run_dir(self) -> Path:
         """The run directory: ``--logdir``, else ``runs/<env>-<agent>[-routed_<layers>]-seed<seed>``."""
         return self.config.run_dir(routed=self.is_router)

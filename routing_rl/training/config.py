@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from routing_rl.training.options import SECTIONS, declared, flag_of, option
+from routing_rl.training.options import declared, flag_of, option, section_class
 
 STORED_BEFORE_DEFAULT_CHANGES: dict[str, Any] = {"channels_last": False}
 """Options whose default changed: a stored config without them (from an older release) ran with this value."""
@@ -240,11 +240,11 @@ class RunConfig:
         if self.divergence_factor != 0 and self.divergence_factor < 1:
             raise ValueError(f"--divergence-factor must be 0 (off) or at least 1, got {self.divergence_factor}")
 
-    def section(self, name: str) -> dict[str, Any]:
-        """The options of one section (:data:`~routing_rl.training.options.SECTIONS`) and their values."""
-        if name not in SECTIONS:
-            raise ValueError(f"unknown section {name!r}; valid choices: {', '.join(SECTIONS)}")
-        return {f.name: getattr(self, f.name) for f, declaration in declared(type(self)) if declaration.section == name}
+    def section(self, name: str) -> Any:
+        """The options of one section (:data:`~routing_rl.training.options.SECTIONS`) as a typed,
+        frozen dataclass (``config.section("network").hidden``)."""
+        cls = section_class(type(self), name)
+        return cls(**{f.name: getattr(self, f.name) for f in fields(cls)})
 
     def run_name(self, routed: bool = True) -> str:
         """The default run directory's name under ``runs/`` (routed layers only for routers)."""

@@ -12,7 +12,9 @@ and suite files alike (:func:`~routing_rl.training.composition.misplaced_options
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,3 +103,16 @@ def declared(cls: type) -> list[tuple[dataclasses.Field[Any], Option]]:
 def flag_of(name: str, opt: Option | None = None) -> str:
     """The command-line flag of option ``name``."""
     return (opt.flag if opt is not None and opt.flag else None) or "--" + name.replace("_", "-")
+
+
+@functools.cache
+def section_class(config_cls: type, name: str) -> type:
+    """A frozen dataclass of section ``name``'s options, typed as the config class declares them
+    (``NetworkOptions`` for ``network``): generated from the declarations, so no field is restated."""
+    if name not in SECTIONS:
+        raise ValueError(f"unknown section {name!r}; valid choices: {', '.join(SECTIONS)}")
+    hints = typing.get_type_hints(config_cls)
+    fields = [(f.name, hints[f.name]) for f, d in declared(config_cls) if d.section == name]
+    cls = dataclasses.make_dataclass(f"{name.capitalize()}Options", fields, frozen=True)
+    cls.__module__ = __name__
+    return cls

@@ -39,12 +39,13 @@ class RoutedLearner(Learner):
     def __init__(self, parts: Composition, family: TaskFamily, device: torch.device) -> None:
         super().__init__(parts, family, device)
         cfg = self.config
+        net, episodes = parts.section("network"), parts.section("episodes")
         tasks = family.num_tasks
         self.network: RoutingNetwork = build_network(
-            family.input_shape, tasks, family.head_sizes, cfg.routed, cfg.blocks,
-            seed=cfg.seed, hidden=cfg.hidden, filters=cfg.filters, fc_layers=cfg.fc_layers, dropout=cfg.dropout,
+            family.input_shape, tasks, family.head_sizes, net.routed, net.blocks,
+            seed=cfg.seed, hidden=net.hidden, filters=net.filters, fc_layers=net.fc_layers, dropout=net.dropout,
         ).to(device)  # fmt: skip
-        self.memory_format = torch.channels_last if cfg.channels_last and len(family.input_shape) == 3 else None
+        self.memory_format = torch.channels_last if net.channels_last and len(family.input_shape) == 3 else None
         if self.memory_format is not None:
             self.network = self.network.to(memory_format=self.memory_format)
         blocks = max(self.network.blocks_per_layer, default=1)
@@ -53,11 +54,11 @@ class RoutedLearner(Learner):
             self._refuse_sharing(router_cls.name)
         self.router: Router = router_cls(tasks, self.network.num_routed, blocks, seed=cfg.seed, **cfg.agent_options).to(device)
         self.warmup_router = SharedBottomRouter(tasks, self.network.num_routed, blocks).to(device)
-        step_rewards = [CollaborationReward(cfg.collab_reward, cfg.collab_window, cfg.collab_form, self.network.num_routed)] \
-            if cfg.collab_reward else []  # fmt: skip
+        step_rewards = [CollaborationReward(episodes.collab_reward, episodes.collab_window, episodes.collab_form, self.network.num_routed)] \
+            if episodes.collab_reward else []  # fmt: skip
         self.env = BatchedRoutingEnv(
-            self.network, step_rewards=step_rewards, observe_hidden=cfg.observe_hidden,
-            objective=family.objective(cfg.reward, cfg.module_loss),
+            self.network, step_rewards=step_rewards, observe_hidden=episodes.observe_hidden,
+            objective=family.objective(episodes.reward, episodes.module_loss),
         )  # fmt: skip
         routing = [p for p in self.router.parameters() if p.requires_grad]
         self.weight_parameters = list(self.network.parameters())

@@ -24,6 +24,7 @@ from routing_rl.data import MultiTaskDataset
 from routing_rl.training.clipping import clip_weight_gradients
 from routing_rl.training.config import RunConfig
 from routing_rl.core.contracts import Batch, SplitScore
+from routing_rl.core.records import ResultsRecord
 from routing_rl.training.families import task_family
 from routing_rl.training.composition import Composition, compose
 from routing_rl.training.learner import Learner
@@ -119,8 +120,11 @@ class Trainer:
         self.learner: Learner = self.parts.learner(self.family, self.device)
         self.run_dir = self.parts.run_dir()
         self.run_directory = RunDirectory(self.run_dir)
-        self.results: dict[str, Any] = self._new_results()
+        self.results: ResultsRecord = self._new_results()
         self.start_epoch = 1
+        self.first_loss: float | None = None
+        """The first training batch's task loss, which the divergence stop compares with (run state,
+        kept in the checkpoint, not in the results)."""
 
     @classmethod
     def from_config(cls, config: RunConfig, command: list[str] | None = None) -> Trainer:
@@ -132,7 +136,7 @@ class Trainer:
         """Load the composition's suite and build the trainer on it."""
         return cls(parts.config, parts.load_data(), command=command, parts=parts)
 
-    def _new_results(self) -> dict[str, Any]:
+    def _new_results(self) -> ResultsRecord:
         d, family = self.data, self.family
         env: dict[str, Any] = {
             "name": d.name, "family": family.name, "task_names": d.task_names, "head_sizes": family.head_sizes,
@@ -159,12 +163,14 @@ class Trainer:
             return
         self.learner.load_state(state)
         self.results = state["results"]
+        # checkpoints written before the first loss left the results record kept it there
+        self.first_loss = state.get("first_loss", self.results.pop("first_loss", None))
         self.results["config"] = self.config.to_dict()
         self.start_epoch = int(state["epoch"]) + 1
 
     def _save(self, epoch: int) -> None:
         self.results["provenance"]["ended"] = now()
-        self.run_directory.save(epoch, self.config.to_dict(), self.results, self.learner.state())
+        self.run_directory.save(epoch, self.config.to_dict(), dict(self.results), {**self.learner.state(), "first_loss": self.first_loss})
 
     # ---- one epoch --------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -227,7 +233,9 @@ class Trainer:
         (floored at 1, so that a near-zero start does not make ordinary noise look like divergence)."""
         if not math.isfinite(loss):
             self._stop_diverged(epoch, batch, loss, task_loss, f"loss became {loss} at epoch {epoch}, batch {batch} (task loss {task_loss})")
-        first = self.results.setdefault("first_loss", task_loss)
+        if self.first_loss is None:
+            self.first_loss = task_loss
+        first = self.first_loss
         factor = self.config.divergence_factor
         if factor and task_loss > factor * max(first, 1.0):
             self._stop_diverged(
@@ -255,7 +263,7 @@ class Trainer:
         return scorer.result()
 
     # ---- the run ----------------------------------------------------------------------------
-    def fit(self, logger: TensorBoardLogger | None = None) -> dict[str, Any]:
+    def fit(self, logger: TensorBoardLogger | None = None) -> ResultsRecord:
         """Train from ``start_epoch`` to ``epochs``; returns the results dictionary (also on disk)."""
         self.run_directory.acquire()
         try:
@@ -263,7 +271,7 @@ class Trainer:
         finally:
             self.run_directory.release()
 
-    def _fit(self, logger: TensorBoardLogger | None) -> dict[str, Any]:
+    def _fit(self, logger: TensorBoardLogger | None) -> ResultsRecord:
         cfg = self.config
         if logger and self.start_epoch == 1:
             logger.text("config", "\n".join(f"    {k}: {v}" for k, v in cfg.to_dict().items()), 0)

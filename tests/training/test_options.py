@@ -66,10 +66,18 @@ def test_an_options_range_reads_as_its_error_says():
     assert Option("x", "run", choices=("a", "b")).problem("c") == "must be one of a, b, got 'c'"
 
 
-def test_sections_group_the_options():
+def test_sections_are_typed_and_absent_where_they_do_not_apply():
+    from routing_rl.training.composition import compose
+
     config = RunConfig(agent="wpl", lr=0.01, hidden=16, map_k=5)
-    assert config.section("optimisation")["lr"] == 0.01 and "hidden" not in config.section("optimisation")
-    assert config.section("network")["hidden"] == 16 and config.section("data")["map_k"] == 5
-    assert sum(len(config.section(s)) for s in SECTIONS) == len(declared(RunConfig))
+    optimisation, network = config.section("optimisation"), config.section("network")
+    assert optimisation.lr == 0.01 and not hasattr(optimisation, "hidden") and network.hidden == 16
+    assert type(network).__name__ == "NetworkOptions" and dataclasses.is_dataclass(network)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        network.hidden = 8
+    assert sum(len(dataclasses.fields(config.section(s))) for s in SECTIONS) == len(declared(RunConfig))
     with pytest.raises(ValueError, match="unknown section 'model'"):
         config.section("model")
+    router, model = compose(config), compose(RunConfig(agent="mmoe", env="multilabel-synthetic"))
+    assert router.section("network").hidden == 16 and router.section("episodes").reward == "auto"
+    assert model.section("network") is None and model.section("episodes") is None and model.section("data").map_k == 10

@@ -236,3 +236,19 @@ def test_a_run_stored_before_channels_last_became_the_default_keeps_the_contiguo
     assert RunConfig.from_stored(stored).channels_last is False
     assert RunConfig(agent="wpl").differences(stored) == ["channels_last (stored false, now true)"]
     assert RunConfig(agent="wpl", channels_last=False).differences(stored) == []
+
+
+def test_the_first_loss_is_run_state_kept_in_the_checkpoint_not_in_the_results(data, tmp_path):
+    from routing_rl.training.io import load_checkpoint, save_checkpoint
+
+    trainer, results = train(data, tmp_path / "a", agent="fixed-random", epochs=1)
+    assert "first_loss" not in results and "first_loss" not in json.loads((tmp_path / "a" / "results.json").read_text())
+    checkpoint = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    assert checkpoint["first_loss"] == trainer.first_loss and trainer.first_loss > 0
+    # a checkpoint of an older release kept it in its results: a resume still finds it there
+    old = {k: v for k, v in checkpoint.items() if k != "first_loss"}
+    old["results"] = {**checkpoint["results"], "first_loss": 123.0}
+    save_checkpoint(tmp_path / "a" / "checkpoint.pt", old)
+    resumed = Trainer(RunConfig(env="synthetic-groups", agent="fixed-random", epochs=2, batch_size=64, logdir=str(tmp_path / "a")), data)
+    resumed.prepare_run_dir(resume=True)
+    assert resumed.first_loss == 123.0 and "first_loss" not in resumed.results
