@@ -145,49 +145,26 @@ def run_command(**opts: Any) -> None:
     print_results(outcome.trainer.results, console)
 
 
-def _config(opts: dict[str, Any]) -> Composition:
-    """Validate names and ``KEY=VALUE`` options against the registries and build the run's
-    composition: the RunConfig with the classes its names resolve to (looked up once, here)."""
-    from routing_rl.registry import UnknownNameError
-    from routing_rl.training.composition import Composition, agent_class, default_routed, misplaced_options, suite_class
-    from routing_rl.training.presets import PresetError, apply_preset, get_preset
+HINTS = {"agent_options": "--agent-option", "env_options": "--env-option"}
+"""The flags of the options that arrive as ``-o``/``-e`` pairs."""
 
+
+def _config(opts: dict[str, Any]) -> Composition:
+    """The run's composition from the options given on the command line (the one config builder
+    of :func:`~routing_rl.training.composition.configure`, shared with suite files); its errors
+    become one-line usage errors that name the flag."""
+    from routing_rl.training.composition import ConfigError, configure
+
+    agent_pairs, env_pairs = opts.pop("agent_option"), opts.pop("env_option")
+    given = {name: opts[name] for name in _explicit(tuple(opts))}
+    if "threads" not in given:
+        given["threads"] = default_threads()
     try:
-        agent_cls = agent_class(opts["agent"])
-    except UnknownNameError as exc:
-        raise click.BadParameter(str(exc), param_hint="--agent") from None
-    if opts["preset"] is not None:
-        try:
-            preset_env = get_preset(opts["preset"]).options.get("env")
-        except PresetError as exc:
-            raise click.BadParameter(str(exc), param_hint="--preset") from None
-        if preset_env is not None and not _explicit(("env",)):
-            opts["env"] = preset_env
-    try:
-        suite_cls = suite_class(opts["env"])
-    except UnknownNameError as exc:
-        raise click.BadParameter(str(exc), param_hint="--env") from None
-    if problem := misplaced_options(_explicit(tuple(opts)), agent_cls, suite_cls, lambda n: "--" + n.replace("_", "-")):
-        raise click.UsageError(problem)
-    try:
-        agent_options = agent_cls.parse_options(opts.pop("agent_option"))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--agent-option") from None
-    try:
-        env_options = suite_cls.parse_options(opts.pop("env_option"))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--env-option") from None
-    opts.update(agent_options=agent_options, env_options=env_options)
-    explicit = _explicit(tuple(opts)) + [k for k in ("agent_options", "env_options") if opts[k]]
-    try:
-        opts.update(apply_preset(opts.pop("preset"), {k: opts[k] for k in explicit if k != "preset"}))
-    except PresetError as exc:
-        raise click.BadParameter(str(exc), param_hint="--preset") from None
-    if opts["routed"] is None:
-        opts["routed"] = default_routed(agent_cls)
-    if opts["threads"] is None:
-        opts["threads"] = default_threads()
-    return Composition(RunConfig(**opts), agent_cls, suite_cls)
+        return configure(given, agent_pairs, env_pairs, flag=flag_of)
+    except ConfigError as exc:
+        if exc.option is None:
+            raise click.UsageError(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint=HINTS.get(exc.option, flag_of(exc.option))) from None
 
 
 def _build(step: Any, config: Any) -> Any:

@@ -47,9 +47,8 @@ from typing import Any
 
 from routing_rl.registry import UnknownNameError
 from routing_rl.suites.checks import MAX_TRIALS, check_value, describe, path_name_problem, seeds_problem
-from routing_rl.training.composition import agent_class, default_routed, misplaced_options, suite_class
+from routing_rl.training.composition import configure
 from routing_rl.training.config import STORED_BEFORE_DEFAULT_CHANGES, RunConfig
-from routing_rl.training.presets import apply_preset
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -170,19 +169,11 @@ def make_config(options: dict[str, Any], seed: int, where: str) -> RunConfig:
     try:
         for key, value in values.items():
             check_value(key, value, CONFIG_TYPES[key])
-        given = [k for k in values if k not in ("seed", "preset")]
-        values = apply_preset(values.pop("preset", None), values)
-        agent_cls = agent_class(values.get("agent", RunConfig.agent))
-        suite_cls = suite_class(values.get("env", RunConfig.env))
-        if problem := misplaced_options(given, agent_cls, suite_cls, str):
-            raise ValueError(problem)
-        values.setdefault("routed", default_routed(agent_cls))
-        config = RunConfig(**values)
-        config.check()
-        check_names(config, agent_cls, suite_cls)
+        parts = configure(values)  # the command line's config builder and checks
+        check_names(parts.config, parts.agent_cls, parts.suite_cls)
     except (TypeError, ValueError, KeyError, UnknownNameError) as exc:
         raise SuiteError(f"{where}: {exc}") from None
-    return config
+    return parts.config
 
 
 def check_names(config: RunConfig, agent_cls: type[Any], suite_cls: type[Any]) -> None:

@@ -119,9 +119,67 @@ class Composition:
         return ModelLearner(self, family, device)
 
 
+class ConfigError(ValueError):
+    """Options no run can take. ``option`` names the RunConfig field the value came from (``agent``,
+    ``env``, ``preset``, ``agent_options``, ``env_options``, ...), or is None for a combination."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+def configure(
+    given: dict[str, Any], agent_pairs: Iterable[str] = (), env_pairs: Iterable[str] = (), flag: Callable[[str], str] = str,
+) -> Composition:
+    """The one config builder of the command line and suite files: the options set explicitly
+    (RunConfig field names; ``-o``/``-e`` as ``KEY=VALUE`` pairs or as ``agent_options``/``env_options``
+    tables) over the preset they name, over RunConfig's defaults; the agent and suite names resolved
+    once; every declared check and the scope check applied. Raises :class:`ConfigError`; ``flag``
+    prints an option's name in the caller's words in its messages."""
+    from routing_rl.registry import UnknownNameError
+    from routing_rl.training.presets import PresetError, apply_preset, get_preset
+
+    values = dict(given)
+    preset_name = values.pop("preset", None)
+    try:
+        preset_env = get_preset(preset_name).options.get("env") if preset_name is not None else None
+    except PresetError as exc:
+        raise ConfigError(str(exc), "preset") from None
+    try:
+        agent_cls = agent_class(values.get("agent", RunConfig.agent))
+    except UnknownNameError as exc:
+        raise ConfigError(str(exc), "agent") from None
+    try:
+        suite_cls = suite_class(values.get("env", preset_env or RunConfig.env))
+    except UnknownNameError as exc:
+        raise ConfigError(str(exc), "env") from None
+    if problem := misplaced_options(values, agent_cls, suite_cls, flag):
+        raise ConfigError(problem)
+    for key, cls, pairs in (("agent_options", agent_cls, agent_pairs), ("env_options", suite_cls, env_pairs)):
+        pairs = list(pairs)
+        if pairs:
+            try:
+                values[key] = {**values.get(key, {}), **cls.parse_options(pairs)}
+            except ValueError as exc:
+                raise ConfigError(str(exc), key) from None
+        if key in values and not values[key]:
+            del values[key]  # an empty table sets nothing (the preset's options stay)
+    try:
+        values = apply_preset(preset_name, values)
+    except PresetError as exc:
+        raise ConfigError(str(exc), "preset") from None
+    values.setdefault("routed", default_routed(agent_cls))
+    try:
+        config = RunConfig(**values)
+        config.check()
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    return Composition(config, agent_cls, suite_cls)
+
+
 def compose(config: RunConfig) -> Composition:
     """Resolve ``config``'s agent and suite names once."""
     return Composition(config, agent_class(config.agent), suite_class(config.env))
 
 
-__all__ = ["Composition", "agent_class", "compose", "default_routed", "is_router_class", "misplaced_options", "router_lr", "suite_class"]
+__all__ = ["Composition", "ConfigError", "agent_class", "compose", "configure", "default_routed", "is_router_class", "misplaced_options", "router_lr", "suite_class"]

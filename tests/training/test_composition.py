@@ -64,3 +64,22 @@ def test_options_that_apply_pass_and_a_preset_is_not_the_users_choice(tmp_path):
     suite = tmp_path / "p.toml"  # the preset sets fc_layers (a router option); a model under it is not refused for that
     suite.write_text('[suite]\nname = "p"\nseeds = [0]\n[defaults]\npreset = "reexamining-fmnist"\n[runs.a]\nagent = "mmoe"\n')
     assert load_suite_file(suite).trials()[0].config.agent == "mmoe"
+
+
+def test_the_command_line_and_a_suite_file_build_the_same_configuration(tmp_path):
+    import routing_rl.suites.spec as spec
+    import routing_rl.training.composition as composition
+
+    assert spec.configure is composition.configure  # one builder
+    options = {"agent": "wpl", "lr": 0.01, "hidden": 16, "epochs": 1, "batch_size": 32, "collab_reward": 0.3}
+    flags = [a for k, v in options.items() for a in ("--" + k.replace("_", "-"), str(v))]
+    result = CliRunner().invoke(main, ["run", *flags, *SMALL[:-3], "-o", "parameterization=softmax", "--quiet", "--logdir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    from_cli = json.loads((tmp_path / "run" / "results.json").read_text())["config"]
+    suite = tmp_path / "s.toml"
+    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in options.items())
+    env = 'env = "synthetic-groups"\nenv_options = { num_tasks = 2, train_per_task = 40, test_per_task = 20 }'
+    suite.write_text(f'[suite]\nname = "s"\nseeds = [0]\n[runs.a]\n{lines}\n{env}\nagent_options = {{ parameterization = "softmax" }}\n')
+    from_suite = load_suite_file(suite).trials()[0].config.to_dict()
+    ignore = {"threads", "logdir"}
+    assert {k: v for k, v in from_cli.items() if k not in ignore} == {k: v for k, v in json.loads(json.dumps(from_suite)).items() if k not in ignore}
