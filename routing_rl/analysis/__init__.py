@@ -1,7 +1,7 @@
 """Analyses of trained routers: task similarity, grouping recovery, agreement across seeds.
 
 These read the ``results.json`` files the trainer writes, so they work on finished runs without
-loading any model. The ``analyze`` click command lives in :mod:`routing_rl.analysis.report`.
+loading any model. The ``analyze`` command that prints them lives in :mod:`routing_rl.cli.analyze`.
 """
 
 from __future__ import annotations

@@ -82,15 +82,9 @@ class Composition:
 
     config: RunConfig
     agent_cls: type[Any]
+    """The router or multi-task model class ``config.agent`` names."""
     suite_cls: type[Suite]
-
-    @property
-    def is_router(self) -> bool:
-        return is_router_class(self.agent_cls)
-
-    @property
-    def router_lr(self) -> float:
-        return router_lr(self.config, self.agent_cls)
+    """The task suite class ``config.env`` names."""
 
     def section(self, name: str) -> Any | None:
         """The typed options of section ``name`` (:meth:`RunConfig.section`), or None where the
@@ -102,6 +96,16 @@ class Composition:
     def run_dir(self) -> Path:
         """The run directory: ``--logdir``, else ``runs/<env>-<agent>[-routed_<layers>]-seed<seed>``."""
         return self.config.run_dir(routed=self.is_router)
+
+    @property
+    def is_router(self) -> bool:
+        """Whether the agent is a router (trained in a routed network) rather than a multi-task model."""
+        return is_router_class(self.agent_cls)
+
+    @property
+    def router_lr(self) -> float:
+        """The routing parameters' learning rate: ``--router-lr``, else the router's own, else ``--lr``."""
+        return router_lr(self.config, self.agent_cls)
 
     def load_data(self) -> MultiTaskDataset:
         """The task suite built with ``env_options`` and loaded from ``data_dir`` (seeded split)."""
