@@ -63,6 +63,16 @@ def test_top_k_is_chosen_by_validation_and_reports_the_test_standard_error():
     assert chosen["test_stderr"] == pytest.approx(statistics.stdev([0.80, 0.84]) / math.sqrt(2))
     lowest = select_top_k(outcomes, 1, higher_is_better=False)  # e.g. MSE
     assert [o["trial"] for o in lowest["top"]] == ["b"]
+    assert math.isnan(chosen["test_micro_mean"])  # no micro average recorded: none reported
+
+
+def test_top_k_reports_the_micro_average_of_the_trials_chosen_by_the_macro_validation():
+    """The SNR paper's Figure 2 shows macro and micro MAP@10 of the same top 10 models."""
+    outcomes = [{"trial": "a", "val": 0.9, "test": 0.80, "test_micro": 0.70}, {"trial": "b", "val": 0.7, "test": 0.95, "test_micro": 0.99},
+                {"trial": "c", "val": 0.8, "test": 0.84, "test_micro": 0.76}]  # fmt: skip
+    chosen = select_top_k(outcomes, 2, higher_is_better=True)
+    assert chosen["test_micro_mean"] == pytest.approx(0.73)
+    assert chosen["test_micro_stderr"] == pytest.approx(statistics.stdev([0.70, 0.76]) / math.sqrt(2))
 
 
 @pytest.mark.parametrize(
@@ -150,7 +160,11 @@ def test_grid_points_search_the_same_draws_each_with_its_own_top_k(tmp_path):
     report = CliRunner().invoke(main, ["report", str(out)])
     assert report.exit_code == 0, report.output
     names = {Path(line).name for line in report.output.split()}
-    assert names == {"top-k.png", "dense-utilization.png", "sparse-utilization.png"}  # mmoe reports no sub-network use
+    # macro and micro MAP@10 of the top k (the SNR paper's Figure 2); mmoe reports no sub-network use
+    assert names == {"top-k.png", "top-k-micro.png", "dense-utilization.png", "sparse-utilization.png"}
+    for point in summary["points"]:
+        micro = [o["test_micro"] for o in point["top"]]
+        assert point["test_micro_mean"] == pytest.approx(statistics.fmean(micro)) and micro != [o["test"] for o in point["top"]]
     bad = CliRunner().invoke(main, ["sweep", str(path), "--out", str(out), "--trials", "4"])
     assert bad.exit_code == 2 and "draws 3 trials per point" in bad.output
 

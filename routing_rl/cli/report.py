@@ -13,6 +13,7 @@ and, for models that report it, each point's sub-network use by task averaged ov
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,15 @@ def size_series(config: dict[str, Any]) -> str:
     return f"{agent} λ={float(config.get('agent_options', {}).get('l0_lambda', parameter.default)):g}"
 
 
+def size_points(methods: list[tuple[str, float]], by_method: dict[str, list[dict[str, Any]]], configs: dict[str, dict[str, Any]],
+                kind: str) -> list[tuple[str, float, float]]:
+    """The size figures' points: (series, size, tabulated metric) per method, the size being the
+    mean over its seeds of the ``kind`` parameter count (``train``: the SNR paper's Figure 3,
+    ``serving``: its Figure 4; an L0-pruned serving model differs from seed to seed)."""
+    return [(size_series(configs[m]), statistics.fmean(x["final"]["parameters"][kind] for x in by_method[m]), value)
+            for m, value in methods]  # fmt: skip
+
+
 def seeds_figure_layer(routed_layers: list[str]) -> tuple[int, str]:
     """The routed layer whose policies Figure 4 compares across seeds: the first fully connected
     one ("the similarity of the routing policy for the first fully connected layer"), else the
@@ -104,9 +114,7 @@ def suite_figures(directory: Path, out: Path) -> list[Path]:
         written.append(path)
     models_only = all(rs[0]["learner"]["kind"] == "model" for rs in by_method.values() if rs)
     for kind, label, figure in (("train", "training", "Figure 3"), ("serving", "serving", "Figure 4")):
-        # a method's size is the mean over its seeds: an L0-pruned serving model differs from seed to seed
-        sizes = [(size_series(configs[r.method]), statistics.fmean(x["final"]["parameters"][kind] for x in by_method[r.method]), r.mean)
-                 for r in rows if r.n]  # fmt: skip
+        sizes = size_points([(r.method, r.mean) for r in rows if r.n], by_method, configs, kind)
         if models_only and len({p for _, p, _ in sizes}) >= 2 and len(sizes) > len({a for a, _, _ in sizes}):
             path = out / f"size-{kind}.png"
             figures.save(figures.size_figure(sizes, metric, f"suite {head['name']}: metric against {label} size ({figure})", label), path)
@@ -129,7 +137,6 @@ def suite_figures(directory: Path, out: Path) -> list[Path]:
 def sweep_figures(directory: Path, out: Path) -> list[Path]:
     """The figures of a sweep directory (its ``sweep.json``, written by ``routing-rl sweep``)."""
     import json
-    import math
 
     import numpy as np
 
@@ -146,6 +153,12 @@ def sweep_figures(directory: Path, out: Path) -> list[Path]:
     figures.save(figures.bars_figure([(label(p), p["test_mean"], p["test_stderr"]) for p in points], summary["metric"], title,
                                      error_name="standard error"), path)  # fmt: skip
     written.append(path)
+    if all(not math.isnan(p.get("test_micro_mean", math.nan)) for p in points):  # the paper's Figure 2 has both averages
+        path = out / "top-k-micro.png"
+        figures.save(figures.bars_figure([(label(p), p["test_micro_mean"], p["test_micro_stderr"]) for p in points],
+                                         summary["metric"], title + ", micro average", error_name="standard error",
+                                         average="micro"), path)  # fmt: skip
+        written.append(path)
     for point in points:
         runs = [load_results(directory / o["trial"]) for o in point["top"]]
         # Figure 5 is the share of sub-networks a task reaches through open L0 gates (SNR models); an

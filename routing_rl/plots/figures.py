@@ -150,7 +150,7 @@ def task_utilization_figure(tasks: Sequence[str], means: Sequence[float], errors
 
 
 def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: str, baseline: str | None = None,
-                error_name: str = "std") -> Figure:  # fmt: skip
+                error_name: str = "std", average: str = "macro") -> Figure:  # fmt: skip
     """A suite's methods as bars: mean with the standard deviation over seeds as error bars (or,
     ``error_name="standard error"``, a sweep's top-k trials with the standard error of their mean:
     the SNR paper's Figure 2)."""
@@ -165,7 +165,8 @@ def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: st
     if finite.size:
         spread = max(float(np.max(finite + stds[np.isfinite(means)]) - np.min(finite - stds[np.isfinite(means)])), 1e-3)
         ax.set_ylim(float(np.min(finite)) - 1.5 * spread, float(np.max(finite)) + 1.0 * spread)
-    ax.set_ylabel(f"test {metric_label(metric)} (mean ± {error_name})")
+    averaged = "" if average == "macro" else f"{average}-averaged "
+    ax.set_ylabel(f"test {averaged}{metric_label(metric)} (mean ± {error_name})")
     ax.set_title(title)
     return fig
 

@@ -217,15 +217,22 @@ def load_sweep_file(path: str | Path) -> Sweep:
     return sweep
 
 
+def _mean_and_stderr(values: list[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values) if values else math.nan
+    return mean, statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+
+
 def select_top_k(outcomes: list[dict[str, Any]], k: int, higher_is_better: bool) -> dict[str, Any]:
-    """The ``k`` trials with the best validation metric; their test metric's mean and standard error."""
+    """The ``k`` trials with the best validation metric (the macro average); the mean and standard
+    error of their test metric, macro and micro averaged (the SNR paper's Figure 2 shows both)."""
     scored = [o for o in outcomes if o["val"] is not None and not math.isnan(o["val"])]
     scored.sort(key=lambda o: o["val"], reverse=higher_is_better)
     top = scored[:k]
-    tests = [o["test"] for o in top]
-    mean = statistics.fmean(tests) if tests else math.nan
-    stderr = statistics.stdev(tests) / math.sqrt(len(tests)) if len(tests) > 1 else math.nan
-    return {"top": top, "test_mean": mean, "test_stderr": stderr, "k": len(top)}
+    mean, stderr = _mean_and_stderr([o["test"] for o in top])
+    micro = [o["test_micro"] for o in top if o.get("test_micro") is not None]
+    micro_mean, micro_stderr = _mean_and_stderr(micro) if len(micro) == len(top) else (math.nan, math.nan)
+    return {"top": top, "test_mean": mean, "test_stderr": stderr, "test_micro_mean": micro_mean,
+            "test_micro_stderr": micro_stderr, "k": len(top)}  # fmt: skip
 
 
 def summarize(spec: Sweep, drawn: list[tuple[Trial, dict[str, Any], str | None]], directory: Path) -> dict[str, Any]:
@@ -242,13 +249,15 @@ def summarize(spec: Sweep, drawn: list[tuple[Trial, dict[str, Any], str | None]]
             continue
         best = results["final"]["best_val"] if results.get("final") else None
         higher, metric = results["metric"]["higher_is_better"], results["metric"]["name"]
-        by_point[label].append({"trial": trial.name, "chosen": chosen, "val": best and best["val_mean"], "test": best and best["test_mean"]})
+        by_point[label].append({"trial": trial.name, "chosen": chosen, "val": best and best["val_mean"], "test": best and best["test_mean"],
+                                "test_micro": best and best.get("test_micro")})  # fmt: skip
     points = []
     for point in spec.points:
         label = point.label if point else None
         chosen_k = select_top_k(by_point[label], spec.top_k, higher)
         points.append({"label": label, "options": point.options if point else {}, "finished": len(by_point[label]),
-                       "top": chosen_k["top"], "k": chosen_k["k"], "test_mean": chosen_k["test_mean"], "test_stderr": chosen_k["test_stderr"]})  # fmt: skip
+                       "top": chosen_k["top"], "k": chosen_k["k"], "test_mean": chosen_k["test_mean"], "test_stderr": chosen_k["test_stderr"],
+                       "test_micro_mean": chosen_k["test_micro_mean"], "test_micro_stderr": chosen_k["test_micro_stderr"]})  # fmt: skip
     return {"sweep": spec.name, "source": spec.source, "metric": metric, "higher_is_better": higher, "top_k": spec.top_k,
             "trials_per_point": max((sum(1 for _, _, lb in drawn if lb == (p.label if p else None)) for p in spec.points), default=0),
             "points": points}  # fmt: skip
@@ -265,8 +274,10 @@ def markdown(summary: dict[str, Any], space: list[Dimension]) -> str:
         for o in point["top"]:
             values = " | ".join(f"{o['chosen'][n]:.4g}" if isinstance(o["chosen"].get(n), float) else str(o["chosen"].get(n, "")) for n in names)
             lines.append(f"| {o['trial']} | {values} | {o['val']:.4f} | {o['test']:.4f} |")
+        micro = point.get("test_micro_mean", math.nan)
+        micro_text = "" if math.isnan(micro) else f", micro-averaged {micro:.4f} ± {point['test_micro_stderr']:.4f}"
         lines.append(f"\ntop {point['k']} of {point['finished']} trials by validation {metric}: test {metric} "
-                     f"{point['test_mean']:.4f} ± {point['test_stderr']:.4f} (standard error)\n")  # fmt: skip
+                     f"{point['test_mean']:.4f} ± {point['test_stderr']:.4f}{micro_text} (standard error)\n")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +115,37 @@ def test_every_shipped_sweep_parses(path):
     assert len(drawn) == len(sweep.grid) and len({t.key for t, _, _ in drawn}) == len(drawn)
     lambdas = sorted({t.config.agent_options["l0_lambda"] for t, _, _ in drawn if t.config.agent.startswith("snr-")})
     assert lambdas == [1e-5, 1e-4, 1e-3]  # the SNR paper's grid
+
+
+def _sized(agent: str, l0_lambda: float, train: int, serving: int) -> dict:
+    return {"config": {"agent": agent, "agent_options": {"l0_lambda": l0_lambda}},
+            "final": {"parameters": {"train": train, "serving": serving}}}
+
+
+def test_size_points_take_training_size_for_figure3_and_the_seeds_mean_serving_size_for_figure4():
+    from routing_rl.cli.report import size_points
+
+    by_method = {"dense": [_sized("snr-trans", 1e-5, 1000, 900), _sized("snr-trans", 1e-5, 1000, 700)],
+                 "sparse": [_sized("snr-trans", 1e-4, 1000, 300)]}
+    configs = {m: rs[0]["config"] for m, rs in by_method.items()}
+    methods = [("dense", 0.5), ("sparse", 0.4)]
+    assert size_points(methods, by_method, configs, "train") == [("snr-trans λ=1e-05", 1000, 0.5), ("snr-trans λ=0.0001", 1000, 0.4)]
+    assert size_points(methods, by_method, configs, "serving") == [("snr-trans λ=1e-05", 800, 0.5), ("snr-trans λ=0.0001", 300, 0.4)]
+
+
+FIRST_LAYER_UNITS = {"snr-trans": lambda o: o["num_subnetworks"] * o["hidden_sizes"][0],
+                     "snr-aver": lambda o: o["num_subnetworks"] * o["hidden_sizes"][0],
+                     "mmoe": lambda o: o["shared_hidden"], "ml-mmoe": lambda o: 8 * o["hidden_sizes"][0],
+                     "shared-bottom-mlp": lambda o: o["hidden_sizes"][0]}
+
+
+@pytest.mark.parametrize(("name", "units"), [("snr-model-size", 2048), ("snr-sparse-dense", 1024)])
+def test_youtube8m_scales_give_every_model_the_papers_first_shared_layer(name, units):
+    """SNR paper: the first shared layer is fixed across its size comparisons (2,048 units in the
+    model-size figure, 1,024 in the dense/sparse one); the second is what varies."""
+    suite = load_suite_file(SUITES / f"{name}.toml")
+    trials = suite.trials("youtube8m")
+    assert trials and {t.config.env for t in trials} == {"youtube8m"}
+    for trial in trials:
+        assert FIRST_LAYER_UNITS[trial.config.agent](trial.config.agent_options) == units, trial.name
+    assert len({json.dumps(t.config.agent_options, sort_keys=True) for t in trials}) > 3  # the sizes do vary

@@ -72,6 +72,17 @@ def test_snr_trans_registers_transformations_and_gates_as_parameters() -> None:
     assert names["gates.0.log_alpha"].grad is not None
 
 
+def test_snr_trans_default_shared_part_is_two_transformation_layers() -> None:
+    """The paper's "Shared part: Two subsequent transformation layers", read as the bottom
+    sub-networks' weights on the input, then one layer of gated matrices z_ij W_ij into the task
+    sub-networks (see the module docstring): two weight layers below the towers, one gated."""
+    model = SNRTrans(INPUT_DIM, LABELS)
+    assert len(model.transforms) == 1 and len(model.gates) == 1
+    shared = [name for name, _ in model.named_parameters() if not name.startswith(("towers", "gates"))]
+    weight_layers = {name.rsplit(".", 1)[0] for name in shared if "bias" not in name}
+    assert len(weight_layers) == 2, shared
+
+
 def test_snr_trans_routing_is_the_gated_sum_of_transformed_sub_networks() -> None:
     torch.manual_seed(1)
     u = torch.randn(2, 3, 4)  # B, n_low, h_low
