@@ -67,8 +67,8 @@ def main(steps: int, rounds: int, threads: int) -> None:
                 "loop": cls(per_block, lr=1e-3, foreach=False),
                 "foreach": cls(per_block, lr=1e-3, foreach=True),
                 "fused": cls(per_block, lr=1e-3, fused=True),
-                "bank": make_optimizers(RunConfig(optimizer=name, lr=1e-3), bank, [])["all"],
-                "bank fused": make_optimizers(RunConfig(optimizer=name, lr=1e-3, fused_optimizer=True), bank, [])["all"],
+                "bank": make_optimizers(RunConfig(optimizer=name, lr=1e-3), bank, [], 1e-3)["all"],
+                "bank fused": make_optimizers(RunConfig(optimizer=name, lr=1e-3, fused_optimizer=True), bank, [], 1e-3)["all"],
             }
             times: dict[str, list[float]] = {kind: [] for kind in variants}
             for _ in range(rounds):

@@ -147,3 +147,19 @@ def test_the_cycle_finder_finds_cycles(graph, expected):
 def test_late_imports_count_and_annotation_imports_do_not():
     tree = ast.parse("def f():\n    from routing_rl.cli import main\nif TYPE_CHECKING:\n    from routing_rl.suites import spec\n")
     assert _imports(tree, {"routing_rl.cli": Path(), "routing_rl.suites": Path()}) == {"routing_rl.cli"}
+
+
+def test_no_relative_import_hides_an_arrow():
+    """The walk above reads absolute imports only, so a relative one would be an arrow it cannot see."""
+    relative = [f"{name}: line {node.lineno}" for name, path in _module_names().items()
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(node, ast.ImportFrom) and node.level > 0]  # fmt: skip
+    assert not relative, "use absolute imports:\n" + "\n".join(relative)
+
+
+def test_routers_and_models_take_their_contracts_from_the_ground_floor():
+    """Routers, models and envs share a floor; the episodes and decisions they exchange live in
+    ``core.contracts``, so no router or model needs the envs package."""
+    sideways = [f"{source} -> {target}" for source, targets in import_graph().items() for target in targets
+                if source.split(".")[1:2] in (["agents"], ["models"]) and target.split(".")[1:2] == ["envs"]]  # fmt: skip
+    assert not sideways, "\n".join(sorted(sideways))

@@ -332,10 +332,11 @@ def test_damaged_suite_directories_give_one_line_errors(tmp_path, write_results,
     assert sorted(p.name for p in directory.iterdir()) == ["a-s0-x", "suite.json"]  # no figures/, no table
 
 
-@pytest.mark.parametrize("name", ["notes.txt", "suite.toml"])
-def test_report_on_a_file_says_what_it_wants(tmp_path, name):
+@pytest.mark.parametrize(("name", "fragments"), [("notes.txt", ("is a file", "run directory", "suite file (.toml)")),
+                                                  ("suite.toml", ("suite.toml: not valid TOML",))])  # fmt: skip
+def test_report_on_a_file_says_what_it_wants(tmp_path, name, fragments):
     (tmp_path / name).write_text("x")
-    assert_clean_error(invoke("report", tmp_path / name), "is a file", "run directory")
+    assert_clean_error(invoke("report", tmp_path / name), *fragments)
     assert not (tmp_path / "figures").exists()
 
 

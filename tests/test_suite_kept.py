@@ -75,6 +75,22 @@ def test_a_kept_trial_is_not_trained_again_and_is_tabulated(kept_suite):
     assert report.exit_code == 0 and "methods.png" in report.output
 
 
+def test_report_draws_a_suite_files_kept_trials_without_a_suite_directory(kept_suite, tmp_path):
+    path, out, _ = kept_suite
+    figures = tmp_path / "figures"
+    report = invoke("report", str(path), "--out", str(figures))
+    assert report.exit_code == 0, report.output
+    names = {Path(line).name for line in report.output.split()}
+    assert {"methods.png", "random-similarity.png", "random-seeds.png"} <= names and not out.exists()
+    assert all((figures / name).stat().st_size > 0 for name in names)
+    other = tmp_path / "other.toml"
+    other.write_text(TINY.replace('kept = "results/tiny"\n', "").replace('name = "tiny"', 'name = "other"'))
+    nothing = invoke("report", str(other), "--out", str(tmp_path / "none"))
+    assert nothing.exit_code == 1 and "nothing to draw" in nothing.output
+    wrong = invoke("report", str(tmp_path / "results" / "tiny"), "--scale", "quick")
+    assert wrong.exit_code == 2 and "--scale" in wrong.output and "suite file" in wrong.output
+
+
 def test_a_trial_of_another_configuration_is_not_taken_from_the_kept_folder(kept_suite):
     path, out, _ = kept_suite
     path.write_text(TINY.replace("batch_size = 64", "batch_size = 32"))

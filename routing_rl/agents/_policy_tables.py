@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from routing_rl.agents.base import RouterConfigError
-from routing_rl.envs.episodes import EpisodeBatch
-from routing_rl.network.routed_layer import RoutingDecision
+from routing_rl.core.contracts import EpisodeBatch, RoutingDecision
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ A router is an ``nn.Module`` so that its learnable state (policy tables, gate lo
 loaded and optimised like any other weights. Three hooks (plus the optional :meth:`Router.after_update`):
 
 * :meth:`Router.act` picks blocks for a batch of observations (one routed layer at a time);
-* :meth:`Router.loss` turns a finished :class:`~routing_rl.envs.episodes.EpisodeBatch` into a
+* :meth:`Router.loss` turns a finished :class:`~routing_rl.core.contracts.EpisodeBatch` into a
   loss on the router's parameters (policy gradient, TD error, L0 penalty), or None;
 * :meth:`Router.policy` exposes the per-task routing distribution of a layer, for logging.
 
@@ -19,8 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
-from routing_rl.network.routed_layer import RoutingDecision
+from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
 from routing_rl.registry import AGENTS, Registered, Registry
 
 

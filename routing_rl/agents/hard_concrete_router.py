@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from routing_rl.agents.base import Router, RouterConfigError
-from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
+from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
 from routing_rl.network.hard_concrete import (
     DEFAULT_BETA,
     DEFAULT_GAMMA,
@@ -36,7 +36,6 @@ from routing_rl.network.hard_concrete import (
     DEFAULT_ZETA,
     HardConcreteGate,
 )
-from routing_rl.network.routed_layer import RoutingDecision
 
 DEFAULT_L0_LAMBDA = 1e-3
 """Default weight of the expected-L0 penalty.

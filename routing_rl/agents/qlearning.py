@@ -18,8 +18,7 @@ from routing_rl.agents._policy_tables import (
     taken,
 )
 from routing_rl.agents.base import Router, RouterConfigError
-from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
-from routing_rl.network.routed_layer import RoutingDecision
+from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
 
 
 def epsilon_greedy(q: torch.Tensor, epsilon: float) -> torch.Tensor:

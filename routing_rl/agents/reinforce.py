@@ -20,8 +20,7 @@ from routing_rl.agents._policy_tables import (
     task_layer_index,
 )
 from routing_rl.agents.base import Router, RouterConfigError
-from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
-from routing_rl.network.routed_layer import RoutingDecision
+from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
 
 
 class ReinforceRouter(Router):

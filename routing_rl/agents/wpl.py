@@ -38,8 +38,7 @@ from routing_rl.agents._policy_tables import (
     uniform_table,
 )
 from routing_rl.agents.base import Router, RouterConfigError
-from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
-from routing_rl.network.routed_layer import RoutingDecision
+from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
 
 Variant = Literal["wpl", "public-code", "public-code-corrected"]
 Update = Literal["sampled", "all-actions"]

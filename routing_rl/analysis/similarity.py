@@ -23,6 +23,7 @@ import numpy as np
 
 from routing_rl.analysis.grouping import adjusted_rand_index
 from routing_rl.metrics.routing import cosine_similarity_matrix
+from routing_rl.training.run_dir import RESULTS_NAME
 
 GROUP_IN_TASK_NAME = re.compile(r"group(\d+)$")
 """Task names of ``synthetic-groups`` end in ``-group<k>``; the true groups are read from them."""
@@ -95,7 +96,7 @@ def load_run(path: str | Path) -> RunSummary:
         raise ResultsError(f"{file}: no routing policies in its epochs; analyze reads runs of routers, not of multi-task models")
     task_names = list(results["env"]["task_names"])
     layers = list(results["learner"].get("routed_layers") or [f"layer{d}" for d in range(len(routing["policy"]))])
-    name = file.parent.name if file.name == "results.json" else file.stem
+    name = file.parent.name if file.name == RESULTS_NAME else file.stem
     try:
         return RunSummary(
             name=name,

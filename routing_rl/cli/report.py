@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from routing_rl.training.results import ResultsError, load_results
+from routing_rl.training.run_dir import RESULTS_NAME
 
 
 def run_figures(results: dict[str, Any], out: Path, prefix: str = "") -> list[Path]:
@@ -88,18 +89,31 @@ def seeds_figure_layer(routed_layers: list[str]) -> tuple[int, str]:
     return 0, routed_layers[0] if routed_layers else "layer 0"
 
 
-def suite_figures(directory: Path, out: Path) -> list[Path]:
-    """The figures of a suite directory (one written by ``routing-rl suite run``)."""
+def suite_manifest(suite_file: Path, scale: str | None) -> tuple[dict[str, Any], Path]:
+    """A suite file read as ``suite run`` would write its ``suite.json``, and its default directory:
+    so that the figures of kept trials can be drawn from a fresh clone, where no suite directory exists."""
+    from routing_rl.suites import load_suite_file
+
+    spec = load_suite_file(suite_file)
+    trials = [{"run": t.run, "seed": t.seed, "name": t.name, "config": t.config.to_dict()} for t in spec.trials(scale)]
+    return {"suite": spec.to_dict(), "scale": scale, "trials": trials}, spec.directory(scale)
+
+
+def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = None) -> list[Path]:
+    """The figures of a suite directory (one written by ``routing-rl suite run``), or of the trials of
+    ``manifest`` (a suite file's) found there or in its kept folder."""
     from routing_rl.plots import figures
     from routing_rl.suites.manifest import read_manifest
     from routing_rl.suites.table import build_rows, collect
 
-    manifest = read_manifest(directory)
+    manifest = manifest if manifest is not None else read_manifest(directory)
     head = manifest["suite"]
     kept = head.get("kept")
     rows, metric, _ = build_rows(manifest["trials"], directory, head["baseline"], head.get("metric", "last"), kept=kept)
     by_method, _, _, _ = collect(manifest["trials"], directory, kept)
-    written = []
+    written: list[Path] = []
+    if not any(by_method.values()):
+        return written
     path = out / "methods.png"
     figures.save(figures.bars_figure([(r.method, r.mean, r.std) for r in rows if r.n], metric,
                                      f"suite {head['name']}", head["baseline"]), path)  # fmt: skip
@@ -183,33 +197,39 @@ def sweep_figures(directory: Path, out: Path) -> list[Path]:
 
 @click.command("report")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Where to write the PNG files (default: SOURCE/figures).")
-def report(source: Path, out: Path | None) -> None:
-    """Write the papers' figures of a run, suite or sweep directory as PNG files."""
+@click.option("--out", "out", default=None, type=click.Path(path_type=Path),
+              help="Where to write the PNG files (default: SOURCE/figures; for a suite file, its suite directory's figures/).")
+@click.option("--scale", default=None, help="With a suite file: the scale whose trials to draw.")
+def report(source: Path, out: Path | None, scale: str | None) -> None:
+    """Write the papers' figures of a run, suite or sweep directory, or of a suite file's finished and kept trials, as PNG files."""
     from routing_rl.suites.manifest import MANIFEST, read_manifest
     from routing_rl.suites.spec import SuiteError
     from routing_rl.suites.sweep import SUMMARY
 
-    if source.is_file() and source.name != "results.json":
-        raise click.ClickException(f"{source} is a file; give a run directory (or its results.json) or a suite directory")
-    base = source.parent if source.is_file() else source
-    out = out or base / "figures"
+    suite_file = source.is_file() and source.suffix == ".toml"
+    if scale is not None and not suite_file:
+        raise click.BadParameter("applies to a suite file (.toml) only", param_hint="--scale")
+    if source.is_file() and not suite_file and source.name != RESULTS_NAME:
+        raise click.ClickException(f"{source} is a file; give a run directory (or its results.json), a suite directory or a suite file (.toml)")
     try:
-        is_sweep = (base / SUMMARY).exists() and not source.is_file()
-        is_suite = (base / MANIFEST).exists() and not source.is_file() and not is_sweep
+        manifest, directory = suite_manifest(source, scale) if suite_file else (None, source)
+        base = directory if suite_file else source.parent if source.is_file() else source
+        out = out or base / "figures"
+        is_sweep = not suite_file and (base / SUMMARY).exists() and not source.is_file()
+        is_suite = suite_file or ((base / MANIFEST).exists() and not source.is_file() and not is_sweep)
         results = None if is_suite or is_sweep else load_results(source)
-        if is_suite:
-            read_manifest(source)  # checked before the output folder is made
+        if is_suite and manifest is None:
+            manifest = read_manifest(source)  # checked before the output folder is made
         out.mkdir(parents=True, exist_ok=True)
         if is_sweep:
             written = sweep_figures(source, out)
         else:
-            written = suite_figures(source, out) if results is None else run_figures(results, out)
+            written = suite_figures(directory, out, manifest) if results is None else run_figures(results, out)
     except (ResultsError, SuiteError) as exc:
         raise click.ClickException(str(exc)) from None
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise click.ClickException(f"cannot draw the figures of {source}: {type(exc).__name__}: {exc}") from None
     if not written:
-        raise click.ClickException(f"{source} has nothing to draw (no finished epoch)")
+        raise click.ClickException(f"{source} has nothing to draw (no finished trial or epoch)")
     for path in written:
         click.echo(str(path))

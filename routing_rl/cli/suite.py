@@ -113,8 +113,9 @@ def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | Non
     if out.exists() and not force:
         raise click.ClickException(f"{out} exists; give another --out, or --force to replace it")
     try:
-        options = suite_class(env).parse_options(env_option)
-        path, sizes = write_battery(env, options, out, name, seeds, epochs, " ".join(["routing-rl", *CommandLine.invoked_args]))
+        env_cls = suite_class(env)
+        options = env_cls.parse_options(env_option)
+        path, sizes = write_battery(env_cls, options, out, name, seeds, epochs, " ".join(["routing-rl", *CommandLine.invoked_args]))
         load_suite_file(path)  # what was written parses, at every scale
     except UnknownNameError as exc:
         raise click.BadParameter(str(exc), param_hint="--env") from None

@@ -56,18 +56,20 @@ def suite_names() -> list[str]:
 
 
 def load_suite(
-    name: str,
+    name: str | type[Suite],
     data_dir: str | Path | None = None,
     seed: int = 0,
     val_fraction: float = 0.1,
     **kwargs: Any,
 ) -> MultiTaskDataset:
-    """Build the suite registered as ``name`` with ``kwargs`` and load it.
+    """Build the suite registered as ``name`` (or the suite class given) with ``kwargs`` and load it:
+    the Python API's way in. Runs resolve ``--env`` once in the composition layer instead.
 
     Raises :class:`routing_rl.registry.UnknownNameError` (listing the valid names) for an unknown
     ``name`` and :class:`DataError` when its files are missing or corrupt.
     """
-    return load_from(Suite.registry.get(name)(**kwargs), name, data_dir, seed, val_fraction)
+    cls = name if isinstance(name, type) else Suite.registry.get(name)
+    return load_from(cls(**kwargs), cls.name, data_dir, seed, val_fraction)
 
 
 def load_from(suite: Suite, name: str, data_dir: str | Path | None = None, seed: int = 0, val_fraction: float = 0.1) -> MultiTaskDataset:

@@ -12,7 +12,7 @@ import gymnasium as gym
 
 from routing_rl.data import Suite
 from routing_rl.envs.batched import BatchedRoutingEnv
-from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
+from routing_rl.core.contracts import EpisodeBatch, RoutingObservation
 from routing_rl.envs.task_env import TaskRoutingEnv
 
 
@@ -22,7 +22,7 @@ def register_gym_envs() -> list[str]:
     for name, suite in Suite.registry.items():
         gym_id = getattr(suite, "gym_id", "")
         if gym_id and gym_id not in gym.registry:
-            gym.register(id=gym_id, entry_point=TaskRoutingEnv, kwargs={"suite": name})
+            gym.register(id=gym_id, entry_point=TaskRoutingEnv, kwargs={"suite": suite})  # the class: make() looks up no name
         if gym_id:
             ids.append(gym_id)
     return ids

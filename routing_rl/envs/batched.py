@@ -13,10 +13,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
+from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
 from routing_rl.envs.rewards import ClassificationObjective, EpisodeObjective, StepReward
 from routing_rl.network.model import RoutingNetwork
-from routing_rl.network.routed_layer import RoutingDecision
 
 Policy = Callable[[RoutingObservation], RoutingDecision]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from routing_rl.envs.episodes import RoutingObservation
-from routing_rl.network.routed_layer import RoutingDecision
+from routing_rl.core.contracts import RoutingDecision, RoutingObservation
 
 
 class CollaborationReward:

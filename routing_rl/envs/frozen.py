@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from routing_rl.data import SingleLabelData, Split, load_suite
+from routing_rl.data import SingleLabelData, Split, Suite, load_suite
 from routing_rl.network import RoutingNetwork, build_network
 
 SPLITS = ("train", "val", "test")
@@ -35,7 +35,7 @@ class FrozenRoutingProblem:
 
 
 def frozen_routing_problem(
-    suite: str,
+    suite: str | type[Suite],
     split: str = "test",
     routed: str = "fc",
     blocks: int | None = None,

@@ -30,11 +30,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the opti
         "routing_rl.envs.multiagent needs PettingZoo; install it with `pip install routing-rl[multiagent]`"
     ) from exc
 
-from routing_rl.data import SingleLabelData
+from routing_rl.core.contracts import RoutingDecision
+from routing_rl.data import SingleLabelData, Suite
 from routing_rl.envs.batched import hidden_summary
 from routing_rl.envs.frozen import frozen_routing_problem
 from routing_rl.envs.rewards import final_reward
-from routing_rl.network import RoutingDecision, RoutingNetwork
+from routing_rl.network import RoutingNetwork
 
 AgentID = str
 ObsType = dict[str, Any]
@@ -64,7 +65,7 @@ class MultiTaskRoutingEnv(ParallelEnv[AgentID, ObsType, np.int64]):
 
     def __init__(
         self,
-        suite: str = "synthetic-groups",
+        suite: str | type[Suite] = "synthetic-groups",
         split: str = "test",
         routed: str = "fc",
         blocks: int | None = None,

@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from routing_rl.data import SingleLabelData
+from routing_rl.core.contracts import RoutingDecision
+from routing_rl.data import SingleLabelData, Suite
 from routing_rl.envs.batched import hidden_summary
 from routing_rl.envs.frozen import frozen_routing_problem
 from routing_rl.envs.rewards import final_reward
-from routing_rl.network import RoutingDecision, RoutingNetwork
+from routing_rl.network import RoutingNetwork
 
 ObsType = dict[str, Any]
 
@@ -37,7 +38,7 @@ class TaskRoutingEnv(gym.Env[ObsType, np.int64]):
 
     def __init__(
         self,
-        suite: str = "synthetic-groups",
+        suite: str | type[Suite] = "synthetic-groups",
         task: int = 0,
         split: str = "test",
         routed: str = "fc",

@@ -46,6 +46,7 @@ def match_hidden_size(
     """
     if low < 1 or high < low:
         raise ValueError(f"need 1 <= low <= high, got {low=}, {high=}")
+    cls = MultiTaskModel.registry.get(model_cls) if isinstance(model_cls, str) else model_cls  # once, not per step
 
     def count(size: int) -> int:
         args = dict(kwargs)
@@ -58,7 +59,7 @@ def match_hidden_size(
             args[vary] = size
         else:
             raise TypeError(f"argument {vary!r} must be an int or a sequence of ints, got {base!r}")
-        return train_parameter_count(model_cls, input_dim, labels_per_task, **args)
+        return train_parameter_count(cls, input_dim, labels_per_task, **args)
 
     lo, hi = low, high
     while lo < hi:  # smallest size with count >= target (or high)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from routing_rl.data import Suite
 from routing_rl.models.sizing import match_hidden_size, train_parameter_count
 from routing_rl.network.spec import build_layer_specs, count_parameters
 from routing_rl.training.config import RunConfig
@@ -47,10 +48,12 @@ def shared_bottom_parameters(input_shape: tuple[int, ...], head_sizes: list[int]
 
 def matched_models(input_shape: tuple[int, ...], head_sizes: list[int], target: int) -> dict[str, dict[str, Any]]:
     """Each model's options with its size matched to ``target`` trainable parameters."""
+    from routing_rl.training.composition import agent_class
+
     input_dim = int(np.prod(input_shape))
     out = {}
     for name, (vary, position, sizes) in MODELS.items():
-        size = match_hidden_size(name, target, input_dim, head_sizes, vary=vary, position=position, **sizes)
+        size = match_hidden_size(agent_class(name), target, input_dim, head_sizes, vary=vary, position=position, **sizes)
         options = dict(sizes)
         if isinstance(options.get(vary), list):
             options[vary] = [size if i == position else v for i, v in enumerate(options[vary])]
@@ -89,22 +92,23 @@ def header(command: str, target: int, sizes: dict[str, int], out: Path) -> str:
     )
 
 
-def write_battery(env: str, env_options: dict[str, Any], out: Path, name: str | None, seeds: int, epochs: int,
+def write_battery(suite_cls: type[Suite], env_options: dict[str, Any], out: Path, name: str | None, seeds: int, epochs: int,
                   command: str) -> tuple[Path, dict[str, Any]]:  # fmt: skip
-    """Load the data (checking it), size the battery from it and write the suite file ``out``."""
+    """Load the data of ``suite_cls`` (checking it), size the battery from it and write the suite file ``out``."""
     import tomli_w
 
     from routing_rl.data import load_from
-    from routing_rl.training.composition import suite_class
+    from routing_rl.training.composition import agent_class
     from routing_rl.training.families import task_family
 
-    family = task_family(load_from(suite_class(env)(**env_options), env, None, 0, RunConfig.val_fraction))
+    env = suite_cls.name
+    family = task_family(load_from(suite_cls(**env_options), env, None, 0, RunConfig.val_fraction))
     sizes = (tuple(family.input_shape), list(family.head_sizes))
     suite_name = name or out.stem
     contents = battery(env, env_options, suite_name, seeds, epochs, sizes)
     target = shared_bottom_parameters(*sizes, RunConfig())
     input_dim = int(np.prod(sizes[0]))
-    counts = {run: train_parameter_count(run, input_dim, sizes[1], **contents["runs"][run]["agent_options"]) for run in MODELS}
+    counts = {run: train_parameter_count(agent_class(run), input_dim, sizes[1], **contents["runs"][run]["agent_options"]) for run in MODELS}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(header(command, target, counts, out) + tomli_w.dumps(contents), encoding="utf-8")
     return out, {"family": family.name, "metric": family.metric, "shared_bottom": target, **counts}

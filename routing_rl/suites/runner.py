@@ -56,13 +56,14 @@ def keep(trials: list[tuple[Trial, Path, str]], kept: Path) -> list[str]:
     """Copy the results.json of every trial finished in the suite directory into the kept folder
     (atomically; checkpoints and TensorBoard files stay behind); returns the names copied."""
     from routing_rl.training.io import write_json
+    from routing_rl.training.run_dir import RunDirectory
 
     copied = []
     for trial, path, status in trials:
-        target = kept / trial.name / "results.json"
+        target = RunDirectory(kept / trial.name).results_path
         if status not in FINISHED:
             continue
-        results = json.loads((path / "results.json").read_text())
+        results = json.loads(RunDirectory(path).results_path.read_text())
         if target.exists() and json.loads(target.read_text()) == results:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 from routing_rl.analysis.significance import one_tailed_ttest
 from routing_rl.core.contracts import metric_label
-from routing_rl.training.results import ResultsError, load_results
+from routing_rl.training.results import ResultsError, load_results, results_path
 
 
 @dataclass
@@ -74,7 +74,7 @@ def collect(
             results = load_results(path)
         except ResultsError as exc:
             results = None
-            if (path / "results.json").exists() and damaged is not None:
+            if results_path(path).exists() and damaged is not None:
                 damaged.append(str(exc))
         if results is None or results["status"] != "complete":
             missing[trial["run"]] = missing.get(trial["run"], 0) + 1

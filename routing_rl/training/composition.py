@@ -88,7 +88,13 @@ class Composition:
 
     def section(self, name: str) -> Any | None:
         """The typed options of section ``name`` (:meth:`RunConfig.section`), or None where the
-        section does not apply to this run: ``network`` and ``episodes`` configure routers only."""
+        section does not apply to this run: ``network`` and ``episodes`` configure routers only.
+        ``agent`` is the router's or model's own options (``-o``), typed by its class
+        (:func:`~routing_rl.training.options.agent_section`)."""
+        if name == "agent":
+            from routing_rl.training.options import agent_section
+
+            return agent_section(self.agent_cls, self.config.agent_options)
         if name in ("network", "episodes") and not self.is_router:
             return None
         return self.config.section(name)

@@ -226,6 +226,9 @@ class RunConfig:
             raise ValueError(f"--lr-milestones must be epochs >= 1, got {self.lr_milestones}")
         if len(set(self.lr_milestones)) != len(self.lr_milestones):
             raise ValueError(f"--lr-milestones repeats an epoch: {self.lr_milestones}; list each epoch once")
+        if self.lr_milestones != sorted(self.lr_milestones):
+            # each milestone pairs with its --lr-decay factor, so the order is the user's to state
+            raise ValueError(f"--lr-milestones must be in increasing order, got {self.lr_milestones}; list them from the first epoch")
         decays = self.lr_decay if isinstance(self.lr_decay, list) else [self.lr_decay]
         if not decays or any(not isinstance(d, (int, float)) or not 0 < d <= 1 or not math.isfinite(d) for d in decays):
             raise ValueError(f"--lr-decay must be in (0, 1] (one factor, or one per milestone), got {self.lr_decay}")

@@ -59,24 +59,21 @@ def _checked_optimizer(cls: type[torch.optim.Optimizer], kernels: dict[str, bool
 
 
 def make_optimizers(
-    config: RunConfig, weights: list[nn.Parameter], routing: list[nn.Parameter], router_lr: float | None = None
+    config: RunConfig, weights: list[nn.Parameter], routing: list[nn.Parameter], router_lr: float
 ) -> dict[str, torch.optim.Optimizer]:
     """One optimizer over everything (as the public routing code) or one per parameter set.
 
     ``routing`` holds the parameters that decide routes (a router's tables, a model's gate
-    logits), stepped at ``router_lr`` (the composition resolves the agent's own default,
-    :func:`~routing_rl.training.composition.router_lr`; None: ``--router-lr``, else ``--lr``).
+    logits), stepped at ``router_lr`` (:attr:`Composition.router_lr
+    <routing_rl.training.composition.Composition.router_lr>`: ``--router-lr``, else the agent's own
+    default, else ``--lr``). ``config.optimizer`` is one of :data:`OPTIMIZERS` (a declared choice).
     ``--optimizer sgd`` is plain SGD: its step scales with the gradient, so a router whose
     gradients explode (the public-code WPL projection) really takes the huge step; Adam
     normalises the step size and hides the explosion.
     """
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {config.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
     # foreach is bit-identical to torch's per-tensor loop; fused is faster but not (benchmarks/optimizer_step.py)
     kernels = {"fused": True} if config.fused_optimizer else {"foreach": True}
     optimizer_cls = functools.partial(_checked_optimizer, OPTIMIZERS[config.optimizer], kernels)
-    if router_lr is None:
-        router_lr = config.router_lr if config.router_lr is not None else config.lr
     if config.separate_optimizers:
         optimizers = {"weights": optimizer_cls(weights, lr=config.lr)}
         if routing:

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from routing_rl.models import MultiTaskModel
 from routing_rl.core.contracts import Batch, SplitScore
+from routing_rl.models import MultiTaskModel
 from routing_rl.training.families import TaskFamily
 from routing_rl.training.learner import Learner, StepResult, make_optimizers
+from routing_rl.training.options import section_values
 from routing_rl.training.tb_logger import TensorBoardLogger
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class ModelLearner(Learner):
     def _build_model(self) -> MultiTaskModel:
         """The model with weights drawn from ``seed`` (without disturbing the caller's RNG stream)."""
         model_cls = self.parts.agent_cls
-        options = dict(self.config.agent_options)
+        options = section_values(self.parts.section("agent"))
         if "gate_generator" in inspect.signature(model_cls.__init__).parameters:
             options["gate_generator"] = self.gate_generator
         input_dim = int(np.prod(self.family.input_shape))

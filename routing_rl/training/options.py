@@ -116,3 +116,37 @@ def section_class(config_cls: type, name: str) -> type:
     cls = dataclasses.make_dataclass(f"{name.capitalize()}Options", fields, frozen=True)
     cls.__module__ = __name__
     return cls
+
+
+@functools.cache
+def agent_section_class(agent_cls: type) -> type:
+    """A frozen dataclass of a router's or model's own options (``-o``; ``SNRTransOptions`` for
+    SNR-Trans), typed and defaulted as its constructor declares them (:meth:`Registered.options
+    <routing_rl.registry.Registered.options>`): the section that replaces a model's untyped option
+    table, so the learner builds the agent from one typed value and a stray key fails by name."""
+    fields = []
+    for name, spec in agent_cls.options().items():
+        default = spec.default
+        if isinstance(default, (list, dict, set)):
+            fields.append((name, spec.annotation, dataclasses.field(default_factory=functools.partial(type(default), default))))
+        else:
+            fields.append((name, spec.annotation, dataclasses.field(default=default)))
+    cls = dataclasses.make_dataclass(f"{agent_cls.__name__}Options", fields, frozen=True)
+    cls.__module__ = __name__
+    return cls
+
+
+def agent_section(agent_cls: type, given: dict[str, Any]) -> Any:
+    """``agent_cls``'s options section with the options ``given`` (``agent_options``) over its defaults;
+    raises ``ValueError`` naming an option the class does not have."""
+    cls = agent_section_class(agent_cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    if unknown := [k for k in given if k not in known]:
+        raise ValueError(f"{agent_cls.name} has no option {unknown[0]!r}; valid options: {', '.join(sorted(known)) or '(none)'}")
+    return cls(**given)
+
+
+def section_values(section: Any) -> dict[str, Any]:
+    """A section's options as keyword arguments (shallow: lists stay the objects the section holds)."""
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 import routing_rl
+from routing_rl.core.records import ResultsRecord
 
 SCHEMA_VERSION = 1
 
@@ -115,7 +116,9 @@ def summarise(epochs: list[dict[str, Any]], metric: str, higher_is_better: bool)
 def results_path(path: str | Path) -> Path:
     """``path`` itself if it names a file, else ``path/results.json``."""
     p = Path(path)
-    return p / "results.json" if p.is_dir() and not p.name.endswith(".json") else p
+    from routing_rl.training.run_dir import RunDirectory
+
+    return RunDirectory(p).results_path if p.is_dir() and not p.name.endswith(".json") else p
 
 
 def _need(obj: Any, key: str, kind: type | tuple[type, ...], where: str, file: Path) -> Any:
@@ -153,7 +156,7 @@ def _check_routing(routing: Any, tasks: int, layers: int, where: str, file: Path
         raise ResultsError(f"{file}: field {where}routes should give each task one block index per routed layer")
 
 
-def validate(results: Any, file: Path) -> dict[str, Any]:
+def validate(results: Any, file: Path) -> ResultsRecord:
     """Check the fields every reader relies on; raise :class:`ResultsError` naming the first bad one."""
     if not isinstance(results, dict):
         raise ResultsError(f"{file}: expected a JSON object, got {type(results).__name__}")
@@ -208,7 +211,7 @@ def validate(results: Any, file: Path) -> dict[str, Any]:
     return results
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
+def load_results(path: str | Path) -> ResultsRecord:
     """Read and validate a run's results.json (``path``: the run directory or the file)."""
     file = results_path(path)
     if file.is_dir():

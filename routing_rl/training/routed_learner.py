@@ -16,15 +16,15 @@ from torch import nn
 
 from routing_rl.agents import Router, RouterConfigError
 from routing_rl.agents.shared_bottom import SharedBottomRouter
+from routing_rl.core.contracts import Batch, RoutingObservation
 from routing_rl.envs.batched import BatchedRoutingEnv
 from routing_rl.envs.collaboration import CollaborationReward
-from routing_rl.envs.episodes import RoutingObservation
 from routing_rl.metrics.routing import cosine_similarity_matrix, perplexity
 from routing_rl.models.layers import count_parameters
 from routing_rl.network import RoutingNetwork, build_network
-from routing_rl.core.contracts import Batch
 from routing_rl.training.families import TaskFamily
 from routing_rl.training.learner import Learner, StepResult, make_optimizers
+from routing_rl.training.options import section_values
 from routing_rl.training.tb_logger import TensorBoardLogger
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ class RoutedLearner(Learner):
         router_cls = parts.agent_cls
         if router_cls.shares_nothing:
             self._refuse_sharing(router_cls.name)
-        self.router: Router = router_cls(tasks, self.network.num_routed, blocks, seed=cfg.seed, **cfg.agent_options).to(device)
+        options = section_values(parts.section("agent"))
+        self.router: Router = router_cls(tasks, self.network.num_routed, blocks, seed=cfg.seed, **options).to(device)
         self.warmup_router = SharedBottomRouter(tasks, self.network.num_routed, blocks).to(device)
         step_rewards = [CollaborationReward(episodes.collab_reward, episodes.collab_window, episodes.collab_form, self.network.num_routed)] \
             if episodes.collab_reward else []  # fmt: skip

@@ -32,8 +32,11 @@ class RunDirError(RuntimeError):
 
 
 LOCK_NAME = "run.lock"
+RESULTS_NAME = "results.json"
+CHECKPOINT_NAME = "checkpoint.pt"
+TENSORBOARD_NAME = "tensorboard"
 
-RUN_FILES = ("results.json", "checkpoint.pt", LOCK_NAME, "tensorboard")
+RUN_FILES = (RESULTS_NAME, CHECKPOINT_NAME, LOCK_NAME, TENSORBOARD_NAME)
 """What a run writes into its directory; a directory holding one of them is a run directory."""
 
 SYSTEM_FOLDERS = tuple(Path(p) for p in ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/sbin", "/sys", "/usr", "/var"))
@@ -72,11 +75,16 @@ class RunDirectory:
 
     @property
     def results_path(self) -> Path:
-        return self.path / "results.json"
+        return self.path / RESULTS_NAME
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.path / "checkpoint.pt"
+        return self.path / CHECKPOINT_NAME
+
+    @property
+    def tensorboard_path(self) -> Path:
+        """The TensorBoard event files' folder (``tensorboard --logdir`` reads it)."""
+        return self.path / TENSORBOARD_NAME
 
     def status(self) -> str:
         """``complete`` or ``diverged`` (a finished run's results), ``partial`` (a checkpoint to resume

@@ -24,7 +24,7 @@ from routing_rl.data import MultiTaskDataset
 from routing_rl.training.clipping import clip_weight_gradients
 from routing_rl.training.config import RunConfig
 from routing_rl.core.contracts import Batch, SplitScore
-from routing_rl.core.records import ResultsRecord
+from routing_rl.core.records import EpochRecord, ResultsRecord
 from routing_rl.training.families import task_family
 from routing_rl.training.composition import Composition, compose
 from routing_rl.training.learner import Learner
@@ -284,7 +284,7 @@ class Trainer:
             predict = lambda batch: self.learner.predict(batch, epoch)  # noqa: E731
             val = self.evaluate(self.data.val, predict)
             test = self.evaluate(self.data.test, predict)
-            record: dict[str, Any] = {
+            record: EpochRecord = {  # type: ignore[typeddict-item]  # the learner's keys are its own
                 "epoch": epoch, **train, "eval_seconds": time.perf_counter() - eval_start,
                 "val": val.to_dict(), "test": test.to_dict(), **self.learner.epoch_record(epoch),
             }  # fmt: skip

@@ -142,7 +142,7 @@ def test_a_banked_network_trains_bit_for_bit_as_its_per_block_form(tasks, blocks
     for minimum in (bank_min_blocks, 10**9):  # banked, then every block a module of its own
         net = build_network((12,), num_tasks=tasks, num_classes=3, routed="fc", blocks=blocks, seed=0, bank_min_blocks=minimum)
         nets.append(net)
-        optimizers.append(make_optimizers(config, list(net.parameters()), [])["all"])
+        optimizers.append(make_optimizers(config, list(net.parameters()), [], config.lr)["all"])
     assert isinstance(nets[0].layers[0].layer.blocks, LinearBank) and isinstance(nets[1].layers[0].layer.blocks, torch.nn.ModuleList)
     g = torch.Generator().manual_seed(0)
     for _ in range(4):

@@ -30,8 +30,8 @@ def test_fused_optimizer_takes_the_default_optimizers_steps_up_to_rounding(optim
     weights = [torch.nn.Parameter(torch.randn(5, 3)) for _ in range(3)]
     copies = [torch.nn.Parameter(w.detach().clone()) for w in weights]
     initial = [w.detach().clone() for w in weights]
-    fused = make_optimizers(RunConfig(optimizer=optimizer, fused_optimizer=True), weights, [])["all"]
-    default = make_optimizers(RunConfig(optimizer=optimizer), copies, [])["all"]
+    fused = make_optimizers(RunConfig(optimizer=optimizer, fused_optimizer=True), weights, [], 1e-3)["all"]
+    default = make_optimizers(RunConfig(optimizer=optimizer), copies, [], 1e-3)["all"]
     assert fused.defaults["fused"] is True and not default.defaults["fused"] and default.defaults["foreach"] is True
     for _ in range(3):
         grads = [torch.randn(5, 3) for _ in weights]
@@ -61,8 +61,8 @@ def test_fused_optimizer_runs_are_reproducible_and_resume_exactly(tmp_path):
 def test_fused_kernels_are_refused_up_front_in_one_line_for_unsupported_parameters():
     meta = [torch.nn.Parameter(torch.empty(3, device="meta"))]
     with pytest.raises(ValueError, match=r"^--fused-optimizer is not available for these parameters .*run without it$"):
-        make_optimizers(RunConfig(fused_optimizer=True), meta, [])
-    make_optimizers(RunConfig(), meta, [])  # the default kernels take them
+        make_optimizers(RunConfig(fused_optimizer=True), meta, [], 1e-3)
+    make_optimizers(RunConfig(), meta, [], 1e-3)  # the default kernels take them
 
 
 def test_fused_optimizer_trains_multi_task_models_with_separate_gate_optimizers(tmp_path):

@@ -9,10 +9,13 @@ with the arguments stored next to them. The same commands must give the same num
 since WPL now has a router learning rate of its own by default; all name ``--eval-batch-size 1024``,
 the evaluation batch of the recording, whose grouping of the summed evaluation losses they pin.)
 
-Scores, routes, policies and parameter counts must be equal to the last bit; the mean losses to
-a relative 1e-6, as their last bits depend on the processor's vector kernels: on an AMD EPYC the
-MMoE run's second-epoch training loss is 32.753363093623406 where the recording machine gave
-32.75336399784795 (every score the same).
+Routes and parameter counts must be equal to the last bit; scores, mean losses and routing
+policies to a relative 1e-6, as their last bits depend on the processor's vector kernels: on an
+AMD EPYC the MMoE run's second-epoch training loss is 32.753363093623406 where the recording
+machine gave 32.75336399784795; on an Intel Xeon one probability of the REINFORCE run's third-epoch
+policy differs by 1.5e-8 (one float32 step) and the SNR-Aver regression's per-task MSE by 3e-9.
+An accuracy is a count over at most a few hundred test rows, so one prediction more or less moves
+it by far more than 1e-6: the tolerance hides no change of a single prediction.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -49,8 +53,9 @@ def test_pipeline_reproduces_the_recorded_run(name, tmp_path):
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "results.json").read_text())
     got, recorded = observed(results), GOLDEN[name]["epochs"]
-    losses = ("train_loss", "val_loss", "test_loss")
-    assert [{k: v for k, v in e.items() if k not in losses} for e in got] == [{k: v for k, v in e.items() if k not in losses} for e in recorded]
+    close = ("train_loss", "val_loss", "test_loss", "val", "test", "policy")
+    assert [{k: v for k, v in e.items() if k not in close} for e in got] == [{k: v for k, v in e.items() if k not in close} for e in recorded]
     for epoch, (mine, theirs) in enumerate(zip(got, recorded, strict=True), start=1):
-        for key in losses:
-            assert mine[key] == pytest.approx(theirs[key], rel=1e-6, abs=0), (epoch, key)
+        for key in close:
+            if key in theirs:
+                assert np.allclose(mine[key], theirs[key], rtol=1e-6, atol=1e-7), (epoch, key, mine[key], theirs[key])

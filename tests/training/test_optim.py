@@ -29,8 +29,8 @@ def bank_rows_of(blocks: torch.nn.ModuleList) -> tuple[torch.Tensor, torch.Tenso
 def train_both(config: RunConfig, steps: int, blocks: torch.nn.ModuleList, bank: LinearBank, seed: int = 1):
     """Both forms through ``make_optimizers`` on the same batches; batches alternate between all 40
     blocks (batched matmul) and only blocks 0-4 (the others get no samples for a while)."""
-    per_block = make_optimizers(config, list(blocks.parameters()), [])["all"]
-    banked = make_optimizers(config, list(bank.parameters()), [])["all"]
+    per_block = make_optimizers(config, list(blocks.parameters()), [], config.lr)["all"]
+    banked = make_optimizers(config, list(bank.parameters()), [], config.lr)["all"]
     g = torch.Generator().manual_seed(seed)
     for step in range(steps):
         n = 120 if step % 2 else 30
@@ -83,7 +83,7 @@ def test_the_optimizer_state_round_trips_through_a_weights_only_checkpoint(fused
     resumed_bank = LinearBank.from_blocks(list(layers()[0]))
     assert resumed_bank is not None
     resumed_bank.load_state_dict(saved["bank"])
-    resumed = make_optimizers(config, list(resumed_bank.parameters()), [])["all"]
+    resumed = make_optimizers(config, list(resumed_bank.parameters()), [], config.lr)["all"]
     resumed.load_state_dict(saved["optimizer"])
     for optimizer, layer in ((uninterrupted, reference), (resumed, resumed_bank)):
         g = torch.Generator().manual_seed(9)
@@ -99,7 +99,7 @@ def test_dense_parameters_still_take_torchs_own_step():
     torch.manual_seed(0)
     dense = [torch.nn.Parameter(torch.randn(5, 3)) for _ in range(2)]
     copies = [torch.nn.Parameter(d.detach().clone()) for d in dense]
-    ours = make_optimizers(RunConfig(optimizer="adam"), dense, [])["all"]
+    ours = make_optimizers(RunConfig(optimizer="adam"), dense, [], 1e-3)["all"]
     torchs = torch.optim.Adam(copies, lr=RunConfig().lr, foreach=True)
     for _ in range(3):
         for params, optimizer in ((dense, ours), (copies, torchs)):
@@ -148,8 +148,8 @@ def test_a_run_of_many_tasks_trains_its_banks_reproducibly_and_resumes_exactly(t
 def test_a_bank_run_twice_before_a_step_sums_its_gradients_like_the_blocks(fused):
     blocks, bank = layers()
     config = RunConfig(optimizer="adam", fused_optimizer=fused, lr=0.05)
-    per_block = make_optimizers(config, list(blocks.parameters()), [])["all"]
-    banked = make_optimizers(config, list(bank.parameters()), [])["all"]
+    per_block = make_optimizers(config, list(blocks.parameters()), [], config.lr)["all"]
+    banked = make_optimizers(config, list(bank.parameters()), [], config.lr)["all"]
     g = torch.Generator().manual_seed(4)
     batches = [(torch.randn(60, 6, generator=g), torch.randint(0, 40, (60,), generator=g)) for _ in range(2)]
     for layer, optimizer in ((blocks, per_block), (bank, banked)):

@@ -81,3 +81,22 @@ def test_sections_are_typed_and_absent_where_they_do_not_apply():
     router, model = compose(config), compose(RunConfig(agent="mmoe", env="multilabel-synthetic"))
     assert router.section("network").hidden == 16 and router.section("episodes").reward == "auto"
     assert model.section("network") is None and model.section("episodes") is None and model.section("data").map_k == 10
+
+
+def test_the_agent_section_types_a_router_or_models_own_options():
+    """``-o`` options as a typed section of the agent's class: its declared defaults, the given
+    values over them, and a stray key refused by name (what the learners build the agent from)."""
+    from routing_rl.training.composition import compose
+    from routing_rl.training.options import section_values
+
+    model = compose(RunConfig(agent="snr-trans", env="multilabel-synthetic", agent_options={"l0_lambda": 1e-4}))
+    options = model.section("agent")
+    assert type(options).__name__ == "SNRTransOptions" and dataclasses.is_dataclass(options)
+    assert options.l0_lambda == 1e-4 and options.num_subnetworks == 4  # given, and the constructor's default
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.l0_lambda = 1.0
+    assert "gate_generator" not in section_values(options)  # supplied by the learner, not an option
+    router = compose(RunConfig(agent="wpl", agent_options={"variant": "public-code-corrected"})).section("agent")
+    assert (type(router).__name__, router.variant, router.parameterization) == ("WPLRouterOptions", "public-code-corrected", "table")
+    with pytest.raises(ValueError, match="wpl has no option 'bta'; valid options: "):
+        compose(RunConfig(agent="wpl", agent_options={"bta": 1})).section("agent")

@@ -159,7 +159,8 @@ def test_corrected_learner_projects_only_in_the_forward_pass():
     ("args", "message"),
     [
         (["--lr-decay", "0.5,x"], "--lr-decay"),
-        (["--lr-decay", "2"], "factors must be in (0, 1]"),
+        (["--lr-decay", "2"], "--lr-decay must be in (0, 1]"),
+        (["--lr-milestones", "10,5", "--lr-decay", "0.5,0.2"], "--lr-milestones must be in increasing order"),
         (["--step-epochs", "0"], "--step-epochs"),
         (["--lr-milestones", "5", "--lr-decay", "0.5,0.5"], "--lr-decay gives 2 factors for 1 --lr-milestones"),
         (["--agent", "mmoe", "--env", "multilabel-synthetic", "--module-loss", "mse-one-hot"], "only appl"),
@@ -169,3 +170,14 @@ def test_corrected_learner_projects_only_in_the_forward_pass():
 def test_shipped_loop_options_refuse_bad_values_in_one_line(args, message, tmp_path):
     result = CliRunner().invoke(main, ["run", *args, "--epochs", "1", "--logdir", str(tmp_path / "run"), "--quiet"])
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_milestones_out_of_order_are_refused_alike_by_the_command_line_and_suite_files(tmp_path):
+    """Each milestone pairs with its factor: sorting one list and not the other would change the
+    schedule, so neither the command line nor a suite file reorders them; both refuse."""
+    from routing_rl.suites import SuiteError, load_suite_file
+
+    suite = tmp_path / "s.toml"
+    suite.write_text('[suite]\nname = "s"\nseeds = [0]\n[runs.a]\nagent = "wpl"\nlr_milestones = [10, 5]\nlr_decay = [0.5, 0.2]\n')
+    with pytest.raises(SuiteError, match="--lr-milestones must be in increasing order"):
+        load_suite_file(suite)
