@@ -89,6 +89,12 @@ def test_report_draws_a_suite_files_kept_trials_without_a_suite_directory(kept_s
     assert nothing.exit_code == 1 and "nothing to draw" in nothing.output
     wrong = invoke("report", str(tmp_path / "results" / "tiny"), "--scale", "quick")
     assert wrong.exit_code == 2 and "--scale" in wrong.output and "suite file" in wrong.output
+    only = invoke("report", str(path), "--out", str(tmp_path / "only"), "--runs", "random")
+    assert only.exit_code == 0 and {Path(line).name for line in only.output.split()} == {"methods.png", "random-similarity.png",
+                                                                                        "random-perplexity.png", "random-seeds.png"}
+    unknown = invoke("report", str(path), "--out", str(tmp_path / "unknown"), "--runs", "random,nope")
+    assert unknown.exit_code == 1 and "no run named 'nope'" in unknown.output and "runs: random, shared" in unknown.output
+    assert not (tmp_path / "unknown").exists()
 
 
 def test_a_trial_of_another_configuration_is_not_taken_from_the_kept_folder(kept_suite):

@@ -14,6 +14,18 @@ EXIT_DIVERGED = 3
 
 
 
+def run_names(only: str, valid: list[str], source: object) -> list[str]:
+    """The run names of ``--runs a,b`` (of ``suite run`` and ``report``); raises ``SuiteError``
+    naming an unknown or empty one and listing the runs of ``source``."""
+    from routing_rl.suites import SuiteError
+
+    names = [n.strip() for n in only.split(",")]
+    unknown = [n for n in names if n not in valid]
+    if not names or unknown or "" in names:
+        raise SuiteError(f"--runs: no run named {', '.join(repr(n) for n in unknown) or repr(only)} in {source}; runs: {', '.join(valid)}")
+    return names
+
+
 def load_plugins(modules: tuple[str, ...]) -> None:
     """Import the ``routing_rl.plugins`` entry points and ``--plugin`` modules, which register classes."""
     import routing_rl  # noqa: F401  (registers every built-in suite, router and model)

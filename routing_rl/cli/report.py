@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from routing_rl.cli.common import run_names
 from routing_rl.training.results import ResultsError, load_results
 from routing_rl.training.run_dir import RESULTS_NAME
 
@@ -200,7 +201,8 @@ def sweep_figures(directory: Path, out: Path) -> list[Path]:
 @click.option("--out", "out", default=None, type=click.Path(path_type=Path),
               help="Where to write the PNG files (default: SOURCE/figures; for a suite file, its suite directory's figures/).")
 @click.option("--scale", default=None, help="With a suite file: the scale whose trials to draw.")
-def report(source: Path, out: Path | None, scale: str | None) -> None:
+@click.option("--runs", "only", default=None, help="With a suite: comma-separated run names, draw only these runs (default: every run).")
+def report(source: Path, out: Path | None, scale: str | None, only: str | None) -> None:
     """Write the papers' figures of a run, suite or sweep directory, or of a suite file's finished and kept trials, as PNG files."""
     from routing_rl.suites.manifest import MANIFEST, read_manifest
     from routing_rl.suites.spec import SuiteError
@@ -220,6 +222,11 @@ def report(source: Path, out: Path | None, scale: str | None) -> None:
         results = None if is_suite or is_sweep else load_results(source)
         if is_suite and manifest is None:
             manifest = read_manifest(source)  # checked before the output folder is made
+        if only is not None:
+            if manifest is None:
+                raise click.BadParameter("applies to a suite file or directory only", param_hint="--runs")
+            names = run_names(only, list(dict.fromkeys(t["run"] for t in manifest["trials"])), source)
+            manifest = {**manifest, "trials": [t for t in manifest["trials"] if t["run"] in names]}
         out.mkdir(parents=True, exist_ok=True)
         if is_sweep:
             written = sweep_figures(source, out)

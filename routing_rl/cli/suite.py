@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from routing_rl.cli.common import run_names
 from routing_rl.suites.manifest import read_manifest
 from routing_rl.suites.runner import FINISHED, TrialSetupError, check_data, keep, plan, run_local, run_ray, threads_per_worker, trial_status, write_manifest
 from routing_rl.suites.spec import SuiteError, load_suite_file
@@ -83,10 +84,7 @@ def select_runs(trials: list[Any], spec: Any, only: str | None) -> list[Any]:
     """The planned trials of the runs named by ``--runs`` (all when None); an unknown name is refused."""
     if only is None:
         return trials
-    names = [n.strip() for n in only.split(",")]
-    unknown = [n for n in names if n not in spec.runs]
-    if not names or unknown or "" in names:
-        raise SuiteError(f"--runs: no run named {', '.join(repr(n) for n in unknown) or repr(only)} in {spec.source}; runs: {', '.join(spec.runs)}")
+    names = run_names(only, list(spec.runs), spec.source)
     return [t for t in trials if t[0].run in names]
 
 
