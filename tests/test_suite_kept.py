@@ -86,12 +86,13 @@ def test_report_draws_a_suite_files_kept_trials_without_a_suite_directory(kept_s
     other = tmp_path / "other.toml"
     other.write_text(TINY.replace('kept = "results/tiny"\n', "").replace('name = "tiny"', 'name = "other"'))
     nothing = invoke("report", str(other), "--out", str(tmp_path / "none"))
-    assert nothing.exit_code == 1 and "nothing to draw" in nothing.output
+    assert nothing.exit_code == 1 and "nothing to draw" in nothing.output and not (tmp_path / "none").exists()
     wrong = invoke("report", str(tmp_path / "results" / "tiny"), "--scale", "quick")
     assert wrong.exit_code == 2 and "--scale" in wrong.output and "suite file" in wrong.output
     only = invoke("report", str(path), "--out", str(tmp_path / "only"), "--runs", "random")
     assert only.exit_code == 0 and {Path(line).name for line in only.output.split()} == {"methods.png", "random-similarity.png",
                                                                                         "random-perplexity.png", "random-seeds.png"}
+    assert "names no run" in invoke("report", str(path), "--runs", " , ").output
     unknown = invoke("report", str(path), "--out", str(tmp_path / "unknown"), "--runs", "random,nope")
     assert unknown.exit_code == 1 and "no run named 'nope'" in unknown.output and "runs: random, shared" in unknown.output
     assert not (tmp_path / "unknown").exists()

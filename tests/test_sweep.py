@@ -181,3 +181,10 @@ def test_bad_grids_are_one_line_errors(tmp_path, edit, message):
     path.write_text(edit(GRID))
     result = CliRunner().invoke(main, ["sweep", str(path)])
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [["suite", "run"], ["suite", "table"], ["report"]])
+def test_a_sweep_file_given_as_a_suite_says_which_command_takes_it(sweep_file, command):
+    result = CliRunner().invoke(main, [*command, str(sweep_file)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "is a sweep file, not a suite file: `routing-rl sweep" in " ".join(result.output.split())

@@ -19,10 +19,11 @@ def run_names(only: str, valid: list[str], source: object) -> list[str]:
     naming an unknown or empty one and listing the runs of ``source``."""
     from routing_rl.suites import SuiteError
 
-    names = [n.strip() for n in only.split(",")]
-    unknown = [n for n in names if n not in valid]
-    if not names or unknown or "" in names:
-        raise SuiteError(f"--runs: no run named {', '.join(repr(n) for n in unknown) or repr(only)} in {source}; runs: {', '.join(valid)}")
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    if not names:
+        raise SuiteError(f"--runs {only!r} names no run; runs of {source}: {', '.join(valid)}")
+    if unknown := [n for n in names if n not in valid]:
+        raise SuiteError(f"--runs: no run named {', '.join(map(repr, unknown))} in {source}; runs: {', '.join(valid)}")
     return names
 
 

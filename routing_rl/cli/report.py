@@ -1,4 +1,9 @@
-"""``routing-rl report RUN_OR_SUITE_DIR``: the papers' figures of a run or a suite, as PNG files.
+"""``routing-rl report SOURCE``: the papers' figures of a run, a suite or a sweep, as PNG files.
+
+SOURCE is a run directory (or its results.json), a suite directory, a sweep directory, or a suite
+file (``.toml``: its finished trials in its suite directory and its kept folder, ``--scale`` for
+another scale, so kept results draw on a fresh clone); ``--runs`` draws only the named runs of a
+suite.
 
 A run directory gets its routing perplexity (Figure 1) and task-similarity heatmaps (Figure 2), or
 a model's sub-network utilisation. A suite directory gets its methods as bars with error bars,
@@ -6,8 +11,8 @@ each method's perplexity and the similarity heatmaps of its first routed FC laye
 side by side (Figure 4), the metric of every run against the number of blocks with a cubic fit
 through the runs when the methods differ in ``blocks`` (Figure 3), and, for multi-task models of
 several sizes, the metric against training size and against serving size, one series per model and L0 weight (the SNR paper's Figures 3 and 4). A
-sweep directory gets its grid points' top-k test mean ± standard error as bars (SNR paper, Figure 2)
-and, for models that report it, each point's sub-network use by task averaged over its top k
+sweep directory gets its grid points' top-k test mean ± standard error as bars, macro and micro
+averaged (SNR paper, Figure 2), and, for models that report it, each point's sub-network use by task averaged over its top k
 (Figure 5).
 """
 
@@ -227,11 +232,15 @@ def report(source: Path, out: Path | None, scale: str | None, only: str | None) 
                 raise click.BadParameter("applies to a suite file or directory only", param_hint="--runs")
             names = run_names(only, list(dict.fromkeys(t["run"] for t in manifest["trials"])), source)
             manifest = {**manifest, "trials": [t for t in manifest["trials"] if t["run"] in names]}
+        made = [p for p in (out, *out.parents) if not p.exists()]
         out.mkdir(parents=True, exist_ok=True)
         if is_sweep:
             written = sweep_figures(source, out)
         else:
             written = suite_figures(directory, out, manifest) if results is None else run_figures(results, out)
+        if not written:
+            for folder in made:  # leave no empty folder behind
+                folder.rmdir()
     except (ResultsError, SuiteError) as exc:
         raise click.ClickException(str(exc)) from None
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:

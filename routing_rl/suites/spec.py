@@ -248,6 +248,10 @@ def load_suite_file(path: str | Path) -> SuiteSpec:
     """Parse and validate a suite file; errors name the file and the key."""
     path = Path(path)
     data = read_toml(path, "suite")
+    if "sweep" in data and "suite" not in data:
+        name = data["sweep"].get("name", "NAME") if isinstance(data["sweep"], dict) else "NAME"
+        raise SuiteError(f"{path} is a sweep file, not a suite file: `routing-rl sweep {path}` runs it, "
+                         f"`routing-rl report runs/sweep-{name}` draws it")  # fmt: skip
     unknown = sorted(set(data) - {"suite", "defaults", "runs", "scales", "reference"})
     if unknown:
         raise SuiteError(f"{path}: unknown table(s) {', '.join(unknown)}; a suite has [suite], [defaults], [runs.NAME], [scales.NAME], [reference]")

@@ -234,8 +234,8 @@ class RunConfig:
             raise ValueError(f"--lr-decay must be in (0, 1] (one factor, or one per milestone), got {self.lr_decay}")
         if isinstance(self.lr_decay, list) and len(self.lr_decay) != len(self.lr_milestones):
             raise ValueError(f"--lr-decay gives {len(self.lr_decay)} factors for {len(self.lr_milestones)} --lr-milestones; give one, or one per milestone")
-        if any(not isinstance(e, int) or e < 1 for e in self.step_epochs) or len(set(self.step_epochs)) != len(self.step_epochs):
-            raise ValueError(f"--step-epochs must be distinct epochs >= 1, got {self.step_epochs}")
+        if any(not isinstance(e, int) or e < 1 for e in self.step_epochs) or self.step_epochs != sorted(set(self.step_epochs)):
+            raise ValueError(f"--step-epochs must be distinct epochs >= 1 in increasing order, got {self.step_epochs}")
         if not any(token.strip() for token in self.routed.split(",")):
             raise ValueError(f"--routed {self.routed!r} names no layer; name the routed layers (e.g. fc, conv3, all), or none for no routed layer")
         if any(not token.strip() for token in self.routed.split(",")):

@@ -66,7 +66,8 @@ def make_optimizers(
     ``routing`` holds the parameters that decide routes (a router's tables, a model's gate
     logits), stepped at ``router_lr`` (:attr:`Composition.router_lr
     <routing_rl.training.composition.Composition.router_lr>`: ``--router-lr``, else the agent's own
-    default, else ``--lr``). ``config.optimizer`` is one of :data:`OPTIMIZERS` (a declared choice).
+    default, else ``--lr``). ``config`` has passed :meth:`RunConfig.check` (``optimizer`` is one of
+    :data:`OPTIMIZERS`); the trainer checks it, and so must a caller that builds optimizers itself.
     ``--optimizer sgd`` is plain SGD: its step scales with the gradient, so a router whose
     gradients explode (the public-code WPL projection) really takes the huge step; Adam
     normalises the step size and hides the explosion.

@@ -83,6 +83,8 @@ def test_optimizers_step_only_in_the_step_epochs(tmp_path):
     assert not torch.equal(snapshots[2], snapshots[3])  # epoch 3 steps again
     with pytest.raises(ValueError, match="--step-epochs must be distinct epochs"):
         RunConfig(step_epochs=[0]).check()
+    with pytest.raises(ValueError, match="in increasing order, got \\[6, 1\\]"):
+        RunConfig(step_epochs=[6, 1]).check()
 
 
 def test_mse_one_hot_is_the_summed_squared_error_to_one_hot_targets():
