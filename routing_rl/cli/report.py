@@ -30,8 +30,8 @@ from routing_rl.training.results import ResultsError, load_results
 from routing_rl.training.run_dir import RESULTS_NAME
 
 
-def run_figures(results: dict[str, Any], out: Path, prefix: str = "") -> list[Path]:
-    """The figures of one run into ``out``; returns the files written."""
+def run_figures(results: dict[str, Any], out: Path, prefix: str = "", label: str | None = None) -> list[Path]:
+    """The figures of one run into ``out`` (titled ``label``, else the agent's name); returns the files written."""
     from routing_rl.plots import figures  # matplotlib is imported only when drawing
 
     written = []
@@ -39,7 +39,7 @@ def run_figures(results: dict[str, Any], out: Path, prefix: str = "") -> list[Pa
     if last is None:
         return written
     if "routing" in last and results["learner"].get("routed_layers"):
-        for name, fig in (("perplexity", figures.perplexity_figure(results)), ("similarity", figures.run_similarity_figure(results))):
+        for name, fig in (("perplexity", figures.perplexity_figure(results, label)), ("similarity", figures.run_similarity_figure(results, label))):
             path = out / f"{prefix}{name}.png"
             figures.save(fig, path)
             written.append(path)
@@ -142,7 +142,7 @@ def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = 
     for method, results in by_method.items():
         if not results:
             continue
-        written += run_figures(results[0], out, prefix=f"{method}-")
+        written += run_figures(results[0], out, prefix=f"{method}-", label=f"{method} (seed {results[0]['config']['seed']})")
         if results[0]["epochs"][-1].get("routing", {}).get("policy") and len(results) > 1:  # routed layers to compare
             layer, layer_name = seeds_figure_layer(results[0]["learner"].get("routed_layers") or [])
             policies = [r["epochs"][-1]["routing"]["policy"][layer] for r in results]

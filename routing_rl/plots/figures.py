@@ -33,7 +33,12 @@ from routing_rl.metrics.routing import cosine_similarity_matrix  # noqa: E402
 from routing_rl.core.contracts import metric_label  # noqa: E402
 
 
-def perplexity_figure(results: dict[str, Any]) -> Figure:
+def run_label(results: dict[str, Any], label: str | None = None) -> str:
+    """What a run's figure titles call it: ``label`` (a suite's run name and seed), else its agent."""
+    return label or results["config"]["agent"]
+
+
+def perplexity_figure(results: dict[str, Any], label: str | None = None) -> Figure:
     """Mean policy perplexity over tasks of each routed layer per epoch, with the tasks' range shaded."""
     epochs = [e for e in results["epochs"] if "routing" in e]
     layers = results["learner"].get("routed_layers") or []
@@ -43,9 +48,9 @@ def perplexity_figure(results: dict[str, Any]) -> Figure:
         per_task = np.array([e["routing"]["perplexity"][d] for e in epochs])  # [epochs, T]
         ax.plot(x, per_task.mean(axis=1), marker="o", ms=3, label=name)
         ax.fill_between(x, per_task.min(axis=1), per_task.max(axis=1), alpha=0.15)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("policy perplexity (mean over tasks)")
-    ax.set_title(f"{results['config']['agent']} on {results['env']['name']}: routing perplexity")
+    ax.set_xlabel("epoch (policy at its end)")
+    ax.set_ylabel("policy perplexity\n(line: mean over tasks; band: range)")
+    ax.set_title(f"{run_label(results, label)} on {results['env']['name']}: routing perplexity")
     ax.set_ylim(bottom=0.9)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if layers:
@@ -73,11 +78,11 @@ def similarity_figure(policies: Sequence[Sequence[Sequence[float]]], task_names:
     return fig
 
 
-def run_similarity_figure(results: dict[str, Any]) -> Figure:
+def run_similarity_figure(results: dict[str, Any], label: str | None = None) -> Figure:
     """:func:`similarity_figure` of a run's last epoch."""
     last = results["epochs"][-1]
     return similarity_figure(last["routing"]["policy"], results["env"]["task_names"], results["learner"]["routed_layers"],
-                             f"{results['config']['agent']} on {results['env']['name']}, epoch {last['epoch']}")  # fmt: skip
+                             f"{run_label(results, label)} on {results['env']['name']}, epoch {last['epoch']}")  # fmt: skip
 
 
 def blocks_figure(points: Sequence[tuple[int, float]], metric: str, title: str) -> Figure:
