@@ -99,10 +99,10 @@ def suite_manifest(suite_file: Path, scale: str | None) -> tuple[dict[str, Any],
     """A suite file read as ``suite run`` would write its ``suite.json``, and its default directory:
     so that the figures of kept trials can be drawn from a fresh clone, where no suite directory exists."""
     from routing_rl.suites import load_suite_file
+    from routing_rl.suites.runner import manifest_of
 
     spec = load_suite_file(suite_file)
-    trials = [{"run": t.run, "seed": t.seed, "name": t.name, "config": t.config.to_dict()} for t in spec.trials(scale)]
-    return {"suite": spec.to_dict(), "scale": scale, "trials": trials}, spec.directory(scale)
+    return manifest_of(spec, scale, spec.trials(scale)), spec.directory(scale)
 
 
 def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = None) -> list[Path]:

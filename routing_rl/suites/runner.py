@@ -124,14 +124,17 @@ def check_data(trials: list[Trial]) -> None:
         parts.load_data()
 
 
+def manifest_of(suite: SuiteSpec, scale: str | None, trials: list[Trial]) -> dict[str, Any]:
+    """What ``suite.json`` holds: the suite and its trials as run."""
+    return {"suite": suite.to_dict(), "scale": scale,
+            "trials": [{"run": t.run, "seed": t.seed, "name": t.name, "config": t.config.to_dict()} for t in trials]}  # fmt: skip
+
+
 def write_manifest(suite: SuiteSpec, scale: str | None, trials: list[Trial], directory: Path) -> None:
     """``suite.json``: the suite as run (so ``suite table SUITE_DIR`` needs no suite file)."""
     from routing_rl.training.io import write_json
 
-    write_json(directory / MANIFEST, {
-        "suite": suite.to_dict(), "scale": scale,
-        "trials": [{"run": t.run, "seed": t.seed, "name": t.name, "config": t.config.to_dict()} for t in trials],
-    })  # fmt: skip
+    write_json(directory / MANIFEST, manifest_of(suite, scale, trials))
 
 
 def plan(suite: SuiteSpec, scale: str | None, directory: Path, workers: int) -> list[tuple[Trial, Path, str]]:
