@@ -268,3 +268,14 @@ def test_report_of_a_suite_with_a_network_without_routed_layers(tmp_path):
     assert result.exit_code == 0, result.output
     names = {Path(line).name for line in result.output.split()}
     assert "random-seeds.png" in names and "shared-seeds.png" not in names
+
+
+def test_report_draws_no_seed_figure_for_routes_fixed_by_construction(tmp_path, suite_file):
+    """Shared bottom routes every task to block 0 whatever the seed: a Figure 4 of it would be identical
+    panels, so none is drawn; fixed random routes differ by seed and get one."""
+    out = tmp_path / "suite"
+    assert CliRunner().invoke(main, ["suite", "run", str(suite_file), "--out", str(out), "--scale", "quick"]).exit_code == 0
+    result = CliRunner().invoke(main, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    names = {Path(line).name for line in result.output.split()}
+    assert {"random-seeds.png", "shared-similarity.png"} <= names and "shared-seeds.png" not in names

@@ -8,7 +8,7 @@ suite.
 A run directory gets its routing perplexity (Figure 1) and task-similarity heatmaps (Figure 2), or
 a model's sub-network utilisation. A suite directory gets its methods as bars with error bars,
 each method's perplexity and the similarity heatmaps of its first routed FC layer for every seed
-side by side (Figure 4), the metric of every run against the number of blocks with a cubic fit
+side by side (Figure 4; not for a method whose seeds all have the same policy, such as no sharing), the metric of every run against the number of blocks with a cubic fit
 through the runs when the methods differ in ``blocks`` (Figure 3), and, for multi-task models of
 several sizes, the metric against training size and against serving size, one series per model and L0 weight (the SNR paper's Figures 3 and 4). A
 sweep directory gets its grid points' top-k test mean ± standard error as bars, macro and micro
@@ -146,6 +146,8 @@ def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = 
         if results[0]["epochs"][-1].get("routing", {}).get("policy") and len(results) > 1:  # routed layers to compare
             layer, layer_name = seeds_figure_layer(results[0]["learner"].get("routed_layers") or [])
             policies = [r["epochs"][-1]["routing"]["policy"][layer] for r in results]
+            if all(p == policies[0] for p in policies[1:]):
+                continue  # routes fixed by construction (no sharing, shared bottom): the seeds have nothing to disagree on
             names = [f"seed {r['config']['seed']}" for r in results]
             path = out / f"{method}-seeds.png"
             figures.save(figures.similarity_figure(policies, results[0]["env"]["task_names"], names,
