@@ -40,6 +40,17 @@ def grouping_report(run: RunSummary, groups: Sequence[int], samples: int, seed: 
     return rows
 
 
+def blocks_in_use(run: RunSummary) -> list[dict[str, Any]]:
+    """Per routed layer, how many of its blocks the tasks' greedy routes reach, of how many.
+
+    The short answer to the Re-examining paper's Figure 2 question (did the router learn to share,
+    or "no sharing"?): ten tasks on ten blocks of every layer share nothing; fewer blocks mean
+    tasks grouped onto shared ones.
+    """
+    return [{"layer": name, "used": len(set(run.routes[:, d].tolist())), "blocks": int(run.policies[d].shape[1])}
+            for d, name in enumerate(run.layer_names)]  # fmt: skip
+
+
 def run_report(run: RunSummary, groups: Sequence[int] | None, samples: int, seed: int) -> dict[str, Any]:
     """Similarity matrices per layer, routes, and (if groups are known) the grouping tests of one run."""
     groups = groups if groups is not None else run.groups_from_task_names()
@@ -48,6 +59,9 @@ def run_report(run: RunSummary, groups: Sequence[int] | None, samples: int, seed
         "task_names": run.task_names,
         "layers": run.layer_names,
         "routes": run.routes.tolist(),
+        "blocks_in_use": blocks_in_use(run),
+        # a network with no routed layer (shared bottom) sends every task down its one path
+        "distinct_routes": len(np.unique(run.routes, axis=0)) if run.routes.size else min(run.num_tasks, 1),
         "similarity": [cosine_similarity_matrix(p).tolist() for p in run.policies],
         "groups": list(groups) if groups is not None else None,
         "grouping": grouping_report(run, groups, samples, seed) if groups is not None else None,
@@ -97,6 +111,9 @@ def format_run(run: dict[str, Any], precision: int) -> list[str]:
     """Text for one run: its routes, its similarity matrices, and its grouping tests."""
     lines = [f"== {run['name']}  ({len(run['task_names'])} tasks, routed layers: {', '.join(run['layers'])})"]
     lines.append("routes (task: blocks): " + "; ".join(f"{t}: {r}" for t, r in enumerate(run["routes"])))
+    if run["blocks_in_use"]:
+        used = ", ".join(f"{b['layer']} {b['used']} of {b['blocks']}" for b in run["blocks_in_use"])
+        lines.append(f"blocks in use: {used}; distinct routes: {run['distinct_routes']} for {len(run['task_names'])} tasks")
     for name, matrix in zip(run["layers"], run["similarity"]):
         lines.append(f"-- cosine similarity of the task policies at {name}")
         lines.extend(_matrix_lines(matrix, precision))

@@ -125,6 +125,7 @@ def test_analyze_command_prints_similarity_grouping_and_agreement(tmp_path):
     assert "cosine similarity of the task policies at fc1" in result.output
     assert "grouping vs. true groups [0, 1, 0, 1]" in result.output
     assert "seed0 vs seed1" in result.output and "ARI 1.00" in result.output
+    assert "blocks in use: fc1 2 of 4, fc2 2 of 4; distinct routes: 2 for 4 tasks" in result.output
     as_json = CliRunner().invoke(analyze, [str(a), "--json", "--samples", "20", "--groups", "0,0,1,1"])
     report = json.loads(as_json.output)
     assert report["runs"][0]["groups"] == [0, 0, 1, 1]
@@ -139,3 +140,5 @@ def test_analyze_runs_without_known_groups(tmp_path):
     report = analyze_runs([path], samples=10)
     assert report["runs"][0]["grouping"] is None and report["pairs"] == []
     assert report["runs"][0]["similarity"][0] == [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]]
+    assert report["runs"][0]["blocks_in_use"] == [{"layer": "fc1", "used": 2, "blocks": 2}]
+    assert report["runs"][0]["distinct_routes"] == 2  # x and z share their whole route
