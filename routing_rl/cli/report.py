@@ -115,14 +115,17 @@ def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = 
     manifest = manifest if manifest is not None else read_manifest(directory)
     head = manifest["suite"]
     kept = head.get("kept")
-    rows, metric, _ = build_rows(manifest["trials"], directory, head["baseline"], head.get("metric", "last"), kept=kept)
+    rows, metric, _ = build_rows(manifest["trials"], directory, head["baseline"], head.get("metric", "last"),
+                                 head.get("reference") or {}, kept=kept)  # fmt: skip
     by_method, _, _, _ = collect(manifest["trials"], directory, kept)
     written: list[Path] = []
     if not any(by_method.values()):
         return written
     path = out / "methods.png"
-    figures.save(figures.bars_figure([(r.method, r.mean, r.std) for r in rows if r.n], metric,
-                                     f"suite {head['name']}", head["baseline"]), path)  # fmt: skip
+    drawn = [r for r in rows if r.n]
+    figures.save(figures.bars_figure([(r.method, r.mean, r.std) for r in drawn], metric, f"suite {head['name']}", head["baseline"],
+                                     counts=[r.n for r in drawn], references=[r.reference_mean for r in drawn],
+                                     reference_name=head.get("reference_source") or "paper"), path)  # fmt: skip
     written.append(path)
     configs = {t["run"]: t["config"] for t in manifest["trials"]}
     blocks = {m: configs[m].get("blocks") for m in by_method}

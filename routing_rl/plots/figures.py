@@ -155,21 +155,38 @@ def task_utilization_figure(tasks: Sequence[str], means: Sequence[float], errors
 
 
 def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: str, baseline: str | None = None,
-                error_name: str = "std", average: str = "macro") -> Figure:  # fmt: skip
+                error_name: str = "std", average: str = "macro", counts: Sequence[int] | None = None,
+                references: Sequence[float | None] | None = None, reference_name: str = "paper") -> Figure:  # fmt: skip
     """A suite's methods as bars: mean with the standard deviation over seeds as error bars (or,
     ``error_name="standard error"``, a sweep's top-k trials with the standard error of their mean:
-    the SNR paper's Figure 2)."""
+    the SNR paper's Figure 2). ``counts`` (runs behind each bar) go under the names, and a bar of
+    one run gets no error bar: a zero-width cap would read as a spread of zero. ``references`` (a
+    paper's mean per bar, None where it has none) are drawn as markers over the bars."""
     names = [r[0] for r in rows]
     means = np.array([r[1] for r in rows], dtype=float)
     stds = np.nan_to_num(np.array([r[2] for r in rows], dtype=float))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.7 * len(rows)), 3.8), layout="constrained")
+    if counts is not None:
+        stds = np.where(np.asarray(counts) >= 2, stds, np.nan)
+    labels = [f"{n} (baseline)" if n == baseline else n for n in names]
+    if counts is not None:
+        labels = [f"{label}, n = {k}" for label, k in zip(labels, counts)]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.75 * len(rows)), 3.8), layout="constrained")
     colours = ["tab:gray" if n == baseline else "tab:blue" for n in names]
     ax.bar(range(len(rows)), means, yerr=stds, capsize=4, color=colours)
-    ax.set_xticks(range(len(rows)), names, rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)
+    stds = np.nan_to_num(stds)
+    marked = [(i, v) for i, v in enumerate(references or []) if v is not None]
+    if marked:
+        ax.scatter([i for i, _ in marked], [v for _, v in marked], marker="D", color="tab:red", zorder=3, s=24,
+                   label=f"{reference_name} mean")  # fmt: skip
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+        means = np.concatenate([means, [v for _, v in marked]])  # the y range holds the paper's means too
+        stds = np.concatenate([stds, np.zeros(len(marked))])
     finite = means[np.isfinite(means)]
     if finite.size:
         spread = max(float(np.max(finite + stds[np.isfinite(means)]) - np.min(finite - stds[np.isfinite(means)])), 1e-3)
-        ax.set_ylim(float(np.min(finite)) - 1.5 * spread, float(np.max(finite)) + 1.0 * spread)
+        below, above = (0.4, 0.25) if marked else (1.5, 1.0)  # a paper's far-off mean widens the spread itself
+        ax.set_ylim(float(np.min(finite)) - below * spread, float(np.max(finite)) + above * spread)
     averaged = "" if average == "macro" else f"{average}-averaged "
     ax.set_ylabel(f"test {averaged}{metric_label(metric)} (mean ± {error_name})")
     ax.set_title(title)

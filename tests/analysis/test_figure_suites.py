@@ -149,3 +149,23 @@ def test_youtube8m_scales_give_every_model_the_papers_first_shared_layer(name, u
     for trial in trials:
         assert FIRST_LAYER_UNITS[trial.config.agent](trial.config.agent_options) == units, trial.name
     assert len({json.dumps(t.config.agent_options, sort_keys=True) for t in trials}) > 3  # the sizes do vary
+
+
+def test_methods_bars_mark_the_papers_means_and_the_seeds_behind_each_bar():
+    """Ours next to the paper's at a glance: a marker at each paper mean (none for a row the paper
+    lacks), ``n = k`` under each bar, and no error bar over a single run (a zero cap reads as no spread)."""
+    from routing_rl.plots.figures import bars_figure
+
+    fig = bars_figure([("routed", 0.91, float("nan")), ("none", 0.96, 0.002), ("extra", 0.95, 0.01)], "accuracy", "t",
+                      baseline="none", counts=[1, 2, 3], references=[0.64, 0.962, None], reference_name="paper (Table 2)")  # fmt: skip
+    ax = fig.axes[0]
+    markers = ax.collections[-1].get_offsets()
+    assert np.allclose(markers, [[0, 0.64], [1, 0.962]])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["routed, n = 1", "none (baseline), n = 2", "extra, n = 3"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["paper (Table 2) mean"]
+    low, high = ax.get_ylim()
+    assert low < 0.64 and high > 0.96  # the paper's far-off mean is in view
+    bars = next(c for c in ax.containers if hasattr(c, "errorbar"))
+    (errors,) = bars.errorbar.lines[2]
+    spans = [round(float(abs(s[1][1] - s[0][1])), 6) if len(s) else None for s in errors.get_segments()]
+    assert spans == [None, 0.004, 0.02]  # no error bar over one run; 2 std over the others
