@@ -19,7 +19,7 @@ from scipy import stats
 
 from routing_rl.cli import main
 from routing_rl.suites import SuiteError, load_suite_file
-from routing_rl.suites.runner import plan, run_local, trial_status
+from routing_rl.suites.runner import epochs_done, plan, run_local, trial_status
 from routing_rl.suites.spec import IDENTITY_EXCLUDES, Trial
 from routing_rl.suites.table import build_rows
 from routing_rl.training.config import RunConfig
@@ -186,6 +186,16 @@ def test_a_killed_suite_resumes_without_redoing_finished_trials(tmp_path):
     for name, mtime in finished.items():
         assert (out / name / "results.json").stat().st_mtime_ns == mtime  # not trained again
     assert all(trial_status(d) == "complete" for d in out.glob("*-s*")) and len(list(out.glob("*-s*"))) == 4
+
+
+def test_a_partial_trials_progress_is_the_epochs_its_results_record(tmp_path, write_results):
+    """`suite run --dry-run` prints "(k of N epochs)" for a partial trial from its results.json; a
+    trial without a readable one (killed before its first epoch, a truncated file) shows none."""
+    assert epochs_done(write_results(tmp_path / "running", status="running")) == 1
+    assert epochs_done(tmp_path / "never-started") is None
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "results.json").write_text('{"status": "runn')
+    assert epochs_done(tmp_path / "cut") is None
 
 
 def test_table_t_test_matches_a_hand_computation(tmp_path, write_results):

@@ -42,6 +42,17 @@ def trial_status(directory: Path) -> str:
 FINISHED = ("complete", "diverged")
 
 
+def epochs_done(directory: Path) -> int | None:
+    """How many epochs a trial's results.json records (None without a readable one): the progress of
+    a partial trial, so that a long suite can be checked on without opening its files."""
+    from routing_rl.training.results import ResultsError, load_results
+
+    try:
+        return len(load_results(directory)["epochs"])
+    except ResultsError:
+        return None
+
+
 def locate(name: str, directory: Path, kept: str | Path | None) -> tuple[Path, str]:
     """A trial's directory and status: its own in the suite directory unless that is unfinished and
     the suite's kept folder holds it finished (status ``kept``)."""
