@@ -160,7 +160,7 @@ def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: st
     """A suite's methods as bars: mean with the standard deviation over seeds as error bars (or,
     ``error_name="standard error"``, a sweep's top-k trials with the standard error of their mean:
     the SNR paper's Figure 2). ``counts`` (runs behind each bar) go under the names, and a bar of
-    one run gets no error bar: a zero-width cap would read as a spread of zero. ``references`` (a
+    one run gets no error bar: a flat cap would read as a spread of zero. ``references`` (a
     paper's mean per bar, None where it has none) are drawn as markers over the bars."""
     names = [r[0] for r in rows]
     means = np.array([r[1] for r in rows], dtype=float)
