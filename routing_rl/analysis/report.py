@@ -73,7 +73,7 @@ def analyze_runs(
 ) -> dict[str, Any]:
     """The whole report for a set of runs (directories or results.json files)."""
     runs = [load_run(p) for p in paths]
-    pairs = compare_runs(runs) if len(runs) > 1 else []
+    pairs = compare_runs(runs, samples, seed) if len(runs) > 1 else []
     layer_names = runs[0].layer_names if runs else []
     means = mean_by_layer(pairs)
     return {
@@ -93,7 +93,12 @@ def _agreement(row: dict[str, Any], precision: int) -> str:
     ari = f"ARI {_fmt(row['route_ari'], precision)}"
     if row.get("layer_name", row.get("layer")) == "route":
         return ari
-    return f"r {_fmt(row['correlation'], precision)}, |diff| {_fmt(row['mean_abs_difference'], precision)}, {ari}"
+    mantel = f" (Mantel p {row['p_mantel']:.3g})" if "p_mantel" in row and not _missing(row["p_mantel"]) else ""
+    return f"r {_fmt(row['correlation'], precision)}{mantel}, |diff| {_fmt(row['mean_abs_difference'], precision)}, {ari}"
+
+
+def _missing(x: float | None) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
 
 
 def _fmt(x: float | None, precision: int) -> str:
@@ -135,7 +140,7 @@ def format_report(report: dict[str, Any], precision: int = 2) -> str:
         lines.extend(format_run(run, precision))
         lines.append("")
     if report["pairs"]:
-        lines.append("== agreement between runs (similarity matrices: Pearson r, mean |diff|; routes: ARI)")
+        lines.append("== agreement between runs (similarity matrices: Pearson r with its one-tailed Mantel p, mean |diff|; routes: ARI)")
         for p in report["pairs"]:
             lines.append(f"   {p['run_a']} vs {p['run_b']} {p['layer_name']:>8}: {_agreement(p, precision)}")
         lines.append("   mean over pairs:")

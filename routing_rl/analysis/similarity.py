@@ -7,7 +7,9 @@ ought to share, the similarity structure should be reproducible. This module com
 matrices from the ``results.json`` a run writes (``epochs[-1].routing.policy``: per routed layer a
 ``[T][M]`` list; ``routing.routes``: ``[T][L]``) and compares runs pairwise: the Pearson correlation
 and the mean absolute difference of their task-similarity matrices (over task pairs, diagonal
-excluded), and the adjusted Rand index of the task partitions their routes induce.
+excluded), with a Mantel permutation test of that correlation (is the agreement more than two
+unrelated groupings of the same sizes would show?), and the adjusted Rand index of the task
+partitions their routes induce.
 """
 
 from __future__ import annotations
@@ -119,30 +121,51 @@ class PairComparison:
     correlation: float
     mean_abs_difference: float
     route_ari: float
+    p_mantel: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def compare_layer(a: RunSummary, b: RunSummary, layer: int) -> PairComparison:
-    """Correlation and mean absolute difference of the similarity matrices, and the ARI of the routes, at ``layer``."""
-    sa = upper_triangle(cosine_similarity_matrix(a.policies[layer]))
-    sb = upper_triangle(cosine_similarity_matrix(b.policies[layer]))
+def mantel_p_value(a: np.ndarray, b: np.ndarray, samples: int, seed: int) -> float:
+    """One-tailed Mantel test of two task-similarity matrices: the share of task relabellings of
+    ``b`` (rows and columns permuted together) whose correlation with ``a`` is at least the observed
+    one. Two seeds that group tasks alike by chance alone come out near 0.5; NaN when the observed
+    correlation is undefined (a constant matrix)."""
+    observed = pearson(upper_triangle(a), upper_triangle(b))
+    if np.isnan(observed):
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    null = []
+    for _ in range(samples):
+        order = rng.permutation(b.shape[0])
+        null.append(pearson(upper_triangle(a), upper_triangle(b[np.ix_(order, order)])))
+    values = np.nan_to_num(np.asarray(null), nan=-np.inf)
+    return float((1 + np.count_nonzero(values >= observed - 1e-12)) / (1 + samples))
+
+
+def compare_layer(a: RunSummary, b: RunSummary, layer: int, samples: int = 1000, seed: int = 0) -> PairComparison:
+    """Correlation and mean absolute difference of the similarity matrices (with the Mantel test's
+    p-value over ``samples`` task relabellings), and the ARI of the routes, at ``layer``."""
+    ma = cosine_similarity_matrix(a.policies[layer])
+    mb = cosine_similarity_matrix(b.policies[layer])
+    sa, sb = upper_triangle(ma), upper_triangle(mb)
     return PairComparison(
         a.name, b.name, layer,
         correlation=pearson(sa, sb),
         mean_abs_difference=float(np.abs(sa - sb).mean()) if sa.size else 0.0,
         route_ari=adjusted_rand_index(route_partition(a.routes, layer), route_partition(b.routes, layer)),
+        p_mantel=mantel_p_value(ma, mb, samples, seed),
     )  # fmt: skip
 
 
-def compare_runs(runs: Sequence[RunSummary]) -> list[PairComparison]:
+def compare_runs(runs: Sequence[RunSummary], samples: int = 1000, seed: int = 0) -> list[PairComparison]:
     """Every pair of runs at every routed layer, plus their whole-route ARI (``layer=None``)."""
     out: list[PairComparison] = []
     for a, b in itertools.combinations(runs, 2):
         if a.num_tasks != b.num_tasks or len(a.policies) != len(b.policies):
             raise ValueError(f"runs {a.name} and {b.name} differ in tasks or routed layers; they cannot be compared")
-        out.extend(compare_layer(a, b, d) for d in range(len(a.policies)))
+        out.extend(compare_layer(a, b, d, samples, seed) for d in range(len(a.policies)))
         whole = adjusted_rand_index(route_partition(a.routes), route_partition(b.routes))
         out.append(PairComparison(a.name, b.name, None, float("nan"), float("nan"), whole))
     return out
@@ -172,6 +195,7 @@ __all__ = [
     "compare_runs",
     "cosine_similarity_matrix",
     "load_run",
+    "mantel_p_value",
     "mean_by_layer",
     "pearson",
     "policy_similarities",

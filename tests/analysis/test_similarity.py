@@ -14,6 +14,7 @@ from routing_rl.analysis import (
     cosine_similarity_matrix,
     grouping_test,
     load_run,
+    mantel_p_value,
     mean_by_layer,
     policy_similarities,
     route_partition,
@@ -142,3 +143,17 @@ def test_analyze_runs_without_known_groups(tmp_path):
     assert report["runs"][0]["similarity"][0] == [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]]
     assert report["runs"][0]["blocks_in_use"] == [{"layer": "fc1", "used": 2, "blocks": 2}]
     assert report["runs"][0]["distinct_routes"] == 2  # x and z share their whole route
+
+
+def test_mantel_test_tells_shared_groupings_from_chance():
+    """Nine tasks in three groups of three: the same grouping twice keeps its correlation only under
+    the 3! * (3!)^3 of 9! task relabellings that map groups onto groups (0.4%), so p is small; a
+    grouping that crosses it correlates negatively (p near 1); a constant matrix has no correlation."""
+    groups = np.repeat(np.arange(3), 3)
+    grouped = (groups[:, None] == groups[None, :]).astype(float)
+    crossed_groups = np.tile(np.arange(3), 3)
+    crossed = (crossed_groups[:, None] == crossed_groups[None, :]).astype(float)
+    assert mantel_p_value(grouped, grouped, samples=2000, seed=0) < 0.02
+    assert mantel_p_value(grouped, crossed, samples=2000, seed=0) > 0.9
+    assert np.isnan(mantel_p_value(grouped, np.ones((9, 9)), samples=10, seed=0))
+    assert mantel_p_value(grouped, crossed, samples=50, seed=3) == mantel_p_value(grouped, crossed, samples=50, seed=3)
