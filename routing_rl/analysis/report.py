@@ -102,7 +102,7 @@ def _missing(x: float | None) -> bool:
 
 
 def _fmt(x: float | None, precision: int) -> str:
-    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{precision}f}"
+    return "nan" if _missing(x) else f"{x:.{precision}f}"
 
 
 def _matrix_lines(matrix: Sequence[Sequence[float]], precision: int) -> list[str]:

@@ -132,14 +132,15 @@ def mantel_p_value(a: np.ndarray, b: np.ndarray, samples: int, seed: int) -> flo
     ``b`` (rows and columns permuted together) whose correlation with ``a`` is at least the observed
     one. Two seeds that group tasks alike by chance alone come out near 0.5; NaN when the observed
     correlation is undefined (a constant matrix)."""
-    observed = pearson(upper_triangle(a), upper_triangle(b))
+    pairs_a = upper_triangle(a)
+    observed = pearson(pairs_a, upper_triangle(b))
     if np.isnan(observed):
         return float("nan")
     rng = np.random.default_rng(seed)
     null = []
     for _ in range(samples):
         order = rng.permutation(b.shape[0])
-        null.append(pearson(upper_triangle(a), upper_triangle(b[np.ix_(order, order)])))
+        null.append(pearson(pairs_a, upper_triangle(b[np.ix_(order, order)])))
     values = np.nan_to_num(np.asarray(null), nan=-np.inf)
     return float((1 + np.count_nonzero(values >= observed - 1e-12)) / (1 + samples))
 

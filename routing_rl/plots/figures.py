@@ -165,16 +165,14 @@ def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: st
     names = [r[0] for r in rows]
     means = np.array([r[1] for r in rows], dtype=float)
     stds = np.nan_to_num(np.array([r[2] for r in rows], dtype=float))
-    if counts is not None:
-        stds = np.where(np.asarray(counts) >= 2, stds, np.nan)
+    errors = stds if counts is None else np.where(np.asarray(counts) >= 2, stds, np.nan)
     labels = [f"{n} (baseline)" if n == baseline else n for n in names]
     if counts is not None:
         labels = [f"{label}, n = {k}" for label, k in zip(labels, counts)]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.75 * len(rows)), 3.8), layout="constrained")
     colours = ["tab:gray" if n == baseline else "tab:blue" for n in names]
-    ax.bar(range(len(rows)), means, yerr=stds, capsize=4, color=colours)
+    ax.bar(range(len(rows)), means, yerr=errors, capsize=4, color=colours)
     ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)
-    stds = np.nan_to_num(stds)
     marked = [(i, v) for i, v in enumerate(references or []) if v is not None]
     if marked:
         ax.scatter([i for i, _ in marked], [v for _, v in marked], marker="D", color="tab:red", zorder=3, s=24,
