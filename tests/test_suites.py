@@ -216,6 +216,27 @@ def test_table_t_test_matches_a_hand_computation(tmp_path, write_results):
     assert rows[1].p is None and metric == "accuracy" and higher
 
 
+def test_table_time_is_the_time_in_epochs_not_the_span_of_a_resumed_trial(tmp_path, write_results):
+    """A trial stopped after one epoch and resumed five hours later cost its epochs' training and
+    evaluation seconds, not the five hours between its start and its end."""
+    import json
+
+    path = write_results(tmp_path / "a-s0-x") / "results.json"
+    results = json.loads(path.read_text())
+    results["provenance"] = {"started": "2026-01-01T00:00:00+00:00", "ended": "2026-01-01T05:02:00+00:00"}
+    results["epochs"] = [{**results["epochs"][0], "epoch": e, "train_seconds": 50.0, "eval_seconds": 10.0} for e in (1, 2)]
+    path.write_text(json.dumps(results))
+    write_results(tmp_path / "a-s1-x")  # one epoch: 1.0 s of training, 0.25 s of evaluation
+    rows, _, _ = build_rows([{"run": "a", "seed": s, "name": f"a-s{s}-x"} for s in (0, 1)], tmp_path, baseline=None)
+    assert rows[0].epoch_seconds == pytest.approx(121.25)
+    from routing_rl.suites.table import markdown
+
+    text = markdown(rows, "accuracy", True, None, "last")
+    assert "| time in epochs |" in text.splitlines()[0] and text.splitlines()[2].endswith("| 121.2 s |")
+    rows[0].epoch_seconds = 3600.0  # a long method puts the whole column in minutes
+    assert markdown(rows, "accuracy", True, None, "last").splitlines()[2].endswith("| 60.0 min |")
+
+
 def _not_blank(path: Path) -> bool:
     import matplotlib.image
 

@@ -2,7 +2,7 @@
 
 As the Re-examining paper's Tables 1-2 (mean ± std and best over five seeds) with its appendix A.2
 test (one-tailed two-sample t-test that a method beats the baseline, scipy.stats), for the test
-metric at the last epoch and at the best-validation epoch, plus each method's wall time, and one
+metric at the last epoch and at the best-validation epoch, plus each method's training time, and one
 line per method that answers the question the table is for: does it beat the baseline, at p < 0.05?
 """
 
@@ -13,7 +13,6 @@ import io
 import math
 import statistics
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ class Row:
     t: float | None
     df: float | None
     p: float | None
-    wall_seconds: float
+    epoch_seconds: float
     missing: int
     reference_mean: float | None = None
     reference_std: float | None = None
@@ -48,10 +47,15 @@ def _spread(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
 
 
-def _wall(results: dict[str, Any]) -> float:
-    prov = results.get("provenance", {})
+def _epoch_seconds(results: dict[str, Any]) -> float:
+    """Seconds a trial spent in its epochs (training plus evaluation), the cost a method adds.
+
+    Not the span from the trial's start to its end: a trial stopped and resumed hours later (a
+    suite that outlives a session) would count the pause. Results written before evaluation was
+    timed count their training only.
+    """
     try:
-        return (datetime.fromisoformat(prov["ended"]) - datetime.fromisoformat(prov["started"])).total_seconds()
+        return sum(float(e["train_seconds"]) + float(e.get("eval_seconds", 0.0)) for e in results["epochs"])
     except (KeyError, TypeError, ValueError):
         return math.nan
 
@@ -110,12 +114,20 @@ def build_rows(
         best = (max if higher else min)(mine) if mine else math.nan
         ref = reference.get(method, {})
         rows.append(Row(method, len(mine), mean, std, best, best_val_mean, best_val_std, t, df, p,
-                        sum(_wall(r) for r in results), missing.get(method, 0), ref.get("mean"), ref.get("std")))  # fmt: skip
+                        sum(_epoch_seconds(r) for r in results), missing.get(method, 0), ref.get("mean"), ref.get("std")))  # fmt: skip
     return rows, metric, higher
 
 
 def _num(value: float | None, digits: int = 4) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _duration(seconds: float, in_seconds: bool) -> str:
+    """A time cell in one unit for the whole column: seconds when every method took under ten
+    minutes (a small battery's methods would all read 0.0 min), else minutes."""
+    if math.isnan(seconds):
+        return "-"
+    return f"{seconds:.1f} s" if in_seconds else f"{seconds / 60:.1f} min"
 
 
 def _spread_cell(mean: float, std: float) -> str:
@@ -134,9 +146,10 @@ def markdown(rows: list[Row], metric: str, higher: bool, baseline: str | None, s
     lines = [
         "| method | n | " + (f"{reference_source or 'paper'} mean ± std | " if paper else "")
         + f"test {label} ({where}) mean ± std | best | test {label} at best val. | "
-        f"t (> 0: ahead of {baseline or '-'}) | df | p (better than {baseline or '-'}) | wall time |",
+        f"t (> 0: ahead of {baseline or '-'}) | df | p (better than {baseline or '-'}) | time in epochs |",
         "|---|---:|" + ("---:|" if paper else "") + "---:|---:|---:|---:|---:|---:|---:|",
     ]
+    in_seconds = all(math.isnan(r.epoch_seconds) or r.epoch_seconds < 600 for r in rows)
     for r in rows:
         p = "baseline" if r.method == baseline else _num(r.p, 4)
         note = f" ({r.missing} unfinished)" if r.missing else ""
@@ -145,7 +158,7 @@ def markdown(rows: list[Row], metric: str, higher: bool, baseline: str | None, s
         )
         lines.append(
             f"| {r.method}{note} | {r.n} | {ref}{_spread_cell(r.mean, r.std)} | {_num(r.best) or '-'} | {_spread_cell(r.best_val_mean, r.best_val_std)} "
-            f"| {_num(r.t, 2)} | {_num(r.df, 0)} | {p} | {_num(r.wall_seconds / 60, 1)} min |"
+            f"| {_num(r.t, 2)} | {_num(r.df, 0)} | {p} | {_duration(r.epoch_seconds, in_seconds)} |"
         )
     lines.append(f"\n{better} is better; one-tailed two-sample t-test (pooled variance) of each method against {baseline or 'no baseline'}: "
                  "t > 0 when the method is ahead (the Re-examining paper's appendix A.2 reports t with the opposite sign: "
