@@ -10,10 +10,11 @@ a model's sub-network utilisation. A suite directory gets its methods as bars wi
 each method's perplexity and the similarity heatmaps of its first routed FC layer for every seed
 side by side (Figure 4; not for a method whose seeds all have the same policy, such as no
 sharing), the metric of every run against the number of blocks with a cubic fit through the runs
-when the methods differ in ``blocks`` (Figure 3), and, for multi-task models of several sizes, the metric against training size and against serving size, one series per model and L0 weight (the SNR paper's Figures 3 and 4). A
-sweep directory gets its grid points' top-k test mean ± standard error as bars, macro and micro
-averaged (SNR paper, Figure 2), and, for models that report it, each point's sub-network use by task averaged over its top k
-(Figure 5).
+when the methods differ in ``blocks`` (Figure 3), and, for multi-task models of several sizes, the
+metric against training size and against serving size, one series per model and L0 weight (the SNR
+paper's Figures 3 and 4). A sweep directory gets its grid points' top-k test mean ± standard error
+as bars, macro and micro averaged (SNR paper, Figure 2), and, for models that report it, each
+point's sub-network use by task averaged over its top k (Figure 5).
 """
 
 from __future__ import annotations
