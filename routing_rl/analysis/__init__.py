@@ -11,6 +11,7 @@ from routing_rl.analysis.grouping import (
     adjusted_rand_index,
     contingency_table,
     grouping_test,
+    trivial_agreement,
 )
 from routing_rl.analysis.similarity import (
     PairComparison,
@@ -38,4 +39,5 @@ __all__ = [
     "mean_by_layer",
     "policy_similarities",
     "route_partition",
+    "trivial_agreement",
 ]

@@ -60,6 +60,21 @@ def adjusted_rand_index(labels_a: Labels, labels_b: Labels) -> float:
     return float((index - expected) / (maximum - expected))
 
 
+def trivial_agreement(labels_a: Labels, labels_b: Labels) -> str:
+    """Why two partitions agree trivially, or ``""``: both put every item apart, or both put all
+    items together. Their ARI is then 1 by definition, which says only that neither run shares (or
+    that both share everything), not that they group alike; reports say so next to the number."""
+    a, b = np.asarray(labels_a), np.asarray(labels_b)
+    if a.size < 2 or a.shape != b.shape:
+        return ""
+    sizes_a, sizes_b = np.unique(a).size, np.unique(b).size
+    if sizes_a == sizes_b == a.size:
+        return "both put every task apart"
+    if sizes_a == sizes_b == 1:
+        return "both put all tasks together"
+    return ""
+
+
 @dataclass(frozen=True)
 class GroupingTest:
     """How well a task partition matches the true groups, and how often chance does as well.
@@ -113,4 +128,4 @@ def grouping_test(
     )
 
 
-__all__ = ["GroupingTest", "adjusted_rand_index", "contingency_table", "grouping_test"]
+__all__ = ["GroupingTest", "adjusted_rand_index", "contingency_table", "grouping_test", "trivial_agreement"]

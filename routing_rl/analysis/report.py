@@ -91,6 +91,10 @@ def _layer_name(layer_names: Sequence[str], layer: int | None) -> str:
 def _agreement(row: dict[str, Any], precision: int) -> str:
     """``r .., |diff| .., ARI ..`` for a layer; ARI only for whole routes (they have no policy matrix)."""
     ari = f"ARI {_fmt(row['route_ari'], precision)}"
+    if row.get("trivial"):
+        ari += f" (trivially: {row['trivial']})"
+    elif row.get("trivial_pairs"):
+        ari += f" ({row['trivial_pairs']} of {row['pairs']} pairs trivially 1)"
     if row.get("layer_name", row.get("layer")) == "route":
         return ari
     mantel = f" (Mantel p {row['p_mantel']:.3g})" if "p_mantel" in row and not _missing(row["p_mantel"]) else ""

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from routing_rl.analysis.grouping import adjusted_rand_index
+from routing_rl.analysis.grouping import adjusted_rand_index, trivial_agreement
 from routing_rl.metrics.routing import cosine_similarity_matrix
 from routing_rl.training.run_dir import RESULTS_NAME
 
@@ -122,6 +122,8 @@ class PairComparison:
     mean_abs_difference: float
     route_ari: float
     p_mantel: float = float("nan")
+    trivial: str = ""
+    """Set when the two route partitions agree only trivially (see ``trivial_agreement``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,12 +153,14 @@ def compare_layer(a: RunSummary, b: RunSummary, layer: int, samples: int = 1000,
     ma = cosine_similarity_matrix(a.policies[layer])
     mb = cosine_similarity_matrix(b.policies[layer])
     sa, sb = upper_triangle(ma), upper_triangle(mb)
+    la, lb = route_partition(a.routes, layer), route_partition(b.routes, layer)
     return PairComparison(
         a.name, b.name, layer,
         correlation=pearson(sa, sb),
         mean_abs_difference=float(np.abs(sa - sb).mean()) if sa.size else 0.0,
-        route_ari=adjusted_rand_index(route_partition(a.routes, layer), route_partition(b.routes, layer)),
+        route_ari=adjusted_rand_index(la, lb),
         p_mantel=mantel_p_value(ma, mb, samples, seed),
+        trivial=trivial_agreement(la, lb),
     )  # fmt: skip
 
 
@@ -167,13 +171,16 @@ def compare_runs(runs: Sequence[RunSummary], samples: int = 1000, seed: int = 0)
         if a.num_tasks != b.num_tasks or len(a.policies) != len(b.policies):
             raise ValueError(f"runs {a.name} and {b.name} differ in tasks or routed layers; they cannot be compared")
         out.extend(compare_layer(a, b, d, samples, seed) for d in range(len(a.policies)))
-        whole = adjusted_rand_index(route_partition(a.routes), route_partition(b.routes))
-        out.append(PairComparison(a.name, b.name, None, float("nan"), float("nan"), whole))
+        la, lb = route_partition(a.routes), route_partition(b.routes)
+        whole = adjusted_rand_index(la, lb)
+        out.append(PairComparison(a.name, b.name, None, float("nan"), float("nan"), whole, trivial=trivial_agreement(la, lb)))
     return out
 
 
 def mean_by_layer(pairs: Sequence[PairComparison]) -> dict[int | None, dict[str, float]]:
-    """Average of each agreement measure over run pairs, per layer (NaNs ignored)."""
+    """Average of each agreement measure over run pairs, per layer (NaNs ignored), with how many of
+    the pairs agree only trivially (``trivial_pairs``): their ARI of 1 lifts the mean ARI without
+    saying that the runs group tasks alike."""
     out: dict[int | None, dict[str, float]] = {}
     for layer in dict.fromkeys(p.layer for p in pairs):
         chosen = [p for p in pairs if p.layer == layer]
@@ -181,6 +188,8 @@ def mean_by_layer(pairs: Sequence[PairComparison]) -> dict[int | None, dict[str,
             key: _nanmean([getattr(p, key) for p in chosen])
             for key in ("correlation", "mean_abs_difference", "route_ari")
         }
+        out[layer]["pairs"] = len(chosen)
+        out[layer]["trivial_pairs"] = sum(1 for p in chosen if p.trivial)
     return out
 
 

@@ -18,6 +18,7 @@ from routing_rl.analysis import (
     mean_by_layer,
     policy_similarities,
     route_partition,
+    trivial_agreement,
 )
 from routing_rl.analysis.report import analyze_runs
 from routing_rl.cli.analyze import analyze
@@ -157,3 +158,28 @@ def test_mantel_test_tells_shared_groupings_from_chance():
     assert mantel_p_value(grouped, crossed, samples=2000, seed=0) > 0.9
     assert np.isnan(mantel_p_value(grouped, np.ones((9, 9)), samples=10, seed=0))
     assert mantel_p_value(grouped, crossed, samples=50, seed=3) == mantel_p_value(grouped, crossed, samples=50, seed=3)
+
+
+def test_agreement_that_is_one_only_because_nobody_shares_is_marked(tmp_path):
+    """Two runs that give every task its own route have identical (all-singleton) partitions, so
+    their ARI is 1 by definition; the report must not let that read as "the seeds group alike"."""
+    assert trivial_agreement([0, 1, 2], [5, 3, 4]) == "both put every task apart"
+    assert trivial_agreement([2, 2, 2], [0, 0, 0]) == "both put all tasks together"
+    assert trivial_agreement([0, 0, 1], [0, 0, 1]) == ""  # real agreement: a shared pair
+    assert trivial_agreement([0, 1, 2], [0, 0, 0]) == ""  # disagree (ARI 0), not trivially 1
+    apart = [[0, 1], [1, 2], [2, 0]]  # three tasks, three distinct whole routes
+    also_apart = [[2, 0], [0, 0], [1, 1]]
+    shared = [[0, 0], [0, 0], [1, 1]]  # tasks 0 and 1 share their route
+    paths = [
+        write_results(tmp_path / name, one_hot_policies(r, 3), r, task_names=["x", "y", "z"])
+        for name, r in [("a", apart), ("b", also_apart), ("c", shared)]
+    ]
+    report = analyze_runs(paths, samples=10)
+    whole = {(p["run_a"], p["run_b"]): p for p in report["pairs"] if p["layer_name"] == "route"}
+    assert whole[("a", "b")]["route_ari"] == 1.0 and whole[("a", "b")]["trivial"] == "both put every task apart"
+    assert whole[("a", "c")]["trivial"] == "" and whole[("a", "c")]["route_ari"] == 0.0
+    route_mean = next(m for m in report["pair_means"] if m["layer"] == "route")
+    assert route_mean["trivial_pairs"] == 1 and route_mean["pairs"] == 3
+    text = CliRunner().invoke(analyze, [str(p) for p in paths] + ["--samples", "10"]).output
+    assert "a vs b    route: ARI 1.00 (trivially: both put every task apart)" in text
+    assert "route: ARI 0.33 (1 of 3 pairs trivially 1)" in text
