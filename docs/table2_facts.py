@@ -22,7 +22,7 @@ trials of ``suites/reexamining-table2-fmnist.toml`` (the suite directory, else t
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +44,14 @@ SETTLED_AFTER = 6
 """Routed epochs after which the collapse is examined (epoch 6 without warm-up)."""
 ALPHA = 0.05
 
+Trials = dict[str, list[tuple[int, Path, dict[str, Any]]]]
+"""Per row, its finished trials in seed order: (seed, directory, results)."""
 
-def finished_trials(suite_file: Path) -> dict[str, list[tuple[int, Path, dict[str, Any]]]]:
-    """Per row, its finished trials in seed order: (seed, directory, results)."""
+
+def finished_trials(suite_file: Path) -> Trials:
+    """The suite's finished trials, from its directory or else its kept folder."""
     suite = load_suite_file(suite_file)
-    out: dict[str, list[tuple[int, Path, dict[str, Any]]]] = {}
+    out: Trials = {}
     for trial in suite.trials(None):
         path, _ = locate(trial.name, suite.directory(None), suite.kept)
         try:
@@ -60,6 +63,13 @@ def finished_trials(suite_file: Path) -> dict[str, list[tuple[int, Path, dict[st
     return {row: sorted(trials, key=lambda t: t[0]) for row, trials in out.items()}
 
 
+def each_trial(trials: Trials, rows: Sequence[str]) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """(row, seed, results) of every finished trial of ``rows``, rows in the order given."""
+    for row in rows:
+        for seed, _, results in trials.get(row, []):
+            yield row, seed, results
+
+
 def perplexities(results: dict[str, Any]) -> list[tuple[int, np.ndarray]]:
     """(epoch, ``[layers, tasks]`` policy perplexities) of every routed epoch."""
     return [
@@ -69,44 +79,42 @@ def perplexities(results: dict[str, Any]) -> list[tuple[int, np.ndarray]]:
     ]
 
 
-def shipped_loop_lines(trials: dict[str, list[tuple[int, Path, dict[str, Any]]]]) -> list[str]:
+def shipped_loop_lines(trials: Trials) -> list[str]:
     lines = ["== SGD rows of the shipped script: test accuracy and policy perplexity (mean over tasks, per routed layer)"]
-    for row in SHIPPED_ROWS:
-        for seed, _, results in trials.get(row, []):
-            acc = {e["epoch"]: e["test"]["mean"] for e in results["epochs"]}
-            late = [acc[k] for k in acc if k >= 11]
-            means = np.array([p.mean(axis=1) for _, p in perplexities(results)])
-            lines.append(
-                f"{row:>12} s{seed}: accuracy after epoch 1 {acc[1]:.4f}, over epochs 11-{max(acc)} "
-                f"{min(late):.4f}-{max(late):.4f} (moves {max(late) - min(late):.4f}); "
-                f"perplexity over epochs 1-{max(acc)} {means.min():.2f}-{means.max():.2f}"
-            )
+    for row, seed, results in each_trial(trials, SHIPPED_ROWS):
+        acc = {e["epoch"]: e["test"]["mean"] for e in results["epochs"]}
+        late = [acc[k] for k in acc if k >= 11]
+        means = np.array([p.mean(axis=1) for _, p in perplexities(results)])
+        lines.append(
+            f"{row:>12} s{seed}: accuracy after epoch 1 {acc[1]:.4f}, over epochs 11-{max(acc)} "
+            f"{min(late):.4f}-{max(late):.4f} (moves {max(late) - min(late):.4f}); "
+            f"perplexity over epochs 1-{max(acc)} {means.min():.2f}-{means.max():.2f}"
+        )
     return lines
 
 
-def collapse_lines(trials: dict[str, list[tuple[int, Path, dict[str, Any]]]]) -> list[str]:
+def collapse_lines(trials: Trials) -> list[str]:
     lines = [
         f"== policy collapse: the first epoch with every task below perplexity {COLLAPSED} in every routed layer;"
         f" from routed epoch {SETTLED_AFTER} on, the largest mean over tasks and the largest single task"
     ]
-    for row in LEARNED_ROWS:
-        for seed, _, results in trials.get(row, []):
-            routed = perplexities(results)
-            if not routed:
-                continue
-            first = routed[0][0]
-            collapsed = next((epoch for epoch, p in routed if p.max() < COLLAPSED), None)
-            settled = [p for epoch, p in routed if epoch >= first + SETTLED_AFTER - 1]
-            at = "never" if collapsed is None else f"first at epoch {collapsed} (routed epoch {collapsed - first + 1})"
-            lines.append(
-                f"{row:>20} s{seed}: routed from epoch {first}; every task below {COLLAPSED}: {at}; "
-                f"from epoch {first + SETTLED_AFTER - 1}: mean over tasks at most {max(p.mean(axis=1).max() for p in settled):.3f}, "
-                f"single task at most {max(p.max() for p in settled):.2f}"
-            )
+    for row, seed, results in each_trial(trials, LEARNED_ROWS):
+        routed = perplexities(results)
+        if not routed:
+            continue
+        first = routed[0][0]
+        collapsed = next((epoch for epoch, p in routed if p.max() < COLLAPSED), None)
+        settled = [p for epoch, p in routed if epoch >= first + SETTLED_AFTER - 1]
+        at = "never" if collapsed is None else f"first at epoch {collapsed} (routed epoch {collapsed - first + 1})"
+        lines.append(
+            f"{row:>20} s{seed}: routed from epoch {first}; every task below {COLLAPSED}: {at}; "
+            f"from epoch {first + SETTLED_AFTER - 1}: mean over tasks at most {max(p.mean(axis=1).max() for p in settled):.3f}, "
+            f"single task at most {max(p.max() for p in settled):.2f}"
+        )
     return lines
 
 
-def reverse_d_lines(trials: dict[str, list[tuple[int, Path, dict[str, Any]]]]) -> list[str]:
+def reverse_d_lines(trials: Trials) -> list[str]:
     lines = ["== claim (d) the other way: shared bottom better than conv routing (one-tailed t-test, pooled variance)"]
     shared = [r["final"]["last"]["test_mean"] for _, _, r in trials.get("shared-bottom", [])]
     for row in ("routing-conv1", "routing-conv123"):
@@ -119,7 +127,7 @@ def reverse_d_lines(trials: dict[str, list[tuple[int, Path, dict[str, Any]]]]) -
     return lines
 
 
-def agreement_lines(trials: dict[str, list[tuple[int, Path, dict[str, Any]]]], samples: int) -> list[str]:
+def agreement_lines(trials: Trials, samples: int) -> list[str]:
     lines = [f"== agreement of seeds (Figure 4): Mantel test of every pair of seeds at every routed layer, {samples} relabellings"]
     below: list[str] = []
     correlations: list[float] = []
@@ -142,7 +150,7 @@ def agreement_lines(trials: dict[str, list[tuple[int, Path, dict[str, Any]]]], s
     return lines + below
 
 
-def facts(trials: dict[str, list[tuple[int, Path, dict[str, Any]]]], samples: int = 1000) -> str:
+def facts(trials: Trials, samples: int = 1000) -> str:
     sections: Sequence[list[str]] = (
         shipped_loop_lines(trials), collapse_lines(trials), reverse_d_lines(trials), agreement_lines(trials, samples),
     )  # fmt: skip
