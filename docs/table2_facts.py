@@ -135,13 +135,13 @@ def agreement_lines(trials: Trials, samples: int) -> list[str]:
         runs = [load_run(path) for _, path, _ in trials.get(row, [])]
         if len(runs) < 2:
             continue
-        seeds = [seed for seed, _, _ in trials[row]]
+        seed_of = {run.name: seed for run, (seed, _, _) in zip(runs, trials[row])}
         for pair in compare_runs(runs, samples=samples, seed=0):
             if pair.layer is None:
                 continue
             correlations.append(pair.correlation)
             if pair.p_mantel < ALPHA:
-                a, b = (seeds[[r.name for r in runs].index(n)] for n in (pair.run_a, pair.run_b))
+                a, b = seed_of[pair.run_a], seed_of[pair.run_b]
                 below.append(f"   {row} s{a} vs s{b} at {runs[0].layer_names[pair.layer]}: r {pair.correlation:.2f}, Mantel p {pair.p_mantel:.3g}")
     lines.append(
         f"   {len(below)} of {len(correlations)} comparisons below {ALPHA} (chance alone: about {ALPHA * len(correlations):.1f}); "
