@@ -10,6 +10,7 @@ import click
 
 from routing_rl.cli.common import run_names
 from routing_rl.suites.manifest import read_manifest
+from routing_rl.suites.progress import remaining
 from routing_rl.suites.runner import FINISHED, TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, threads_per_worker, trial_status, write_manifest
 from routing_rl.suites.spec import SuiteError, load_suite_file
 from routing_rl.suites.table import build_rows, markdown, to_csv
@@ -52,6 +53,8 @@ def run_suite(suite_file: Path, scale: str | None, workers: int, backend: str, r
             done = epochs_done(path) if status == "partial" else None
             progress = f"  ({done} of {trial.config.epochs} epochs)" if done is not None else ""
             click.echo(f"  {status:<8} {path.name}{progress}")
+    click.echo(remaining(trials, workers).summary())
+    if dry_run:
         return
     todo = [(trial, path) for trial, path, status in trials if status in ("new", "partial")]
     try:

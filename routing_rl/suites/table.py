@@ -18,6 +18,7 @@ from typing import Any
 
 from routing_rl.analysis.significance import one_tailed_ttest
 from routing_rl.core.contracts import metric_label
+from routing_rl.suites.progress import epoch_cost
 from routing_rl.training.results import ResultsError, load_results, results_path
 
 
@@ -55,7 +56,7 @@ def _epoch_seconds(results: dict[str, Any]) -> float:
     timed count their training only.
     """
     try:
-        return sum(float(e["train_seconds"]) + float(e.get("eval_seconds", 0.0)) for e in results["epochs"])
+        return sum(epoch_cost(e) for e in results["epochs"])
     except (KeyError, TypeError, ValueError):
         return math.nan
 
