@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from routing_rl.cli import main
 from routing_rl.suites.progress import Remaining, remaining
 from routing_rl.suites.spec import Trial
 from routing_rl.training import RunConfig
@@ -75,28 +73,3 @@ def test_no_estimate_without_a_timed_epoch_and_nothing_left_when_all_finished(tm
     assert remaining(done, workers=2).summary() == "left: nothing, every trial is finished"
     hours = Remaining(trials=1, epochs=4, trial_seconds=7 * 3600.0, wall_seconds=7 * 3600.0, workers=1)
     assert hours.summary() == "left: 1 trial, 4 epochs; about 7.0 h with 1 worker at the pace recorded so far"
-
-
-def test_dry_run_prints_what_is_left(tmp_path):
-    suite = tmp_path / "tiny.toml"
-    suite.write_text("""
-[suite]
-name = "tiny"
-seeds = [0, 1]
-[defaults]
-env = "synthetic-groups"
-epochs = 2
-batch_size = 64
-threads = 1
-env_options = { num_tasks = 3, train_per_task = 60, test_per_task = 30 }
-[runs.shared]
-agent = "shared-bottom"
-""")
-    out = tmp_path / "runs"
-    dry = CliRunner().invoke(main, ["suite", "run", str(suite), "--out", str(out), "--dry-run", "--workers", "2"])
-    assert dry.exit_code == 0 and dry.output.splitlines()[-1] == (
-        "left: 2 trials, 4 epochs; no epoch of this suite is timed yet, so no estimate of the time")
-    trained = CliRunner().invoke(main, ["suite", "run", str(suite), "--out", str(out), "--runs", "shared"])
-    assert trained.exit_code == 0 and "left: 2 trials, 4 epochs" in trained.output
-    assert CliRunner().invoke(main, ["suite", "run", str(suite), "--out", str(out), "--dry-run"]).output.splitlines()[-1] == (
-        "left: nothing, every trial is finished")

@@ -198,6 +198,26 @@ def test_a_partial_trials_progress_is_the_epochs_its_results_record(tmp_path, wr
     assert epochs_done(tmp_path / "cut") is None
 
 
+def test_suite_run_prints_what_is_left_and_times_it_once_epochs_are_recorded(tmp_path):
+    """The line `suite run` prints first (its arithmetic: tests/test_suite_progress.py): no time
+    before any epoch is recorded, the selected runs' trials only, nothing left at the end."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    out = tmp_path / "runs"
+
+    def last_line(*args: str) -> str:
+        result = CliRunner().invoke(main, ["suite", "run", str(path), "--out", str(out), "--dry-run", *args])
+        assert result.exit_code == 0, result.output
+        return result.output.splitlines()[-1]
+
+    assert last_line("--workers", "2") == "left: 4 trials, 8 epochs; no epoch of this suite is timed yet, so no estimate of the time"
+    shared = CliRunner().invoke(main, ["suite", "run", str(path), "--out", str(out), "--runs", "shared"])
+    assert shared.exit_code == 0 and shared.output.splitlines()[1] == (
+        "left: 2 trials, 4 epochs; no epoch of this suite is timed yet, so no estimate of the time")
+    assert last_line().startswith("left: 2 trials, 4 epochs; about ") and last_line().endswith("with 1 worker at the pace recorded so far")
+    assert last_line("--runs", "shared") == "left: nothing, every trial is finished"
+
+
 def test_table_t_test_matches_a_hand_computation(tmp_path, write_results):
     a, b = [0.91, 0.93, 0.92, 0.95], [0.90, 0.89, 0.91, 0.90]
     trials = []
