@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from routing_rl.suites.runner import recorded_epochs
 from routing_rl.suites.spec import Trial
-from routing_rl.training.results import ResultsError, load_results
 
 UNFINISHED = ("new", "partial")
 
@@ -56,13 +56,6 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
-def _recorded_epochs(path: Path) -> list[dict[str, Any]]:
-    try:
-        return list(load_results(path)["epochs"])
-    except ResultsError:
-        return []
-
-
 def _wall_seconds(costs: list[float], workers: int) -> float:
     """When the last trial ends if trials start in order, each on the first worker to be free."""
     free = [0.0] * max(1, workers)
@@ -73,27 +66,21 @@ def _wall_seconds(costs: list[float], workers: int) -> float:
 
 def remaining(planned: list[tuple[Trial, Path, str]], workers: int) -> Remaining:
     """What is left of ``planned`` (from :func:`routing_rl.suites.runner.plan`) with ``workers`` workers."""
-    recorded = {trial.name: _recorded_epochs(path) for trial, path, status in planned if status != "new"}
+    recorded = {trial.name: recorded_epochs(path) or [] for trial, path, status in planned if status != "new"}
     pace_by_run: dict[str, list[float]] = {}
     for trial, _, _ in planned:
         for epoch in recorded.get(trial.name, []):
             try:
-                pace_by_run.setdefault(trial.run, []).append(epoch_cost(epoch))
+                cost = epoch_cost(epoch)
             except (KeyError, TypeError, ValueError):
                 continue
+            pace_by_run.setdefault(trial.run, []).append(cost)
     every_epoch = [s for costs in pace_by_run.values() for s in costs]
     overall = statistics.fmean(every_epoch) if every_epoch else None
-    epochs_left, costs = 0, []
-    for trial, _, status in planned:
-        if status not in UNFINISHED:
-            continue
-        left = max(0, trial.config.epochs - len(recorded.get(trial.name, [])))
-        epochs_left += left
-        run_costs = pace_by_run.get(trial.run)
-        pace = statistics.fmean(run_costs) if run_costs else overall
-        if pace is not None:
-            costs.append(left * pace)
-    todo = sum(1 for _, _, status in planned if status in UNFINISHED)
+    unfinished = [trial for trial, _, status in planned if status in UNFINISHED]
+    left = [max(0, trial.config.epochs - len(recorded.get(trial.name, []))) for trial in unfinished]
     if overall is None:
-        return Remaining(todo, epochs_left, None, None, workers)
-    return Remaining(todo, epochs_left, sum(costs), _wall_seconds(costs, workers), workers)
+        return Remaining(len(unfinished), sum(left), None, None, workers)
+    pace = {run: statistics.fmean(run_costs) for run, run_costs in pace_by_run.items()}
+    costs = [n * pace.get(trial.run, overall) for trial, n in zip(unfinished, left)]
+    return Remaining(len(unfinished), sum(left), sum(costs), _wall_seconds(costs, workers), workers)

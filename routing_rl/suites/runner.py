@@ -42,15 +42,21 @@ def trial_status(directory: Path) -> str:
 FINISHED = ("complete", "diverged")
 
 
-def epochs_done(directory: Path) -> int | None:
-    """How many epochs a trial's results.json records (None without a readable one): the progress of
-    a partial trial, so that a long suite can be checked on without opening its files."""
+def recorded_epochs(directory: Path) -> list[dict[str, Any]] | None:
+    """The epochs a trial's results.json records (None without a readable one)."""
     from routing_rl.training.results import ResultsError, load_results
 
     try:
-        return len(load_results(directory)["epochs"])
+        return list(load_results(directory)["epochs"])
     except ResultsError:
         return None
+
+
+def epochs_done(directory: Path) -> int | None:
+    """How many epochs a trial's results.json records (None without a readable one): the progress of
+    a partial trial, so that a long suite can be checked on without opening its files."""
+    epochs = recorded_epochs(directory)
+    return None if epochs is None else len(epochs)
 
 
 def locate(name: str, directory: Path, kept: str | Path | None) -> tuple[Path, str]:
