@@ -30,7 +30,8 @@ ArrayLike = Tensor | np.ndarray
 
 
 def _as_tensor(a: ArrayLike) -> Tensor:
-    return a.detach().cpu() if isinstance(a, Tensor) else torch.from_numpy(np.asarray(a))
+    """A tensor on the device it is already on (numpy input: on the CPU)."""
+    return a.detach() if isinstance(a, Tensor) else torch.from_numpy(np.asarray(a))
 
 
 def average_precision_at_k(
@@ -41,22 +42,24 @@ def average_precision_at_k(
     ``labels`` are 0/1 (anything > 0 is positive). ``mask`` (bool, broadcastable to ``[..., C]``)
     removes columns: they are ranked last and never count as positives (padded labels of tasks
     with fewer than ``C_max`` labels). Examples without positives get 0 (see :func:`map_at_k`).
-    Returns a numpy array for numpy input, a tensor otherwise.
+    Returns a numpy array for numpy input, a tensor otherwise, computed on the device of
+    ``scores``: the routing reward of a multi-label episode calls it on the training device.
     """
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
-    s, y = _as_tensor(scores), _as_tensor(labels) > 0
+    s = _as_tensor(scores)
+    y = _as_tensor(labels).to(s.device) > 0
     if s.shape != y.shape:
         raise ValueError(f"scores {tuple(s.shape)} and labels {tuple(y.shape)} must have the same shape")
     s = s.to(torch.float64)
     if mask is not None:
-        m = _as_tensor(mask).to(torch.bool)
+        m = _as_tensor(mask).to(device=s.device, dtype=torch.bool)
         s = s.masked_fill(~m, float("-inf"))
         y = y & m
     top = min(k, s.shape[-1])
     order = torch.sort(s, dim=-1, descending=True, stable=True).indices[..., :top]
     rel = torch.gather(y, -1, order).to(torch.float64)
-    precision = rel.cumsum(dim=-1) / torch.arange(1, top + 1, dtype=torch.float64)
+    precision = rel.cumsum(dim=-1) / torch.arange(1, top + 1, dtype=torch.float64, device=s.device)
     positives = y.sum(dim=-1)
     denominator = positives.clamp(max=k).clamp(min=1).to(torch.float64)
     ap = (precision * rel).sum(dim=-1) / denominator
@@ -92,13 +95,13 @@ class MapAccumulator:
 
     def __init__(self, num_tasks: int, k: int = 10, label_mask: ArrayLike | None = None) -> None:
         self.k = k
-        self.label_mask = None if label_mask is None else _as_tensor(label_mask).to(torch.bool)
+        self.label_mask = None if label_mask is None else _as_tensor(label_mask).cpu().to(torch.bool)
         self.sums = np.zeros(num_tasks, dtype=np.float64)
         self.counts = np.zeros(num_tasks, dtype=np.int64)
 
     def update(self, scores: ArrayLike, labels: ArrayLike) -> None:
-        """Add a batch: ``scores`` and ``labels`` ``[B, T, C]``."""
-        s, y = _as_tensor(scores), _as_tensor(labels)
+        """Add a batch: ``scores`` and ``labels`` ``[B, T, C]`` (on any device; sums are kept on the CPU)."""
+        s, y = _as_tensor(scores).cpu(), _as_tensor(labels).cpu()
         if s.dim() != 3 or s.shape[1] != self.sums.size:
             raise ValueError(f"expected scores [B, {self.sums.size}, C], got {tuple(s.shape)}")
         ap = cast(Tensor, average_precision_at_k(s, y, self.k, self.label_mask))

@@ -65,8 +65,9 @@ SUITE_DECIDES = {"logdir": "a suite puts each trial in SUITE_DIR/<trial>; remove
 SUITE_KEYS = ("name", "seeds", "baseline", "metric", "kept")
 """The keys of ``[suite]``."""
 
-IDENTITY_EXCLUDES = ("logdir", "device", "threads", "eval_batch_size", "data_dir", "divergence_factor")
-"""Options that do not change a trial's numbers, so not its identity (as those a resume may change)."""
+IDENTITY_EXCLUDES = ("logdir", "device", "threads", "eval_batch_size", "data_dir", "divergence_factor", "deterministic")
+"""Options that do not change a trial's numbers, so not its identity (as those a resume may change;
+``deterministic`` changes only the order of CUDA's floating-point sums, as ``device`` does)."""
 
 
 class SuiteError(ValueError):

@@ -69,6 +69,10 @@ class RunConfig:
         None, section="run", low=1, high=256, show_default=False,
         help="Torch intra-op threads (default: half the CPU cores, at least 1; torch's one per core collapses on a busy machine).",
     )
+    deterministic: bool = option(
+        True, section="run", off_flag="--nondeterministic",
+        help="CUDA: deterministic kernels, so that a seed gives the same numbers (2-3x slower batches of the Table 2 network on an H200), or torch's fastest ones; CPU kernels are deterministic either way.",
+    )
     eval_batch_size: int = option(
         128, section="run", low=1,
         help="Rows per evaluation batch (outputs do not depend on it; reported losses do, in the last bits).",
@@ -209,7 +213,7 @@ class RunConfig:
     """``-e KEY=VALUE``: the task suite's options."""
 
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (
-        "epochs", "device", "logdir", "data_dir", "eval_batch_size", "threads", "divergence_factor",
+        "epochs", "device", "logdir", "data_dir", "eval_batch_size", "threads", "divergence_factor", "deterministic",
     )  # fmt: skip
     """Options that may differ between an interrupted run and its resumption."""
 

@@ -27,6 +27,7 @@ from routing_rl.core.contracts import Batch, SplitScore
 from routing_rl.core.records import EpochRecord, ResultsRecord
 from routing_rl.training.families import task_family
 from routing_rl.training.composition import Composition, compose
+from routing_rl.training.determinism import select_cuda_kernels
 from routing_rl.training.learner import Learner
 from routing_rl.training.results import SCHEMA_VERSION, now, provenance, summarise
 from routing_rl.training.run_dir import RunDirectory
@@ -116,6 +117,8 @@ class Trainer:
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda":
+            select_cuda_kernels(cfg.deterministic)
         self.family = task_family(self.data, cfg.map_k)
         self.learner: Learner = self.parts.learner(self.family, self.device)
         self.run_dir = self.parts.run_dir()

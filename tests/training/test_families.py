@@ -57,6 +57,19 @@ def test_multilabel_reward_is_two_ap_minus_one_and_zero_without_positives():
     assert torch.equal(neg, -loss)
 
 
+def test_multilabel_reward_stays_on_the_device_of_the_logits():
+    # The routing reward is computed inside the training step, on the training device (CUDA there).
+    # The meta device stands in for it on a CPU machine: any copy to the CPU on the way fails.
+    mask = torch.tensor([[True, True, True], [True, True, False]])  # kept on the CPU, as the family keeps it
+    objective = MultiOutputObjective(mask, "multilabel", "correct", map_k=10)
+    logits = torch.empty(4, 3, device="meta")
+    targets = torch.empty(4, 3, device="meta")
+    tasks = torch.empty(4, dtype=torch.long, device="meta")
+    loss = objective.loss(logits, targets, tasks)
+    reward = objective.reward(logits, targets, tasks, loss)
+    assert reward.device.type == "meta" and reward.shape == (4,)
+
+
 def test_regression_routers_default_to_the_negative_loss():
     data = Suite.registry.get("mmoe-synthetic")(num_train=20, num_test=5, input_dim=4).load(None, 0, 0.1)
     family = task_family(data)
