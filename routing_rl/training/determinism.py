@@ -6,7 +6,8 @@ that changes from run to run: two CUDA runs of the hard-concrete router with one
 0.00125 apart in test accuracy. :func:`select_cuda_kernels` picks torch's deterministic kernels
 for CUDA runs unless the run asks for the fastest ones (``--nondeterministic``), which cost
 reproducibility: on an H200 the deterministic kernels made a batch of the Table 2 network 2-3x
-slower (benchmarks/README.md, "On a GPU"). CPU kernels are deterministic either way and are left as they are.
+slower (benchmarks/README.md, "On a GPU"). CPU kernels are deterministic either way and are left
+as they are.
 """
 
 from __future__ import annotations
