@@ -49,7 +49,7 @@ def run(tmp_path: Path, *extra: str, epochs: int = 2) -> dict:
     return json.loads((tmp_path / "run" / "results.json").read_text())
 
 
-def test_the_choice_is_stored_and_a_run_resumes_under_the_other_one_with_the_same_cpu_numbers(tmp_path, restore_kernels):
+def test_the_choice_is_stored_and_a_run_resumes_under_the_other_one_with_the_same_cpu_numbers(tmp_path):
     whole = run(tmp_path / "a", epochs=2)
     assert whole["config"]["deterministic"] is True
     run(tmp_path / "b", "--nondeterministic", epochs=1)
