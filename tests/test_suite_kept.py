@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -157,3 +158,38 @@ def test_every_kept_table2_trial_is_still_a_trial_of_the_shipped_suite():
     names = {t.name for t in suite.trials()}
     kept = sorted(p.name for p in (root / "results" / "reexamining-table2-fmnist").iterdir() if (p / "results.json").exists())
     assert kept and set(kept) <= names, sorted(set(kept) - names)
+
+
+TABLE2_LABELS = {
+    "public-code": "public code",
+    "corrected": "corrected",
+    "separate-optimizers": "separate optimizers",
+    "routing-conv1": "routing in conv1",
+    "routing-conv123": "routing in conv1-3",
+    "shared-bottom": "shared bottom",
+    "no-sharing": "no sharing",
+    "fixed-random-fc": "fixed random fc",
+    "fixed-random-conv3": "fixed random conv3",
+    "warm-up": "warm-up (20 shared epochs)",
+}
+
+
+def test_the_readmes_table2_is_the_suite_table_of_the_kept_trials(tmp_path):
+    """The README's Table 2 rows (seeds, mean ± std) and trial count come out of `suite table` on the kept trials."""
+    root = Path(__file__).resolve().parents[1]
+    result = invoke("suite", "table", str(root / "suites" / "reexamining-table2-fmnist.toml"), "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    printed = dict(re.findall(r"^\| ([a-z0-9-]+)(?: \(\d+ unfinished\))? \| \d+ \| [^|]+ \| ([0-9.]+ ± [0-9.]+) \|", result.output, re.M))
+    seeds: dict[str, list[str]] = {}
+    for trial in sorted((root / "results" / "reexamining-table2-fmnist").iterdir()):
+        row, seed = re.fullmatch(r"(.+)-s(\d+)-[0-9a-f]+", trial.name).groups()
+        seeds.setdefault(row, []).append(seed)
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("### Table 2 of the Re-examining paper at its protocol") :]
+    section = section[: section.index("\n###")]
+    assert set(printed) == set(TABLE2_LABELS) == set(seeds)
+    for row, label in TABLE2_LABELS.items():
+        line = f"| {label} | {', '.join(seeds[row])} | {printed[row]} |"
+        assert line in section, f"README lacks {line!r}"
+    finished = sum(len(s) for s in seeds.values())
+    assert f"**{finished} of 50 trials are finished**" in section or finished == 50
