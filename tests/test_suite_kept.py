@@ -57,9 +57,10 @@ def kept_suite(tmp_path):
 def test_keep_copies_results_only(kept_suite, tmp_path):
     path, _, _ = kept_suite
     kept = tmp_path / "results" / "tiny"
-    trials = sorted(p.name for p in kept.iterdir())
+    trials = sorted(p.name for p in kept.iterdir() if p.is_dir())
     assert trials == sorted(t.name for t in load_suite_file(path).trials())
-    for trial in kept.iterdir():
+    assert sorted(json.loads((kept / "kept.json").read_text())["trials"]) == trials  # each recorded with its checksum
+    for trial in (p for p in kept.iterdir() if p.is_dir()):
         assert [p.name for p in trial.iterdir()] == ["results.json"]  # no checkpoint, no lock, no TensorBoard
         assert json.loads((trial / "results.json").read_text())["status"] == "complete"
 
@@ -158,6 +159,18 @@ def test_every_kept_table2_trial_is_still_a_trial_of_the_shipped_suite():
     names = {t.name for t in suite.trials()}
     kept = sorted(p.name for p in (root / "results" / "reexamining-table2-fmnist").iterdir() if (p / "results.json").exists())
     assert kept and set(kept) <= names, sorted(set(kept) - names)
+
+
+def test_every_kept_table2_trial_is_the_file_that_was_kept():
+    """The published evidence verifies: each kept trial is recorded in kept.json with its checksum,
+    and its stored config hashes to its name (an edited or swapped file fails here, in CI)."""
+    from routing_rl.suites.kept import kept_problem, read_kept_manifest
+
+    kept = Path(__file__).resolve().parents[1] / "results" / "reexamining-table2-fmnist"
+    recorded = read_kept_manifest(kept)
+    folders = sorted(p.name for p in kept.iterdir() if p.is_dir())
+    assert recorded is not None and sorted(recorded) == folders and len(folders) == 50
+    assert [(name, kept_problem(name, kept, recorded)) for name in folders if kept_problem(name, kept, recorded)] == []
 
 
 TABLE2_LABELS = {

@@ -25,7 +25,7 @@ import numpy as np
 
 from routing_rl.analysis.grouping import adjusted_rand_index, trivial_agreement
 from routing_rl.metrics.routing import cosine_similarity_matrix
-from routing_rl.training.run_dir import RESULTS_NAME
+from routing_rl.training.results import RESULTS_NAME
 
 GROUP_IN_TASK_NAME = re.compile(r"group(\d+)$")
 """Task names of ``synthetic-groups`` end in ``-group<k>``; the true groups are read from them."""

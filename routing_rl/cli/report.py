@@ -28,7 +28,7 @@ import click
 
 from routing_rl.cli.common import run_names
 from routing_rl.training.results import ResultsError, load_results
-from routing_rl.training.run_dir import RESULTS_NAME
+from routing_rl.training.results import RESULTS_NAME
 
 
 def run_figures(results: dict[str, Any], out: Path, prefix: str = "", label: str | None = None) -> list[Path]:

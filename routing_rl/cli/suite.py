@@ -11,7 +11,10 @@ import click
 from routing_rl.cli.common import run_names
 from routing_rl.suites.manifest import read_manifest
 from routing_rl.suites.progress import remaining
-from routing_rl.suites.runner import FINISHED, TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, threads_per_worker, trial_status, write_manifest
+from routing_rl.suites.runner import TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, threads_per_worker, write_manifest
+from routing_rl.suites.battery import BATTERY_METHODS
+from routing_rl.suites.checks import MAX_TRIALS, path_name_problem
+from routing_rl.suites.kept import KEPT_MANIFEST, kept_problem, read_kept_manifest
 from routing_rl.suites.spec import SuiteError, load_suite_file
 from routing_rl.suites.table import build_rows, markdown, to_csv
 
@@ -34,13 +37,14 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Suite directory (default: runs/suite-<name>[-<scale>]).")
 @click.option("--runs", "only", default=None, help="Comma-separated run names: train only these runs' trials (default: every run).")
 @click.option("--dry-run", is_flag=True, help="List the trials and their status; train nothing.")
+@click.option("--retrain-altered", is_flag=True, help="Train again the kept trials whose results.json is not what `suite keep` recorded (default: refuse).")
 def run_suite(suite_file: Path, scale: str | None, workers: int, backend: str, ray_address: str | None, out: Path | None,
-              only: str | None, dry_run: bool) -> None:  # fmt: skip
+              only: str | None, dry_run: bool, retrain_altered: bool) -> None:  # fmt: skip
     """Train every trial of SUITE_FILE that is not finished: skip complete (or kept) ones, resume interrupted ones."""
     try:
         spec = load_suite_file(suite_file)
         directory = out or spec.directory(scale)
-        trials = select_runs(plan(spec, scale, directory, workers), spec, only)
+        trials = select_runs(plan(spec, scale, directory, workers, retrain_altered), spec, only)
     except SuiteError as exc:
         raise _fail(exc) from None
     counts: dict[str, int] = {}
@@ -98,7 +102,8 @@ def select_runs(trials: list[Any], spec: Any, only: str | None) -> list[Any]:
 @click.option("--env-option", "-e", "env_option", multiple=True, metavar="KEY=VALUE", help="Task suite option; repeatable.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False), help="The suite file to write (TOML).")
 @click.option("--name", default=None, help="The suite's name (default: the file's name without .toml).")
-@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=2), help="Seeds per method (the t-tests need two at least).")
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=2, max=MAX_TRIALS // BATTERY_METHODS),
+              help=f"Seeds per method (the t-tests need two at least; {BATTERY_METHODS} methods x seeds make at most {MAX_TRIALS:,} trials).")
 @click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1), help="Training epochs of every run.")
 @click.option("--force", is_flag=True, help="Replace an existing suite file.")
 @click.option("--plugin", "plugins", multiple=True, help="Import this module first (registers your suites).")
@@ -113,20 +118,28 @@ def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | Non
     from routing_rl.training.composition import suite_class
 
     load_plugins(plugins)
+    # every check before anything is written: a refused call leaves no file behind and replaces none
+    if out.is_symlink():
+        raise click.BadParameter(f"{out} is a symbolic link; give the path of a plain file", param_hint="--out")
     if out.exists() and not force:
         raise click.ClickException(f"{out} exists; give another --out, or --force to replace it")
+    if out.exists() and not out.is_file():
+        raise click.BadParameter(f"{out} exists and is not a file; give the path of a suite file to write", param_hint="--out")
+    if reason := path_name_problem(name if name is not None else out.stem):
+        raise click.BadParameter(f"{name if name is not None else out.stem!r} {reason}",
+                                 param_hint="--name" if name is not None else "--out (its name is the suite's)")  # fmt: skip
     try:
         env_cls = suite_class(env)
         options = env_cls.parse_options(env_option)
-        path, sizes = write_battery(env_cls, options, out, name, seeds, epochs, " ".join(["routing-rl", *CommandLine.invoked_args]))
-        load_suite_file(path)  # what was written parses, at every scale
+        path, sizes = write_battery(env_cls, options, out, name, seeds, epochs, " ".join(["routing-rl", *CommandLine.invoked_args]),
+                                    verify=load_suite_file)  # what is written must parse, at every scale  # fmt: skip
     except UnknownNameError as exc:
         raise click.BadParameter(str(exc), param_hint="--env") from None
-    except (DataError, SuiteError, ValueError) as exc:
+    except (DataError, SuiteError, ValueError) as exc:  # FileCheckError (a link appeared at --out) is a ValueError
         raise _fail(exc) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {path}: 8 methods x {seeds} seeds, {epochs} epochs, {sizes['family']} tasks scored by {sizes['metric']}; "
+    click.echo(f"wrote {path}: {BATTERY_METHODS} methods x {seeds} seeds, {epochs} epochs, {sizes['family']} tasks scored by {sizes['metric']}; "
                f"shared bottom {sizes['shared_bottom']:,} parameters, snr-trans {sizes['snr-trans']:,}, mmoe {sizes['mmoe']:,}")  # fmt: skip
     click.echo(f"next: routing-rl suite run {path}  then  routing-rl suite table {path}")
 
@@ -142,16 +155,23 @@ def keep_suite(suite_file: Path, scale: str | None, out: Path | None) -> None:
         if spec.kept is None:
             raise SuiteError(f"{suite_file}: [suite] names no kept folder; add kept = \"../results/{spec.name}\"")
         directory = out or spec.directory(scale)
-        trials = plan(spec, scale, directory, 1)
-        copied = keep(trials, Path(spec.kept))
+        trials = plan(spec, scale, directory, 1, retrain_altered=True)  # an altered kept trial is reported below, not a stop
+        copied, problems, adopted = keep(trials, Path(spec.kept))
+        recorded = read_kept_manifest(Path(spec.kept))
+        kept = sum(1 for trial, _, _ in trials if not kept_problem(trial.name, Path(spec.kept), recorded))
     except SuiteError as exc:
         raise _fail(exc) from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot keep results in {spec.kept}: {exc.strerror or exc}") from None
-    kept = sum(1 for trial, _, _ in trials if trial_status(Path(spec.kept) / trial.name) in FINISHED)
+    except (OSError, ValueError) as exc:  # a full disk; a link planted where a kept file is written
+        raise click.ClickException(f"cannot keep results in {spec.kept}: {getattr(exc, 'strerror', None) or exc}") from None
+    if adopted:
+        click.echo(f"recorded {adopted} trials kept before {KEPT_MANIFEST} existed in {Path(spec.kept) / KEPT_MANIFEST}, as they are now")
     click.echo(f"{len(copied)} trials copied into {spec.kept} ({kept} of {len(trials)} kept)")
     for name in copied:
         click.echo(f"  {name}")
+    for problem in problems:
+        click.echo(f"warning: not kept: {problem}", err=True)
+    if problems:
+        raise SystemExit(1)
 
 
 @suite.command("table")
@@ -176,7 +196,10 @@ def table(source: Path, scale: str | None, out: Path | None) -> None:
     except SuiteError as exc:
         raise _fail(exc) from None
     damaged: list[str] = []
-    rows, metric, higher = build_rows(trials, directory, baseline, selection, reference, kept, damaged)
+    try:
+        rows, metric, higher = build_rows(trials, directory, baseline, selection, reference, kept, damaged)
+    except SuiteError as exc:  # a kept trial that is not what was kept
+        raise _fail(exc) from None
     for problem in damaged:
         click.echo(f"warning: {problem}; the trial is counted as unfinished: delete the file and "
                    "`routing-rl suite run` the suite again to retrain it", err=True)  # fmt: skip

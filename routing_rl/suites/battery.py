@@ -12,6 +12,7 @@ trainable parameters as the shared bottom, so a verdict compares ways of sharing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,10 @@ ROUTERS: dict[str, dict[str, Any]] = {
 
 MODELS = {"snr-trans": ("hidden_sizes", 0, {"hidden_sizes": [64, 32]}), "mmoe": ("shared_hidden", -1, {})}
 """The battery's models: the size argument matched to the shared bottom (and its entry), other sizes."""
+
+
+BATTERY_METHODS = len(ROUTERS) + len(MODELS)
+"""How many methods the battery compares (each over every seed)."""
 
 
 def shared_bottom_parameters(input_shape: tuple[int, ...], head_sizes: list[int], config: RunConfig) -> int:
@@ -93,11 +98,14 @@ def header(command: str, target: int, sizes: dict[str, int], out: Path) -> str:
 
 
 def write_battery(suite_cls: type[Suite], env_options: dict[str, Any], out: Path, name: str | None, seeds: int, epochs: int,
-                  command: str) -> tuple[Path, dict[str, Any]]:  # fmt: skip
-    """Load the data of ``suite_cls`` (checking it), size the battery from it and write the suite file ``out``."""
+                  command: str, verify: Callable[[Path], None]) -> tuple[Path, dict[str, Any]]:  # fmt: skip
+    """Load the data of ``suite_cls`` (checking it), size the battery from it and write the suite file
+    ``out``: written to a temporary file that ``verify`` reads first, so a file that would not
+    parse never replaces ``out`` (nor is left behind)."""
     import tomli_w
 
     from routing_rl.data import load_from
+    from routing_rl.training.io import write_text
     from routing_rl.training.composition import agent_class
     from routing_rl.training.families import task_family
 
@@ -109,6 +117,5 @@ def write_battery(suite_cls: type[Suite], env_options: dict[str, Any], out: Path
     target = shared_bottom_parameters(*sizes, RunConfig())
     input_dim = int(np.prod(sizes[0]))
     counts = {run: train_parameter_count(agent_class(run), input_dim, sizes[1], **contents["runs"][run]["agent_options"]) for run in MODELS}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(header(command, target, counts, out) + tomli_w.dumps(contents), encoding="utf-8")
+    write_text(out, header(command, target, counts, out) + tomli_w.dumps(contents), verify)
     return out, {"family": family.name, "metric": family.metric, "shared_bottom": target, **counts}

@@ -23,8 +23,12 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from routing_rl.suites.kept import (KeptResultsError, adopt_unrecorded, altered_message, checksum, kept_problem, read_kept_manifest,
+                                    read_trial_results, write_kept_manifest)
 from routing_rl.suites.manifest import MANIFEST
-from routing_rl.suites.spec import SuiteSpec, Trial
+from routing_rl.suites.spec import SuiteError, SuiteSpec, Trial
+from routing_rl.training.io import write_bytes
+from routing_rl.training.results import RESULTS_NAME
 
 
 class TrialSetupError(ValueError):
@@ -59,34 +63,69 @@ def epochs_done(directory: Path) -> int | None:
     return None if epochs is None else len(epochs)
 
 
-def locate(name: str, directory: Path, kept: str | Path | None) -> tuple[Path, str]:
+def locate(name: str, directory: Path, kept: str | Path | None, retrain_altered: bool = False,
+           recorded: dict[str, dict[str, str]] | None | bool = False) -> tuple[Path, str]:  # fmt: skip
     """A trial's directory and status: its own in the suite directory unless that is unfinished and
-    the suite's kept folder holds it finished (status ``kept``)."""
+    the suite's kept folder holds it finished (status ``kept``).
+
+    A kept trial is trusted only when it is what ``suite keep`` recorded (:mod:`routing_rl.suites.kept`);
+    otherwise a :class:`KeptResultsError` names it, or with ``retrain_altered`` the trial counts as
+    not kept (and is trained again in the suite directory). ``recorded`` is the kept folder's
+    manifest when the caller has read it already (``False``: read it here)."""
     path = directory / name
+    if path.is_symlink():
+        raise SuiteError(f"trial {name}: {path} is a symbolic link; a suite writes its trials in plain folders: remove the link")
     status = trial_status(path)
-    if status not in FINISHED and kept is not None and trial_status(Path(kept) / name) in FINISHED:
-        return Path(kept) / name, "kept"
-    return path, status
+    if status in FINISHED or kept is None:
+        return path, status
+    kept = Path(kept)
+    if not ((kept / name).is_symlink() or (kept / name).exists()):
+        return path, status  # nothing kept for this trial
+    manifest = read_kept_manifest(kept) if recorded is False else recorded
+    if problem := kept_problem(name, kept, manifest):  # type: ignore[arg-type]
+        if retrain_altered:
+            return path, status
+        raise KeptResultsError(altered_message(name, kept, problem))
+    return (kept / name, "kept") if trial_status(kept / name) in FINISHED else (path, status)
 
 
-def keep(trials: list[tuple[Trial, Path, str]], kept: Path) -> list[str]:
-    """Copy the results.json of every trial finished in the suite directory into the kept folder
-    (atomically; checkpoints and TensorBoard files stay behind); returns the names copied."""
-    from routing_rl.training.io import write_json
-    from routing_rl.training.run_dir import RunDirectory
+def keep(trials: list[tuple[Trial, Path, str]], kept: Path) -> tuple[list[str], list[str], int]:
+    """Copy the results.json of every trial finished in the suite directory into the kept folder and
+    record its checksum in the folder's ``kept.json``; returns the names copied, the problems met
+    (one line each: a damaged or linked trial is reported and skipped, the others are still kept)
+    and how many trials of a folder kept before manifests existed were recorded as they are.
 
+    Only plain files inside the suite directory are read, and nothing is written through a link."""
+    recorded = read_kept_manifest(kept)
+    adopted = 0
+    problems: list[str] = []
+    if recorded is None:
+        recorded, problems = adopt_unrecorded(kept, [trial.name for trial, _, _ in trials])
+        adopted = len(recorded)
+        if recorded:
+            write_kept_manifest(kept, recorded)
     copied = []
     for trial, path, status in trials:
-        target = RunDirectory(kept / trial.name).results_path
         if status not in FINISHED:
             continue
-        results = json.loads(RunDirectory(path).results_path.read_text())
-        if target.exists() and json.loads(target.read_text()) == results:
+        try:
+            raw, _ = read_trial_results(path, trial.name)
+        except KeptResultsError as exc:
+            problems.append(str(exc))
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_json(target, results)
+        target = kept / trial.name
+        entry = {"sha256": checksum(raw), "config_key": trial.key}
+        if recorded.get(trial.name) == entry and not kept_problem(trial.name, kept, recorded):
+            continue
+        if target.is_symlink() or (target / RESULTS_NAME).is_symlink():
+            problems.append(f"trial {trial.name}: {target} (or its results.json) is a symbolic link; remove it to keep the trial")
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        write_bytes(target / RESULTS_NAME, raw)
+        recorded[trial.name] = entry
+        write_kept_manifest(kept, recorded)  # after each copy: a killed keep leaves no unrecorded file
         copied.append(trial.name)
-    return copied
+    return copied, problems, adopted
 
 
 def threads_per_worker(workers: int) -> int:
@@ -154,13 +193,16 @@ def write_manifest(suite: SuiteSpec, scale: str | None, trials: list[Trial], dir
     write_json(directory / MANIFEST, manifest_of(suite, scale, trials))
 
 
-def plan(suite: SuiteSpec, scale: str | None, directory: Path, workers: int) -> list[tuple[Trial, Path, str]]:
-    """Every trial with its directory and status; threads set for ``workers`` unless the suite sets them."""
+def plan(suite: SuiteSpec, scale: str | None, directory: Path, workers: int, retrain_altered: bool = False) -> list[tuple[Trial, Path, str]]:
+    """Every trial with its directory and status; threads set for ``workers`` unless the suite sets them.
+    A kept trial that is not what was kept stops the plan (:func:`locate`), or is planned for
+    training again with ``retrain_altered``."""
+    recorded = read_kept_manifest(Path(suite.kept)) if suite.kept is not None else None
     out = []
     for trial in suite.trials(scale):
         if trial.config.threads is None:
             trial = replace(trial, config=replace(trial.config, threads=threads_per_worker(workers)))
-        out.append((trial, *locate(trial.name, directory, suite.kept)))
+        out.append((trial, *locate(trial.name, directory, suite.kept, retrain_altered, recorded)))
     return out
 
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from routing_rl.core.files import SETTINGS_LIMIT, FileCheckError, read_regular
 from routing_rl.registry import UnknownNameError
 from routing_rl.suites.checks import MAX_TRIALS, check_value, describe, path_name_problem, seeds_problem
 from routing_rl.training.composition import configure
@@ -74,6 +75,21 @@ class SuiteError(ValueError):
     """A suite file that cannot be used; the message names the file and the key."""
 
 
+def config_key(config: RunConfig) -> str:
+    """Hash of the options of ``config`` that define a trial's numbers and differ from ``RunConfig``'s
+    defaults: the suffix of a trial's directory name, and what a kept trial's stored config must hash to.
+
+    Leaving default values out keeps a trial's identity when a later release adds an option
+    (at a default that changes nothing), so a suite that spans releases still finds its
+    finished trials. An option whose default changed is compared with its old default
+    (``STORED_BEFORE_DEFAULT_CHANGES``): a suite that names the old value keeps its trials, and
+    one that takes the new default gets new trials, as its numbers change.
+    """
+    defaults = {**type(config)().to_dict(), **STORED_BEFORE_DEFAULT_CHANGES}
+    fields = {k: v for k, v in config.to_dict().items() if k not in IDENTITY_EXCLUDES and v != defaults.get(k, object())}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
 @dataclass(frozen=True)
 class Trial:
     """One (run, seed) of a suite with its complete configuration."""
@@ -84,17 +100,8 @@ class Trial:
 
     @property
     def key(self) -> str:
-        """Hash of the options that define the trial's numbers and differ from ``RunConfig``'s defaults.
-
-        Leaving default values out keeps a trial's identity when a later release adds an option
-        (at a default that changes nothing), so a suite that spans releases still finds its
-        finished trials. An option whose default changed is compared with its old default
-        (``STORED_BEFORE_DEFAULT_CHANGES``): a suite that names the old value keeps its trials, and
-        one that takes the new default gets new trials, as its numbers change.
-        """
-        defaults = {**type(self.config)().to_dict(), **STORED_BEFORE_DEFAULT_CHANGES}
-        fields = {k: v for k, v in self.config.to_dict().items() if k not in IDENTITY_EXCLUDES and v != defaults.get(k, object())}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        """Hash of the options that define the trial's numbers (:func:`config_key`)."""
+        return config_key(self.config)
 
     @property
     def name(self) -> str:
@@ -196,9 +203,11 @@ def check_names(config: RunConfig, agent_cls: type[Any], suite_cls: type[Any]) -
 def read_toml(path: Path, kind: str) -> dict[str, Any]:
     """A TOML file as a dict; a missing, unreadable or malformed file is a :class:`SuiteError`."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(read_regular(path, SETTINGS_LIMIT, f"{kind} file").decode("utf-8"))
     except FileNotFoundError:
         raise SuiteError(f"{path}: no such {kind} file") from None
+    except FileCheckError as exc:
+        raise SuiteError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SuiteError(f"{path}: cannot read it ({exc})") from None
     except tomllib.TOMLDecodeError as exc:

@@ -81,12 +81,26 @@ def collect(
             results = None
             if results_path(path).exists() and damaged is not None:
                 damaged.append(str(exc))
+        if results is not None and results["status"] == "complete" and (bad := _non_finite_score(results)):
+            results = None
+            if damaged is not None:
+                damaged.append(f"{results_path(path)}: {bad}; a complete run records finite scores")
         if results is None or results["status"] != "complete":
             missing[trial["run"]] = missing.get(trial["run"], 0) + 1
             continue
         by_method[trial["run"]].append(results)
         metric, higher = results["metric"]["name"], results["metric"]["higher_is_better"]
     return by_method, missing, metric, higher
+
+
+def _non_finite_score(results: dict[str, Any]) -> str | None:
+    """Which final test score of a complete run is NaN or infinite (None when all are finite): the
+    trainer stops a diverging run as ``diverged``, so such a "complete" record was altered."""
+    for block in ("last", "best_val"):
+        value = results["final"][block]["test_mean"]
+        if value is not None and not math.isfinite(value):
+            return f"final.{block}.test_mean is {value}"
+    return None
 
 
 def build_rows(

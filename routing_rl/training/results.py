@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 import routing_rl
+from routing_rl.core.files import RESULTS_LIMIT, FileCheckError, read_regular
 from routing_rl.core.records import ResultsRecord
 
 SCHEMA_VERSION = 1
@@ -113,12 +114,14 @@ def summarise(epochs: list[dict[str, Any]], metric: str, higher_is_better: bool)
 
 
 # ---- loading ----------------------------------------------------------------------------------
+RESULTS_NAME = "results.json"
+"""The name of a run's results file in its run directory."""
+
+
 def results_path(path: str | Path) -> Path:
     """``path`` itself if it names a file, else ``path/results.json``."""
     p = Path(path)
-    from routing_rl.training.run_dir import RunDirectory
-
-    return RunDirectory(p).results_path if p.is_dir() and not p.name.endswith(".json") else p
+    return p / RESULTS_NAME if p.is_dir() and not p.name.endswith(".json") else p
 
 
 def _need(obj: Any, key: str, kind: type | tuple[type, ...], where: str, file: Path) -> Any:
@@ -217,11 +220,18 @@ def load_results(path: str | Path) -> ResultsRecord:
     if file.is_dir():
         raise ResultsError(f"{file} is a directory, not a results.json")
     try:
-        raw = file.read_bytes()
+        raw = read_regular(file, RESULTS_LIMIT, "results.json")
     except FileNotFoundError:
         raise ResultsError(f"{file}: no such file; give a run directory (--logdir of routing-rl run) or its results.json") from None
+    except FileCheckError as exc:
+        raise ResultsError(str(exc)) from None
     except OSError as exc:
         raise ResultsError(f"{file}: cannot read it ({exc.strerror})") from None
+    return parse_results(raw, file)
+
+
+def parse_results(raw: bytes, file: Path) -> ResultsRecord:
+    """The validated record of the bytes ``raw`` of the results.json ``file`` (named in errors)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

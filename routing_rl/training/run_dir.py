@@ -10,9 +10,10 @@ takes the directory.
 
 from __future__ import annotations
 
+import errno
 import fcntl
-import json
 import os
+import stat
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,9 @@ from typing import Any
 
 import torch
 
+from routing_rl.core.files import kind_of
 from routing_rl.training.io import load_checkpoint, save_checkpoint, write_json
+from routing_rl.training.results import RESULTS_NAME, ResultsError, load_results
 
 
 class RunExistsError(RuntimeError):
@@ -32,7 +35,6 @@ class RunDirError(RuntimeError):
 
 
 LOCK_NAME = "run.lock"
-RESULTS_NAME = "results.json"
 CHECKPOINT_NAME = "checkpoint.pt"
 TENSORBOARD_NAME = "tensorboard"
 
@@ -65,6 +67,27 @@ def ownership_problem(path: Path) -> str | None:
     return None
 
 
+def open_lock(path: Path) -> int:
+    """The descriptor of the lock file ``path``, created if missing, that the writer may truncate.
+
+    Opened without following a symbolic link and checked on the descriptor before anything is
+    written: a run folder shared by someone else may hold ``run.lock`` as a link (or a hard link)
+    to another file, and truncating the lock to write the PID would then wipe that file."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RunDirError(f"{path} is a symbolic link; a run's lock must be a plain file: remove the link and run again") from None
+        raise
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+        os.close(fd)
+        what = kind_of(status.st_mode) if not stat.S_ISREG(status.st_mode) else f"a file with {status.st_nlink} hard links"
+        raise RunDirError(f"{path} is {what}; a run's lock must be a plain file of its own: remove it and run again")
+    return fd
+
+
 class RunDirectory:
     """Where one run keeps its results and its last checkpoint."""
 
@@ -89,10 +112,10 @@ class RunDirectory:
     def status(self) -> str:
         """``complete`` or ``diverged`` (a finished run's results), ``partial`` (a checkpoint to resume
         from), else ``new``; read without taking the lock, so a running run's directory can be asked."""
-        if self.results_path.exists():
-            try:
-                status = json.loads(self.results_path.read_text()).get("status")
-            except (OSError, ValueError, AttributeError):
+        if self.results_path.exists() or self.results_path.is_symlink():
+            try:  # the validating reader: a damaged "complete" record is not finished, as `suite table` says
+                status = load_results(self.results_path)["status"]
+            except ResultsError:
                 status = None
             if status in ("complete", "diverged"):
                 return str(status)
@@ -110,7 +133,7 @@ class RunDirectory:
         try:
             self._created = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_lock(self.path / LOCK_NAME)
         except OSError as exc:
             raise RunDirError(f"cannot use --logdir {self.path}: {exc.strerror or exc}; choose another --logdir") from None
         try:
@@ -182,6 +205,9 @@ class RunDirectory:
     def _open(
         self, resume: bool, overwrite: bool, differences: Callable[[dict[str, Any]], list[str]], map_location: Any
     ) -> dict[str, Any] | None:
+        for path in (self.results_path, self.checkpoint_path, self.tensorboard_path):
+            if path.is_symlink():  # refused before training, not at the first save an epoch later
+                raise RunDirError(f"{path} is a symbolic link; a run writes its own files there: remove the link and run again")
         exists = self.results_path.exists() or self.checkpoint_path.exists()
         if exists and not resume and not overwrite:
             raise RunExistsError(
