@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from routing_rl.data.base import DataError, SingleLabelData, Suite
-from routing_rl.data.file_inputs import SPLITS, array_features, draw_splits, feature_columns, fit_scale, split_column, table_features
+from routing_rl.data.file_inputs import LEAK, SPLITS, array_features, draw_splits, feature_columns, fit_scale, split_column, table_features
 from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit
 from routing_rl.data.splitting import TaskRows, check_val_fraction, make_split
 from routing_rl.data.table_files import Columns, read_columns
@@ -102,22 +102,31 @@ class FileSuite(Suite):
     def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> SingleLabelData | MultiLabelData:
         """Read, check and split the file; the same file and seed give the same splits and tasks."""
         check_val_fraction(val_fraction)
+        specs = parse_tasks(self.tasks, self.kinds)
         data, assigned = self.read()
-        tasks = [encode(spec, data) for spec in parse_tasks(self.tasks, self.kinds)]
+        tasks = [encode(spec, data) for spec in specs]
         families = {FAMILIES[t.kind] for t in tasks}
         if len(families) > 1:
             kinds = ", ".join(f"{t.name}: {t.kind}" for t in tasks)
             raise DataError(f"files: the tasks mix kinds ({kinds}); one suite trains one family of tasks (one metric per table), "
                             "so give each family its own suite, e.g. -e tasks=" + ",".join(t.name for t in tasks if FAMILIES[t.kind] == FAMILIES[tasks[0].kind]))  # fmt: skip
-        taken = {c for spec in parse_tasks(self.tasks, self.kinds) for c in spec.columns} | ({self.split} if self.split else set())
+        taken = {column: f"a target of task {spec.name!r}" for spec in reversed(specs) for column in spec.columns}
+        if self.split:
+            taken[self.split] = "the split column (-e split)"
         npz = data.source.lower().endswith(".npz")
         names = split_list(self.features)
         if npz:
-            x = array_features(data, names[0] if names else "x")
-            feature_names = [names[0] if names else "x"]
+            name = names[0] if names else "x"
+            if name in taken:
+                raise DataError(f"{data.source}: array {name!r} is the input array ({'-e features' if names else '-e features, default x'}) "
+                                f"and {taken[name]}; {LEAK}: name another input array with -e features=NAME")  # fmt: skip
+            x = array_features(data, name)
+            feature_names = [name]
+            labels = [f"{'channel' if x.ndim == 4 else 'column'} {j} of input array {name!r}" for j in range(x.shape[1])]
         else:
             feature_names = feature_columns(data, names, taken)
             x = table_features(data, feature_names)
+            labels = [f"feature column {c!r}" for c in feature_names]
         rng = np.random.default_rng(np.random.SeedSequence([self.split_seed if self.split_seed is not None else seed, 18]))
         split = draw_splits(assigned, self.test_fraction, val_fraction, rng)
         for task in tasks:
@@ -128,21 +137,22 @@ class FileSuite(Suite):
         info = {"file": data.source, "features": feature_names, "kinds": {t.name: t.kind for t in tasks},
                 "labels": {t.name: t.labels for t in tasks}, "rows": {n: int((split == s).sum()) for s, n in enumerate(SPLITS)}}  # fmt: skip
         if FAMILIES[tasks[0].kind] == "classification":
-            return self.classification(x, split, tasks, info)
-        return self.multi_output(x, split, tasks, info)
+            return self.classification(x, split, tasks, info, labels)
+        return self.multi_output(x, split, tasks, info, labels)
 
-    def inputs(self, x: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, tuple[float, ...], tuple[float, ...]]:
+    def inputs(self, x: np.ndarray, train: np.ndarray, labels: list[str]) -> tuple[np.ndarray, tuple[float, ...], tuple[float, ...]]:
         """Inputs scaled by the training rows: features per column, images per channel (uint8 images
-        keep their bytes and are scaled as they are gathered, as the image suites do)."""
+        keep their bytes and are scaled as they are gathered, as the image suites do). ``labels``
+        names each column or channel for the errors."""
         if x.ndim == 4 and x.dtype == np.uint8:
-            mean, std = fit_scale(x / 255.0, train, (0, 2, 3))
+            mean, std = fit_scale(x / 255.0, train, (0, 2, 3), self.path, labels)
             return x, tuple(mean.ravel().tolist()), tuple(std.ravel().tolist())
-        mean, std = fit_scale(x, train, (0, 2, 3) if x.ndim == 4 else (0,))
+        mean, std = fit_scale(x, train, (0, 2, 3) if x.ndim == 4 else (0,), self.path, labels)
         return ((x - mean) / std).astype(np.float32), (0.0,), (1.0,)
 
-    def classification(self, x: np.ndarray, split: np.ndarray, tasks: list[Task], info: dict[str, object]) -> SingleLabelData:
+    def classification(self, x: np.ndarray, split: np.ndarray, tasks: list[Task], info: dict[str, object], labels: list[str]) -> SingleLabelData:
         """One row per labelled (example, task): a task's unlabelled examples are simply not its rows."""
-        scaled, mean, std = self.inputs(x, split == 0)
+        scaled, mean, std = self.inputs(x, split == 0, labels)
         parts = []
         for s in range(3):
             examples = np.flatnonzero(split == s)
@@ -156,11 +166,11 @@ class FileSuite(Suite):
         info["chance"] = {t.name: float(np.bincount(t.targets[t.labelled]).max() / t.labelled.sum()) for t in tasks}
         return SingleLabelData(self.name, [t.name for t in tasks], classes, tuple(scaled.shape[1:]), *parts, info=info)
 
-    def multi_output(self, x: np.ndarray, split: np.ndarray, tasks: list[Task], info: dict[str, object]) -> MultiLabelData:
+    def multi_output(self, x: np.ndarray, split: np.ndarray, tasks: list[Task], info: dict[str, object], labels: list[str]) -> MultiLabelData:
         """Every example with the targets of every task, NaN where a task leaves it unlabelled
         (the multi-output losses and scores skip those entries). Regression targets are scaled
         by their training rows, so a task's MSE is in units of its training variance."""
-        scaled, _, _ = self.inputs(x.astype(np.float32) / (255.0 if x.dtype == np.uint8 else 1.0), split == 0)
+        scaled, _, _ = self.inputs(x.astype(np.float32) / (255.0 if x.dtype == np.uint8 else 1.0), split == 0, labels)
         flat = scaled.reshape(scaled.shape[0], -1)
         width = max(t.outputs for t in tasks)
         y = np.zeros((x.shape[0], len(tasks), width), dtype=np.float32)
@@ -168,7 +178,7 @@ class FileSuite(Suite):
         for i, t in enumerate(tasks):
             values = t.targets
             if t.kind == "regression":
-                mean, std = fit_scale(values, (split == 0) & t.labelled, (0,))
+                mean, std = fit_scale(values, (split == 0) & t.labelled, (0,), self.path, [f"target {c!r} of task {t.name!r}" for c in t.labels])
                 values = (values - mean) / std
                 scales[t.name] = {"mean": mean.ravel().tolist(), "std": std.ravel().tolist()}
             y[:, i, : t.outputs] = values

@@ -7,11 +7,18 @@ unknown format, a file too large for this machine) is one :class:`DataError` nam
 what to do. The size check runs on what the file says about itself (the size on disk, Parquet's
 footer, the ``.npz`` members' headers) before any data is read, so an oversized file is refused
 instead of swapping the machine to a halt.
+
+Column names are checked as the file states them, not as a reader reports them: pandas renames a
+repeated CSV header (``f1,f1`` becomes ``f1``, ``f1.1``), numpy keeps only the last of two ``.npz``
+members of one name, and pyarrow reads a Parquet file of repeated names only to fail on them. A
+repeated name is ambiguous in ``-e tasks`` and ``-e features``, so each format's own header is
+read and a repeat refused by name.
 """
 
 from __future__ import annotations
 
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,23 +110,64 @@ def _read_table(path: Path, kind: str) -> Columns:
     try:
         if kind == "csv":
             frame = pd.read_csv(path)
+            require_unique_names(path, csv_header(path))
         else:
+            require_unique_names(path, parquet_names(path))
             frame = pd.read_parquet(path, engine="pyarrow")
+    except DataError:
+        raise
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; it needs a header and at least one row of data") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise DataError(f"{path}: cannot read it as {kind.upper()} ({str(exc).splitlines()[0]})") from None
     except Exception as exc:  # pyarrow's ArrowInvalid and friends
         raise DataError(f"{path}: cannot read it as {kind.upper()} ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    names = [str(c) for c in frame.columns]
-    if len(set(names)) != len(names):
-        raise DataError(f"{path}: column names repeat ({', '.join(sorted({n for n in names if names.count(n) > 1}))}); name every column once")
+    require_unique_names(path, [str(c) for c in frame.columns])
     return Columns(str(path), {str(c): frame[c].to_numpy() for c in frame.columns}, len(frame))
+
+
+def repeated(names: list[str]) -> list[str]:
+    """The names that occur more than once, sorted."""
+    counts = Counter(names)
+    return sorted(name for name, count in counts.items() if count > 1)
+
+
+def require_unique_names(path: Path, names: list[str], what: str = "column") -> None:
+    """Refuse a file whose columns (or ``.npz`` arrays) repeat a name: ``-e tasks=f1`` could mean either."""
+    twice = repeated(names)
+    if twice:
+        raise DataError(f"{path}: {what} names repeat ({', '.join(map(repr, twice))}); name every {what} once, "
+                        "so that -e tasks and -e features each name one")  # fmt: skip
+
+
+def csv_header(path: Path) -> list[str]:
+    """The CSV's header row as written, read by the same parser as the data (one row, no renaming).
+
+    Empty header cells are left out: pandas names each ``Unnamed: <position>``, which cannot repeat.
+    """
+    import pandas as pd
+
+    first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, na_filter=False)
+    return [str(v) for v in first.iloc[0].tolist() if str(v) != ""] if len(first) else []
+
+
+def parquet_names(path: Path) -> list[str]:
+    """The column names in a Parquet file's schema, read from its footer (pandas' index columns left out)."""
+    import pyarrow.parquet as pq
+
+    schema = pq.ParquetFile(path).schema_arrow
+    index = set()
+    if schema.metadata and b"pandas" in schema.metadata:
+        import json
+
+        index = {c for c in json.loads(schema.metadata[b"pandas"]).get("index_columns", []) if isinstance(c, str)}
+    return [name for name in schema.names if name not in index]
 
 
 def _read_npz(path: Path) -> Columns:
     try:
         with np.load(path, allow_pickle=False) as archive:
+            require_unique_names(path, list(archive.files), "array")
             arrays = {name: archive[name] for name in archive.files}
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc}); write it with numpy.savez (no object arrays)") from None

@@ -31,6 +31,23 @@ MAX_INFERRED_CLASSES = 20
 """An integer column with at most this many distinct values is read as classes (state
 ``regression`` for a count or a year)."""
 
+MAX_CLASSES = 10_000
+"""The most classes (or labels, or output values) one task may have.
+
+A task's head is a linear layer with one output per class, and every class needs labelled rows to be
+learnt. The label sets of multi-task data in use stay far below this (CIFAR-100's 100 classes,
+YouTube-8M's 3,862 labels) and a 10,000-class task still trains at the size of this toolkit's
+networks (a 20,000-row table: about 10 s an epoch on one CPU thread). A column past it is almost
+always a per-row ID or free text taken as a task: read as classes it stops a run for hours (a
+million-class head) instead of failing, so it is refused where the classes are counted, before
+anything is built."""
+
+MAX_TASKS = 10_000
+"""The most tasks one file may give. Each task is named in ``-e tasks`` and gets its own head and
+labelled rows; the multi-task sets in use hold tens to hundreds of tasks (ToxCast's 617), so a
+longer list is a generated mistake (every column of a wide table), refused before the columns are
+read rather than after minutes of reading them."""
+
 LIST_SEPARATOR = "|"
 """Separator of labels in a CSV cell of a task stated ``multi-label`` (``"rock|jazz"``)."""
 
@@ -81,6 +98,9 @@ def parse_tasks(tasks: str | Sequence[str], kinds: str | Sequence[str]) -> list[
         name, _, cols = entry.partition(":")
         columns = tuple(c.strip() for c in cols.split("+") if c.strip()) if cols else (name.strip(),)
         specs.append(TaskSpec(name.strip(), columns))
+    if len(specs) > MAX_TASKS:
+        raise DataError(f"files: -e tasks names {len(specs):,} tasks, more than the {MAX_TASKS:,} a file may give (MAX_TASKS); "
+                        "name the target columns only, or split them into several suites")  # fmt: skip
     if not specs:
         raise DataError("files: no task given; name the target columns, e.g. -e tasks=species,island (a task of several columns: NAME:COL1+COL2)")
     names = [s.name for s in specs]
@@ -116,6 +136,28 @@ def missing_mask(values: np.ndarray) -> np.ndarray:
     return np.zeros(values.shape[0], dtype=bool)
 
 
+def infinite_mask(values: np.ndarray) -> np.ndarray:
+    """Boolean ``[N]``: rows of a column holding an infinite number (an empty cell, NaN, is missing, not infinite).
+
+    A missing target leaves its row out of the task, but an infinite one would be kept: a
+    regression's mean and scale become infinite and every loss NaN, and as a class it is a label
+    named ``inf``. Neither is a target anyone means, so it is refused.
+    """
+    if values.dtype.kind == "f":
+        bad = np.isinf(values)
+        return bad if values.ndim == 1 else bad.any(axis=tuple(range(1, values.ndim)))
+    if values.dtype.kind == "O":
+        return np.fromiter((isinstance(v, (float, np.floating)) and math.isinf(v) for v in values), dtype=bool, count=values.shape[0])
+    return np.zeros(values.shape[0], dtype=bool)
+
+
+def require_few_outputs(spec: TaskSpec, count: int, what: str, source: str) -> None:
+    """Refuse a task of more than :data:`MAX_CLASSES` classes (labels, output values), naming the bound."""
+    if count > MAX_CLASSES:
+        raise DataError(f"{source}: task {spec.name!r} has {count:,} {what}, more than the {MAX_CLASSES:,} a task may have (MAX_CLASSES); "
+                        f"a column of a different value in nearly every row is an ID or free text, not a target: drop it from -e tasks")  # fmt: skip
+
+
 def as_numbers(values: np.ndarray, labelled: np.ndarray) -> np.ndarray | None:
     """The column as float64 (NaN where unlabelled), or None when a labelled value is not a number."""
     if values.dtype.kind in "biuf":
@@ -135,6 +177,12 @@ def encode(spec: TaskSpec, data: Columns) -> Task:
         if column not in data.values:
             raise DataError(f"{data.source}: no column {column!r} for task {spec.name!r}; columns: {', '.join(data.names())}")
     arrays = [data.values[c] for c in spec.columns]
+    for column, values in zip(spec.columns, arrays):
+        infinite = infinite_mask(values)
+        if infinite.any():
+            first = int(np.flatnonzero(infinite)[0]) + 1
+            raise DataError(f"{data.source}: task {spec.name!r}: column {column!r} is infinite in {int(infinite.sum()):,} rows (first: row {first}); "
+                            "a target must be finite: fix those values, or leave the cells empty to leave the rows out of the task")  # fmt: skip
     labelled = ~np.logical_or.reduce([missing_mask(a) for a in arrays])
     if not labelled.any():
         raise DataError(f"{data.source}: task {spec.name!r} has no labelled row (column {', '.join(spec.columns)} is empty); fill it in or drop the task")
@@ -163,7 +211,9 @@ def _one_column(spec: TaskSpec, values: np.ndarray, labelled: np.ndarray, source
             raise DataError(f"{source}: task {spec.name!r} has one value ({numbers[rows[0]]:g}) in every labelled row; nothing to predict, drop the task")
         return Task(spec.name, "regression", numbers.reshape(-1, 1), labelled, [spec.columns[0]])
     keys = [str(values[i]) if numbers is None or values.dtype.kind == "b" else f"{numbers[i]:g}" for i in rows]
-    classes = sorted(set(keys), key=lambda k: (float(k), k) if numbers is not None and values.dtype.kind != "b" else (0.0, k))
+    distinct = set(keys)
+    require_few_outputs(spec, len(distinct), "classes", source)
+    classes = sorted(distinct, key=lambda k: (float(k), k) if numbers is not None and values.dtype.kind != "b" else (0.0, k))
     if len(classes) < 2:
         raise DataError(f"{source}: task {spec.name!r} has one class ({classes[0]!r}) in every labelled row; a task needs two classes at least, drop it")
     index = {c: i for i, c in enumerate(classes)}
@@ -182,6 +232,7 @@ def _label_lists(spec: TaskSpec, values: np.ndarray, labelled: np.ndarray, sourc
     labels = sorted({label.strip() for entry in lists.values() for label in entry if label.strip()})
     if not labels:
         raise DataError(f"{source}: task {spec.name!r} has no label in any row; a multi-label task needs labels, drop it")
+    require_few_outputs(spec, len(labels), "labels", source)
     index = {label: j for j, label in enumerate(labels)}
     targets = np.full((values.shape[0], len(labels)), np.nan)
     for i, entry in lists.items():
@@ -191,6 +242,8 @@ def _label_lists(spec: TaskSpec, values: np.ndarray, labelled: np.ndarray, sourc
 
 
 def _several_columns(spec: TaskSpec, arrays: list[np.ndarray], labelled: np.ndarray, source: str) -> Task:
+    width = sum(int(np.prod(values.shape[1:], dtype=np.int64)) for values in arrays)
+    require_few_outputs(spec, width, "values per row (outputs)", source)
     parts = []
     for column, values in zip(spec.columns, arrays):
         flat = values.reshape(values.shape[0], -1)

@@ -14,7 +14,7 @@ from torch import nn
 
 from routing_rl.network.linear_bank import BANK_MIN_BLOCKS
 from routing_rl.network.routed_layer import RoutedLayer, RoutingDecision, dispatch
-from routing_rl.network.spec import LayerSpec
+from routing_rl.network.spec import CONV_POOL, LayerSpec
 
 
 def make_block(spec: LayerSpec, in_features: int) -> nn.Module:
@@ -35,7 +35,7 @@ def make_block(spec: LayerSpec, in_features: int) -> nn.Module:
             nn.Conv2d(in_features, spec.width, kernel_size=3, padding=1),
             nn.BatchNorm2d(spec.width),
             nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
+            nn.MaxPool2d(CONV_POOL),
         )
     return nn.Sequential(nn.Linear(in_features, spec.width), nn.ReLU(inplace=True))
 
@@ -128,7 +128,7 @@ class RoutingNetwork(nn.Module):
                 if len(shape) != 3:
                     raise ValueError(f"conv layer {spec.name} needs image inputs [C, H, W], got {shape}")
                 in_features = shape[0]
-                out_shape = [spec.width, shape[1] // 2, shape[2] // 2]
+                out_shape = [spec.width, shape[1] // CONV_POOL, shape[2] // CONV_POOL]
             else:
                 in_features = int(torch.tensor(shape).prod())
                 out_shape = [spec.width]

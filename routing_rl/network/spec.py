@@ -21,9 +21,20 @@ HEAD = "head"
 LayerMode = Literal["shared", "routed", "per-task"]
 LAYER_MODES: tuple[str, ...] = ("shared", "routed", "per-task")
 
+CONV_POOL = 2
+"""Side of each conv block's max-pool window (and its stride): a block divides the image's height
+and width by it, rounding down. The blocks (:func:`routing_rl.network.model.make_block`), the
+parameter count and the smallest image a network accepts all read it from here, so they cannot
+disagree."""
+
 
 class SpecError(ValueError):
     """A layer spec that cannot be built; the message lists the valid layer names."""
+
+
+class InputShapeError(SpecError):
+    """The data's inputs cannot enter the network (images with no channel, or that the conv blocks
+    would pool below one pixel); the learner that builds the network puts the data's source in front."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,35 @@ class LayerSpec:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def smallest_image_side(conv_layers: int) -> int:
+    """The smallest height and width an image may have for ``conv_layers`` conv blocks.
+
+    Each block's max-pool divides the side by :data:`CONV_POOL`, rounding down, and a pool over
+    less than one window leaves no pixel (torch stops with a RuntimeError deep in the forward
+    pass); the side must still be at least one pixel after the last block.
+    """
+    return CONV_POOL**conv_layers
+
+
+def require_image_size(input_shape: Sequence[int], conv_layers: int) -> None:
+    """Refuse images that the conv blocks would pool below one pixel, or that have no channel.
+
+    Checked when the specs are built, before any weight exists, so every suite (a user's ``.npz``
+    of tiny images included) meets a one-line error instead of torch's traceback mid-run.
+    """
+    if len(input_shape) != 3 or conv_layers < 1:
+        return
+    channels, height, width = (int(v) for v in input_shape)
+    if channels < 1:
+        raise InputShapeError(f"the input images have {channels} channels; give images of at least one channel (N x C x H x W with C >= 1)")
+    side = smallest_image_side(conv_layers)
+    if height < side or width < side:
+        raise InputShapeError(
+            f"the input images are {height} x {width} pixels, too small for the network's {conv_layers} conv layers: each "
+            f"max-pools by {CONV_POOL}, so images need at least {side} x {side} pixels; give larger images, or the inputs as N x D vectors"
+        )
 
 
 def default_layer_names(input_shape: Sequence[int], conv_layers: int = 3, fc_layers: int | None = None) -> list[str]:
@@ -102,7 +142,7 @@ def count_parameters(specs: Sequence[LayerSpec], input_shape: Sequence[int], num
         copies = {"shared": 1, "routed": spec.blocks, "per-task": num_tasks}[spec.mode]
         if spec.kind == "conv" and len(shape) == 3:
             total += copies * (shape[0] * 9 * spec.width + spec.width + 2 * spec.width)  # conv, bias, BatchNorm
-            shape = [spec.width, shape[1] // 2, shape[2] // 2]
+            shape = [spec.width, shape[1] // CONV_POOL, shape[2] // CONV_POOL]
         else:  # fc, or a routed head (linear to the class outputs)
             total += copies * (math.prod(shape) * spec.width + spec.width)
             shape = [spec.width]
@@ -130,6 +170,7 @@ def build_layer_specs(
     task) and appends it as the last spec; otherwise each task gets its own linear head.
     """
     names = default_layer_names(input_shape, conv_layers, fc_layers)
+    require_image_size(input_shape, conv_layers)
     routed_names = parse_routed(routed, [*names, HEAD])
     per_task_names = parse_routed(per_task, names)
     route_head = HEAD in routed_names

@@ -20,7 +20,7 @@ import numpy as np
 
 from routing_rl.data import Suite
 from routing_rl.models.sizing import match_hidden_size, train_parameter_count
-from routing_rl.network.spec import build_layer_specs, count_parameters
+from routing_rl.network.spec import InputShapeError, build_layer_specs, count_parameters
 from routing_rl.training.config import RunConfig
 
 BASELINE = "shared-bottom"
@@ -113,7 +113,11 @@ def write_battery(suite_cls: type[Suite], env_options: dict[str, Any], out: Path
     family = task_family(load_from(suite_cls(**env_options), env, None, 0, RunConfig.val_fraction))
     sizes = (tuple(family.input_shape), list(family.head_sizes))
     suite_name = name or out.stem
-    contents = battery(env, env_options, suite_name, seeds, epochs, sizes)
+    try:
+        contents = battery(env, env_options, suite_name, seeds, epochs, sizes)
+    except InputShapeError as exc:  # the routers' network cannot take these inputs: name the file (or suite)
+        info = getattr(family.data, "info", None) or {}
+        raise InputShapeError(f"{info.get('file') or env}: {exc}") from None
     target = shared_bottom_parameters(*sizes, RunConfig())
     input_dim = int(np.prod(sizes[0]))
     counts = {run: train_parameter_count(agent_class(run), input_dim, sizes[1], **contents["runs"][run]["agent_options"]) for run in MODELS}

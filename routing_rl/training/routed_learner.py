@@ -21,7 +21,7 @@ from routing_rl.envs.batched import BatchedRoutingEnv
 from routing_rl.envs.collaboration import CollaborationReward
 from routing_rl.metrics.routing import cosine_similarity_matrix, perplexity
 from routing_rl.models.layers import count_parameters
-from routing_rl.network import RoutingNetwork, build_network
+from routing_rl.network import InputShapeError, RoutingNetwork, build_network
 from routing_rl.training.families import TaskFamily
 from routing_rl.training.learner import Learner, StepResult, make_optimizers
 from routing_rl.training.options import section_values
@@ -41,10 +41,14 @@ class RoutedLearner(Learner):
         cfg = self.config
         net, episodes = parts.section("network"), parts.section("episodes")
         tasks = family.num_tasks
-        self.network: RoutingNetwork = build_network(
-            family.input_shape, tasks, family.head_sizes, net.routed, net.blocks,
-            seed=cfg.seed, hidden=net.hidden, filters=net.filters, fc_layers=net.fc_layers, dropout=net.dropout,
-        ).to(device)  # fmt: skip
+        try:
+            self.network: RoutingNetwork = build_network(
+                family.input_shape, tasks, family.head_sizes, net.routed, net.blocks,
+                seed=cfg.seed, hidden=net.hidden, filters=net.filters, fc_layers=net.fc_layers, dropout=net.dropout,
+            ).to(device)  # fmt: skip
+        except InputShapeError as exc:  # the network cannot say which data it was given: name the file (or suite)
+            info = getattr(family.data, "info", None) or {}
+            raise InputShapeError(f"{info.get('file') or family.data.name}: {exc}") from None
         self.memory_format = torch.channels_last if net.channels_last and len(family.input_shape) == 3 else None
         if self.memory_format is not None:
             self.network = self.network.to(memory_format=self.memory_format)
