@@ -3,6 +3,7 @@ is checked; speed targets live in benchmarks/README.md, never in tests)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,12 @@ def test_rerun_trial_finds_the_same_scores(tmp_path):
     assert CliRunner().invoke(main, args).exit_code == 0
     out = run_script("docs/rerun_trial.py", str(tmp_path / "first"), "--out", str(tmp_path / "again"))
     assert "every per-task score the same" in out and "DIFFERENT" not in out
+
+
+
+def test_portable_kernels_prints_its_table():
+    """One batch per setting on tiny synthetic Fashion-MNIST files: the child processes run under the
+    setting's capability and the table compares their per-task scores."""
+    out = run_script("benchmarks/portable_kernels.py", "--batches", "2", "--rounds", "1", "--only", "none", "--synthetic", "--per-class", "20")
+    assert "torch capabilities default: DEFAULT, avx2: " in out and "on synthetic Fashion-MNIST files (20 images" in out
+    assert re.search(r"^\| none \| [0-9.]+ \| [0-9.]+ \| (yes|no) \| (none|[12]) \| yes \| [0-9,]+ \| [0-9,]+ \| 1.00x, 1.00x \|$", out, re.M), out

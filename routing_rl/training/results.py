@@ -6,7 +6,11 @@ Every run, whatever its learner and task family, writes::
     status          running | complete | diverged
     config          the RunConfig
     provenance      routing-rl and torch versions, git commit (from a checkout), command line,
-                    start and end time, device, torch threads
+                    start and end time, device, torch threads, the machine (CPU model, instruction
+                    sets and torch's kernel capability, BLAS, threads, kernel-changing environment
+                    variables, CUDA device; routing_rl/training/machine.py), and per resume its
+                    epoch, time, commit and machine (``resumes``); files written before the
+                    machine was recorded lack it and still load
     env             name, family, task names, sizes
     learner         kind (router | model) and what it is built of
     metric          {name, higher_is_better}
@@ -35,6 +39,7 @@ import torch
 import routing_rl
 from routing_rl.core.files import RESULTS_LIMIT, FileCheckError, read_regular
 from routing_rl.core.records import ResultsRecord
+from routing_rl.training.machine import machine
 
 SCHEMA_VERSION = 1
 
@@ -76,7 +81,14 @@ def provenance(device: torch.device, command: list[str] | None) -> dict[str, Any
         "ended": None,
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
+        "machine": machine(device),
     }
+
+
+def resume_record(epoch: int, device: torch.device) -> dict[str, Any]:
+    """What a resume appends to ``provenance.resumes``: the first epoch it trains, and when, with
+    which commit and on which machine (a run may be resumed on another one)."""
+    return {"epoch": epoch, "started": now(), "git_commit": git_commit(), "machine": machine(device)}
 
 
 def summarise(epochs: list[dict[str, Any]], metric: str, higher_is_better: bool) -> dict[str, Any]:
@@ -159,6 +171,28 @@ def _check_routing(routing: Any, tasks: int, layers: int, where: str, file: Path
         raise ResultsError(f"{file}: field {where}routes should give each task one block index per routed layer")
 
 
+def _check_machine(record: Any, where: str, file: Path) -> None:
+    if not isinstance(record, dict):
+        raise ResultsError(f"{file}: field {where} should be object, got {type(record).__name__}")
+    for key in ("cpu_model", "cpu_capability"):
+        _need(record, key, str, f"{where}.", file)
+
+
+def _check_provenance(prov: dict[str, Any], file: Path) -> None:
+    """The machine records, where there are any (results.json files written before them have none)."""
+    if "machine" in prov:
+        _check_machine(prov["machine"], "provenance.machine", file)
+    resumes = prov.get("resumes", [])
+    if not isinstance(resumes, list):
+        raise ResultsError(f"{file}: field provenance.resumes should be list, got {type(resumes).__name__}")
+    for i, resume in enumerate(resumes):
+        where = f"provenance.resumes[{i}]"
+        if not isinstance(resume, dict):
+            raise ResultsError(f"{file}: field {where} should be object, got {type(resume).__name__}")
+        _need(resume, "epoch", int, f"{where}.", file)
+        _check_machine(resume.get("machine"), f"{where}.machine", file)
+
+
 def validate(results: Any, file: Path) -> ResultsRecord:
     """Check the fields every reader relies on; raise :class:`ResultsError` naming the first bad one."""
     if not isinstance(results, dict):
@@ -173,6 +207,8 @@ def validate(results: Any, file: Path) -> ResultsRecord:
         raise ResultsError(f"{file}: field status should be running, complete or diverged, got {status!r}")
     config = _need(results, "config", dict, "", file)
     _need(config, "epochs", int, "config.", file)
+    if "provenance" in results:
+        _check_provenance(_need(results, "provenance", dict, "", file), file)
     env = _need(results, "env", dict, "", file)
     _need(env, "name", str, "env.", file)
     tasks = len(_need(env, "task_names", list, "env.", file))

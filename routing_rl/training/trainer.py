@@ -29,7 +29,7 @@ from routing_rl.training.families import task_family
 from routing_rl.training.composition import Composition, compose
 from routing_rl.training.determinism import select_cuda_kernels
 from routing_rl.training.learner import Learner
-from routing_rl.training.results import SCHEMA_VERSION, now, provenance, summarise
+from routing_rl.training.results import SCHEMA_VERSION, now, provenance, resume_record, summarise
 from routing_rl.training.run_dir import RunDirectory
 from routing_rl.training.tb_logger import TensorBoardLogger
 
@@ -170,6 +170,7 @@ class Trainer:
         self.first_loss = state.get("first_loss", self.results.pop("first_loss", None))
         self.results["config"] = self.config.to_dict()
         self.start_epoch = int(state["epoch"]) + 1
+        self.results["provenance"].setdefault("resumes", []).append(resume_record(self.start_epoch, self.device))
 
     def _save(self, epoch: int) -> None:
         self.results["provenance"]["ended"] = now()
