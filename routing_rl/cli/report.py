@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from routing_rl.cli.common import run_names
+from routing_rl.cli.common import CheckedPath, run_names
 from routing_rl.training.results import ResultsError, load_results
 from routing_rl.training.run_dir import RESULTS_NAME
 
@@ -216,8 +216,8 @@ def sweep_figures(directory: Path, out: Path) -> list[Path]:
 
 
 @click.command("report")
-@click.argument("source", type=click.Path(path_type=Path))
-@click.option("--out", "out", default=None, type=click.Path(path_type=Path),
+@click.argument("source", type=CheckedPath(path_type=Path))
+@click.option("--out", "out", default=None, type=CheckedPath(path_type=Path, file_okay=False),
               help="Where to write the PNG files (default: SOURCE/figures; for a suite file, its suite directory's figures/).")
 @click.option("--scale", default=None, help="With a suite file: the scale whose trials to draw.")
 @click.option("--runs", "only", default=None, help="With a suite: comma-separated run names, draw only these runs (default: every run).")
