@@ -46,7 +46,7 @@ def test_run_end_to_end_writes_results_and_tensorboard(runner, tmp_path):
         (["--agent", "nope"], "unknown agent 'nope'; valid choices: "),
         (["--env", "nope"], "unknown env 'nope'; valid choices: "),
         (["--routed", "conv7"], "unknown layer 'conv7'"),
-        (["--epochs", "0"], "0 is not in the range x>=1"),
+        (["--epochs", "0"], "0 is not in the range 1<=x<=100000"),
         (["--agent", "no-sharing", "--blocks", "2"], "no-sharing needs at least one block per task"),
         (["-o", "temperature=2"], "fixed-random has no option 'temperature'"),
         (["-e", "num_tasks=abc"], "num_tasks='abc'"),

@@ -85,6 +85,16 @@ class RunSummary:
         return [int(m.group(1)) for m in matches if m is not None]
 
 
+ANALYZE_MAX_TASKS = 100
+"""The most tasks of a run that ``analyze`` reads: it prints a task-by-task similarity matrix per
+routed layer and permutes it for the Mantel tests. The built-in suites have at most 20 tasks."""
+
+ANALYZE_MAX_LAYERS = 32
+"""The most routed layers of a run that ``analyze`` reads: each layer costs a grouping test per run
+and a Mantel test per pair of runs (about a second each). The papers' networks route at most a
+handful of layers."""
+
+
 def load_run(path: str | Path) -> RunSummary:
     """Read the last epoch's policies and the final routes of a router run (directory or results.json)."""
     from routing_rl.training.results import ResultsError, load_results, results_path
@@ -98,6 +108,10 @@ def load_run(path: str | Path) -> RunSummary:
         raise ResultsError(f"{file}: no routing policies in its epochs; analyze reads runs of routers, not of multi-task models")
     task_names = list(results["env"]["task_names"])
     layers = list(results["learner"].get("routed_layers") or [f"layer{d}" for d in range(len(routing["policy"]))])
+    if len(task_names) > ANALYZE_MAX_TASKS:
+        raise ResultsError(f"{file}: {len(task_names)} tasks, more than the {ANALYZE_MAX_TASKS} that analyze compares")
+    if len(layers) > ANALYZE_MAX_LAYERS:
+        raise ResultsError(f"{file}: {len(layers)} routed layers, more than the {ANALYZE_MAX_LAYERS} that analyze compares")
     name = file.parent.name if file.name == RESULTS_NAME else file.stem
     try:
         return RunSummary(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import click
@@ -59,6 +62,47 @@ def default_threads() -> int:
 
 
 
+def _shorten(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def path_name_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why the file system cannot hold ``path`` (None when it can): one of its names is longer than
+    a file name may be (``NAME_MAX``, 255 bytes on Linux file systems), or the whole path longer than
+    a path may be (``PATH_MAX``, 4096). The limits are asked of the nearest existing folder."""
+    text = os.fspath(path)
+    if not text:
+        return None
+    here = Path(os.path.abspath(text))
+    existing = next((p for p in (here, *here.parents) if os.path.exists(p)), Path("/"))  # exists() is False for a too-long name
+    try:
+        name_max, path_max = os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    for part in Path(text).parts:
+        size = len(os.fsencode(part))
+        if size > name_max:
+            unit = "characters" if size == len(part) else "bytes"
+            return f"the name {_shorten(part)!r} has {size} {unit}, more than the {name_max} a file name may have here"
+    size = len(os.fsencode(str(here)))
+    if size > path_max:
+        return f"it has {size} bytes, more than the {path_max} a path may have here"
+    return None
+
+
+class CheckedPath(click.Path):
+    """``click.Path`` that refuses, naming the option, a path the file system cannot hold (a name
+    over 255 characters): the commands would otherwise fail on an ``OSError`` at its first use."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (str, os.PathLike)):
+            if problem := path_name_problem(value):
+                self.fail(f"{problem}; choose a shorter name", param, ctx)
+            if not self.file_okay and os.path.exists(value) and not os.path.isdir(value) and not os.path.isfile(value):
+                self.fail(f"{os.fspath(value)!r} is a device, FIFO or socket, not a directory", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class CommandLine(click.Group):
     """The command group; remembers the arguments it was invoked with, for the results' provenance."""
 
@@ -67,3 +111,16 @@ class CommandLine(click.Group):
     def main(self, args: Any = None, *more: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         CommandLine.invoked_args = [str(a) for a in (sys.argv[1:] if args is None else args)]
         return super().main(args, *more, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a path too long for the file system, wherever a command meets it (a
+        suite's trial directory under a long ``--out``), is a one-line error naming the path."""
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            path = os.fsdecode(exc.filename) if exc.filename is not None else ""
+            problem = path_name_problem(path) if path else None
+            where = f"{_shorten(path, 80)}: " if path else ""
+            raise click.ClickException(f"{where}{problem or 'a name in the path is too long for the file system'}; choose a shorter name") from None

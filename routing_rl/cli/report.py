@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from routing_rl.cli.common import run_names
+from routing_rl.cli.common import CheckedPath, run_names
 from routing_rl.training.results import ResultsError, load_results
 from routing_rl.training.results import RESULTS_NAME
 
@@ -40,9 +40,14 @@ def run_figures(results: dict[str, Any], out: Path, prefix: str = "", label: str
     if last is None:
         return written
     if "routing" in last and results["learner"].get("routed_layers"):
-        for name, fig in (("perplexity", figures.perplexity_figure(results, label)), ("similarity", figures.run_similarity_figure(results, label))):
-            path = out / f"{prefix}{name}.png"
-            figures.save(fig, path)
+        path = out / f"{prefix}perplexity.png"
+        figures.save(figures.perplexity_figure(results, label), path)
+        written.append(path)
+        path = out / f"{prefix}similarity.png"
+        if too_large := figures.similarity_too_large(len(results["learner"]["routed_layers"]), results["env"]["task_names"]):
+            click.echo(f"skipped {path}: {too_large}", err=True)
+        else:
+            figures.save(figures.run_similarity_figure(results, label), path)
             written.append(path)
     if last.get("utilization") is not None:
         path = out / f"{prefix}utilization.png"
@@ -154,6 +159,9 @@ def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = 
                 continue  # routes fixed by construction (no sharing, shared bottom): the seeds have nothing to disagree on
             names = [f"seed {r['config']['seed']}" for r in results]
             path = out / f"{method}-seeds.png"
+            if too_large := figures.similarity_too_large(len(policies), results[0]["env"]["task_names"]):
+                click.echo(f"skipped {path}: {too_large}", err=True)
+                continue
             figures.save(figures.similarity_figure(policies, results[0]["env"]["task_names"], names,
                                                    f"{method}: task similarity of {layer_name}'s policy by seed"), path)  # fmt: skip
             written.append(path)
@@ -208,8 +216,8 @@ def sweep_figures(directory: Path, out: Path) -> list[Path]:
 
 
 @click.command("report")
-@click.argument("source", type=click.Path(path_type=Path))
-@click.option("--out", "out", default=None, type=click.Path(path_type=Path),
+@click.argument("source", type=CheckedPath(path_type=Path))
+@click.option("--out", "out", default=None, type=CheckedPath(path_type=Path, file_okay=False),
               help="Where to write the PNG files (default: SOURCE/figures; for a suite file, its suite directory's figures/).")
 @click.option("--scale", default=None, help="With a suite file: the scale whose trials to draw.")
 @click.option("--runs", "only", default=None, help="With a suite: comma-separated run names, draw only these runs (default: every run).")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from routing_rl.cli.common import EXIT_DIVERGED, CommandLine, default_threads, load_plugins
+from routing_rl.cli.common import EXIT_DIVERGED, CheckedPath, CommandLine, default_threads, load_plugins, path_name_problem
 from routing_rl.training.config import RunConfig
 from routing_rl.training.options import FIELD_DEFAULT, Option, declared, flag_of
 
@@ -79,7 +79,7 @@ def _click_option(f: dataclasses.Field[Any], declaration: Option, annotation: An
     if declaration.choices is not None:
         kind = click.Choice(list(declaration.choices))
     elif declaration.path:
-        kind = click.Path(file_okay=False)
+        kind = CheckedPath(file_okay=False)
     elif base is int:
         kind = click.IntRange(**bounds) if declaration.low is not None or declaration.high is not None else int
     elif base is float:
@@ -115,6 +115,8 @@ def run_command(**opts: Any) -> None:
         raise click.UsageError("--resume continues a run and --overwrite replaces it: give one of them")
     if opts["logdir"] is not None and not opts["logdir"].strip():
         raise click.BadParameter("is empty; give a directory, or leave the option out for runs/<env>-<agent>-...", param_hint="--logdir")
+    if opts["logdir"] is not None and (problem := path_name_problem(opts["logdir"])):
+        raise click.BadParameter(f"{problem}; choose a shorter name", param_hint="--logdir")
     parts = _config(opts)
     config = parts.config
     console = make_console()
@@ -178,4 +180,15 @@ def _build(step: Any, config: Any) -> Any:
     except MemoryError:
         raise click.ClickException(f"not enough memory to set up {config.agent} on {config.env}; choose smaller sizes") from None
     except Exception as exc:  # plugins are user code: whatever they raise is reported in one line
-        raise click.ClickException(f"cannot set up {config.agent} on {config.env}: {type(exc).__name__}: {exc}") from None
+        text = str(exc)
+        if "can't allocate memory" in text:  # torch's allocator, asked for a tensor of absurd size
+            raise click.ClickException(f"not enough memory to set up {config.agent} on {config.env}; choose smaller sizes") from None
+        if isinstance(exc, OverflowError) or "Overflow when unpacking" in text:  # a size beyond a 64-bit integer
+            raise click.ClickException(f"cannot set up {config.agent} on {config.env}: a size in its options is too large; choose smaller sizes") from None
+        raise click.ClickException(f"cannot set up {config.agent} on {config.env}: {type(exc).__name__}: {_one_line(text)}") from None
+
+
+def _one_line(text: str) -> str:
+    """The first line of an error message, cut short: torch appends C++ stack frames to some."""
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line if len(line) <= 200 else line[:197] + "..."

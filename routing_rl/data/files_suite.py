@@ -74,6 +74,8 @@ class FileSuite(Suite):
             raise DataError("files: give the data file with -e path=FILE (.csv, .parquet or .npz) and its targets with -e tasks=COL1,COL2")
         if not 0.0 < test_fraction < 1.0:
             raise DataError(f"files: -e test_fraction must be between 0 and 1, got {test_fraction}")
+        if split_seed is not None and split_seed < 0:
+            raise DataError(f"files: -e split_seed must be a non-negative integer, got {split_seed}")
         if split and test_path:
             raise DataError("files: give the test rows either by -e split=COLUMN or by -e test_path=FILE, not both")
         self.path, self.tasks, self.kinds, self.features = str(path), tasks, kinds, features

@@ -130,6 +130,8 @@ class SyntheticGroups(SingleLabelSuite):
             raise ValueError("train_per_task and test_per_task must be positive")
         if not 0.0 <= label_noise <= 1.0:
             raise ValueError(f"label_noise must be in [0, 1], got {label_noise}")
+        if problem_seed is not None and problem_seed < 0:
+            raise ValueError(f"problem_seed must be a non-negative integer, got {problem_seed}")
         self.num_tasks = num_tasks
         self.num_groups = num_groups
         self.num_classes = num_classes

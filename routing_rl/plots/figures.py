@@ -38,6 +38,11 @@ def run_label(results: dict[str, Any], label: str | None = None) -> str:
     return label or results["config"]["agent"]
 
 
+PERPLEXITY_MAX_LEGEND = 16
+"""The most routed layers the perplexity figure names in its legend; with more, the lines go unnamed
+and a note gives their number."""
+
+
 def perplexity_figure(results: dict[str, Any], label: str | None = None) -> Figure:
     """Mean policy perplexity over tasks of each routed layer per epoch, with the tasks' range shaded."""
     epochs = [e for e in results["epochs"] if "routing" in e]
@@ -53,18 +58,49 @@ def perplexity_figure(results: dict[str, Any], label: str | None = None) -> Figu
     ax.set_title(f"{run_label(results, label)} on {results['env']['name']}: routing perplexity")
     ax.set_ylim(bottom=0.9)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    if layers:
+    if layers and len(layers) <= PERPLEXITY_MAX_LEGEND:
         ax.legend(title="routed layer")
+    elif layers:  # a longer legend squeezes the axes to nothing (matplotlib warns that its layout collapsed)
+        ax.text(0.99, 0.98, f"{len(layers)} routed layers", transform=ax.transAxes, ha="right", va="top", fontsize=8)
     return fig
+
+
+SIMILARITY_MAX_PANELS = 32
+"""The most heatmaps (routed layers, or seeds) one similarity figure draws side by side; matplotlib
+lays out hundreds of panels for minutes, and no reader compares them."""
+
+SIMILARITY_MAX_PIXELS = 64_000_000
+"""The largest similarity figure drawn, in pixels at the saved resolution (8000 x 8000): three
+heatmaps of 100 tasks are about 51 million and take a gigabyte of memory to draw, a heatmap of
+30,000 tasks would take terabytes."""
+
+DPI = 120
+
+
+def similarity_size(panels: int, task_names: Sequence[str]) -> tuple[float, float]:
+    """The size in inches of a similarity figure of ``panels`` heatmaps of these tasks."""
+    size = 1.2 + 0.32 * len(task_names)
+    labels = 0.06 * max((len(t) for t in task_names), default=0)  # inches the tick labels take at fontsize 7
+    return (size + labels) * max(panels, 1) + 1.2, size + labels + 0.6
+
+
+def similarity_too_large(panels: int, task_names: Sequence[str]) -> str | None:
+    """Why a similarity figure of ``panels`` heatmaps of these tasks is not drawn (None when it is)."""
+    if panels > SIMILARITY_MAX_PANELS:
+        return f"{panels} heatmaps, more than the {SIMILARITY_MAX_PANELS} a figure shows side by side"
+    width, height = (round(v * DPI) for v in similarity_size(panels, task_names))
+    if width * height > SIMILARITY_MAX_PIXELS:
+        return (f"{panels} heatmap{'s' if panels != 1 else ''} of {len(task_names)} tasks would make a {width} x {height}-pixel "
+                f"image, more than the {SIMILARITY_MAX_PIXELS // 1_000_000} million pixels a figure may have")  # fmt: skip
+    return None
 
 
 def similarity_figure(policies: Sequence[Sequence[Sequence[float]]], task_names: Sequence[str],
                       layer_names: Sequence[str], title: str) -> Figure:  # fmt: skip
-    """One task-similarity heatmap per routed layer, on a fixed 0-1 colour scale."""
+    """One task-similarity heatmap per routed layer, on a fixed 0-1 colour scale (see
+    :func:`similarity_too_large` for the figures too large to draw)."""
     n = max(len(policies), 1)
-    size = 1.2 + 0.32 * len(task_names)
-    labels = 0.06 * max((len(t) for t in task_names), default=0)  # inches the tick labels take at fontsize 7
-    fig, axes = plt.subplots(1, n, figsize=((size + labels) * n + 1.2, size + labels + 0.6), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=similarity_size(n, task_names), layout="constrained", squeeze=False)
     image = None
     for ax, policy, name in zip(axes[0], policies, layer_names):
         image = ax.imshow(cosine_similarity_matrix(policy), vmin=0.0, vmax=1.0, cmap="magma")
@@ -193,5 +229,5 @@ def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: st
 
 def save(fig: Figure, path: Any) -> None:
     """Write a figure as PNG and free it; ``bbox_inches="tight"`` keeps long tick labels (task names) inside the image."""
-    fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.1)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)

@@ -18,6 +18,12 @@ STORED_BEFORE_DEFAULT_CHANGES: dict[str, Any] = {"channels_last": False}
 """Options whose default changed: a stored config without them (from an older release) ran with this value."""
 
 
+MAX_EPOCHS = 100_000
+"""The most epochs a run may have (``--epochs``, ``epochs`` of suite and sweep files). The papers'
+protocols train 20 to 100; the bound is far above any real run and turns a typo such as
+``--epochs 1000000000000`` into an error naming it rather than a run that never ends."""
+
+
 def _jsonable(value: Any) -> Any:
     """``value`` as it reads back from JSON (tuples become lists), for comparing stored configs."""
     return json.loads(json.dumps(value))
@@ -46,8 +52,8 @@ class RunConfig:
         help="A task suite (see `routing-rl list`).",
     )
     epochs: int = option(
-        5, section="run", low=1,
-        help="Training epochs.",
+        5, section="run", low=1, high=MAX_EPOCHS,
+        help=f"Training epochs (at most {MAX_EPOCHS}).",
     )
     seed: int = option(
         0, section="run", low=0, high=2**31 - 1,

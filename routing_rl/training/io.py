@@ -5,6 +5,7 @@ refused, and a checkpoint is loaded only from a regular file of a bounded size."
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 
 from routing_rl.core.files import CHECKPOINT_LIMIT, FileCheckError, open_regular, refuse_link
+from routing_rl.training.config import MAX_EPOCHS
 
 
 def _atomic_write(path: Path, write: Any, verify: Callable[[Path], None] | None = None) -> None:
@@ -86,4 +88,51 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         ) from None
     if not isinstance(state, dict) or "epoch" not in state or "results" not in state:
         raise CheckpointError(f"{path} is not a routing-rl checkpoint (start again with --overwrite)")
+    if problem := checkpoint_problem(state, path):
+        raise CheckpointError(f"cannot resume from {path}: {problem}; the checkpoint is damaged (start again with --overwrite)")
     return state
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    """``repr(value)``, cut short: a damaged file's value goes into a one-line message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def checkpoint_problem(state: dict[str, Any], path: Path) -> str | None:
+    """What makes a loaded checkpoint unfit to resume from, in the words of an error message (None
+    when it is fit): its epoch must be a whole epoch of its run (0 to the run's ``epochs``, the last
+    one its results record), its config an option table, its state tables tables and its first loss
+    a number. A resume then never trains from "epoch -5" or stops on a ``KeyError`` deep in the
+    set-up. (The trainer validates the results record itself against the results.json schema.)"""
+    config = state.get("config")
+    if not isinstance(config, dict):
+        return "it holds no config (the options of its run)" if config is None else f"its config is {type(config).__name__}, not an option table"
+    epochs = config.get("epochs")
+    if not _is_int(epochs) or not 1 <= epochs <= MAX_EPOCHS:
+        return f"its config gives epochs = {_show(epochs)}, not a number of epochs from 1 to {MAX_EPOCHS}"
+    epoch = state["epoch"]
+    if not _is_int(epoch) or not 0 <= epoch <= epochs:
+        return f"its epoch is {_show(epoch)}, not a finished epoch of its run (an integer from 0 to {epochs})"
+    results = state["results"]
+    if not isinstance(results, dict) or not isinstance(results.get("epochs"), list):
+        return "its results record holds no list of epochs"
+    recorded = [r.get("epoch") if isinstance(r, dict) else None for r in results["epochs"]]
+    if recorded[-1:] != ([epoch] if epoch else []):
+        last = "records no epoch" if not recorded else f"ends at epoch {_show(recorded[-1])}" if recorded[-1] is not None else "ends with a damaged record"
+        return f"its epoch is {epoch}, but its results record {last}"
+    if not isinstance(results.get("provenance"), dict):
+        return "its results record has no provenance table"
+    for key in ("modules", "optimizers"):
+        tables = state.get(key)
+        if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+            what = "missing" if tables is None else f"{type(tables).__name__}, not a table" if not isinstance(tables, dict) else "not a table of state tables"
+            return f"its {key} state is {what}"
+    for where, first_loss in (("first_loss", state.get("first_loss")), ("results.first_loss", results.get("first_loss"))):
+        if first_loss is not None and (isinstance(first_loss, bool) or not isinstance(first_loss, (int, float)) or not math.isfinite(first_loss)):
+            return f"its {where} is {_show(first_loss)}, not a finite number"
+    return None

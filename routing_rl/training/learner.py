@@ -146,7 +146,56 @@ class Learner(ABC):
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
+        """Restore modules and optimizers from a checkpoint's ``state``; raises ``ValueError`` naming
+        the table that does not fit this learner (a missing, mistyped or mis-shaped entry)."""
+        for kind, owned in (("modules", self.modules), ("optimizers", self.optimizers)):
+            tables = state.get(kind)
+            missing = [name for name in owned if not isinstance(tables, dict) or name not in tables]
+            if missing:
+                raise ValueError(f"it holds no {kind} state for {', '.join(missing)}")
         for name, module in self.modules.items():
-            module.load_state_dict(state["modules"][name])
+            try:
+                module.load_state_dict(state["modules"][name])
+            except Exception as exc:  # torch's messages span lines and name the module class
+                raise ValueError(f"its {name} weights do not fit this run ({_first_detail(exc)})") from None
         for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
+            try:
+                _check_optimizer_table(state["optimizers"][name])
+                optimizer.load_state_dict(state["optimizers"][name])
+                _check_optimizer_state(optimizer)
+            except Exception as exc:
+                raise ValueError(f"its state of optimizer '{name}' does not fit this run ({_first_detail(exc)})") from None
+
+
+def _first_detail(exc: BaseException) -> str:
+    """The telling line of an exception's message, cut short: torch's state-dict errors head their
+    details with a line of their own ("Error(s) in loading state_dict for ...:")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    line = lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0] if lines else type(exc).__name__
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def _check_optimizer_table(table: dict[str, Any]) -> None:
+    """The shape of an optimizer's ``state_dict`` as torch writes it: ``state`` maps parameters to
+    tables of tensors and numbers, ``param_groups`` lists tables (torch's own loader fails on anything
+    else with a ``KeyError`` or an ``AttributeError`` on the wrong type)."""
+    state, groups = table.get("state"), table.get("param_groups")
+    if not isinstance(state, dict) or not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise ValueError("state should be a table and param_groups a list of tables")
+    for key, entry in state.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"state {key!r} should be a table, got {type(entry).__name__}")
+        for name, value in entry.items():
+            if not (value is None or isinstance(value, (torch.Tensor, int, float))):
+                raise ValueError(f"state {key!r} holds {name} of type {type(value).__name__}, not a tensor or a number")
+
+
+def _check_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Every tensor of a parameter's optimizer state is a number or shaped like the leading
+    dimensions of its parameter (Adam's moments, a bank's per-row step counts); torch loads any
+    shape and fails only at the next step."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor) and tuple(value.shape) != tuple(p.shape[: value.dim()]):
+                    raise ValueError(f"{key} has shape {list(value.shape)} for a parameter of shape {list(p.shape)}")

@@ -39,9 +39,21 @@ import torch
 import routing_rl
 from routing_rl.core.files import RESULTS_LIMIT, FileCheckError, read_regular
 from routing_rl.core.records import ResultsRecord
+from routing_rl.training.config import MAX_EPOCHS
 from routing_rl.training.machine import machine
 
 SCHEMA_VERSION = 1
+
+MAX_TASKS = 1000
+"""The most tasks a results.json may hold. The built-in suites have 2 to 20 (CIFAR-100's 20
+superclasses, YouTube-8M's 16 verticals); a run of 1000 tasks already writes a [tasks, blocks]
+policy table per routed layer of a million numbers every epoch. Readers (``show``, ``analyze``,
+``report``, ``suite table``) build per-task tables and task-by-task matrices, so a file of 30,000
+tasks is refused here instead of exhausting the memory of the analysis."""
+
+MAX_ROUTED_LAYERS = 1004
+"""The most routed layers a results.json may hold: the largest routed network a run builds, three
+conv layers, 1000 hidden FC layers (``--fc-layers``' bound) and the head."""
 
 
 class ResultsError(ValueError):
@@ -212,6 +224,8 @@ def validate(results: Any, file: Path) -> ResultsRecord:
     env = _need(results, "env", dict, "", file)
     _need(env, "name", str, "env.", file)
     tasks = len(_need(env, "task_names", list, "env.", file))
+    if tasks > MAX_TASKS:
+        raise ResultsError(f"{file}: env.task_names lists {tasks} tasks, more than the {MAX_TASKS} a results.json of routing-rl may hold")
     metric = _need(results, "metric", dict, "", file)
     _need(metric, "name", str, "metric.", file)
     _need(metric, "higher_is_better", bool, "metric.", file)
@@ -221,7 +235,12 @@ def validate(results: Any, file: Path) -> ResultsRecord:
     layers = learner.get("routed_layers", [])
     if not isinstance(layers, list) or not all(isinstance(name, str) for name in layers):
         raise ResultsError(f"{file}: field learner.routed_layers should list layer names")
+    if len(layers) > MAX_ROUTED_LAYERS:
+        raise ResultsError(f"{file}: learner.routed_layers lists {len(layers)} layers, more than the {MAX_ROUTED_LAYERS} "
+                           "a routed network of routing-rl may have")  # fmt: skip
     epochs = _need(results, "epochs", list, "", file)
+    if len(epochs) > MAX_EPOCHS:
+        raise ResultsError(f"{file}: field epochs holds {len(epochs)} records, more than the {MAX_EPOCHS} epochs a run may have")
     for i, record in enumerate(epochs):
         where = f"epochs[{i}]."
         if not isinstance(record, dict):

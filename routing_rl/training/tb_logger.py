@@ -46,6 +46,8 @@ class TensorBoardLogger:
         if layer_names:
             from routing_rl.plots import figures  # matplotlib only once there is something to draw
 
+            if figures.similarity_too_large(len(layer_names), task_names) is not None:
+                return  # too many layers or tasks to draw every epoch (routing-rl report says which)
             fig = figures.similarity_figure([p.tolist() for p in policies], task_names, layer_names, f"task similarity, epoch {step}")
             self.writer.add_figure("routing/task_similarity", fig, step, close=True)
 

@@ -26,10 +26,11 @@ from routing_rl.training.config import RunConfig
 from routing_rl.core.contracts import Batch, SplitScore
 from routing_rl.core.records import EpochRecord, ResultsRecord
 from routing_rl.training.families import task_family
+from routing_rl.training.io import CheckpointError
 from routing_rl.training.composition import Composition, compose
 from routing_rl.training.determinism import select_cuda_kernels
 from routing_rl.training.learner import Learner
-from routing_rl.training.results import SCHEMA_VERSION, now, provenance, resume_record, summarise
+from routing_rl.training.results import SCHEMA_VERSION, ResultsError, now, provenance, resume_record, summarise, validate
 from routing_rl.training.run_dir import RunDirectory
 from routing_rl.training.tb_logger import TensorBoardLogger
 
@@ -164,7 +165,19 @@ class Trainer:
         state = self.run_directory.open(resume, overwrite, self.config.differences, self.device)
         if state is None:
             return
-        self.learner.load_state(state)
+        path = self.run_directory.checkpoint_path
+        try:
+            validate(state["results"], path)
+        except ResultsError as exc:
+            reason = str(exc).removeprefix(f"{path}: ")
+            raise CheckpointError(f"cannot resume from {path}: its results record is not valid ({reason}); "
+                                  "the checkpoint is damaged (start again with --overwrite)") from None  # fmt: skip
+        try:
+            self.learner.load_state(state)
+        except ValueError as exc:
+            raise CheckpointError(
+                f"cannot resume from {path}: {exc}; it was written by another run or is damaged (start again with --overwrite)"
+            ) from None
         self.results = state["results"]
         # checkpoints written before the first loss left the results record kept it there
         self.first_loss = state.get("first_loss", self.results.pop("first_loss", None))

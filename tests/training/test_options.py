@@ -38,7 +38,8 @@ def test_every_flag_of_run_is_a_declared_option_with_the_fields_default():
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
-    ("epochs", 0, "--epochs must be at least 1, got 0"),
+    ("epochs", 0, "--epochs must be from 1 to 100000, got 0"),
+    ("epochs", 10**12, "--epochs must be from 1 to 100000, got 1000000000000"),
     ("val_fraction", 1.0, r"--val-fraction must be in \[0, 1\), got 1.0"),
     ("dropout", 0.95 + 0.1, r"--dropout must be in \[0, 1\)"),
     ("optimizer", "rmsprop", "--optimizer must be one of adam, sgd, got 'rmsprop'"),
