@@ -167,6 +167,10 @@ CASES: dict[str, Case] = {
                                                             '[suite]\nname = "t"\nseeds = [0]\n[runs.a]\nagent = "fixed-random"\n')),  # fmt: skip
     "run --logdir with a 300-character name": Case(["run", "--epochs", "1", "--logdir", f"{{tmp}}/{LONG_NAME}", *SMALL], ["--logdir", "has 300 characters"]),
     "analyze a 300-character path": Case(["analyze", f"{{tmp}}/{LONG_NAME}"], ["has 300 characters, more than the 255"]),
+    "suite init --epochs 10**6": Case(["suite", "init", "--env", "synthetic-groups", "--out", "{tmp}/s.toml", "--epochs", "1000000"], ["--epochs", "1<=x<=100000"]),
+    "suite table of a 300-character suite file": Case(["suite", "table", f"{{tmp}}/{LONG_NAME}.toml"], ["SOURCE", "has 305 characters, more than the 255"]),
+    "sweep of a 300-character sweep file": Case(["sweep", f"{{tmp}}/{LONG_NAME}.toml"], ["SWEEP_FILE", "has 305 characters"]),
+    "run --logdir a device": Case(["run", "--epochs", "1", "--logdir", "/dev/null", *SMALL], ["--logdir /dev/null is a character device, not a directory"]),
     "report --out a device": Case(["report", "{run}", "--out", "/dev/null"], ["--out", "'/dev/null' is a device, FIFO or socket, not a directory"]),
     "run --data-dir a device": Case(["run", "--epochs", "1", "--logdir", "{tmp}/new", "--data-dir", "/dev/null", *SMALL], ["--data-dir", "is a device, FIFO or socket"]),
     "a FIFO as the data file": Case(["run", "--epochs", "1", "--logdir", "{tmp}/new", "--env", "files", "-e", "path={tmp}/data.csv", "-e", "tasks=y", "--quiet"],

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 
 from routing_rl.cli import main
 from routing_rl.suites.kept import KEPT_MANIFEST
+from tests.suite_texts import tiny_suite
 
 SMALL = ["-e", "num_tasks=3", "-e", "train_per_task=60", "-e", "test_per_task=30", "--quiet", "--threads", "1"]
 SECONDS = 60
@@ -119,22 +120,7 @@ def reader_commands(run: Path, suite_file: Path, suite_dir: Path, out: Path) -> 
 
 
 READERS = ["show", "analyze", "compare", "report", "suite run --dry-run", "suite table"]
-TINY_SUITE = """
-[suite]
-name = "tiny"
-seeds = [0, 1]
-baseline = "shared"
-[defaults]
-env = "synthetic-groups"
-epochs = 1
-batch_size = 64
-threads = 1
-env_options = { num_tasks = 3, train_per_task = 60, test_per_task = 30 }
-[runs.shared]
-agent = "shared-bottom"
-[runs.random]
-agent = "fixed-random"
-"""
+TINY_SUITE = tiny_suite(epochs=1)
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +210,7 @@ def kept_suite(tmp_path, finished_suite):
     """The finished suite with a kept folder, kept once; the suite directory then removed (a fresh clone)."""
     shutil.copytree(finished_suite, tmp_path / "s")
     suite_file = tmp_path / "s" / "tiny.toml"
-    suite_file.write_text(TINY_SUITE.replace('baseline = "shared"', 'baseline = "shared"\nkept = "kept"'))
+    suite_file.write_text(tiny_suite(kept="kept"))
     kept = invoke("suite", "keep", suite_file, "--out", tmp_path / "s" / "runs")
     assert kept.exit_code == 0 and "4 trials copied" in kept.output and "(4 of 4 kept)" in kept.output, kept.output
     shutil.rmtree(tmp_path / "s" / "runs")
@@ -297,7 +283,7 @@ def test_retrain_altered_trains_the_altered_trial_again_and_keep_records_it(kept
 def test_keep_reports_a_damaged_trial_and_still_keeps_the_others(tmp_path, finished_suite):
     shutil.copytree(finished_suite, tmp_path / "s")
     suite_file, runs = tmp_path / "s" / "tiny.toml", tmp_path / "s" / "runs"
-    suite_file.write_text(TINY_SUITE.replace('baseline = "shared"', 'baseline = "shared"\nkept = "kept"'))
+    suite_file.write_text(tiny_suite(kept="kept"))
     trials = sorted(p for p in runs.iterdir() if p.is_dir())
     shutil.copy(trials[1] / "results.json", trials[0] / "results.json")  # another trial's results: finished, not its own
     result = invoke("suite", "keep", suite_file, "--out", runs)
@@ -310,7 +296,7 @@ def test_keep_reports_a_damaged_trial_and_still_keeps_the_others(tmp_path, finis
 def test_keep_never_writes_through_a_linked_trial_folder(tmp_path, finished_suite):
     shutil.copytree(finished_suite, tmp_path / "s")
     suite_file, runs = tmp_path / "s" / "tiny.toml", tmp_path / "s" / "runs"
-    suite_file.write_text(TINY_SUITE.replace('baseline = "shared"', 'baseline = "shared"\nkept = "kept"'))
+    suite_file.write_text(tiny_suite(kept="kept"))
     outside = tmp_path / "outside"
     outside.mkdir()
     name = sorted(p.name for p in runs.iterdir() if p.is_dir())[0]
@@ -396,3 +382,27 @@ def test_suite_init_that_would_not_parse_leaves_no_file(tmp_path, monkeypatch):
     monkeypatch.setattr(cli_suite, "load_suite_file", refuse)
     assert_clean_error(invoke(*INIT, "--out", tmp_path / "new.toml"), "refused for the test")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fifo_suite_manifest_is_refused_at_once(tmp_path, finished_suite):
+    """A suite directory is read through its suite.json (a suite file's commands rewrite it instead)."""
+    shutil.copytree(finished_suite, tmp_path / "s")
+    manifest = tmp_path / "s" / "runs" / "suite.json"
+    manifest.unlink()
+    os.mkfifo(manifest)
+    result = invoke("report", manifest.parent, "--out", tmp_path / "fig")
+    assert_clean_error(result, "suite.json: is a FIFO (named pipe), not a regular file")
+
+
+@pytest.mark.parametrize(("env", "folder", "names"), [
+    ("cifar100-superclass", "cifar-100-python", ["train", "test", "meta"]),
+    ("fmnist-mtl", "", ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]),
+])  # fmt: skip
+def test_data_files_that_are_fifos_are_named_not_opened(tmp_path, env, folder, names):
+    data = tmp_path / "data" / folder
+    data.mkdir(parents=True)
+    for name in names:
+        os.mkfifo(data / name)
+    result = invoke("run", "--env", env, "--data-dir", tmp_path / "data", "--logdir", tmp_path / "run", "--epochs", "1", "--quiet")
+    assert_clean_error(result, f"{data / names[0]} is a FIFO (named pipe), not a regular file")
+    assert not (tmp_path / "run").exists()

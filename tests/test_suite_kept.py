@@ -13,24 +13,9 @@ from click.testing import CliRunner
 
 from routing_rl.cli import main
 from routing_rl.suites import SuiteError, load_suite_file
+from tests.suite_texts import tiny_suite
 
-TINY = """
-[suite]
-name = "tiny"
-seeds = [0, 1]
-baseline = "shared"
-kept = "results/tiny"
-[defaults]
-env = "synthetic-groups"
-epochs = 1
-batch_size = 64
-threads = 1
-env_options = { num_tasks = 3, train_per_task = 60, test_per_task = 30 }
-[runs.random]
-agent = "fixed-random"
-[runs.shared]
-agent = "shared-bottom"
-"""
+TINY = tiny_suite(epochs=1, kept="results/tiny")
 
 
 def invoke(*args: str):

@@ -23,25 +23,9 @@ from routing_rl.suites.runner import epochs_done, plan, run_local, trial_status
 from routing_rl.suites.spec import IDENTITY_EXCLUDES, Trial
 from routing_rl.suites.table import build_rows
 from routing_rl.training.config import RunConfig
+from tests.suite_texts import tiny_suite
 
-TINY = """
-[suite]
-name = "tiny"
-seeds = [0, 1]
-baseline = "shared"
-[defaults]
-env = "synthetic-groups"
-epochs = 2
-batch_size = 64
-threads = 1
-env_options = { num_tasks = 3, train_per_task = 60, test_per_task = 30 }
-[runs.random]
-agent = "fixed-random"
-[runs.shared]
-agent = "shared-bottom"
-[scales.quick]
-epochs = 1
-"""
+TINY = tiny_suite(epochs=2) + "[scales.quick]\nepochs = 1\n"
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from routing_rl.cli.common import CheckedPath
 from routing_rl.analysis.report import analyze_runs, format_report, json_safe
 
 
@@ -21,7 +22,7 @@ def parse_groups(value: str | None) -> list[int] | None:
 
 
 @click.command("analyze")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=CheckedPath(path_type=Path))
 @click.option("--groups", default=None, metavar="G0,G1,...", help="True group of every task (default: from task names ending in group<k>).")
 @click.option("--samples", default=1000, show_default=True, type=click.IntRange(min=1), help="Permutations and random routes for the p-values.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the permutations and random routes.")

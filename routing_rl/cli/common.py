@@ -66,7 +66,7 @@ def _shorten(text: str, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def path_name_problem(path: str | os.PathLike[str]) -> str | None:
+def path_limit_problem(path: str | os.PathLike[str]) -> str | None:
     """Why the file system cannot hold ``path`` (None when it can): one of its names is longer than
     a file name may be (``NAME_MAX``, 255 bytes on Linux file systems), or the whole path longer than
     a path may be (``PATH_MAX``, 4096). The limits are asked of the nearest existing folder."""
@@ -96,7 +96,7 @@ class CheckedPath(click.Path):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, (str, os.PathLike)):
-            if problem := path_name_problem(value):
+            if problem := path_limit_problem(value):
                 self.fail(f"{problem}; choose a shorter name", param, ctx)
             if not self.file_okay and os.path.exists(value) and not os.path.isdir(value) and not os.path.isfile(value):
                 self.fail(f"{os.fspath(value)!r} is a device, FIFO or socket, not a directory", param, ctx)
@@ -121,6 +121,6 @@ class CommandLine(click.Group):
             if exc.errno != errno.ENAMETOOLONG:
                 raise
             path = os.fsdecode(exc.filename) if exc.filename is not None else ""
-            problem = path_name_problem(path) if path else None
+            problem = path_limit_problem(path) if path else None
             where = f"{_shorten(path, 80)}: " if path else ""
             raise click.ClickException(f"{where}{problem or 'a name in the path is too long for the file system'}; choose a shorter name") from None

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import click
 
+from routing_rl.cli.common import CheckedPath
 from routing_rl.analysis.significance import METRICS, Comparison, mismatches, one_tailed_ttest, run_value
 
 
 @click.command("compare")
-@click.option("--a", "runs_a", multiple=True, required=True, type=click.Path(path_type=Path), help="A run of method A (repeat; one per seed).")
-@click.option("--b", "runs_b", multiple=True, required=True, type=click.Path(path_type=Path), help="A run of method B (repeat; one per seed).")
+@click.option("--a", "runs_a", multiple=True, required=True, type=CheckedPath(path_type=Path), help="A run of method A (repeat; one per seed).")
+@click.option("--b", "runs_b", multiple=True, required=True, type=CheckedPath(path_type=Path), help="A run of method B (repeat; one per seed).")
 @click.option("--metric", type=click.Choice(list(METRICS)), default="last", show_default=True, help="Mean test metric of the last epoch or of the best-validation epoch.")
 @click.option("--welch", is_flag=True, help="Welch's t-test (unequal variances) instead of Student's.")
 @click.option("--force", is_flag=True, help="Compare even runs of different suites, metrics or epoch counts.")

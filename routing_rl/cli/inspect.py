@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from routing_rl.cli.common import load_plugins
+from routing_rl.cli.common import CheckedPath, load_plugins
 
 @click.command("list")
 @click.option("--plugin", "plugins", multiple=True, help="Import this module first (registers your routers/models/suites).")
@@ -36,7 +36,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
 
 
 @click.command("show")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=CheckedPath(path_type=Path))
 def show_command(run_dir: Path) -> None:
     """Print the results table of a finished or interrupted run (its directory or results.json)."""
     from routing_rl.cli.render import make_console, print_results

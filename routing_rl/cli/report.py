@@ -27,6 +27,7 @@ from typing import Any
 import click
 
 from routing_rl.cli.common import CheckedPath, run_names
+from routing_rl.core.files import RESULTS_LIMIT, FileCheckError, read_regular
 from routing_rl.training.results import ResultsError, load_results
 from routing_rl.training.results import RESULTS_NAME
 
@@ -176,7 +177,7 @@ def sweep_figures(directory: Path, out: Path) -> list[Path]:
 
     from routing_rl.plots import figures
     from routing_rl.suites.sweep import SUMMARY
-    summary = json.loads((directory / SUMMARY).read_text(encoding="utf-8"))
+    summary = json.loads(read_regular(directory / SUMMARY, RESULTS_LIMIT, SUMMARY))
     points = [p for p in summary["points"] if p["k"]]
     written: list[Path] = []
     if not points:
@@ -255,7 +256,7 @@ def report(source: Path, out: Path | None, scale: str | None, only: str | None) 
         if not written:
             for folder in made:  # leave no empty folder behind
                 folder.rmdir()
-    except (ResultsError, SuiteError) as exc:
+    except (ResultsError, SuiteError, FileCheckError) as exc:
         raise click.ClickException(str(exc)) from None
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise click.ClickException(f"cannot draw the figures of {source}: {type(exc).__name__}: {exc}") from None

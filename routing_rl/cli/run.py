@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from routing_rl.cli.common import EXIT_DIVERGED, CheckedPath, CommandLine, default_threads, load_plugins, path_name_problem
+from routing_rl.cli.common import EXIT_DIVERGED, CheckedPath, CommandLine, default_threads, load_plugins, path_limit_problem
 from routing_rl.training.config import RunConfig
 from routing_rl.training.options import FIELD_DEFAULT, Option, declared, flag_of
 
@@ -115,7 +115,7 @@ def run_command(**opts: Any) -> None:
         raise click.UsageError("--resume continues a run and --overwrite replaces it: give one of them")
     if opts["logdir"] is not None and not opts["logdir"].strip():
         raise click.BadParameter("is empty; give a directory, or leave the option out for runs/<env>-<agent>-...", param_hint="--logdir")
-    if opts["logdir"] is not None and (problem := path_name_problem(opts["logdir"])):
+    if opts["logdir"] is not None and (problem := path_limit_problem(opts["logdir"])):
         raise click.BadParameter(f"{problem}; choose a shorter name", param_hint="--logdir")
     parts = _config(opts)
     config = parts.config

@@ -8,13 +8,14 @@ from typing import Any
 
 import click
 
-from routing_rl.cli.common import run_names
+from routing_rl.cli.common import CheckedPath, run_names
 from routing_rl.suites.manifest import read_manifest
 from routing_rl.suites.progress import remaining
 from routing_rl.suites.runner import TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, threads_per_worker, write_manifest
 from routing_rl.suites.battery import BATTERY_METHODS
 from routing_rl.suites.checks import MAX_TRIALS, path_name_problem
 from routing_rl.suites.kept import KEPT_MANIFEST, kept_problem, read_kept_manifest
+from routing_rl.training.config import MAX_EPOCHS
 from routing_rl.suites.spec import SuiteError, load_suite_file
 from routing_rl.suites.table import build_rows, markdown, to_csv
 
@@ -29,12 +30,12 @@ def _fail(exc: Exception) -> click.ClickException:
 
 
 @suite.command("run")
-@click.argument("suite_file", type=click.Path(path_type=Path))
+@click.argument("suite_file", type=CheckedPath(path_type=Path))
 @click.option("--scale", default=None, help="Apply the suite's [scales.NAME] overrides (e.g. quick).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Trials trained at once (one process each).")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Local processes, or Ray Tune on a Ray cluster.")
 @click.option("--ray-address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local instance).")
-@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Suite directory (default: runs/suite-<name>[-<scale>]).")
+@click.option("--out", "out", default=None, type=CheckedPath(path_type=Path), help="Suite directory (default: runs/suite-<name>[-<scale>]).")
 @click.option("--runs", "only", default=None, help="Comma-separated run names: train only these runs' trials (default: every run).")
 @click.option("--dry-run", is_flag=True, help="List the trials and their status; train nothing.")
 @click.option("--retrain-altered", is_flag=True, help="Train again the kept trials whose results.json is not what `suite keep` recorded (default: refuse).")
@@ -100,11 +101,11 @@ def select_runs(trials: list[Any], spec: Any, only: str | None) -> list[Any]:
 @suite.command("init")
 @click.option("--env", required=True, help="The task suite to test (e.g. files, with -e path=DATA -e tasks=COL1,COL2).")
 @click.option("--env-option", "-e", "env_option", multiple=True, metavar="KEY=VALUE", help="Task suite option; repeatable.")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False), help="The suite file to write (TOML).")
+@click.option("--out", "out", required=True, type=CheckedPath(path_type=Path, dir_okay=False), help="The suite file to write (TOML).")
 @click.option("--name", default=None, help="The suite's name (default: the file's name without .toml).")
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=2, max=MAX_TRIALS // BATTERY_METHODS),
               help=f"Seeds per method (the t-tests need two at least; {BATTERY_METHODS} methods x seeds make at most {MAX_TRIALS:,} trials).")
-@click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1), help="Training epochs of every run.")
+@click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1, max=MAX_EPOCHS), help=f"Training epochs of every run (at most {MAX_EPOCHS}).")
 @click.option("--force", is_flag=True, help="Replace an existing suite file.")
 @click.option("--plugin", "plugins", multiple=True, help="Import this module first (registers your suites).")
 def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | None, seeds: int, epochs: int, force: bool,
@@ -145,9 +146,9 @@ def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | Non
 
 
 @suite.command("keep")
-@click.argument("suite_file", type=click.Path(path_type=Path))
+@click.argument("suite_file", type=CheckedPath(path_type=Path))
 @click.option("--scale", default=None, help="The scale the suite was run at.")
-@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Suite directory (default: runs/suite-<name>[-<scale>]).")
+@click.option("--out", "out", default=None, type=CheckedPath(path_type=Path), help="Suite directory (default: runs/suite-<name>[-<scale>]).")
 def keep_suite(suite_file: Path, scale: str | None, out: Path | None) -> None:
     """Copy the results of SUITE_FILE's finished trials into its kept folder (``kept`` in [suite]), to commit with the project."""
     try:
@@ -175,9 +176,9 @@ def keep_suite(suite_file: Path, scale: str | None, out: Path | None) -> None:
 
 
 @suite.command("table")
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("source", type=CheckedPath(path_type=Path))
 @click.option("--scale", default=None, help="With a suite file: the scale it was run at.")
-@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Suite directory, with a suite file (default: runs/suite-<name>[-<scale>]).")
+@click.option("--out", "out", default=None, type=CheckedPath(path_type=Path), help="Suite directory, with a suite file (default: runs/suite-<name>[-<scale>]).")
 def table(source: Path, scale: str | None, out: Path | None) -> None:
     """Markdown and CSV table of a suite (SUITE_FILE or SUITE_DIR): written as table.md and table.csv in the suite directory."""
     try:

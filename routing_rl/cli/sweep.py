@@ -7,15 +7,16 @@ from pathlib import Path
 
 import click
 
+from routing_rl.cli.common import CheckedPath
 from routing_rl.suites.spec import SuiteError
 from routing_rl.suites.sweep import SUMMARY, load_sweep_file, markdown, summarize
 
 
 @click.command("sweep")
-@click.argument("sweep_file", type=click.Path(path_type=Path))
+@click.argument("sweep_file", type=CheckedPath(path_type=Path))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Trials trained at once.")
 @click.option("--trials", "trials", default=None, type=click.IntRange(min=1), help="Train only the first N trials of each grid point (the same draws as the file's full count).")
-@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="Sweep directory (default: runs/sweep-<name>).")
+@click.option("--out", "out", default=None, type=CheckedPath(path_type=Path), help="Sweep directory (default: runs/sweep-<name>).")
 def sweep(sweep_file: Path, workers: int, trials: int | None, out: Path | None) -> None:
     """Random search over SWEEP_FILE's space (for each grid point); report the top-k trials by
     validation and their test mean ± standard error."""

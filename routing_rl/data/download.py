@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from routing_rl.core.files import kind_of
 from routing_rl.data.base import DataError
 
 ENV_VAR = "ROUTING_RL_DATA"
@@ -137,6 +138,20 @@ def download_root(data_dir: Path | str | None) -> Path:
     return Path(env) if env else user_cache_dir()
 
 
+def not_regular_files(files: Sequence[str], directories: Sequence[Path]) -> list[str]:
+    """A sentence for each data file that is there but is no regular file (a FIFO, a device, a
+    folder, a link to one): the loaders never open those, so they count as missing, and the
+    message should say why the file the user put there was passed over."""
+    notes = []
+    for directory in directories:
+        for name in (f.removesuffix("(.gz)") for f in files):
+            for path in (directory / name, directory / f"{name}.gz"):
+                if os.path.lexists(path) and not path.is_file():
+                    what = kind_of(path.stat().st_mode) if path.exists() else "a broken symbolic link"
+                    notes.append(f"{path} is {what}, not a regular file.")
+    return notes
+
+
 def missing_files_error(
     title: str,
     files: Sequence[str],
@@ -156,6 +171,7 @@ def missing_files_error(
     where = f" in {found_in} (the other files are there)" if found_in is not None else ""
     lines = [
         f"{title}: missing data file(s) {', '.join(files)}{where}.",
+        *not_regular_files(files, [found_in] if found_in is not None else searched),
         "Searched: " + (", ".join(str(d) for d in searched) if searched else "(no directory)") + ".",
         f"Put the files in {put_in} (or pass --data-dir DIR, or set ${ENV_VAR} to a directory holding them).",
         f"Get them from {source}, or pass -e download=true to fetch them automatically.",

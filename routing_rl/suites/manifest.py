@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from routing_rl.core.files import MANIFEST_LIMIT, FileCheckError, read_regular
 from routing_rl.suites.checks import path_name_problem
 from routing_rl.suites.spec import SuiteError
 
@@ -32,9 +33,11 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     kept) and ``trials`` (run, seed, name, config each)."""
     file = directory / MANIFEST
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(file, MANIFEST_LIMIT, MANIFEST, follow=False))
     except FileNotFoundError:
         raise SuiteError(f"{directory} is not a suite directory (no {MANIFEST}); give a suite file or the --out of `routing-rl suite run`") from None
+    except FileCheckError as exc:
+        raise SuiteError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SuiteError(f"{file}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
     except (ValueError, RecursionError) as exc:

@@ -127,7 +127,7 @@ class RunDirectory:
         if self._lock_fd is not None:
             return
         if self.path.exists() and not self.path.is_dir():
-            raise RunDirError(f"--logdir {self.path} is a file, not a directory; choose another --logdir")
+            raise RunDirError(f"--logdir {self.path} is {kind_of(self.path.stat().st_mode)}, not a directory; choose another --logdir")
         if reason := ownership_problem(self.path):
             raise RunDirError(f"cannot use --logdir {self.path}: it {reason}; give a new or empty directory, or a run's")
         try:
