@@ -167,6 +167,10 @@ CASES: dict[str, Case] = {
                                                             '[suite]\nname = "t"\nseeds = [0]\n[runs.a]\nagent = "fixed-random"\n')),  # fmt: skip
     "run --logdir with a 300-character name": Case(["run", "--epochs", "1", "--logdir", f"{{tmp}}/{LONG_NAME}", *SMALL], ["--logdir", "has 300 characters"]),
     "analyze a 300-character path": Case(["analyze", f"{{tmp}}/{LONG_NAME}"], ["has 300 characters, more than the 255"]),
+    "5000 synthetic tasks": Case(["run", "--epochs", "1", "--logdir", "{tmp}/new", "--env", "synthetic-groups", "-e", "num_tasks=5000", "--quiet"],
+                                 ["num_tasks is 5000, more than the 1000 tasks a run may have"]),  # fmt: skip
+    "5000 multi-label synthetic tasks": Case(["run", "--epochs", "1", "--logdir", "{tmp}/new", "--env", "multilabel-synthetic", "--agent", "mmoe",
+                                              "-e", "num_tasks=5000", "--quiet"], ["num_tasks is 5000, more than the 1000"]),  # fmt: skip
     "suite init --epochs 10**6": Case(["suite", "init", "--env", "synthetic-groups", "--out", "{tmp}/s.toml", "--epochs", "1000000"], ["--epochs", "1<=x<=100000"]),
     "suite table of a 300-character suite file": Case(["suite", "table", f"{{tmp}}/{LONG_NAME}.toml"], ["SOURCE", "has 305 characters, more than the 255"]),
     "sweep of a 300-character sweep file": Case(["sweep", f"{{tmp}}/{LONG_NAME}.toml"], ["SWEEP_FILE", "has 305 characters"]),

@@ -25,7 +25,8 @@ import pytest
 from click.testing import CliRunner
 
 from routing_rl.cli import main
-from routing_rl.data.task_kinds import MAX_CLASSES, MAX_TASKS
+from routing_rl.core.records import MAX_TASKS
+from routing_rl.data.task_kinds import MAX_CLASSES
 from routing_rl.network.spec import CONV_POOL, smallest_image_side
 from tests.test_reliability import assert_clean_error
 

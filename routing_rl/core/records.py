@@ -12,6 +12,14 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
+MAX_TASKS = 1000
+"""The most tasks a run may have, and a results.json hold. The built-in suites have 2 to 20
+(CIFAR-100's 20 superclasses, YouTube-8M's 16 verticals) and the multi-task tables in use tens to
+hundreds (ToxCast's 617); a run of 1000 tasks already writes a [tasks, blocks] policy table per
+routed layer of a million numbers every epoch. The data loaders refuse more before reading a
+column, and the readers of results (``show``, ``analyze``, ``report``, ``suite table``), which build
+per-task tables and task-by-task matrices, refuse a file of more before building them."""
+
 RunStatus = Literal["running", "complete", "diverged"]
 
 

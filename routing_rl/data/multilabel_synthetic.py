@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from routing_rl.core.records import MAX_TASKS
 from routing_rl.data.memory import MemoryTerm, constructor_defaults, require_memory
 from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit, MultiLabelSuite, split_rows
 
@@ -70,6 +71,8 @@ class MultiLabelSynthetic(MultiLabelSuite):
         min_prevalence: float = 0.05,
         sparse_targets: bool = False,
     ) -> None:
+        if num_tasks > MAX_TASKS:
+            raise ValueError(f"num_tasks is {num_tasks}, more than the {MAX_TASKS} tasks a run may have")
         if num_tasks <= 0 or not 1 <= num_groups <= num_tasks:
             raise ValueError(f"need num_tasks > 0 and 1 <= num_groups <= num_tasks, got {num_tasks}, {num_groups}")
         if not 0.0 <= relatedness <= 1.0:

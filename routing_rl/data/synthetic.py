@@ -21,6 +21,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from routing_rl.core.records import MAX_TASKS
 from routing_rl.data.base import SingleLabelData, SingleLabelSuite
 from routing_rl.data.memory import MemoryTerm, constructor_defaults, require_memory
 from routing_rl.data.splitting import TaskRows, train_val_test
@@ -122,6 +123,8 @@ class SyntheticGroups(SingleLabelSuite):
         label_noise: float = 0.0,
         problem_seed: int | None = None,
     ) -> None:
+        if num_tasks > MAX_TASKS:
+            raise ValueError(f"num_tasks is {num_tasks}, more than the {MAX_TASKS} tasks a run may have")
         if not 1 <= num_groups <= num_tasks:
             raise ValueError(f"need 1 <= num_groups <= num_tasks, got {num_groups} groups for {num_tasks} tasks")
         if num_classes < 2 or dim < 1 or hidden < 1:

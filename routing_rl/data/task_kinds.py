@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from routing_rl.core.records import MAX_TASKS
 from routing_rl.data.base import DataError
 from routing_rl.data.table_files import Columns
 
@@ -42,11 +43,6 @@ always a per-row ID or free text taken as a task: read as classes it stops a run
 million-class head) instead of failing, so it is refused where the classes are counted, before
 anything is built."""
 
-MAX_TASKS = 10_000
-"""The most tasks one file may give. Each task is named in ``-e tasks`` and gets its own head and
-labelled rows; the multi-task sets in use hold tens to hundreds of tasks (ToxCast's 617), so a
-longer list is a generated mistake (every column of a wide table), refused before the columns are
-read rather than after minutes of reading them."""
 
 LIST_SEPARATOR = "|"
 """Separator of labels in a CSV cell of a task stated ``multi-label`` (``"rock|jazz"``)."""
@@ -99,7 +95,7 @@ def parse_tasks(tasks: str | Sequence[str], kinds: str | Sequence[str]) -> list[
         columns = tuple(c.strip() for c in cols.split("+") if c.strip()) if cols else (name.strip(),)
         specs.append(TaskSpec(name.strip(), columns))
     if len(specs) > MAX_TASKS:
-        raise DataError(f"files: -e tasks names {len(specs):,} tasks, more than the {MAX_TASKS:,} a file may give (MAX_TASKS); "
+        raise DataError(f"files: -e tasks names {len(specs):,} tasks, more than the {MAX_TASKS:,} a run may have; "
                         "name the target columns only, or split them into several suites")  # fmt: skip
     if not specs:
         raise DataError("files: no task given; name the target columns, e.g. -e tasks=species,island (a task of several columns: NAME:COL1+COL2)")

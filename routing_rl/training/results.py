@@ -38,18 +38,11 @@ import torch
 
 import routing_rl
 from routing_rl.core.files import RESULTS_LIMIT, FileCheckError, read_regular
-from routing_rl.core.records import ResultsRecord
+from routing_rl.core.records import MAX_TASKS, ResultsRecord
 from routing_rl.training.config import MAX_EPOCHS
 from routing_rl.training.machine import machine
 
 SCHEMA_VERSION = 1
-
-MAX_TASKS = 1000
-"""The most tasks a results.json may hold. The built-in suites have 2 to 20 (CIFAR-100's 20
-superclasses, YouTube-8M's 16 verticals); a run of 1000 tasks already writes a [tasks, blocks]
-policy table per routed layer of a million numbers every epoch. Readers (``show``, ``analyze``,
-``report``, ``suite table``) build per-task tables and task-by-task matrices, so a file of 30,000
-tasks is refused here instead of exhausting the memory of the analysis."""
 
 MAX_ROUTED_LAYERS = 1004
 """The most routed layers a results.json may hold: the largest routed network a run builds, three

@@ -48,8 +48,8 @@ def test_format_bytes() -> None:
 
 def test_unknown_memory_skips_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memory, "available_memory", lambda: None)
-    suite = SyntheticGroups(num_tasks=10**12)  # nothing is allocated until load()
-    assert suite.num_tasks == 10**12
+    suite = SyntheticGroups(train_per_task=10**12)  # nothing is allocated until load()
+    assert suite.train_per_task == 10**12
 
 
 def test_message_leads_with_the_changed_option(monkeypatch: pytest.MonkeyPatch) -> None:

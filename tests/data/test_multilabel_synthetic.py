@@ -103,8 +103,10 @@ def test_registry_and_batches() -> None:
 def test_sizes_that_cannot_fit_are_refused_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memory, "available_memory", lambda: 20 * 10**9)
     # Refused before the per-task lists of the constructor are built (they alone would not fit).
-    with pytest.raises(DataError, match=r"^multilabel-synthetic: -e num_tasks=99999999999 with -e num_train=4000, "
-                       r"-e num_test=1000 needs about \d+ PB of memory .* 20 GB available\. Lower -e num_tasks\.$"):
+    with pytest.raises(DataError, match=r"^multilabel-synthetic: -e num_tasks=1000, -e num_train=10000000000 with -e num_test=1000 "
+                       r"needs about 4.4 PB of memory .* 20 GB available\. Lower -e num_tasks, -e num_train\.$"):
+        MultiLabelSynthetic(num_tasks=1000, num_train=10**10)
+    with pytest.raises(ValueError, match="num_tasks is 99999999999, more than the 1000 tasks a run may have"):
         MultiLabelSynthetic(num_tasks=99999999999)
     with pytest.raises(DataError, match=r"-e labels_per_task=100000000,1,1,1,1,1 with -e num_tasks=6, .* "
                        r"Lower -e labels_per_task\.$"):
