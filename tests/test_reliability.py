@@ -77,7 +77,8 @@ def bad_run_cases(tmp_path):
         "map-k on single-label": (["--map-k", "3"], ["--map-k only applies"]),
         "model with router option": (["--agent", "mmoe", "--env", "multilabel-synthetic", "--blocks", "3"], ["--blocks only applies to routers"]),
         "negative divergence factor": (["--divergence-factor", "-1"], ["--divergence-factor"]),
-        "data too large for memory": (["-e", "num_tasks=99999999999"], ["-e num_tasks=99999999999", "of memory"]),
+        "data too large for memory": (["-e", "train_per_task=99999999999"], ["-e train_per_task=99999999999", "of memory"]),
+        "too many tasks": (["-e", "num_tasks=99999999999"], ["num_tasks is 99999999999, more than the 1000 tasks a run may have"]),
         "network too large for memory": (["--blocks", "1000000000"], ["parameters", "lower --blocks"]),
         "meta device": (["--device", "meta"], ["invalid --device 'meta'"]),
         "xpu device": (["--device", "xpu"], ["invalid --device 'xpu'"]),
@@ -102,7 +103,7 @@ CASES = [
     "empty agent", "empty routed", "negative seed", "empty plugin", "missing plugin", "plugin raises",
     "plugin syntax error", "router constructor raises", "logdir is a file", "logdir below a file",
     "logdir under /proc", "unknown env option", "bad reward for regression", "map-k on single-label",
-    "model with router option", "negative divergence factor", "data too large for memory",
+    "model with router option", "negative divergence factor", "data too large for memory", "too many tasks",
     "network too large for memory", "meta device", "xpu device", "routed names no layer", "resume and overwrite",
     "empty logdir", "nan router lr", "inf collab reward", "divergence factor below one", "infinite agent option",
     "seed too large", "too many threads", "logdir is the root", "logdir is home", "logdir is /etc", "logdir under /usr",
@@ -283,7 +284,7 @@ BAD_SUITE_CASES = {
     "agent option of the wrong type": (SUITE_HEAD + SUITE_BODY + '[runs.h]\nagent = "hard-concrete"\nagent_options = { log_alpha_init = "x" }\n',
                                        ["runs.h", "agent_options.log_alpha_init = 'x': must be a number"]),  # fmt: skip
     "env option out of range": (SUITE_HEAD + SUITE_BODY.replace("num_tasks = 3", "num_tasks = 0"), ["runs.a: env_options:", "num_tasks"]),
-    "env option too large for memory": (SUITE_HEAD + SUITE_BODY.replace("num_tasks = 3", "num_tasks = 99999999999"), ["env_options:", "of memory"]),
+    "env option too large for memory": (SUITE_HEAD + SUITE_BODY.replace("train_per_task = 60", "train_per_task = 99999999999"), ["env_options:", "of memory"]),
     "scale value of the wrong type": (SUITE_HEAD + SUITE_BODY + '[scales.quick]\nepochs = "one"\n', ["(scale quick)", "epochs = 'one'"]),
 }
 
