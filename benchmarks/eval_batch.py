@@ -22,6 +22,7 @@ import click
 import torch
 
 from routing_rl.training import RunConfig, Trainer
+from routing_rl.training.composition import compose
 from routing_rl.training.io import load_checkpoint
 
 SIZES = (128, 256, 512, 1024)
@@ -29,10 +30,10 @@ SIZES = (128, 256, 512, 1024)
 
 def make_trainer(run: Path | None, size: int, logdir: str) -> Trainer:
     if run is None:
-        return Trainer.from_config(RunConfig(agent="fixed-random", env="fmnist-mtl", epochs=1, eval_batch_size=size, logdir=logdir))
+        return Trainer(parts := compose(RunConfig(agent="fixed-random", env="fmnist-mtl", epochs=1, eval_batch_size=size, logdir=logdir)), parts.load_data())
     stored = json.loads((run / "results.json").read_text())["config"]
     config = RunConfig.from_stored(stored, eval_batch_size=size, logdir=logdir, threads=None)
-    trainer = Trainer.from_config(config)
+    trainer = Trainer(parts := compose(config), parts.load_data())
     trainer.learner.load_state(load_checkpoint(run / "checkpoint.pt"))
     return trainer
 

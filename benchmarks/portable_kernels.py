@@ -67,6 +67,7 @@ def train_one(batches: int, threads: int, data_dir: str | None, synthetic: bool)
     import torch
 
     from routing_rl.training import RunConfig, Trainer
+    from routing_rl.training.composition import compose
     from routing_rl.training.machine import machine
 
     stored = json.loads((TRIAL / "results.json").read_text())
@@ -74,7 +75,7 @@ def train_one(batches: int, threads: int, data_dir: str | None, synthetic: bool)
         env_options = {**stored["config"]["env_options"], **({"verify": False} if synthetic else {})}
         config = RunConfig.from_stored(stored["config"], logdir=logdir, threads=threads, epochs=1,
                                        max_batches_per_epoch=batches, data_dir=data_dir, env_options=env_options)  # fmt: skip
-        trainer = Trainer.from_config(config)
+        trainer = Trainer(parts := compose(config), parts.load_data())
         losses: list[float] = []
         trainer.callbacks.on_batch = lambda n, loss: losses.append(loss)
         trainer.prepare_run_dir(resume=False, overwrite=True)

@@ -36,6 +36,7 @@ import click
 import torch
 
 from routing_rl.training import RunConfig, Trainer, load_results
+from routing_rl.training.composition import compose
 from routing_rl.training.machine import describe, machine, same_cpu_kind
 
 TRIAL_NAME = re.compile(r"^(?P<row>.+)-s(?P<seed>\d+)-(?P<hash>[0-9a-f]+)$")
@@ -131,7 +132,7 @@ def main(run: Path, out: Path, threads: int, epochs: int | None) -> None:
         raise click.ClickException(f"--epochs {epochs}: {run.name} records {last} epoch(s)")
     n = epochs if epochs is not None else last
     config = RunConfig.from_stored(stored["config"], logdir=str(out), threads=threads, epochs=n)
-    trainer = Trainer.from_config(config)
+    trainer = Trainer(parts := compose(config), parts.load_data())
     trainer.prepare_run_dir(resume=False, overwrite=True)
     again = trainer.fit()
 

@@ -195,6 +195,15 @@ class Registered:
         return out
 
     @classmethod
+    def check_option_names(cls, names: typing.Iterable[str]) -> None:
+        """The one unknown-option check of agents and suites (``-o``/``-e`` pairs, suite and sweep
+        option tables, the typed agent section): ``ValueError`` naming every name that is not one
+        of :meth:`options`, and the valid ones."""
+        specs = cls.options()
+        if unknown := [name for name in names if name not in specs]:
+            raise ValueError(f"{cls.name} has no option {', '.join(map(repr, unknown))}; valid options: {', '.join(specs) or '(none)'}")
+
+    @classmethod
     def parse_options(cls, pairs: typing.Iterable[str]) -> dict[str, Any]:
         """Parse ``KEY=VALUE`` strings against :meth:`options`; ``ValueError`` names the bad pair."""
         specs = cls.options()
@@ -204,8 +213,7 @@ class Registered:
             key = key.strip().replace("-", "_")
             if not sep:
                 raise ValueError(f"expected KEY=VALUE, got {pair!r}")
-            if key not in specs:
-                raise ValueError(f"{cls.name} has no option {key!r}; valid options: {', '.join(specs) or '(none)'}")
+            cls.check_option_names([key])
             try:
                 out[key] = specs[key].parse(raw.strip())
             except ValueError as exc:

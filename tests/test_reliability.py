@@ -430,6 +430,7 @@ def test_a_max_batches_run_is_labelled_a_smoke_test_and_piped_lines_stay_whole(t
 
 def test_a_slash_in_a_task_name_adds_no_tensorboard_level(tmp_path):
     from routing_rl.training import RunConfig, Trainer
+    from routing_rl.training.composition import compose
 
     class Recorder:
         tags: list[str] = []
@@ -441,7 +442,7 @@ def test_a_slash_in_a_task_name_adds_no_tensorboard_level(tmp_path):
             return lambda *args, **kwargs: None
 
     config = RunConfig(epochs=1, logdir=str(tmp_path / "run"), threads=1, env_options={"num_tasks": 3, "train_per_task": 60, "test_per_task": 30})
-    trainer = Trainer.from_config(config)
+    trainer = Trainer(parts := compose(config), parts.load_data())
     trainer.data.task_names[0] = "t-shirt/top"
     trainer.prepare_run_dir(resume=False)
     trainer.fit(Recorder())

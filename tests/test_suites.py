@@ -87,7 +87,7 @@ def test_a_suite_naming_an_options_old_default_keeps_its_trials(suite_file):
         (lambda t: t.replace('baseline = "shared"', 'baseline = "nope"'), "suite.baseline 'nope' is not a run"),
         (lambda t: t.replace("batch_size = 64", "batch_sise = 64"), "unknown option(s) batch_sise"),
         (lambda t: t.replace('agent = "fixed-random"', 'agent = "nope"'), "unknown agent 'nope'"),
-        (lambda t: t.replace("num_tasks = 3", "num_taks = 3"), "env_options: synthetic-groups has no option num_taks"),
+        (lambda t: t.replace("num_tasks = 3", "num_taks = 3"), "env_options: synthetic-groups has no option 'num_taks'"),
         (lambda t: t.replace("[suite]", "[suite"), "not valid TOML"),
         (lambda t: t.replace("epochs = 2", "epochs = 0"), "--epochs must be from 1 to 100000"),
     ],

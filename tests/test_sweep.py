@@ -79,7 +79,7 @@ def test_top_k_reports_the_micro_average_of_the_trials_chosen_by_the_macro_valid
     ("edit", "message"),
     [(lambda t: t.replace("low = 1e-4, high = 1e-1", "low = 1e-1, high = 1e-4"), "needs numbers low < high"),
      (lambda t: t.replace("top_k = 2", "top_k = 9"), "1 <= top_k <= trials"),
-     (lambda t: t.replace('"agent_options.beta"', '"agent_options.bta"'), "hard-concrete has no option bta")],
+     (lambda t: t.replace('"agent_options.beta"', '"agent_options.bta"'), "hard-concrete has no option 'bta'")],
 )  # fmt: skip
 def test_bad_sweep_files_are_one_line_errors(tmp_path, edit, message):
     path = tmp_path / "bad.toml"
@@ -174,7 +174,7 @@ def test_grid_points_search_the_same_draws_each_with_its_own_top_k(tmp_path):
     [(lambda t: t.replace('label = "sparse"', 'label = "dense"'), "grid labels repeat: dense"),
      (lambda t: t.replace('label = "mmoe"\n', ''), "grid point 3 needs a label"),
      (lambda t: t.replace('agents = ["snr-trans"]', 'agents = "snr-trans"'), "agents must be a non-empty list"),
-     (lambda t: t.replace('"agent_options.l0_lambda" = 1e-5', '"agent_options.l0_lamda" = 1e-5'), "snr-trans has no option l0_lamda")],
+     (lambda t: t.replace('"agent_options.l0_lambda" = 1e-5', '"agent_options.l0_lamda" = 1e-5'), "snr-trans has no option 'l0_lamda'")],
 )  # fmt: skip
 def test_bad_grids_are_one_line_errors(tmp_path, edit, message):
     path = tmp_path / "bad.toml"

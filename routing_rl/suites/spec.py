@@ -188,10 +188,11 @@ def check_names(config: RunConfig, agent_cls: type[Any], suite_cls: type[Any]) -
     """The agent's and the suite's option names exist and each option's value has the option's type
     (ranges are checked when the trial is built, by the class itself)."""
     for cls, options, kind in ((agent_cls, config.agent_options, "agent_options"), (suite_cls, config.env_options, "env_options")):
+        try:
+            cls.check_option_names(options)
+        except ValueError as exc:
+            raise ValueError(f"{kind}: {exc}") from None
         specs = cls.options()
-        unknown = sorted(set(options) - set(specs))
-        if unknown:
-            raise ValueError(f"{kind}: {cls.name} has no option {', '.join(unknown)}; valid options: {', '.join(specs)}")
         for key, value in options.items():
             check_value(f"{kind}.{key}", value, specs[key].annotation)
     try:  # a task suite's constructor checks its sizes (and their memory) without loading anything

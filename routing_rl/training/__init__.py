@@ -1,5 +1,6 @@
 """Training: one run configuration, one trainer loop over task families and learners, results and I/O."""
 
+from routing_rl.training.composition import Composition, compose
 from routing_rl.training.config import RunConfig
 from routing_rl.training.io import CheckpointError
 from routing_rl.training.results import ResultsError, load_results
@@ -9,6 +10,7 @@ from routing_rl.training.trainer import Callbacks, Trainer, TrainingDiverged
 __all__ = [
     "Callbacks",
     "CheckpointError",
+    "Composition",
     "ResultsError",
     "RunConfig",
     "RunDirError",
@@ -16,5 +18,6 @@ __all__ = [
     "RunExistsError",
     "Trainer",
     "TrainingDiverged",
+    "compose",
     "load_results",
 ]

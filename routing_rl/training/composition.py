@@ -5,8 +5,9 @@
 :class:`Composition` holds what they resolve to for one run (the router or model class, the task
 suite class, whether the agent is a router, its learner, its router learning rate, its run
 directory), so the command line, the suite runner, sweeps, the report and the tests all build a
-run the same way, and nothing below looks a name up again. The trainer takes a composition; the
-learners receive the agent's class from it.
+run the same way, and nothing below looks a name up again. The config is checked once, here, when
+it is composed; the trainer is built from a composition only, and the learners receive the
+agent's class from it (:func:`routing_rl.training.learner_factory.make_learner`).
 """
 
 from __future__ import annotations
@@ -14,17 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import torch
+from typing import Any
 
 from routing_rl.data import MultiTaskDataset, Suite, load_from
 from routing_rl.registry import AGENTS
 from routing_rl.training.config import MULTI_OUTPUT_ONLY_OPTIONS, ROUTER_ONLY_OPTIONS, RunConfig
-
-if TYPE_CHECKING:
-    from routing_rl.training.families import TaskFamily
-    from routing_rl.training.learner import Learner
 
 
 def agent_class(name: str) -> type[Any]:
@@ -118,16 +113,6 @@ class Composition:
         cfg = self.config
         return load_from(self.suite_cls(**cfg.env_options), cfg.env, cfg.data_dir, cfg.seed, cfg.val_fraction)
 
-    def learner(self, family: TaskFamily, device: torch.device) -> Learner:
-        """The learner of this agent: a routed network with its router, or the multi-task model."""
-        if self.is_router:
-            from routing_rl.training.routed_learner import RoutedLearner
-
-            return RoutedLearner(self, family, device)
-        from routing_rl.training.model_learner import ModelLearner
-
-        return ModelLearner(self, family, device)
-
 
 class ConfigError(ValueError):
     """Options no run can take. ``option`` names the RunConfig field the value came from (``agent``,
@@ -180,16 +165,22 @@ def configure(
         raise ConfigError(str(exc), "preset") from None
     values.setdefault("routed", default_routed(agent_cls))
     try:
-        config = RunConfig(**values)
-        config.check()
+        return checked(RunConfig(**values), agent_cls, suite_cls)
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
+
+
+def checked(config: RunConfig, agent_cls: type[Any], suite_cls: type[Suite]) -> Composition:
+    """The composition of ``config`` with its resolved classes, after the config's one check
+    (:meth:`RunConfig.check`: every declared range and combination); raises ``ValueError``."""
+    config.check()
     return Composition(config, agent_cls, suite_cls)
 
 
 def compose(config: RunConfig) -> Composition:
-    """Resolve ``config``'s agent and suite names once."""
-    return Composition(config, agent_class(config.agent), suite_class(config.env))
+    """Check ``config`` and resolve its agent and suite names, once: the composition every run is
+    built from (a config built in code, a suite trial in its worker, a test)."""
+    return checked(config, agent_class(config.agent), suite_class(config.env))
 
 
-__all__ = ["Composition", "ConfigError", "agent_class", "compose", "configure", "default_routed", "is_router_class", "misplaced_options", "router_lr", "suite_class"]
+__all__ = ["Composition", "ConfigError", "agent_class", "checked", "compose", "configure", "default_routed", "is_router_class", "misplaced_options", "router_lr", "suite_class"]

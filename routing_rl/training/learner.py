@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -24,9 +24,8 @@ from routing_rl.core.contracts import Batch, SplitScore
 from routing_rl.training.families import TaskFamily
 from routing_rl.training.optim import RowSparseAdam, RowSparseSGD
 from routing_rl.training.tb_logger import TensorBoardLogger
+from routing_rl.training.composition import Composition
 
-if TYPE_CHECKING:
-    from routing_rl.training.composition import Composition
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"adam": RowSparseAdam, "sgd": RowSparseSGD}
 """torch's Adam and SGD, which also step the row-sparse gradients of block banks (``training/optim.py``)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,9 +25,8 @@ from routing_rl.training.families import TaskFamily
 from routing_rl.training.learner import Learner, StepResult, make_optimizers
 from routing_rl.training.options import section_values
 from routing_rl.training.tb_logger import TensorBoardLogger
+from routing_rl.training.composition import Composition
 
-if TYPE_CHECKING:
-    from routing_rl.training.composition import Composition
 
 SERVING_TOLERANCE = 1e-6
 """Largest metric difference between the serving and the gated model still reported as equal.

@@ -139,11 +139,8 @@ def agent_section_class(agent_cls: type) -> type:
 def agent_section(agent_cls: type, given: dict[str, Any]) -> Any:
     """``agent_cls``'s options section with the options ``given`` (``agent_options``) over its defaults;
     raises ``ValueError`` naming an option the class does not have."""
-    cls = agent_section_class(agent_cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    if unknown := [k for k in given if k not in known]:
-        raise ValueError(f"{agent_cls.name} has no option {unknown[0]!r}; valid options: {', '.join(sorted(known)) or '(none)'}")
-    return cls(**given)
+    agent_cls.check_option_names(given)
+    return agent_section_class(agent_cls)(**given)
 
 
 def section_values(section: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ routed layer and the router does not learn. Evaluation uses greedy routes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,9 +26,8 @@ from routing_rl.training.families import TaskFamily
 from routing_rl.training.learner import Learner, StepResult, make_optimizers
 from routing_rl.training.options import section_values
 from routing_rl.training.tb_logger import TensorBoardLogger
+from routing_rl.training.composition import Composition
 
-if TYPE_CHECKING:
-    from routing_rl.training.composition import Composition
 
 
 class RoutedLearner(Learner):

@@ -63,9 +63,7 @@ def run_one(
     run_directory = RunDirectory(parts.run_dir())
     guard(lambda: run_directory.claim(resume, overwrite))
     try:
-        trainer: Trainer = guard(lambda: Trainer.from_parts(parts, command))
-        if trainer.run_dir == run_directory.path:
-            trainer.run_directory = run_directory  # the lock taken before the data was loaded
+        trainer: Trainer = guard(lambda: Trainer(parts, parts.load_data(), run_directory, command))
         guard(lambda: trainer.prepare_run_dir(resume=resume, overwrite=overwrite))
     except BaseException:
         run_directory.abandon()

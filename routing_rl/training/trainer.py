@@ -27,9 +27,10 @@ from routing_rl.core.contracts import Batch, SplitScore
 from routing_rl.core.records import EpochRecord, ResultsRecord
 from routing_rl.training.families import task_family
 from routing_rl.training.io import CheckpointError
-from routing_rl.training.composition import Composition, compose
+from routing_rl.training.composition import Composition
 from routing_rl.training.determinism import select_cuda_kernels
 from routing_rl.training.learner import Learner
+from routing_rl.training.learner_factory import make_learner
 from routing_rl.training.results import SCHEMA_VERSION, ResultsError, now, provenance, resume_record, summarise, validate
 from routing_rl.training.run_dir import RunDirectory
 from routing_rl.training.tb_logger import TensorBoardLogger
@@ -101,44 +102,42 @@ def set_epoch_learning_rates(
 
 @dataclass
 class Trainer:
-    """Trains the learner of ``config.agent`` on ``data``; see the module docstring."""
+    """Trains the learner of a composed run on its data; see the module docstring.
 
-    config: RunConfig
+    The one way to build it: from a :class:`~routing_rl.training.composition.Composition` (the
+    config checked and its names resolved once, by :func:`~routing_rl.training.composition.compose`
+    or ``configure``) and the data that composition loads. ``run_directory`` is the run's one
+    :class:`RunDirectory`: the run sequence passes the one whose lock it took before loading the
+    data; without it the trainer makes the composition's."""
+
+    parts: Composition
     data: MultiTaskDataset
-    callbacks: Callbacks = field(default_factory=Callbacks)
+    run_directory: RunDirectory | None = None
     command: list[str] | None = None
-    parts: Composition | None = None
-    """The config's resolved classes (:func:`~routing_rl.training.composition.compose` if not given)."""
+    callbacks: Callbacks = field(default_factory=Callbacks)
 
     def __post_init__(self) -> None:
         cfg = self.config
-        cfg.check()
-        if self.parts is None:
-            self.parts = compose(cfg)
+        if self.run_directory is None:
+            self.run_directory = RunDirectory(self.parts.run_dir())
+        self.run_dir = self.run_directory.path
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda":
             select_cuda_kernels(cfg.deterministic)
         self.family = task_family(self.data, cfg.map_k)
-        self.learner: Learner = self.parts.learner(self.family, self.device)
-        self.run_dir = self.parts.run_dir()
-        self.run_directory = RunDirectory(self.run_dir)
+        self.learner: Learner = make_learner(self.parts, self.family, self.device)
         self.results: ResultsRecord = self._new_results()
         self.start_epoch = 1
         self.first_loss: float | None = None
         """The first training batch's task loss, which the divergence stop compares with (run state,
         kept in the checkpoint, not in the results)."""
 
-    @classmethod
-    def from_config(cls, config: RunConfig, command: list[str] | None = None) -> Trainer:
-        """Load the suite that ``config.env`` names (with ``config.env_options``) and build the trainer."""
-        return cls.from_parts(compose(config), command)
-
-    @classmethod
-    def from_parts(cls, parts: Composition, command: list[str] | None = None) -> Trainer:
-        """Load the composition's suite and build the trainer on it."""
-        return cls(parts.config, parts.load_data(), command=command, parts=parts)
+    @property
+    def config(self) -> RunConfig:
+        """The run's checked options (the composition's)."""
+        return self.parts.config
 
     def _new_results(self) -> ResultsRecord:
         d, family = self.data, self.family

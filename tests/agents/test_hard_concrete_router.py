@@ -14,6 +14,7 @@ from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.envs.episodes import RoutingObservation
 from routing_rl.network import build_network
 from routing_rl.training import RunConfig, Trainer
+from routing_rl.training.composition import compose
 
 
 
@@ -141,7 +142,7 @@ def test_partly_closed_gates_skip_exactly_the_closed_blocks():
 def test_trains_end_to_end_on_synthetic_groups_above_chance(tmp_path):
     data = load_suite("synthetic-groups", seed=0, num_tasks=4, num_groups=2, train_per_task=300, test_per_task=150)
     cfg = RunConfig(agent="hard-concrete", env="synthetic-groups", epochs=4, batch_size=64, lr=3e-3, logdir=str(tmp_path))
-    trainer = Trainer(cfg, data)
+    trainer = Trainer(compose(cfg), data)
     trainer.prepare_run_dir(resume=False)
     results = trainer.fit()
     first, last = results["epochs"][0], results["epochs"][-1]

@@ -11,6 +11,7 @@ import torch
 from routing_rl.analysis.report import analyze_runs
 from routing_rl.data import load_suite
 from routing_rl.training import RunConfig, Trainer
+from routing_rl.training.composition import compose
 
 SMALL = {"num_tasks": 4, "num_groups": 2, "train_per_task": 64, "test_per_task": 32}
 
@@ -26,7 +27,7 @@ def run(data, logdir, epochs=2, resume=False, **overrides):
         "env": "synthetic-groups", "agent": "wpl", "epochs": epochs, "batch_size": 32, "router_lr": 0.02,
         "device": "cpu", "logdir": str(logdir), **overrides,
     })  # fmt: skip
-    trainer = Trainer(cfg, data)
+    trainer = Trainer(compose(cfg), data)
     trainer.prepare_run_dir(resume=resume)
     return trainer, trainer.fit()
 

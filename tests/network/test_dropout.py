@@ -11,6 +11,7 @@ from routing_rl.cli import main
 from routing_rl.data import load_suite
 from routing_rl.network import RoutingDecision, build_network
 from routing_rl.training import RunConfig, Trainer
+from routing_rl.training.composition import compose
 
 
 def test_dropout_zeroes_each_layer_output_and_rescales_the_rest():
@@ -50,7 +51,7 @@ def test_a_run_with_dropout_is_seeded_and_resumes_exactly(tmp_path):
 
     def fit(name: str, epochs: int, resume: bool = False, dropout: float = 0.3):
         cfg = RunConfig(env="synthetic-groups", agent="fixed-random", epochs=epochs, batch_size=32, dropout=dropout, logdir=str(tmp_path / name))
-        trainer = Trainer(cfg, data)
+        trainer = Trainer(compose(cfg), data)
         trainer.prepare_run_dir(resume=resume)
         return [e["train_loss"] for e in trainer.fit()["epochs"]]
 

@@ -14,6 +14,7 @@ from routing_rl.data import Suite
 from routing_rl.metrics import map_at_k, per_task_mse
 from routing_rl.models import MultiTaskModel
 from routing_rl.training import RunConfig, RunExistsError, Trainer, TrainingDiverged
+from routing_rl.training.composition import compose
 from routing_rl.training.families import task_family
 
 
@@ -25,7 +26,7 @@ def data():
 
 def trainer_for(data, tmp_path, **overrides) -> Trainer:
     settings = {"env": "multilabel-synthetic", "epochs": 2, "batch_size": 64, "lr": 1e-2, "logdir": str(tmp_path), "device": "cpu"}
-    trainer = Trainer(RunConfig(**{**settings, **overrides}), data)
+    trainer = Trainer(compose(RunConfig(**{**settings, **overrides})), data)
     trainer.prepare_run_dir(resume=False)
     return trainer
 
@@ -95,7 +96,7 @@ def test_existing_run_is_not_clobbered_and_changed_options_refuse_resume(data, t
     trainer_for(data, tmp_path, agent="shared-bottom-mlp", epochs=1).fit()
     with pytest.raises(RunExistsError, match="--resume"):
         trainer_for(data, tmp_path, agent="shared-bottom-mlp", epochs=1)
-    other = Trainer(RunConfig(agent="shared-bottom-mlp", env="multilabel-synthetic", epochs=2, lr=0.5, logdir=str(tmp_path)), data)
+    other = Trainer(compose(RunConfig(agent="shared-bottom-mlp", env="multilabel-synthetic", epochs=2, lr=0.5, logdir=str(tmp_path))), data)
     with pytest.raises(RunExistsError, match="lr"):
         other.prepare_run_dir(resume=True)
 

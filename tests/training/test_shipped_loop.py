@@ -18,6 +18,7 @@ from routing_rl.envs.episodes import RoutingObservation
 from routing_rl.envs.rewards import ClassificationObjective, mse_one_hot
 from routing_rl.network import RoutingDecision, build_network
 from routing_rl.training import RunConfig, Trainer
+from routing_rl.training.composition import compose
 from routing_rl.training.clipping import clip_weight_gradients
 from routing_rl.training.trainer import set_epoch_learning_rates
 
@@ -73,7 +74,7 @@ def test_per_milestone_factors_give_the_later_public_schedule():
 def test_optimizers_step_only_in_the_step_epochs(tmp_path):
     config = RunConfig(agent="fixed-random", env="synthetic-groups", epochs=3, batch_size=32, threads=1, step_epochs=[1, 3],
                        env_options={"num_tasks": 2, "train_per_task": 64, "test_per_task": 16}, logdir=str(tmp_path))  # fmt: skip
-    trainer = Trainer.from_config(config)
+    trainer = Trainer(parts := compose(config), parts.load_data())
     snapshots = [torch.cat([p.detach().flatten().clone() for p in trainer.learner.weight_parameters])]
     for epoch in (1, 2, 3):
         trainer.train_epoch(epoch)
@@ -128,7 +129,7 @@ def test_loss_reduction_sum_is_the_sum_over_the_batch(tmp_path):
                    env_options={"num_tasks": 2, "train_per_task": 32, "test_per_task": 8})  # fmt: skip
     losses = {}
     for reduction in ("mean", "sum"):
-        trainer = Trainer.from_config(RunConfig(**options, loss_reduction=reduction, logdir=str(tmp_path / reduction)))
+        trainer = Trainer(parts := compose(RunConfig(**options, loss_reduction=reduction, logdir=str(tmp_path / reduction))), parts.load_data())
         trainer.learner.begin_epoch(1, 0)
         rows = next(iter(trainer.data.train.batches(16, torch.Generator().manual_seed(0), shuffle=True)))
         batch = trainer.family.gather(trainer.data.train, rows, trainer.device, torch.Generator().manual_seed(0))

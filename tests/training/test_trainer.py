@@ -10,6 +10,7 @@ import torch
 from routing_rl.agents import FixedRouteRouter, Router
 from routing_rl.data import load_suite
 from routing_rl.training import RunConfig, RunExistsError, Trainer, TrainingDiverged
+from routing_rl.training.composition import compose
 
 SMALL = {"num_tasks": 4, "num_groups": 2, "train_per_task": 300, "test_per_task": 150}
 
@@ -21,7 +22,7 @@ def data():
 
 def train(data, tmp_path, **overrides):
     cfg = RunConfig(**{"env": "synthetic-groups", "epochs": 3, "batch_size": 64, "logdir": str(tmp_path), **overrides})
-    trainer = Trainer(cfg, data)
+    trainer = Trainer(compose(cfg), data)
     trainer.prepare_run_dir(resume=False)
     return trainer, trainer.fit()
 
@@ -42,7 +43,7 @@ def test_results_file_and_tensorboard_events_are_written(data, tmp_path):
     from routing_rl.training.tb_logger import TensorBoardLogger
 
     cfg = RunConfig(env="synthetic-groups", agent="fixed-random", epochs=2, logdir=str(tmp_path), routed="fc1,fc2", blocks=3)
-    trainer = Trainer(cfg, data)
+    trainer = Trainer(compose(cfg), data)
     trainer.prepare_run_dir(resume=False)
     logger = TensorBoardLogger(tmp_path / "tb")
     trainer.fit(logger)
@@ -84,17 +85,17 @@ def test_evaluation_scores_do_not_depend_on_the_evaluation_batch(data, tmp_path,
 def test_resume_reaches_the_same_final_result(data, tmp_path):
     _, full = train(data, tmp_path / "full", agent="fixed-random", epochs=3, seed=1)
     cfg = RunConfig(env="synthetic-groups", agent="fixed-random", epochs=2, batch_size=64, seed=1, logdir=str(tmp_path / "part"))
-    first = Trainer(cfg, data)
+    first = Trainer(compose(cfg), data)
     first.prepare_run_dir(resume=False)
     first.fit()  # "interrupted" after epoch 2
     cfg.epochs = 3
-    resumed = Trainer(cfg, data)
+    resumed = Trainer(compose(cfg), data)
     resumed.prepare_run_dir(resume=True)
     assert resumed.start_epoch == 3
     results = resumed.fit()
     strip = lambda r: [(e["train_loss"], e["test"]["per_task"], e["val"]["per_task"]) for e in r["epochs"]]  # noqa: E731
     assert strip(results) == strip(full)
-    for p, q in zip(resumed.learner.network.parameters(), Trainer(cfg, data).learner.network.parameters()):
+    for p, q in zip(resumed.learner.network.parameters(), Trainer(compose(cfg), data).learner.network.parameters()):
         assert p.shape == q.shape
 
 
@@ -102,10 +103,10 @@ def test_existing_run_is_not_clobbered(data, tmp_path):
     train(data, tmp_path, agent="shared-bottom", epochs=1)
     cfg = RunConfig(env="synthetic-groups", agent="shared-bottom", epochs=1, logdir=str(tmp_path))
     with pytest.raises(RunExistsError, match="--resume"):
-        Trainer(cfg, data).prepare_run_dir(resume=False)
+        Trainer(compose(cfg), data).prepare_run_dir(resume=False)
     other = RunConfig(env="synthetic-groups", agent="shared-bottom", epochs=1, logdir=str(tmp_path), lr=0.5)
     with pytest.raises(RunExistsError, match="lr"):
-        Trainer(other, data).prepare_run_dir(resume=True)
+        Trainer(compose(other), data).prepare_run_dir(resume=True)
 
 
 def test_nan_loss_stops_the_run(data, tmp_path):
@@ -154,7 +155,7 @@ def test_warmup_shares_everything_then_routes(data, tmp_path):
 
 def test_warmup_trains_only_the_shared_block(data, tmp_path):
     cfg = RunConfig(env="synthetic-groups", agent="test-diagonal", epochs=1, warmup_epochs=1, logdir=str(tmp_path))
-    trainer = Trainer(cfg, data)
+    trainer = Trainer(compose(cfg), data)
     before = [b[0].weight.detach().clone() for b in trainer.learner.network.layers[0].layer.blocks]
     trainer.fit()
     after = [b[0].weight.detach() for b in trainer.learner.network.layers[0].layer.blocks]
@@ -182,25 +183,25 @@ def test_separate_optimizers_use_their_own_learning_rates(data, tmp_path):
             return self.logits.sum() * 0 + (self.logits**2).sum()
 
     cfg = RunConfig(env="synthetic-groups", agent="test-param-router", separate_optimizers=True, lr=1e-4, router_lr=2e-2, logdir=str(tmp_path))
-    trainer = Trainer(cfg, data)
+    trainer = Trainer(compose(cfg), data)
     assert set(trainer.learner.optimizers) == {"weights", "router"}
     assert trainer.learner.optimizers["weights"].param_groups[0]["lr"] == 1e-4
     assert trainer.learner.optimizers["router"].param_groups[0]["lr"] == 2e-2
     router_ids = {id(p) for p in trainer.learner.router.parameters()}
     assert all(id(p) not in router_ids for p in trainer.learner.optimizers["weights"].param_groups[0]["params"])
-    single = Trainer(RunConfig(env="synthetic-groups", agent="test-param-router", lr=1e-3, logdir=str(tmp_path / "s")), data)
+    single = Trainer(compose(RunConfig(env="synthetic-groups", agent="test-param-router", lr=1e-3, logdir=str(tmp_path / "s"))), data)
     assert set(single.learner.optimizers) == {"all"}
     assert [g["lr"] for g in single.learner.optimizers["all"].param_groups] == [1e-3, 1e-3]
 
 
 def test_optimizer_choice_applies_to_every_parameter_set(data, tmp_path):
     cfg = RunConfig(env="synthetic-groups", agent="wpl", optimizer="sgd", separate_optimizers=True, logdir=str(tmp_path))
-    trainer = Trainer(cfg, data)
+    trainer = Trainer(compose(cfg), data)
     from routing_rl.training.optim import RowSparseSGD
 
     assert {type(o) for o in trainer.learner.optimizers.values()} == {RowSparseSGD}  # torch's SGD, plus block banks' rows
     with pytest.raises(ValueError, match="--optimizer must be one of adam, sgd"):
-        Trainer(RunConfig(env="synthetic-groups", optimizer="rmsprop", logdir=str(tmp_path / "x")), data)
+        Trainer(compose(RunConfig(env="synthetic-groups", optimizer="rmsprop", logdir=str(tmp_path / "x"))), data)
 
 
 def test_step_decay_follows_the_public_codes_schedule():
@@ -249,6 +250,6 @@ def test_the_first_loss_is_run_state_kept_in_the_checkpoint_not_in_the_results(d
     old = {k: v for k, v in checkpoint.items() if k != "first_loss"}
     old["results"] = {**checkpoint["results"], "first_loss": 123.0}
     save_checkpoint(tmp_path / "a" / "checkpoint.pt", old)
-    resumed = Trainer(RunConfig(env="synthetic-groups", agent="fixed-random", epochs=2, batch_size=64, logdir=str(tmp_path / "a")), data)
+    resumed = Trainer(compose(RunConfig(env="synthetic-groups", agent="fixed-random", epochs=2, batch_size=64, logdir=str(tmp_path / "a"))), data)
     resumed.prepare_run_dir(resume=True)
     assert resumed.first_loss == 123.0 and "first_loss" not in resumed.results
