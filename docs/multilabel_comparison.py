@@ -1,4 +1,4 @@
-"""Routers and the SNR paper's models on multilabel-synthetic at matched size; prints the README table.
+"""Routers and the SNR paper's models on multilabel-synthetic at matched size; prints the table of docs/measurements.md.
 
 Every method has about 25k trainable parameters (the sizes of docs/snr_results.md; the routed
 networks: three routed FC layers of 4 blocks x 46 units), trains 50 epochs with Adam at lr 1e-3

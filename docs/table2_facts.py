@@ -1,9 +1,9 @@
-"""The numbers the README's Table 2 prose quotes beyond the table and the verdicts; prints them as text.
+"""The numbers docs/table2.md's prose quotes beyond the table and the verdicts; prints them as text.
 
     python docs/table2_facts.py
 
 ``routing-rl suite table`` gives each row's accuracy and ``docs/table2_verdicts.py`` the claims'
-t-tests; what the README says about *how* the rows learn comes from here, read off the finished
+t-tests; what docs/table2.md says about *how* the rows learn comes from here, read off the finished
 trials of ``suites/reexamining-table2-fmnist.toml`` (the suite directory, else the kept folder):
 
 * the SGD rows of the shipped script (public code, corrected): test accuracy after epoch 1, how

@@ -165,9 +165,9 @@ class WPLRouter(Router):
     reduction none"; the module loss's reduction is the run's ``--loss-reduction``). The table itself
     is not projected after an update, as the shipped code projects only in the forward pass (an
     entry pushed outside [0, 1] then clips and gets no gradient); ``in_place_projection=true`` adds
-    that projection after every update and at every loss, as the default variant does (the README's
-    3-epoch re-test trained the corrected row so). The log-pi target, and with it the sign reversal,
-    is left as shipped: the paper's "corrected" row fixes only the exploding gradient. With
+    that projection after every update and at every loss, as the default variant does (the 3-epoch
+    re-test of docs/table2.md trained the corrected row so). The log-pi target, and with it the sign
+    reversal, is left as shipped: the paper's "corrected" row fixes only the exploding gradient. With
     ``parameterization="softmax"`` it is the learner of the paper's "separate optimizers" row and
     of the rows after it: "using separate optimizers [...] and applying a Softmax activation
     function in the routing policy layer" (section 3.3) on top of the corrected code.
