@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
+from routing_rl.core.seeding import torch_generator
 from routing_rl.registry import AGENTS, Registered, Registry
 
 
@@ -50,7 +51,7 @@ class Router(Registered, nn.Module, ABC):
         self.num_tasks = num_tasks
         self.num_layers = num_layers
         self.num_blocks = num_blocks
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch_generator(seed)
 
     # ---- hooks -------------------------------------------------------------------------------
     @abstractmethod

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from routing_rl.core.seeding import numpy_rng
+
 Labels = Sequence[int] | np.ndarray
 
 
@@ -113,7 +115,7 @@ def grouping_test(
     if samples < 1:
         raise ValueError(f"samples must be positive, got {samples}")
     observed = adjusted_rand_index(labels_arr, groups_arr)
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     permuted = np.array([adjusted_rand_index(rng.permutation(labels_arr), groups_arr) for _ in range(samples)])
     blocks = num_blocks if num_blocks is not None else max(len(np.unique(labels_arr)), 2)
     routes = rng.integers(0, blocks, size=(samples, labels_arr.shape[0]))

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from routing_rl.analysis.grouping import adjusted_rand_index, trivial_agreement
+from routing_rl.core.seeding import numpy_rng
 from routing_rl.metrics.routing import cosine_similarity_matrix
 from routing_rl.training.results import RESULTS_NAME
 
@@ -152,7 +153,7 @@ def mantel_p_value(a: np.ndarray, b: np.ndarray, samples: int, seed: int) -> flo
     observed = pearson(pairs_a, upper_triangle(b))
     if np.isnan(observed):
         return float("nan")
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     null = []
     for _ in range(samples):
         order = rng.permutation(b.shape[0])

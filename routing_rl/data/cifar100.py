@@ -28,6 +28,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from routing_rl.core.seeding import numpy_rng
 from routing_rl.data import download as dl
 from routing_rl.data.augment import make_image_augment
 from routing_rl.data.base import DataError, SingleLabelData, SingleLabelSuite
@@ -188,7 +189,7 @@ class Cifar100Suite(SingleLabelSuite):
             torch.from_numpy(arrays.test_images),
             self.rows(arrays.test_fine, tasks),
             val_fraction,
-            np.random.default_rng(np.random.SeedSequence(seed)),
+            numpy_rng(seed),
             MEAN,
             STD,
         )

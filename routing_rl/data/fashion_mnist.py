@@ -20,6 +20,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from routing_rl.core.seeding import numpy_rngs
 from routing_rl.data import download as dl
 from routing_rl.data.augment import make_image_augment
 from routing_rl.data.base import DataError, SingleLabelData, SingleLabelSuite
@@ -280,7 +281,7 @@ class FashionMNISTMTL(SingleLabelSuite):
         paths = self.find_files(None if data_dir is None else Path(data_dir))
         train_images, train_labels = self.read_split(paths, "train")
         test_images, test_labels = self.read_split(paths, "t10k")
-        rng_train, rng_test, rng_val = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+        rng_train, rng_test, rng_val = numpy_rngs(seed, 3)
         k = len(self.classes)
         train_rows = one_vs_rest_rows(train_labels, k, self.negative_fraction, rng_train)
         test_rows = one_vs_rest_rows(test_labels, k, self.negative_fraction, rng_test)

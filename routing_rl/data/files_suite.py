@@ -27,6 +27,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from routing_rl.core.seeding import DataStream, numpy_rng
 from routing_rl.data.base import DataError, SingleLabelData, Suite
 from routing_rl.data.file_inputs import LEAK, SPLITS, array_features, draw_splits, feature_columns, fit_scale, split_column, table_features
 from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit
@@ -129,7 +130,7 @@ class FileSuite(Suite):
             feature_names = feature_columns(data, names, taken)
             x = table_features(data, feature_names)
             labels = [f"feature column {c!r}" for c in feature_names]
-        rng = np.random.default_rng(np.random.SeedSequence([self.split_seed if self.split_seed is not None else seed, 18]))
+        rng = numpy_rng(self.split_seed if self.split_seed is not None else seed, DataStream.FILE_SPLITS)
         split = draw_splits(assigned, self.test_fraction, val_fraction, rng)
         for task in tasks:
             for s, split_name in enumerate(SPLITS):

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from routing_rl.core.seeding import numpy_rng, torch_generator
 from routing_rl.data.memory import MemoryTerm, constructor_defaults, require_memory
 from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit, MultiLabelSuite, split_rows
 
@@ -98,7 +99,7 @@ class MMoESynthetic(MultiLabelSuite):
 
     def generate(self, seed: int) -> dict[str, np.ndarray]:
         """All examples: ``x [N, d]``, ``y [N, 2]`` and the generating ``weights``, ``alpha``, ``beta``."""
-        rng = np.random.default_rng(seed)
+        rng = numpy_rng(seed)
         weights = self.task_weights(rng)
         alpha = rng.standard_normal(self.num_sines)
         beta = rng.standard_normal(self.num_sines)
@@ -114,7 +115,7 @@ class MMoESynthetic(MultiLabelSuite):
         g = self.generate(seed)
         x = torch.from_numpy(g["x"].astype(np.float32))
         y = torch.from_numpy(g["y"].astype(np.float32)).unsqueeze(-1)  # [N, 2, 1]
-        train_rows, val_rows = split_rows(self.num_train, val_fraction, torch.Generator().manual_seed(seed))
+        train_rows, val_rows = split_rows(self.num_train, val_fraction, torch_generator(seed))
         test_rows = torch.arange(self.num_train, self.num_train + self.num_test)
 
         def make(rows: torch.Tensor) -> MultiLabelSplit:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from routing_rl.core.seeding import numpy_rng, torch_generator
 from routing_rl.core.records import MAX_TASKS
 from routing_rl.data.memory import MemoryTerm, constructor_defaults, require_memory
 from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit, MultiLabelSuite, split_rows
@@ -143,7 +144,7 @@ class MultiLabelSynthetic(MultiLabelSuite):
 
     def generate(self, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x [N, D], y [N, T, C_max], noiseless_scores [N, T, C_max])`` for all N examples."""
-        rng = np.random.default_rng(seed)
+        rng = numpy_rng(seed)
         n = self.num_train + self.num_test
         projection = rng.standard_normal((self.input_dim, self.latent_dim))
         weights = self.label_weights(rng)
@@ -163,7 +164,7 @@ class MultiLabelSynthetic(MultiLabelSuite):
         """Generate the data (``data_dir`` is unused: nothing is downloaded)."""
         x_np, y_np, _ = self.generate(seed)
         x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
-        train_rows, val_rows = split_rows(self.num_train, val_fraction, torch.Generator().manual_seed(seed))
+        train_rows, val_rows = split_rows(self.num_train, val_fraction, torch_generator(seed))
         test_rows = torch.arange(self.num_train, self.num_train + self.num_test)
 
         def make(rows: torch.Tensor) -> MultiLabelSplit:

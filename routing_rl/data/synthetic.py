@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from routing_rl.core.records import MAX_TASKS
+from routing_rl.core.seeding import DataStream, numpy_rngs
 from routing_rl.data.base import SingleLabelData, SingleLabelSuite
 from routing_rl.data.memory import MemoryTerm, constructor_defaults, require_memory
 from routing_rl.data.splitting import TaskRows, train_val_test
@@ -178,8 +179,8 @@ class SyntheticGroups(SingleLabelSuite):
     def teachers(self, seed: int) -> list[Teacher]:
         """One independent teacher per group, determined by ``problem_seed`` (or ``seed``)."""
         base = self.problem_seed if self.problem_seed is not None else seed
-        streams = np.random.SeedSequence([base, 1]).spawn(self.num_groups)
-        return [Teacher.random(np.random.default_rng(s), self.dim, self.hidden, self.num_classes) for s in streams]
+        rngs = numpy_rngs(base, self.num_groups, DataStream.SYNTHETIC_TEACHERS)
+        return [Teacher.random(rng, self.dim, self.hidden, self.num_classes) for rng in rngs]
 
     def sample(
         self, teachers: list[Teacher], per_task: int, rng: np.random.Generator, noise: float
@@ -200,7 +201,7 @@ class SyntheticGroups(SingleLabelSuite):
     def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> SingleLabelData:
         """Generate the data (``data_dir`` is ignored); identical for identical arguments."""
         teachers = self.teachers(seed)
-        rng_train, rng_test, rng_val = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(3))
+        rng_train, rng_test, rng_val = numpy_rngs(seed, 3, DataStream.SYNTHETIC_SAMPLES)
         train_x, train_rows = self.sample(teachers, self.train_per_task, rng_train, self.label_noise)
         test_x, test_rows = self.sample(teachers, self.test_per_task, rng_test, 0.0)
         train, val, test = train_val_test(

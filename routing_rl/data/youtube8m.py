@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from routing_rl.core.seeding import torch_generator
 from routing_rl.data.base import DataError
 from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit, MultiLabelSuite, SparseMultiHot
 from routing_rl.data.tf_example import Feature, bytes_feature, encode_example, float_feature, int64_feature, read_examples
@@ -337,7 +338,7 @@ class YouTube8M(MultiLabelSuite):
         held_out = self.read_split(validate_files, tasks, self.max_eval_records)
         if len(train) == 0 or len(held_out) < 2:
             raise DataError(missing_data_message(vocabulary.parent, "the tfrecord files hold too few videos"))
-        order = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed))
+        order = torch.randperm(len(held_out), generator=torch_generator(seed))
         n_val = min(max(1, int(round(self.val_share * len(held_out)))), len(held_out) - 1)
         return MultiLabelData(
             name=self.name,

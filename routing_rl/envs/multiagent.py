@@ -31,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the opti
     ) from exc
 
 from routing_rl.core.contracts import RoutingDecision
+from routing_rl.core.seeding import numpy_rng
 from routing_rl.data import SingleLabelData, Suite
 from routing_rl.envs.batched import hidden_summary
 from routing_rl.envs.frozen import frozen_routing_problem
@@ -94,7 +95,7 @@ class MultiTaskRoutingEnv(ParallelEnv[AgentID, ObsType, np.int64]):
         self._observation_spaces = {a: self._make_observation_space() for a in self.possible_agents}
         self._action_spaces = {a: spaces.Discrete(self.num_blocks) for a in self.possible_agents}
         self._tasks = torch.arange(self.data.num_tasks)
-        self._np_random = np.random.default_rng()
+        self._np_random = numpy_rng(None)
         self._h: torch.Tensor | None = None
         self._depth = 0
         self._rows = torch.zeros(self.data.num_tasks, dtype=torch.long)
@@ -142,7 +143,7 @@ class MultiTaskRoutingEnv(ParallelEnv[AgentID, ObsType, np.int64]):
     ) -> tuple[dict[AgentID, ObsType], dict[AgentID, dict[str, Any]]]:
         """Draw one sample per task (``options={"rows": [...]}`` picks them) and start at layer 0."""
         if seed is not None:
-            self._np_random = np.random.default_rng(seed)
+            self._np_random = numpy_rng(seed)
             for agent in self.possible_agents:
                 self._action_spaces[agent].seed(seed)
         self._rows = self._pick_rows(options)

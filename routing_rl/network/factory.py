@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import torch
-
+from routing_rl.core.seeding import seeded_weights
 from routing_rl.network.linear_bank import BANK_MIN_BLOCKS
 from routing_rl.network.model import RoutingNetwork
 from routing_rl.network.spec import SpecError, build_layer_specs, count_parameters
@@ -52,6 +51,5 @@ def build_network(
     _require_memory_for(count_parameters(specs, input_shape, num_tasks, heads))
     if seed is None:
         return RoutingNetwork(specs, input_shape, num_tasks, num_classes, bank_min_blocks, dropout)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_weights(seed):
         return RoutingNetwork(specs, input_shape, num_tasks, num_classes, bank_min_blocks, dropout)

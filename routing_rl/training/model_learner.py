@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from routing_rl.core.contracts import Batch, SplitScore
+from routing_rl.core.seeding import seeded_weights, torch_generator
 from routing_rl.models import MultiTaskModel
 from routing_rl.training.families import TaskFamily
 from routing_rl.training.learner import Learner, StepResult, make_optimizers
@@ -43,7 +44,7 @@ class ModelLearner(Learner):
 
     def __init__(self, parts: Composition, family: TaskFamily, device: torch.device) -> None:
         super().__init__(parts, family, device)
-        self.gate_generator = torch.Generator()
+        self.gate_generator = torch_generator()  # reseeded by begin_epoch before the gates draw
         self.model: MultiTaskModel = self._build_model().to(device)
         routing = [p for name, p in self.model.named_parameters() if name.endswith("log_alpha")]
         routing_ids = {id(p) for p in routing}
@@ -58,8 +59,7 @@ class ModelLearner(Learner):
         if "gate_generator" in inspect.signature(model_cls.__init__).parameters:
             options["gate_generator"] = self.gate_generator
         input_dim = int(np.prod(self.family.input_shape))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
+        with seeded_weights(self.config.seed):
             return model_cls(input_dim, self.family.head_sizes, **options)
 
     @property

@@ -4,8 +4,8 @@ Every run, a router in its routed network or a multi-task model, on single-label
 regression tasks, goes through :class:`Trainer`. Every epoch: train on each mini-batch (the
 learner turns it into a loss), evaluate every task on the validation and test splits, log to
 TensorBoard, write ``results.json`` and a checkpoint atomically. All randomness of an epoch is
-seeded from ``(seed, epoch)``, so a run resumed from its last checkpoint ends with exactly the
-numbers of an uninterrupted run.
+seeded from ``(seed, epoch)`` (:mod:`routing_rl.core.seeding` lists every stream), so a run resumed
+from its last checkpoint ends with exactly the numbers of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from routing_rl.training.clipping import clip_weight_gradients
 from routing_rl.training.config import RunConfig
 from routing_rl.core.contracts import Batch, SplitScore
 from routing_rl.core.records import EpochRecord, ResultsRecord
+from routing_rl.core.seeding import EpochStream, epoch_generator, epoch_seed
 from routing_rl.training.families import task_family
 from routing_rl.training.io import CheckpointError
 from routing_rl.training.composition import Composition
@@ -60,11 +61,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"--device {name}: MPS is not available on this machine; use --device cpu")
     return device
-
-
-def epoch_seed(seed: int, epoch: int, stream: int) -> int:
-    """A distinct, reproducible seed per (run seed, epoch, random stream)."""
-    return (seed * 1_000_003 + epoch * 7919 + stream * 104_729) % (2**63 - 1)
 
 
 @dataclass
@@ -191,10 +187,10 @@ class Trainer:
     # ---- one epoch --------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.config
-        torch.manual_seed(epoch_seed(cfg.seed, epoch, 0))
-        data_gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 1))
-        aug_gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 2))
-        self.learner.begin_epoch(epoch, epoch_seed(cfg.seed, epoch, 3))
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, EpochStream.GLOBAL))
+        data_gen = epoch_generator(cfg.seed, epoch, EpochStream.DATA_ORDER)
+        aug_gen = epoch_generator(cfg.seed, epoch, EpochStream.AUGMENTATION)
+        self.learner.begin_epoch(epoch, epoch_seed(cfg.seed, epoch, EpochStream.SAMPLING))
         set_epoch_learning_rates(self.learner.optimizers.values(), epoch, cfg.lr_milestones, cfg.lr_decay)
         loss_sum, samples, sums, data_seconds = 0.0, 0, {}, 0.0
         # --step-epochs: the public code's loop steps no optimizer in other epochs (its optimizer list
@@ -339,4 +335,4 @@ class Trainer:
         self.learner.log(logger, record, epoch)
 
 
-__all__ = ["Callbacks", "Trainer", "TrainingDiverged", "epoch_seed", "resolve_device"]
+__all__ = ["Callbacks", "Trainer", "TrainingDiverged", "resolve_device"]
