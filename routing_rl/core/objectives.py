@@ -10,6 +10,7 @@ families that choose an objective.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -26,6 +27,33 @@ def observed(targets: Tensor, label_mask: Tensor) -> tuple[Tensor, Tensor]:
     real label column that holds a value, else 0 (``label_mask`` broadcasts against ``targets``)."""
     seen = ~torch.isnan(targets)
     return torch.where(seen, targets, torch.zeros_like(targets)), (label_mask & seen).to(targets.dtype)
+
+
+ElementwiseLoss = Callable[[Tensor, Tensor], Tensor]
+"""The loss of every output entry against its target, same shape in and out (masked by the caller)."""
+
+
+def label_cross_entropy(outputs: Tensor, targets: Tensor) -> Tensor:
+    """Multi-label tasks: binary cross-entropy of each label's logit (the YouTube8M starter code's loss)."""
+    return F.binary_cross_entropy_with_logits(outputs, targets, reduction="none")
+
+
+def squared_error(outputs: Tensor, targets: Tensor) -> Tensor:
+    """Regression tasks: the squared error of each output."""
+    return (outputs - targets).square()
+
+
+ELEMENTWISE_LOSSES: dict[str, ElementwiseLoss] = {"multilabel": label_cross_entropy, "regression": squared_error}
+"""The entry loss of each multi-output problem (``MultiLabelData.problem``); the task families hold
+theirs directly, this table serves callers that name the problem (``per_task_loss(..., "regression")``)."""
+
+
+def elementwise_loss(problem: str) -> ElementwiseLoss:
+    """The entry loss of ``problem``; ``ValueError`` names the valid problems."""
+    try:
+        return ELEMENTWISE_LOSSES[problem]
+    except KeyError:
+        raise ValueError(f"problem must be {' or '.join(map(repr, ELEMENTWISE_LOSSES))}, got {problem!r}") from None
 
 
 FinalRewardKind = Literal["correct", "neg-loss"]
@@ -91,25 +119,22 @@ class ClassificationObjective:
 class MultiOutputObjective:
     """Per-episode loss of one (example, task) pair and its reward.
 
-    The loss is the task's BCE (or squared error) summed over its real label columns. The
+    The loss is the task's entry loss (``elementwise``: BCE for multi-label tasks, squared error for
+    regression, as its family holds it) summed over its real label columns. The
     ``correct`` reward of a multi-label episode is ``2 * AP@K - 1`` of the task's ranking of its
     labels (+1 for a perfect top-K, -1 for no positive in it), and 0 where the example has no
     positive label in that task (nothing to rank); ``neg-loss`` is minus the loss.
     """
 
     label_mask: Tensor
-    problem: str
+    elementwise: ElementwiseLoss
     reward_kind: str
     map_k: int
 
     def loss(self, logits: Tensor, targets: Tensor, tasks: Tensor) -> Tensor:
         targets, mask = observed(targets, self.label_mask.to(logits.device)[tasks])
         mask = mask.to(logits.dtype)
-        if self.problem == "multilabel":
-            elementwise = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-        else:
-            elementwise = (logits - targets).square()
-        return (elementwise * mask).sum(dim=1)
+        return (self.elementwise(logits, targets) * mask).sum(dim=1)
 
     def reward(self, logits: Tensor, targets: Tensor, tasks: Tensor, loss: Tensor) -> Tensor:
         if self.reward_kind == "neg-loss":

@@ -122,6 +122,12 @@ class Suite(Registered, ABC):
     """Load once before ``suite run`` writes its directory: set by suites that read a user's file,
     which is cheap to read and most likely to be wrong (the file suites of papers are not)."""
 
+    @classmethod
+    def takes_multi_output_options(cls) -> bool:
+        """Whether the suite's tasks may have outputs of every task per example (multi-label or
+        regression), so that options scoped ``multi-label`` (``--map-k``) apply to it."""
+        return cls.family != "single-label"
+
     @abstractmethod
     def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> Any:
         """Read (or generate) the data and build the tasks; deterministic under ``seed``.

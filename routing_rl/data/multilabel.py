@@ -36,6 +36,9 @@ from torch import Tensor
 from routing_rl.data.base import Suite
 
 Problem = Literal["multilabel", "regression"]
+
+FAMILY_OF_PROBLEM: dict[str, str] = {"multilabel": "multi-label", "regression": "regression"}
+"""The task family name (:data:`~routing_rl.data.base.FamilyName`) of each multi-output problem."""
 """The two problems of every-task-per-example data: multi-hot targets, or real-valued outputs."""
 
 
@@ -236,7 +239,7 @@ class MultiLabelData:
     def __post_init__(self) -> None:
         if len(self.labels_per_task) != len(self.task_names) or min(self.labels_per_task, default=0) <= 0:
             raise ValueError("labels_per_task needs one positive count per task")
-        if self.problem not in ("multilabel", "regression"):
+        if self.problem not in FAMILY_OF_PROBLEM:
             raise ValueError(f"problem must be 'multilabel' or 'regression', got {self.problem!r}")
         for split_name in ("train", "val", "test"):
             self._check_split(split_name, getattr(self, split_name))
@@ -259,7 +262,7 @@ class MultiLabelData:
     @property
     def family(self) -> str:
         """``multi-label`` (MAP@K) or ``regression`` (MSE): see :data:`~routing_rl.data.base.FamilyName`."""
-        return "multi-label" if self.problem == "multilabel" else "regression"
+        return FAMILY_OF_PROBLEM[self.problem]
 
     @property
     def num_tasks(self) -> int:

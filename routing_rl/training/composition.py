@@ -66,7 +66,7 @@ def misplaced_options(given: Iterable[str], agent_cls: type[Any], suite_cls: typ
     if not is_router_class(agent_cls) and (wrong := [n for n in given if n in ROUTER_ONLY_OPTIONS]):
         return (f"{', '.join(map(flag, wrong))} only appl{'ies' if len(wrong) == 1 else 'y'} to routers; "
                 f"{agent_cls.name} is a multi-task model (size it with -o, see `routing-rl list`)")  # fmt: skip
-    if suite_cls.family == "single-label" and (wrong := [n for n in given if n in MULTI_OUTPUT_ONLY_OPTIONS]):
+    if not suite_cls.takes_multi_output_options() and (wrong := [n for n in given if n in MULTI_OUTPUT_ONLY_OPTIONS]):
         return f"{', '.join(map(flag, wrong))} only applies to multi-label suites, not {suite_cls.name}"
     return None
 

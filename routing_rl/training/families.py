@@ -30,9 +30,10 @@ from torch import Tensor
 
 from routing_rl.core.contracts import Batch, SplitScore
 from routing_rl.data import MultiLabelData, SingleLabelData
-from routing_rl.core.objectives import ClassificationObjective, EpisodeObjective, MultiOutputObjective
+from routing_rl.core.objectives import (ClassificationObjective, ElementwiseLoss, EpisodeObjective, MultiOutputObjective,
+                                        label_cross_entropy, squared_error)
 from routing_rl.metrics import MapAccumulator
-from routing_rl.models.losses import multitask_loss, observed, per_task_loss
+from routing_rl.models.losses import masked_task_loss, observed
 
 
 
@@ -196,19 +197,18 @@ class AccuracyScorer(Scorer):
 
 
 class MultiOutputFamily(TaskFamily):
-    """Targets of every task for every example (``[B, T, C_max]``): multi-label (MAP@K) or regression (MSE)."""
+    """Targets of every task for every example (``[B, T, C_max]``): the base of multi-label (MAP@K)
+    and regression (MSE) tasks, which differ only in what a subclass declares: the entry loss
+    (``elementwise``), the metric and its scorer, and the rewards."""
 
     data: MultiLabelData
+    elementwise: ClassVar[ElementwiseLoss]
+    """The loss of each output entry against its target (masked and summed over a task's columns)."""
 
     def __init__(self, data: MultiLabelData, map_k: int = 10) -> None:
         super().__init__(data)
         self.map_k = map_k
-        self.problem = data.problem
         self.label_mask = data.label_mask
-
-    @property
-    def metric(self) -> str:
-        return f"map@{self.map_k}" if self.problem == "multilabel" else "mse"
 
     @property
     def head_sizes(self) -> list[int]:
@@ -230,8 +230,8 @@ class MultiOutputFamily(TaskFamily):
 
     def objective(self, reward: str, module_loss: str = "cross-entropy") -> EpisodeObjective:
         if module_loss != "cross-entropy":
-            raise ValueError(f"--module-loss {module_loss} applies to single-label suites; {self.problem} suites train with their own loss")
-        return MultiOutputObjective(self.label_mask, self.problem, self.resolve_reward(reward), self.map_k)
+            raise ValueError(f"--module-loss {module_loss} applies to single-label suites; {self.name} suites train with their own loss")
+        return MultiOutputObjective(self.label_mask, type(self).elementwise, self.resolve_reward(reward), self.map_k)
 
     def batch_loss(self, episode_loss: Tensor, batch: Batch) -> Tensor:
         """Sum over tasks of the mean over examples, as :func:`~routing_rl.models.losses.multitask_loss`."""
@@ -241,26 +241,42 @@ class MultiOutputFamily(TaskFamily):
         return logits.view(batch.size, self.num_tasks, -1)
 
     def model_loss(self, outputs: Tensor, batch: Batch) -> Tensor:
-        return multitask_loss(outputs, batch.y, self.label_mask.to(outputs.device), self.problem)
+        return masked_task_loss(outputs, batch.y, self.label_mask.to(outputs.device), type(self).elementwise).sum()
 
     def outputs_from_model(self, outputs: Tensor, batch: Batch) -> Tensor:
         return outputs
 
-    def scorer(self) -> Scorer:
-        if self.problem == "multilabel":
-            return MapScorer(self.label_mask, self.map_k)
-        return MseScorer(self.label_mask, self.data.labels_per_task)
 
 
 class MultiLabelFamily(MultiOutputFamily):
+    """Multi-label tasks: BCE per label, scored by MAP@K; rewarded by AP@K or minus the loss."""
+
     name = "multi-label"
+    elementwise = staticmethod(label_cross_entropy)
+
+    @property
+    def metric(self) -> str:
+        return f"map@{self.map_k}"
+
+    def scorer(self) -> Scorer:
+        return MapScorer(self.label_mask, self.map_k)
 
 
 class RegressionFamily(MultiOutputFamily):
+    """Regression tasks: squared error per output, scored by MSE (lower is better); rewarded by minus the loss."""
+
     name = "regression"
+    elementwise = staticmethod(squared_error)
     higher_is_better = False
     default_reward = "neg-loss"
     rewards = ("neg-loss",)
+
+    @property
+    def metric(self) -> str:
+        return "mse"
+
+    def scorer(self) -> Scorer:
+        return MseScorer(self.label_mask, self.data.labels_per_task)
 
 
 class MapScorer(Scorer):
@@ -274,7 +290,7 @@ class MapScorer(Scorer):
 
     def update(self, outputs: Tensor, batch: Batch) -> None:
         mask = self.label_mask.to(outputs.device)
-        self.loss_sum += float(per_task_loss(outputs, batch.y, mask, "multilabel").sum()) * batch.size
+        self.loss_sum += float(masked_task_loss(outputs, batch.y, mask, label_cross_entropy).sum()) * batch.size
         self.examples += batch.size
         self.ranking.update(outputs.float().cpu(), observed(batch.y, mask)[0].cpu())  # unlabelled: no positive, not ranked
 
@@ -297,7 +313,7 @@ class MseScorer(Scorer):
 
     def update(self, outputs: Tensor, batch: Batch) -> None:
         mask = self.label_mask.to(outputs.device)
-        self.loss_sum += float(per_task_loss(outputs, batch.y, mask, "regression").sum()) * batch.size
+        self.loss_sum += float(masked_task_loss(outputs, batch.y, mask, squared_error).sum()) * batch.size
         self.examples += batch.size
         targets, weight = observed(batch.y, mask)
         self.squared += ((outputs - targets).double().square() * weight).sum(dim=(0, 2)).cpu()
@@ -318,6 +334,9 @@ def task_family(data: SingleLabelData | MultiLabelData, map_k: int = 10) -> Task
     """The family of a loaded data set."""
     if isinstance(data, SingleLabelData):
         return SingleLabelFamily(data)
-    if data.problem == "multilabel":
-        return MultiLabelFamily(data, map_k)
-    return RegressionFamily(data, map_k)
+    return MULTI_OUTPUT_FAMILIES[data.problem](data, map_k)
+
+
+MULTI_OUTPUT_FAMILIES: dict[str, type[MultiOutputFamily]] = {"multilabel": MultiLabelFamily, "regression": RegressionFamily}
+"""The family of each multi-output problem (``MultiLabelData.problem``): the one place a loaded
+data set's problem is turned into the behaviour of its tasks."""

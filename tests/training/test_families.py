@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from routing_rl.data import Suite
+from routing_rl.core.objectives import label_cross_entropy
 from routing_rl.models.losses import multitask_loss
 from routing_rl.network.model import PaddedLinear, RoutingNetwork
 from routing_rl.network.spec import build_layer_specs
@@ -42,7 +43,7 @@ def test_episode_losses_sum_to_the_multi_task_models_loss(multilabel):
 
 def test_multilabel_reward_is_two_ap_minus_one_and_zero_without_positives():
     mask = torch.tensor([[True, True, True], [True, True, False]])
-    objective = MultiOutputObjective(mask, "multilabel", "correct", map_k=10)
+    objective = MultiOutputObjective(mask, label_cross_entropy, "correct", map_k=10)
     logits = torch.tensor([[2.0, 1.0, 0.0], [2.0, 1.0, 0.0], [0.0, 1.0, 9.0], [0.0, 1.0, 2.0]])
     targets = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 1.0, 0], [0, 0, 0]])
     tasks = torch.tensor([0, 0, 1, 0])
@@ -53,7 +54,7 @@ def test_multilabel_reward_is_two_ap_minus_one_and_zero_without_positives():
     expected_padded = torch.nn.functional.binary_cross_entropy_with_logits(logits[2, :2], targets[2, :2], reduction="sum")
     assert loss[2] == pytest.approx(float(expected_padded))  # the padded column costs nothing
     assert objective.reward(logits, targets, tasks, loss).requires_grad is False
-    neg = MultiOutputObjective(mask, "multilabel", "neg-loss", 10).reward(logits, targets, tasks, loss)
+    neg = MultiOutputObjective(mask, label_cross_entropy, "neg-loss", 10).reward(logits, targets, tasks, loss)
     assert torch.equal(neg, -loss)
 
 
@@ -61,7 +62,7 @@ def test_multilabel_reward_stays_on_the_device_of_the_logits():
     # The routing reward is computed inside the training step, on the training device (CUDA there).
     # The meta device stands in for it on a CPU machine: any copy to the CPU on the way fails.
     mask = torch.tensor([[True, True, True], [True, True, False]])  # kept on the CPU, as the family keeps it
-    objective = MultiOutputObjective(mask, "multilabel", "correct", map_k=10)
+    objective = MultiOutputObjective(mask, label_cross_entropy, "correct", map_k=10)
     logits = torch.empty(4, 3, device="meta")
     targets = torch.empty(4, 3, device="meta")
     tasks = torch.empty(4, dtype=torch.long, device="meta")
