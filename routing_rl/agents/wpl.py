@@ -7,20 +7,32 @@ by an amount scaled with ``1 - pi(a)`` (slowing down as it approaches 1), one th
 pushed down scaled with ``pi(a)`` (slowing down as it approaches 0), and the table is projected
 back onto the probability simplex.
 
-Three learners live here (``-o variant=``), because the Re-examining paper's Table 2 compares them:
+Three learners live here, one class each, because the Re-examining paper's Table 2 compares them;
+``-o variant=`` picks one for the single ``wpl`` router (:class:`WPLRouter`), which holds the tables
+and options whatever the learner, so a checkpoint's state is the same for every variant:
 
-* ``wpl`` (default): the project's WPL, written from Abdallah & Lesser and Rosenbaum et al.'s
-  Algorithm 3 (clip projection); ``update=all-actions`` moves every block of a visited state with
-  its own advantage, as Abdallah & Lesser's algorithm does, ``update=sampled`` only the sampled one.
-* ``public-code``: the loss of the public code as shipped (cle-ros/RoutingNetworks at commit
-  cd4e9af, ``WPL._loss`` and ``Loss.forward``), the paper's "public code" row.
-* ``public-code-corrected``: that code with the paper's minimal fix (appendix A.1): the projection
-  of Algorithm 3 instead of the min-shift, and no mean over the batch ("loss reduction none").
+* :class:`ProjectWPL` (``wpl``, the default): the project's WPL, written from Abdallah & Lesser and
+  Rosenbaum et al.'s Algorithm 3 (clip projection); ``update=all-actions`` moves every block of a
+  visited state with its own advantage, as Abdallah & Lesser's algorithm does, ``update=sampled``
+  only the sampled one.
+* :class:`PublicCodeWPL` (``public-code``): the loss of the public code as shipped
+  (cle-ros/RoutingNetworks at commit cd4e9af, ``WPL._loss`` and ``Loss.forward``), the paper's
+  "public code" row.
+* :class:`CorrectedPublicCodeWPL` (``public-code-corrected``): that code with the paper's minimal fix
+  (appendix A.1): the projection of Algorithm 3 instead of the min-shift, and no mean over the batch
+  ("loss reduction none").
+
+``-o parameterization=`` picks what the router's table holds, a :class:`PolicyForm`:
+:class:`ProbabilityTable` (the probabilities themselves) or :class:`SoftmaxLogits` (logits through a
+softmax, the Re-examining paper's improvement). ``-o update=`` picks which blocks a step of the
+project's WPL moves (:data:`UPDATE_RULES`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import ClassVar, Literal, TypeVar
 
 import torch
 from torch import nn
@@ -43,7 +55,6 @@ from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObse
 Variant = Literal["wpl", "public-code", "public-code-corrected"]
 Update = Literal["sampled", "all-actions"]
 Parameterization = Literal["table", "softmax"]
-PUBLIC_CODE_VARIANTS: tuple[str, ...] = ("public-code", "public-code-corrected")
 
 PUBLIC_CODE_EPSILON = 1e-6
 """The constant the public code adds after subtracting the row minimum (WPL.py of cle-ros/RoutingNetworks)."""
@@ -107,36 +118,190 @@ def public_code_step_loss(log_pi: torch.Tensor, q: torch.Tensor, returns: torch.
     return F.mse_loss(log_pi, target, reduction="none") + F.mse_loss(q, returns, reduction="none")
 
 
-class WPLRouter(Router):
-    """One WPL agent per (task, routed layer), acting on a table of block probabilities.
 
-    **``variant="wpl"``** (the default). ``Q(t, d, a)`` is a running average of the returns ``G``
-    (discount ``discount``) that followed block ``a`` at layer ``d`` of task ``t``: an exponential
-    moving average with rate ``value_rate``, updated in :meth:`loss` from the batch first, as in
-    Abdallah & Lesser's algorithm (value update, then policy step). The advantage of block ``b`` is
-    ``delta(b) = Q(t, d, b) - V(t, d)`` with ``V(t, d) = sum_b pi(b) Q(t, d, b)`` the value of the
-    current policy (the averaged ``Q`` rather than the single return ``G`` keeps the advantage from
-    being dominated by the +1/-1 reward noise). For every step of every episode the policy step is
+# ---- the parameterization: what the router's table holds (-o parameterization=) ----------------
+class PolicyForm(ABC):
+    """What the router's learnable table ``policy_param`` holds, and so how it becomes a policy.
+
+    The learner decides how a probability table is projected onto the simplex (the public code's
+    min-shift or Algorithm 3's clip); the form decides whether there is a probability table to
+    project at all, and which tensor a WPL step is the gradient on.
+    """
+
+    name: ClassVar[str]
+    """The ``parameterization`` option's value that selects this form."""
+
+    @abstractmethod
+    def initial(self, shape: tuple[int, int, int]) -> torch.Tensor:
+        """The table at the start, ``[T, L, M]``: a uniform policy."""
+
+    @abstractmethod
+    def probabilities(self, param: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The routing distribution ``[T, L, M]``, differentiable in ``param``; ``project`` is the
+        learner's projection of a probability table onto the simplex."""
+
+    @abstractmethod
+    def wpl_surrogate(self, param: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """The tensor that the WPL surrogate multiplies by its (detached) step, so that minus the
+        surrogate's gradient is the WPL step on the probabilities."""
+
+    def project_(self, param: torch.Tensor) -> None:
+        """Put the table back onto the simplex in place; nothing to do where every table is a policy."""
+
+
+class ProbabilityTable(PolicyForm):
+    """``parameterization=table``: the parameters are the probabilities (Rosenbaum et al. 2018).
+
+    An update can leave the simplex, so every read goes through the learner's projection, and the
+    learners that project in place use Algorithm 3's clip.
+    """
+
+    name = "table"
+
+    def initial(self, shape: tuple[int, int, int]) -> torch.Tensor:
+        return uniform_table(*shape)
+
+    def probabilities(self, param: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        return project(param)
+
+    def wpl_surrogate(self, param: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        return param  # the step moves the table itself: a plain SGD step at rate eta is the WPL step
+
+    def project_(self, param: torch.Tensor) -> None:
+        with torch.no_grad():
+            param.copy_(clip_projection(param))
+
+
+class SoftmaxLogits(PolicyForm):
+    """``parameterization=softmax``, the Re-examining paper's improvement: the policy is
+    ``softmax(logits)`` of a logit table (uniform at zero). Every table is a policy, so nothing is
+    projected, and the WPL step on the probabilities backpropagates through the softmax."""
+
+    name = "softmax"
+
+    def initial(self, shape: tuple[int, int, int]) -> torch.Tensor:
+        return torch.zeros(shape)
+
+    def probabilities(self, param: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        return torch.softmax(param, dim=-1)
+
+    def wpl_surrogate(self, param: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        return probs
+
+
+POLICY_FORMS: dict[str, type[PolicyForm]] = {form.name: form for form in (ProbabilityTable, SoftmaxLogits)}
+"""Every ``parameterization`` value and its form."""
+
+
+# ---- which blocks a step of the project's WPL moves (-o update=) -------------------------------
+UpdateTerms = Callable[[torch.Tensor, torch.Tensor, EpisodeSteps], torch.Tensor]
+"""``(step, surrogate, steps) -> [L, B]``: the per-step WPL surrogate from the ``[T, L, M]`` step
+(detached) and the tensor it moves (see :meth:`PolicyForm.wpl_surrogate`)."""
+
+
+def sampled_block_terms(step: torch.Tensor, surrogate: torch.Tensor, steps: EpisodeSteps) -> torch.Tensor:
+    """``update=sampled``: each step moves its sampled block only, so a batch moves block ``a`` by
+    ``count(a) * eta * delta(a) * w(a)`` and leaves the others."""
+    return -(taken(step, steps) * taken(surrogate, steps))
+
+
+def all_block_terms(step: torch.Tensor, surrogate: torch.Tensor, steps: EpisodeSteps) -> torch.Tensor:
+    """``update=all-actions``, Abdallah & Lesser's form: each step moves every block of its state
+    with its own advantage, so a state visited ``n`` times moves each block by ``n * eta * delta(b) * w(b)``."""
+    return -(per_cell(step, steps) * per_cell(surrogate, steps)).sum(dim=-1)
+
+
+UPDATE_RULES: dict[str, UpdateTerms] = {"sampled": sampled_block_terms, "all-actions": all_block_terms}
+"""Every ``update`` value and its per-step surrogate."""
+
+
+# ---- the learners (-o variant=) ----------------------------------------------------------------
+class WPLLearner(ABC):
+    """One learner of the ``wpl`` router: how its probability table is projected, what its value
+    table ``Q`` is, and how a batch of episodes becomes a loss.
+
+    A learner keeps no state of its own: the router holds the tables (so its saved state is the same
+    for every variant) and the options, and hands itself to :meth:`loss`. A learner's class
+    attributes say what the router does around it; :meth:`check_options` refuses the options it
+    does not take.
+    """
+
+    variant: ClassVar[str]
+    """The ``variant`` option's value that selects this learner."""
+    projects_in_place: ClassVar[bool] = False
+    """Whether a probability table is put back onto the simplex in place at every loss and after
+    every update, whatever ``in_place_projection`` says."""
+    offers_in_place_projection: ClassVar[bool] = False
+    """Whether ``in_place_projection=true`` may ask for that projection where the learner does not."""
+    learns_values_by_loss: ClassVar[bool] = False
+    """True: ``Q`` is a parameter that the loss trains in the router's optimiser; False: a buffer
+    that the learner averages itself."""
+
+    @classmethod
+    def check_options(cls, form: type[PolicyForm], update: UpdateTerms, per_sample_loss: bool) -> None:
+        """Raise :class:`RouterConfigError` for an option this learner does not take (``form`` and
+        ``update`` as the ``parameterization`` and ``update`` options resolve)."""
+
+    def project(self, table: torch.Tensor) -> torch.Tensor:
+        """The projection of a probability table onto the simplex on every read: Algorithm 3's clip."""
+        return clip_projection(table)
+
+    @abstractmethod
+    def initial_values(self, shape: tuple[int, int, int]) -> torch.Tensor:
+        """The value table ``Q`` at the start, ``[T, L, M]``."""
+
+    @abstractmethod
+    def loss(self, router: WPLRouter, steps: EpisodeSteps) -> torch.Tensor:
+        """The router's loss on a finished batch of episodes (``steps``: at least one routed layer)."""
+
+
+class ProjectWPL(WPLLearner):
+    """``variant=wpl``: this project's WPL, from Abdallah & Lesser (2006) and Rosenbaum et al.'s Algorithm 3.
+
+    ``Q(t, d, a)`` is a running average of the returns ``G`` (discount ``discount``) that followed
+    block ``a`` at layer ``d`` of task ``t``: an exponential moving average with rate ``value_rate``,
+    updated in :meth:`loss` from the batch first, as in Abdallah & Lesser's algorithm (value update,
+    then policy step). The advantage of block ``b`` is ``delta(b) = Q(t, d, b) - V(t, d)`` with
+    ``V(t, d) = sum_b pi(b) Q(t, d, b)`` the value of the current policy (the averaged ``Q`` rather
+    than the single return ``G`` keeps the advantage from being dominated by the +1/-1 reward
+    noise). For every step of every episode the policy step is
 
         pi(b) <- pi(b) + eta * delta(b) * (1 - pi(b))   if delta(b) > 0
         pi(b) <- pi(b) + eta * delta(b) * pi(b)         otherwise
 
-    for ``b`` the sampled block only (``update="sampled"``: a batch moves block ``a`` by
-    ``count(a) * eta * delta(a) * w(a)`` and leaves the others) or for every block of the state
-    (``update="all-actions"``, Abdallah & Lesser's form: a state visited ``n`` times moves each
-    block by ``n * eta * delta(b) * w(b)``), followed by ``pi <- clip(pi) / sum(clip(pi))``
-    (Rosenbaum et al. 2018, Algorithm 3). For the loss-based trainer the step is the gradient of
-    the surrogate ``-sum stopgrad(delta * w(delta, pi)) * pi`` with respect to the table (a plain SGD
-    step at rate eta is exactly the WPL step; Adam keeps its direction per entry). The projection is
-    applied in place at the start of every :meth:`loss` call and by :meth:`after_update`, and
-    functionally in :meth:`probabilities`, so every read sees a point of the simplex.
+    for the blocks ``update`` names (:data:`UPDATE_RULES`), followed by ``pi <- clip(pi) /
+    sum(clip(pi))`` (Rosenbaum et al. 2018, Algorithm 3). For the loss-based trainer the step is the
+    gradient of the surrogate ``-sum stopgrad(delta * w(delta, pi)) * pi`` with respect to the table
+    (a plain SGD step at rate eta is exactly the WPL step; Adam keeps its direction per entry). The
+    projection is applied in place at the start of every loss and after every update, and
+    functionally on every read, so every read sees a point of the simplex. With a softmax policy the
+    same surrogate on the probabilities backpropagates through the softmax. ``per_sample_loss=True``
+    sums the per-episode terms (a batch acts like B sequential updates), False averages them.
+    """
 
-    ``parameterization="softmax"`` is the Re-examining paper's improvement: the policy is
-    ``softmax(logits)`` of a logit table (uniform at zero); the same surrogate on the probabilities
-    backpropagates through the softmax, and no projection is needed. ``per_sample_loss=True`` sums
-    the per-episode terms (a batch acts like B sequential updates), False averages them.
+    variant = "wpl"
+    projects_in_place = True
 
-    **``variant="public-code"``** is the shipped loss (cle-ros/RoutingNetworks at cd4e9af; WPL.py,
+    def initial_values(self, shape: tuple[int, int, int]) -> torch.Tensor:
+        return torch.zeros(shape)
+
+    def loss(self, router: WPLRouter, steps: EpisodeSteps) -> torch.Tensor:
+        cells = task_layer_block_index(steps, router.num_layers, router.num_blocks)
+        moving_average_(router.values, steps.returns, cells, router.value_rate)
+        per_episode = self.step_terms(router, steps).sum(dim=0)
+        return per_episode.sum() if router.per_sample_loss else per_episode.mean()
+
+    def step_terms(self, router: WPLRouter, steps: EpisodeSteps) -> torch.Tensor:
+        """Per-step surrogate whose gradient is minus the WPL step, ``[L, B]``."""
+        probs = router.probabilities()
+        pi = probs.detach()
+        advantage = router.values - (pi * router.values).sum(dim=-1, keepdim=True)  # [T, L, M]
+        step = (advantage * wpl_step_weight(advantage, pi)).detach()
+        return router.update_terms(step, router.form.wpl_surrogate(router.policy_param, probs), steps)
+
+
+class PublicCodeWPL(WPLLearner):
+    """``variant=public-code``: the shipped loss (cle-ros/RoutingNetworks at cd4e9af; WPL.py,
     Loss.py and PolicyStorage.py are the same at its latest commit) on per-task tables, as the
     latest example script trains it. The rest of the shipped learning problem is run options, which
     the Table 2 suite's public-code rows set: ``--module-loss mse-one-hot --reward neg-loss
@@ -159,19 +324,102 @@ class WPLRouter(Router):
       with ``reduce=True``); ``Q`` is a second table initialised to ``1/M``, trained by that loss in
       the router's optimiser (``value_rate`` and ``per_sample_loss`` are unused).
 
-    **``variant="public-code-corrected"``** is the same loss with the paper's minimal fix: the
-    projection is Algorithm 3's ``clip(pi) / sum(clip(pi))`` in the forward pass, where the shipped
-    code has its min-shift, and the per-episode terms are **summed over the batch** (no mean: "loss
-    reduction none"; the module loss's reduction is the run's ``--loss-reduction``). The table itself
-    is not projected after an update, as the shipped code projects only in the forward pass (an
-    entry pushed outside [0, 1] then clips and gets no gradient); ``in_place_projection=true`` adds
-    that projection after every update and at every loss, as the default variant does (the 3-epoch
-    re-test of docs/table2.md trained the corrected row so). The log-pi target, and with it the sign
+    The public code updates the sampled block only, on the probability table.
+    """
+
+    variant = "public-code"
+    learns_values_by_loss = True
+    tabular_only: ClassVar[bool] = True
+    """Whether the learner reproduces the tabular policy only (the shipped code has no softmax)."""
+
+    @classmethod
+    def check_options(cls, form: type[PolicyForm], update: UpdateTerms, per_sample_loss: bool) -> None:
+        if cls.tabular_only and not issubclass(form, ProbabilityTable):
+            raise RouterConfigError(f"variant={cls.variant} reproduces the tabular policy; use parameterization=table")
+        if not per_sample_loss:
+            raise RouterConfigError(
+                f"per_sample_loss applies to variant=wpl; variant={cls.variant} fixes its own reduction "
+                "(public-code: mean over the batch; public-code-corrected: sum)"
+            )
+        if update is not sampled_block_terms:
+            raise RouterConfigError(f"variant={cls.variant} updates the sampled block only, as the public code does; use update=sampled")
+
+    def project(self, table: torch.Tensor) -> torch.Tensor:
+        return public_code_projection(table)
+
+    def initial_values(self, shape: tuple[int, int, int]) -> torch.Tensor:
+        return uniform_table(*shape)
+
+    def loss(self, router: WPLRouter, steps: EpisodeSteps) -> torch.Tensor:
+        log_pi = taken(categorical_log_probs(self.log_pi_source(router)), steps)
+        per_episode = public_code_step_loss(log_pi, taken(router.values, steps), steps.returns).sum(dim=0)
+        return self.reduce(per_episode)
+
+    def log_pi_source(self, router: WPLRouter) -> torch.Tensor:
+        """What ``Categorical`` reads ``log pi`` from: the shipped arithmetic, the unnormalised shift
+        that ``Categorical`` divides by its sum itself (one division, not the two of a normalised read)."""
+        return public_code_shift(router.policy_param)
+
+    def reduce(self, per_episode: torch.Tensor) -> torch.Tensor:
+        """The shipped reduction over the batch: the mean (``Loss.forward`` with ``reduce=True``)."""
+        return per_episode.mean()
+
+
+class CorrectedPublicCodeWPL(PublicCodeWPL):
+    """``variant=public-code-corrected``: the shipped loss with the paper's minimal fix.
+
+    The projection is Algorithm 3's ``clip(pi) / sum(clip(pi))`` in the forward pass, where the
+    shipped code has its min-shift, and the per-episode terms are **summed over the batch** (no mean:
+    "loss reduction none"; the module loss's reduction is the run's ``--loss-reduction``). The table
+    itself is not projected after an update, as the shipped code projects only in the forward pass
+    (an entry pushed outside [0, 1] then clips and gets no gradient); ``in_place_projection=true``
+    adds that projection after every update and at every loss, as the default variant does (the
+    3-epoch re-test of docs/table2.md trained the corrected row so). The log-pi target, and with it the sign
     reversal, is left as shipped: the paper's "corrected" row fixes only the exploding gradient. With
-    ``parameterization="softmax"`` it is the learner of the paper's "separate optimizers" row and
-    of the rows after it: "using separate optimizers [...] and applying a Softmax activation
-    function in the routing policy layer" (section 3.3) on top of the corrected code.
-    The public-code variants update the sampled block only; ``variant="public-code"`` needs the table.
+    ``parameterization="softmax"`` it is the learner of the paper's "separate optimizers" row and of
+    the rows after it: "using separate optimizers [...] and applying a Softmax activation function in
+    the routing policy layer" (section 3.3) on top of the corrected code.
+    """
+
+    variant = "public-code-corrected"
+    tabular_only = False
+    offers_in_place_projection = True
+
+    def project(self, table: torch.Tensor) -> torch.Tensor:
+        return clip_projection(table)
+
+    def log_pi_source(self, router: WPLRouter) -> torch.Tensor:
+        return router.probabilities()
+
+    def reduce(self, per_episode: torch.Tensor) -> torch.Tensor:
+        return per_episode.sum()
+
+
+WPL_LEARNERS: dict[str, type[WPLLearner]] = {learner.variant: learner for learner in (ProjectWPL, PublicCodeWPL, CorrectedPublicCodeWPL)}
+"""Every ``variant`` value and its learner."""
+
+Choice = TypeVar("Choice")
+
+
+def choose(choices: Mapping[str, Choice], option: str, value: str) -> Choice:
+    """The entry of ``choices`` an option's value names; :class:`RouterConfigError` lists the valid values."""
+    if value not in choices:
+        names = list(choices)
+        raise RouterConfigError(f"{option} must be {', '.join(names[:-1])} or {names[-1]}, got {value!r}")
+    return choices[value]
+
+
+class WPLRouter(Router):
+    """One WPL agent per (task, routed layer), acting on a table of block probabilities.
+
+    The router holds what every learner shares: the table ``policy_param`` (``[T, L, M]``, read
+    through its :class:`PolicyForm`), the value table ``values`` (``Q``) and the options. The learner
+    that ``variant`` names (:data:`WPL_LEARNERS`) turns episodes into a loss; see
+    :class:`ProjectWPL`, :class:`PublicCodeWPL` and :class:`CorrectedPublicCodeWPL` for each one's
+    formulas. A probability table is projected functionally in :meth:`probabilities`, so every read
+    sees a point of the simplex, and in place (Algorithm 3's clip) at the start of every
+    :meth:`loss` and by :meth:`after_update` where the learner does so or ``in_place_projection``
+    asks for it.
     """
 
     values: torch.Tensor
@@ -205,27 +453,20 @@ class WPLRouter(Router):
         in_place_projection: bool = False,
     ) -> None:
         super().__init__(num_tasks, num_layers, num_blocks, seed=seed)
-        if variant not in ("wpl", *PUBLIC_CODE_VARIANTS):
-            raise RouterConfigError(f"variant must be wpl, public-code or public-code-corrected, got {variant!r}")
-        if update not in ("sampled", "all-actions"):
-            raise RouterConfigError(f"update must be sampled or all-actions, got {update!r}")
-        if parameterization not in ("table", "softmax"):
-            raise RouterConfigError(f"parameterization must be table or softmax, got {parameterization!r}")
-        if variant == "public-code" and parameterization != "table":
-            raise RouterConfigError("variant=public-code reproduces the tabular policy; use parameterization=table")
-        if variant in PUBLIC_CODE_VARIANTS and not per_sample_loss:
-            raise RouterConfigError(
-                f"per_sample_loss applies to variant=wpl; variant={variant} fixes its own reduction "
-                "(public-code: mean over the batch; public-code-corrected: sum)"
-            )
-        if variant in PUBLIC_CODE_VARIANTS and update != "sampled":
-            raise RouterConfigError(f"variant={variant} updates the sampled block only, as the public code does; use update=sampled")
+        learner_cls = choose(WPL_LEARNERS, "variant", variant)
+        update_terms = choose(UPDATE_RULES, "update", update)
+        form_cls = choose(POLICY_FORMS, "parameterization", parameterization)
+        learner_cls.check_options(form_cls, update_terms, per_sample_loss)
         if not 0.0 < value_rate <= 1.0:
             raise RouterConfigError(f"value_rate must be in (0, 1], got {value_rate}")
-        if in_place_projection and (variant != "public-code-corrected" or parameterization != "table"):
+        if in_place_projection and not (learner_cls.offers_in_place_projection and issubclass(form_cls, ProbabilityTable)):
             raise RouterConfigError("in_place_projection applies to variant=public-code-corrected with parameterization=table")
         check_discount(discount)
-        self.in_place_projection = variant == "wpl" or in_place_projection
+        self.learner = learner_cls()
+        self.form = form_cls()
+        self.update_terms = update_terms
+        self.in_place_projection = learner_cls.projects_in_place or in_place_projection
+        # the options as given, for whoever inspects a router; what they select acts through the three above
         self.variant = variant
         self.update = update
         self.parameterization = parameterization
@@ -233,21 +474,17 @@ class WPLRouter(Router):
         self.per_sample_loss = per_sample_loss
         self.value_rate = value_rate
         shape = (num_tasks, num_layers, num_blocks)
-        initial = torch.zeros(shape) if parameterization == "softmax" else uniform_table(*shape)
-        self.policy_param = nn.Parameter(initial)
-        if variant in PUBLIC_CODE_VARIANTS:
-            self.values = nn.Parameter(uniform_table(*shape))
+        self.policy_param = nn.Parameter(self.form.initial(shape))
+        values = self.learner.initial_values(shape)
+        if learner_cls.learns_values_by_loss:
+            self.values = nn.Parameter(values)
         else:
-            self.register_buffer("values", torch.zeros(shape))
+            self.register_buffer("values", values)
 
     # ---- the policy ------------------------------------------------------------------------
     def probabilities(self) -> torch.Tensor:
         """The routing distribution of every task and layer, ``[T, L, M]`` (differentiable)."""
-        if self.parameterization == "softmax":
-            return torch.softmax(self.policy_param, dim=-1)
-        if self.variant == "public-code":
-            return public_code_projection(self.policy_param)
-        return clip_projection(self.policy_param)
+        return self.form.probabilities(self.policy_param, self.learner.project)
 
     def policy(self, depth: int) -> torch.Tensor:
         return self.probabilities()[:, depth].detach()
@@ -258,11 +495,10 @@ class WPLRouter(Router):
         return categorical_decision(probs, explore, self.generator)
 
     def project_(self) -> None:
-        """Put the probability table back onto the simplex in place (clip projection) where the learner
+        """Put a probability table back onto the simplex in place (clip projection) where the learner
         does so: the default variant, and the corrected one with ``in_place_projection``."""
-        if self.parameterization == "table" and self.in_place_projection:
-            with torch.no_grad():
-                self.policy_param.copy_(clip_projection(self.policy_param))
+        if self.in_place_projection:
+            self.form.project_(self.policy_param)
 
     def after_update(self) -> None:
         """Post-optimiser-step hook: the projection step of WPL (Algorithm 3's last line)."""
@@ -274,30 +510,4 @@ class WPLRouter(Router):
             return None  # a network without routed layers: nothing to learn
         steps = episode_steps(episodes, self.discount)
         self.project_()
-        if self.variant in PUBLIC_CODE_VARIANTS:
-            per_episode = self._public_code_terms(steps).sum(dim=0)
-            return per_episode.mean() if self.variant == "public-code" else per_episode.sum()
-        moving_average_(self.values, steps.returns, self._flat_index(steps), self.value_rate)
-        per_episode = self._wpl_terms(steps).sum(dim=0)
-        return per_episode.sum() if self.per_sample_loss else per_episode.mean()
-
-    def _wpl_terms(self, steps: EpisodeSteps) -> torch.Tensor:
-        """Per-step surrogate whose gradient is minus the WPL step, ``[L, B]``."""
-        probs = self.probabilities()
-        pi = probs.detach()
-        advantage = self.values - (pi * self.values).sum(dim=-1, keepdim=True)  # [T, L, M]
-        step = (advantage * wpl_step_weight(advantage, pi)).detach()
-        surrogate = probs if self.parameterization == "softmax" else self.policy_param
-        if self.update == "all-actions":
-            return -(per_cell(step, steps) * per_cell(surrogate, steps)).sum(dim=-1)
-        return -(taken(step, steps) * taken(surrogate, steps))
-
-    def _public_code_terms(self, steps: EpisodeSteps) -> torch.Tensor:
-        """The shipped loss per step, ``[L, B]`` (see :func:`public_code_step_loss`)."""
-        # the shipped arithmetic: Categorical normalises the unnormalised shift itself (one division)
-        source = public_code_shift(self.policy_param) if self.variant == "public-code" else self.probabilities()
-        log_pi = taken(categorical_log_probs(source), steps)
-        return public_code_step_loss(log_pi, taken(self.values, steps), steps.returns)
-
-    def _flat_index(self, steps: EpisodeSteps) -> torch.Tensor:
-        return task_layer_block_index(steps, self.num_layers, self.num_blocks)
+        return self.learner.loss(self, steps)

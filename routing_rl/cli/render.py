@@ -8,7 +8,7 @@ route or the sub-network usage of each task).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,6 +16,10 @@ from rich.table import Table
 
 from routing_rl.registry import Registered
 from routing_rl.core.contracts import metric_label
+
+if TYPE_CHECKING:
+    from routing_rl.training import Trainer
+    from routing_rl.training.tb_logger import TensorBoardLogger
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -62,7 +66,7 @@ def run_header(trainer: Any) -> str:
     )
 
 
-def fit_with_progress(trainer: Any, console: Console, quiet: bool, logger: Any) -> None:
+def fit_with_progress(trainer: Trainer, console: Console, quiet: bool, logger: TensorBoardLogger | None) -> None:
     """Run ``trainer.fit`` with a progress bar and one :func:`epoch_line` per epoch."""
     from routing_rl.training import Callbacks
 

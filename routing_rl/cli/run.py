@@ -11,7 +11,7 @@ import dataclasses
 import sys
 import typing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,7 +20,12 @@ from routing_rl.training.config import RunConfig
 from routing_rl.training.options import FIELD_DEFAULT, Option, declared, flag_of
 
 if TYPE_CHECKING:
+    from routing_rl.training import Trainer
     from routing_rl.training.composition import Composition
+
+T = TypeVar("T")
+"""What a set-up step that :func:`_build` guards returns."""
+
 
 def _explicit(names: tuple[str, ...]) -> list[str]:
     """Which of these ``run`` options the user set (rather than left at their defaults)."""
@@ -121,7 +126,7 @@ def run_command(**opts: Any) -> None:
     config = parts.config
     console = make_console()
 
-    def ready(trainer: Any) -> None:
+    def ready(trainer: Trainer) -> None:
         console.print(run_header(trainer))
         if resume and trainer.start_epoch == 1:
             console.print(f"no checkpoint to resume in {trainer.run_dir}: starting at epoch 1")
@@ -166,7 +171,7 @@ def _config(opts: dict[str, Any]) -> Composition:
         raise click.BadParameter(str(exc), param_hint=HINTS.get(exc.option, flag_of(exc.option))) from None
 
 
-def _build(step: Any, config: Any) -> Any:
+def _build(step: Callable[[], T], config: RunConfig) -> T:
     """Run a set-up step; known failures become one-line errors, and so does any failure of user code."""
     from routing_rl.agents import RouterConfigError
     from routing_rl.data import DataError

@@ -116,13 +116,6 @@ def read_regular(path: Path | str, limit: int, what: str, *, follow: bool = True
     return data
 
 
-def check_regular(path: Path | str, limit: int, what: str) -> None:
-    """Refuse ``path`` unless it is a regular file (links followed) of at most ``limit`` bytes,
-    for readers that must be given a path (pandas, tarfile): one ``stat``, nothing opened."""
-    path = Path(path)
-    _check_status(path, path.stat(), limit, what)
-
-
 def refuse_link(path: Path | str, what: str) -> None:
     """Refuse to write ``path`` if a symbolic link stands where it should be: replacing a link
     could be mistaken for writing what it points at, and a writer that followed it would write

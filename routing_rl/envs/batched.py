@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
-from routing_rl.envs.rewards import ClassificationObjective, EpisodeObjective, StepReward
+from routing_rl.core.objectives import ClassificationObjective, EpisodeObjective, StepReward
 from routing_rl.network.model import RoutingNetwork
 
 Policy = Callable[[RoutingObservation], RoutingDecision]

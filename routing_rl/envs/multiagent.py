@@ -31,11 +31,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the opti
     ) from exc
 
 from routing_rl.core.contracts import RoutingDecision
+from routing_rl.core.objectives import final_reward
 from routing_rl.core.seeding import numpy_rng
 from routing_rl.data import SingleLabelData, Suite
 from routing_rl.envs.batched import hidden_summary
 from routing_rl.envs.frozen import frozen_routing_problem
-from routing_rl.envs.rewards import final_reward
 from routing_rl.network import RoutingNetwork
 
 AgentID = str

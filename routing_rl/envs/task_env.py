@@ -22,10 +22,10 @@ import torch
 from gymnasium import spaces
 
 from routing_rl.core.contracts import RoutingDecision
+from routing_rl.core.objectives import final_reward
 from routing_rl.data import SingleLabelData, Suite
 from routing_rl.envs.batched import hidden_summary
 from routing_rl.envs.frozen import frozen_routing_problem
-from routing_rl.envs.rewards import final_reward
 from routing_rl.network import RoutingNetwork
 
 ObsType = dict[str, Any]

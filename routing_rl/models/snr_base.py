@@ -82,10 +82,6 @@ class SNRModel(MultiTaskModel):
         ``self.hidden_sizes``) and its task towers; called once the bottom and the gates exist, so
         that every parameter is drawn in the same order."""
 
-    @property
-    def num_routing_layers(self) -> int:
-        return len(self.gates)
-
     def sample_gates(self, gate: nn.Module, batch_size: int) -> Tensor:
         """Coding variables of one layer: one sample per mini-batch, or per example if configured."""
         return gate(batch_size=batch_size if self.per_example_gates else None)

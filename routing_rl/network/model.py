@@ -192,6 +192,3 @@ class RoutingNetwork(nn.Module):
         for depth, decision in enumerate(decisions):
             h = self.advance(depth, h, tasks, decision)
         return h
-
-    def routed_parameters(self) -> list[nn.Parameter]:
-        return [p for i in self.routed_positions for p in self.layers[i].parameters()]

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from routing_rl.data import MultiTaskDataset
+from routing_rl.data import MultiLabelSplit, MultiTaskDataset, Split
 from routing_rl.training.clipping import clip_weight_gradients
 from routing_rl.training.config import RunConfig
 from routing_rl.core.contracts import Batch, SplitScore
@@ -30,7 +30,7 @@ from routing_rl.training.families import task_family
 from routing_rl.training.io import CheckpointError
 from routing_rl.training.composition import Composition
 from routing_rl.training.determinism import select_cuda_kernels
-from routing_rl.training.learner import Learner
+from routing_rl.training.learner import Learner, StepResult
 from routing_rl.training.learner_factory import make_learner
 from routing_rl.training.results import SCHEMA_VERSION, ResultsError, now, provenance, resume_record, summarise, validate
 from routing_rl.training.run_dir import RunDirectory
@@ -229,7 +229,7 @@ class Trainer:
             "samples_per_second": samples / seconds if seconds > 0 else math.nan,
         }
 
-    def _update(self, step: Any) -> None:
+    def _update(self, step: StepResult) -> None:
         """Back-propagate the step's loss, clip the weights' gradients (``--grad-clip``), step every optimizer."""
         for opt in self.learner.optimizers.values():
             opt.zero_grad(set_to_none=True)
@@ -266,7 +266,7 @@ class Trainer:
         raise TrainingDiverged(message)
 
     @torch.no_grad()
-    def evaluate(self, split: Any, predict: Callable[[Batch], torch.Tensor]) -> SplitScore:
+    def evaluate(self, split: Split | MultiLabelSplit, predict: Callable[[Batch], torch.Tensor]) -> SplitScore:
         """Scores of ``predict`` (greedy routes or serving gates) on every task of ``split``."""
         scorer = self.family.scorer()
         for rows in split.batches(self.config.eval_batch_size):

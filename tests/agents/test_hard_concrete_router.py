@@ -9,9 +9,9 @@ import torch
 
 from routing_rl.agents import Router, RouterConfigError
 from routing_rl.agents.hard_concrete_router import HardConcreteRouter
+from routing_rl.core.contracts import RoutingObservation
 from routing_rl.data import load_suite
 from routing_rl.envs import BatchedRoutingEnv
-from routing_rl.envs.episodes import RoutingObservation
 from routing_rl.network import build_network
 from routing_rl.training import RunConfig, Trainer
 from routing_rl.training.composition import compose

@@ -8,7 +8,7 @@ import torch
 from routing_rl.agents import Router, RouterConfigError
 from routing_rl.agents._policy_tables import episode_steps
 from routing_rl.agents.qlearning import QLearningRouter
-from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
+from routing_rl.core.contracts import EpisodeBatch, RoutingObservation
 from routing_rl.network.routed_layer import RoutingDecision
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from routing_rl.agents import FixedRouteRouter, Router, RouterConfigError
-from routing_rl.envs.episodes import RoutingObservation
+from routing_rl.core.contracts import RoutingObservation
 from routing_rl.registry import UnknownNameError
 
 

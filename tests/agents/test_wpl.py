@@ -15,7 +15,7 @@ import torch
 
 from routing_rl.agents import Router, RouterConfigError
 from routing_rl.agents.wpl import WPLRouter, clip_projection, public_code_projection
-from routing_rl.envs.episodes import EpisodeBatch, RoutingObservation
+from routing_rl.core.contracts import EpisodeBatch, RoutingObservation
 from routing_rl.network.routed_layer import RoutingDecision
 
 
@@ -340,3 +340,15 @@ def test_at_the_suites_settings_the_corrected_public_code_still_misses_the_rewar
     assert all(p < 1e-6 for p in final["public-code"]), final
     assert all(p < 0.5 for p in final["public-code-corrected"]), final
     assert all(p > 0.9 for p in final["wpl"]), final
+
+
+def test_every_option_value_names_a_learner_form_or_update_rule():
+    """The options' types are what the command line parses; each value must select exactly one class or rule."""
+    from routing_rl.agents.wpl import POLICY_FORMS, UPDATE_RULES, WPL_LEARNERS
+
+    types = {k: o.annotation for k, o in WPLRouter.options().items()}
+    assert typing.get_args(types["variant"]) == tuple(WPL_LEARNERS)
+    assert typing.get_args(types["parameterization"]) == tuple(POLICY_FORMS)
+    assert typing.get_args(types["update"]) == tuple(UPDATE_RULES)
+    for variant, learner in WPL_LEARNERS.items():
+        assert type(WPLRouter(1, 1, 2, variant=variant).learner) is learner

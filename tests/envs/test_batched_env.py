@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from routing_rl.core.contracts import RoutingObservation
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.envs.collaboration import CollaborationReward
-from routing_rl.envs.episodes import RoutingObservation
 from routing_rl.network import RoutingDecision, build_network
 
 

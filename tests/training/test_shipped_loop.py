@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from routing_rl.agents.wpl import WPLRouter
 from routing_rl.cli import main
+from routing_rl.core.contracts import RoutingObservation
+from routing_rl.core.objectives import ClassificationObjective, mse_one_hot
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.envs.collaboration import CollaborationReward
-from routing_rl.envs.episodes import RoutingObservation
-from routing_rl.envs.rewards import ClassificationObjective, mse_one_hot
 from routing_rl.network import RoutingDecision, build_network
 from routing_rl.training import RunConfig, Trainer
 from routing_rl.training.composition import compose
@@ -140,7 +140,7 @@ def test_loss_reduction_sum_is_the_sum_over_the_batch(tmp_path):
 def test_corrected_learner_projects_only_in_the_forward_pass():
     table = torch.tensor([[[1.2, -0.1, 0.3]]])
     batch_obs = [RoutingObservation(torch.zeros(2, dtype=torch.long), 0)]
-    from routing_rl.envs.episodes import EpisodeBatch
+    from routing_rl.core.contracts import EpisodeBatch
 
     episodes = EpisodeBatch(batch_obs, [RoutingDecision(torch.tensor([0, 2]))], [torch.zeros(2)], torch.tensor([1.0, -1.0]),
                             torch.zeros(2), torch.zeros(2, 2), torch.zeros(2, dtype=torch.long))  # fmt: skip
