@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from routing_rl.models.base import MultiTaskModel
 from routing_rl.models.layers import ParallelDense, TaskTowers
 from routing_rl.models.snr_base import SNRModel
+from routing_rl.models.snr_aver_serving import SNRAverServing
 
 
 class SNRAver(SNRModel):
@@ -61,6 +62,4 @@ class SNRAver(SNRModel):
 
     def serving_model(self) -> MultiTaskModel:
         """Pruned copy: sub-networks whose outgoing ``z_hat`` are all 0 removed, gates fixed to ``z_hat``."""
-        from routing_rl.models.snr_aver_serving import SNRAverServing
-
-        return SNRAverServing(self).to(self.bottom.weight.device).eval()
+        return SNRAverServing(self, self.uppers).to(self.bottom.weight.device).eval()

@@ -10,7 +10,7 @@ not counted as parameters). Outputs equal the gated model's eval-mode outputs.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import numpy as np
 import torch
@@ -18,10 +18,8 @@ from torch import Tensor, nn
 
 from routing_rl.models.base import MultiTaskModel
 from routing_rl.models.layers import ParallelDense
+from routing_rl.models.snr_base import SNRModel
 from routing_rl.models.snr_graph import alive_subnetworks, task_reachability
-
-if TYPE_CHECKING:
-    from routing_rl.models.snr_aver import SNRAver
 
 
 class SNRAverServing(MultiTaskModel):
@@ -30,7 +28,9 @@ class SNRAverServing(MultiTaskModel):
     ``kept_subnetworks[l]`` lists the original indices of the sub-networks kept in layer ``l``.
     """
 
-    def __init__(self, source: SNRAver) -> None:
+    def __init__(self, source: SNRModel, uppers: nn.ModuleList) -> None:
+        """``source`` is the trained SNR-Aver (its gates, bottom and towers), ``uppers`` its routing
+        layers' sub-networks (given apart so this module needs only the SNR base)."""
         super().__init__(source.input_dim, source.labels_per_task, source.tower_hidden)
         masks = [g.serving_mask().cpu() for g in source.gate_modules()]
         z_hats = source.serving_gates()
@@ -40,7 +40,7 @@ class SNRAverServing(MultiTaskModel):
         self.kept_subnetworks = [torch.nonzero(a).flatten().tolist() for a in alive]
         self.bottom = source.bottom.subset(self.kept_subnetworks[0]) if self.kept_subnetworks[0] else None
         self.uppers = nn.ModuleList()
-        for layer, upper in enumerate(source.uppers):
+        for layer, upper in enumerate(uppers):
             lows, ups = self.kept_subnetworks[layer], self.kept_subnetworks[layer + 1]
             # A middle layer may lose every sub-network; nn.Identity marks it (its output is empty).
             self.uppers.append(cast(ParallelDense, upper).subset(ups) if ups else nn.Identity())

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from routing_rl.models.base import MultiTaskModel
 from routing_rl.models.layers import TaskTowers, uniform_fan_in_
 from routing_rl.models.snr_base import SNRModel
+from routing_rl.models.snr_trans_serving import SNRTransServing
 
 
 class SNRTrans(SNRModel):
@@ -87,6 +88,4 @@ class SNRTrans(SNRModel):
 
     def serving_model(self) -> MultiTaskModel:
         """Pruned copy: ``W_ij`` with ``z_hat_ij == 0`` removed, the other ``z_hat_ij`` folded into ``W_ij``."""
-        from routing_rl.models.snr_trans_serving import SNRTransServing
-
-        return SNRTransServing(self).to(self.bottom.weight.device).eval()
+        return SNRTransServing(self, self.transforms, self.biases).to(self.bottom.weight.device).eval()

@@ -11,7 +11,7 @@ Its outputs equal the gated model's eval-mode outputs.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import numpy as np
 import torch
@@ -19,10 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from routing_rl.models.base import MultiTaskModel
+from routing_rl.models.snr_base import SNRModel
 from routing_rl.models.snr_graph import alive_subnetworks, task_reachability
-
-if TYPE_CHECKING:
-    from routing_rl.models.snr_trans import SNRTrans
 
 
 class SNRTransServing(MultiTaskModel):
@@ -33,7 +31,9 @@ class SNRTransServing(MultiTaskModel):
     sub-networks kept in layer ``l`` (the task layer always keeps all ``T``).
     """
 
-    def __init__(self, source: SNRTrans) -> None:
+    def __init__(self, source: SNRModel, transforms: nn.ParameterList, biases: nn.ParameterList) -> None:
+        """``source`` is the trained SNR-Trans (its gates, bottom and towers), ``transforms`` and
+        ``biases`` its per-layer ``W_ij`` and biases (given apart so this module needs only the SNR base)."""
         super().__init__(source.input_dim, source.labels_per_task, source.tower_hidden)
         masks = [g.serving_mask().cpu() for g in source.gate_modules()]
         z_hats = source.serving_gates()
@@ -47,7 +47,7 @@ class SNRTransServing(MultiTaskModel):
         self.kept_connections: list[list[tuple[int, int]]] = []
         self.local_connections: list[list[tuple[int, int]]] = []
         for layer, mask in enumerate(masks):
-            self._keep_layer(layer, mask, z_hats[layer], source.transforms[layer], source.biases[layer])
+            self._keep_layer(layer, mask, z_hats[layer], transforms[layer], biases[layer])
         self.towers = copy.deepcopy(source.towers)
 
     def _keep_layer(self, layer: int, mask: Tensor, z_hat: Tensor, W: Tensor, bias: Tensor) -> None:
