@@ -22,8 +22,8 @@ import click
 import torch
 
 from routing_rl.training import RunConfig, Trainer
-from routing_rl.training.composition import compose
-from routing_rl.training.io import load_checkpoint
+from routing_rl.training.setup.composition import compose
+from routing_rl.training.records.io import load_checkpoint
 
 SIZES = (128, 256, 512, 1024)
 

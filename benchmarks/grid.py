@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from routing_rl.agents import Router
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.network import build_network
-from routing_rl.training.optim import RowSparseAdam
+from routing_rl.training.loop.optim import RowSparseAdam
 
 FMNIST_TRAIN_ROWS = 102_600
 """Training rows of an ``fmnist-mtl`` epoch: the epoch-time column is this many samples at the measured rate."""

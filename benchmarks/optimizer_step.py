@@ -24,8 +24,8 @@ import click
 import torch
 
 from routing_rl.network import RoutingDecision, build_network
-from routing_rl.training.config import RunConfig
-from routing_rl.training.learner import make_optimizers
+from routing_rl.training.setup.config import RunConfig
+from routing_rl.training.loop.learner import make_optimizers
 
 SIZES = [(10, 10), (100, 10), (100, 100)]  # (tasks, blocks)
 PER_BLOCK, BANKED = 10**9, 2  # bank_min_blocks: never bank, bank every linear layer of two blocks or more

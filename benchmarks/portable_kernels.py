@@ -67,8 +67,8 @@ def train_one(batches: int, threads: int, data_dir: str | None, synthetic: bool)
     import torch
 
     from routing_rl.training import RunConfig, Trainer
-    from routing_rl.training.composition import compose
-    from routing_rl.training.machine import machine
+    from routing_rl.training.setup.composition import compose
+    from routing_rl.training.records.machine import machine
 
     stored = json.loads((TRIAL / "results.json").read_text())
     with tempfile.TemporaryDirectory() as logdir:

@@ -19,7 +19,7 @@ from torch.profiler import ProfilerActivity, profile
 from routing_rl.agents import Router
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.network import build_network
-from routing_rl.training.optim import RowSparseAdam
+from routing_rl.training.loop.optim import RowSparseAdam
 
 PHASES = ("episodes", "router loss", "backward", "optimizer step", "router update")
 

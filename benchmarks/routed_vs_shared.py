@@ -18,7 +18,7 @@ import torch
 from routing_rl.agents import Router
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.network import build_network
-from routing_rl.training.optim import RowSparseAdam
+from routing_rl.training.loop.optim import RowSparseAdam
 
 CONFIGS = [
     ("shared (no routing)", "none"),

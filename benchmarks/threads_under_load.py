@@ -21,7 +21,7 @@ import torch
 from routing_rl.agents import Router
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.network import build_network
-from routing_rl.training.optim import RowSparseAdam
+from routing_rl.training.loop.optim import RowSparseAdam
 
 
 def burn(stop: multiprocessing.Event) -> None:  # type: ignore[valid-type]

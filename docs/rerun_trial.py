@@ -6,7 +6,7 @@ suite row.
     python docs/rerun_trial.py results/reexamining-table2-fmnist/separate-optimizers-s2-66a1da4165 --out /tmp/rerun --epochs 1
 
 Same seed, same numbers holds on the same CPU kind (CPU model, instruction sets and the capability
-of torch's own kernels; ``provenance.machine`` of results.json, ``routing_rl/training/machine.py``)
+of torch's own kernels; ``provenance.machine`` of results.json, ``routing_rl/training/records/machine.py``)
 with the same torch version. Across CPU kinds the kernels of torch, MKL and oneDNN differ and early
 epochs amplify their last bits: the first epoch of ``separate-optimizers-s2`` re-trained on an
 AVX-512 CPU with the commit that trained it ended at test accuracy 0.5557 against 0.4907 on record.
@@ -36,8 +36,8 @@ import click
 import torch
 
 from routing_rl.training import RunConfig, Trainer, load_results
-from routing_rl.training.composition import compose
-from routing_rl.training.machine import describe, machine, same_cpu_kind
+from routing_rl.training.setup.composition import compose
+from routing_rl.training.records.machine import describe, machine, same_cpu_kind
 
 TRIAL_NAME = re.compile(r"^(?P<row>.+)-s(?P<seed>\d+)-(?P<hash>[0-9a-f]+)$")
 """A suite trial's folder name: its row (run), seed and configuration hash."""

@@ -33,7 +33,7 @@ from routing_rl.analysis import compare_runs, load_run
 from routing_rl.analysis.significance import one_tailed_ttest
 from routing_rl.suites import SuiteError, load_suite_file
 from routing_rl.suites.runner import locate
-from routing_rl.training.results import ResultsError, load_results
+from routing_rl.training.records.results import ResultsError, load_results
 
 SUITE = Path(__file__).resolve().parent.parent / "suites" / "reexamining-table2-fmnist.toml"
 SHIPPED_ROWS = ("public-code", "corrected")

@@ -1,7 +1,7 @@
 """routing-rl: routing networks for multi-task learning.
 
 Data flows one way: a task suite (``routing_rl.data``) yields multi-task splits, its task family
-(``routing_rl.training.families``) says how they are scored, the routing environments
+(``routing_rl.data.families``) says how they are scored, the routing environments
 (``routing_rl.envs``) turn a mini-batch into a batch of routing episodes, a router
 (``routing_rl.agents``) picks function blocks, the routed network (``routing_rl.network``) applies
 them, or a multi-task model (``routing_rl.models``) predicts every task at once, and the one trainer

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from routing_rl.cli import main
-from routing_rl.training.config import RunConfig
+from routing_rl.training.setup.config import RunConfig
 
 
 @pytest.mark.parametrize("agent", ["wpl", "reinforce"])

@@ -31,6 +31,13 @@ FLOORS: dict[str, int] = {
 and the floors below, never one above."""
 
 
+INNER_FLOORS: dict[str, dict[str, int]] = {
+    "training": {"setup": 0, "records": 1, "loop": 2},
+}
+"""Floors inside a package: ``training``'s configuration, then its run records, then the loop that
+uses both. The package's own ``__init__`` (its public names) stands above them all."""
+
+
 def _module_names() -> dict[str, Path]:
     names = {}
     for path in PACKAGE.rglob("*.py"):
@@ -75,6 +82,31 @@ def test_no_import_points_up_a_floor():
     upward = [f"{source} -> {target}" for source, targets in import_graph().items() for target in targets
               if floor_of(source) is not None and floor_of(target) is not None and floor_of(target) > floor_of(source)]  # type: ignore[operator]  # fmt: skip
     assert not upward, "imports up a floor:\n" + "\n".join(sorted(upward))
+
+
+def inner_floor_of(module: str) -> tuple[str, int] | None:
+    """``(package, floor)`` of a module in a package with inner floors (None outside them)."""
+    parts = module.split(".")
+    if len(parts) < 4 or parts[1] not in INNER_FLOORS:
+        return None
+    floor = INNER_FLOORS[parts[1]].get(parts[2])
+    return None if floor is None else (parts[1], floor)
+
+
+def test_every_subpackage_of_a_floored_package_has_a_floor():
+    for package, floors in INNER_FLOORS.items():
+        subs = {name.split(".")[2] for name in _module_names() if name.startswith(f"routing_rl.{package}.") and len(name.split(".")) > 2}
+        assert subs == set(floors), f"{package}: give these a floor in INNER_FLOORS: {sorted(subs - set(floors))}; stale: {sorted(set(floors) - subs)}"
+
+
+def test_no_import_points_up_inside_a_package():
+    upward = []
+    for source, targets in import_graph().items():
+        for target in targets:
+            a, b = inner_floor_of(source), inner_floor_of(target)
+            if a is not None and b is not None and a[0] == b[0] and b[1] > a[1]:
+                upward.append(f"{source} -> {target}")
+    assert not upward, "imports up a floor inside a package:\n" + "\n".join(sorted(upward))
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -157,7 +157,7 @@ def test_a_full_disk_at_a_checkpoint_write_loses_nothing(tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("routing_rl.training.io.torch.save", full_disk)
+    monkeypatch.setattr("routing_rl.training.records.io.torch.save", full_disk)
     result = invoke("run", "--epochs", "2", "--logdir", run, "--resume", *SMALL)
     assert_clean_error(result, "No space left on device", "--resume")
     assert (run / "checkpoint.pt").read_bytes() == before
@@ -430,7 +430,7 @@ def test_a_max_batches_run_is_labelled_a_smoke_test_and_piped_lines_stay_whole(t
 
 def test_a_slash_in_a_task_name_adds_no_tensorboard_level(tmp_path):
     from routing_rl.training import RunConfig, Trainer
-    from routing_rl.training.composition import compose
+    from routing_rl.training.setup.composition import compose
 
     class Recorder:
         tags: list[str] = []

@@ -180,7 +180,7 @@ def test_a_results_json_linked_to_dev_zero_is_refused_before_it_is_read(tmp_path
 
 
 def test_an_oversized_results_json_is_refused_with_the_limit(tmp_path, finished_run, monkeypatch):
-    import routing_rl.training.results as results
+    import routing_rl.training.records.results as results
 
     monkeypatch.setattr(results, "RESULTS_LIMIT", 1000)
     result = invoke("show", finished_run)

@@ -22,7 +22,7 @@ from routing_rl.suites import SuiteError, load_suite_file
 from routing_rl.suites.runner import epochs_done, plan, run_local, trial_status
 from routing_rl.suites.spec import IDENTITY_EXCLUDES, Trial
 from routing_rl.suites.table import build_rows
-from routing_rl.training.config import RunConfig
+from routing_rl.training.setup.config import RunConfig
 from tests.suite_texts import tiny_suite
 
 TINY = tiny_suite(epochs=2) + "[scales.quick]\nepochs = 1\n"

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from routing_rl.training.results import ResultsError, load_results, results_path
+from routing_rl.training.records.results import ResultsError, load_results, results_path
 
 METRICS = {"last": "last", "best-val": "best_val"}
 """``--metric`` choice -> the block of ``final`` whose ``test_mean`` is compared."""

@@ -26,7 +26,7 @@ import numpy as np
 from routing_rl.analysis.grouping import adjusted_rand_index, trivial_agreement
 from routing_rl.core.seeding import numpy_rng
 from routing_rl.metrics.routing import cosine_similarity_matrix
-from routing_rl.training.results import RESULTS_NAME
+from routing_rl.training.records.results import RESULTS_NAME
 
 GROUP_IN_TASK_NAME = re.compile(r"group(\d+)$")
 """Task names of ``synthetic-groups`` end in ``-group<k>``; the true groups are read from them."""
@@ -98,7 +98,7 @@ handful of layers."""
 
 def load_run(path: str | Path) -> RunSummary:
     """Read the last epoch's policies and the final routes of a router run (directory or results.json)."""
-    from routing_rl.training.results import ResultsError, load_results, results_path
+    from routing_rl.training.records.results import ResultsError, load_results, results_path
 
     file = results_path(path)
     results = load_results(file)

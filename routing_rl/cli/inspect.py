@@ -27,7 +27,7 @@ def list_command(plugins: tuple[str, ...]) -> None:
               [(n, c) for n, c in agents if issubclass(c, Router)], console)  # fmt: skip
     catalogue("multi-task models (--agent NAME; options -o KEY=VALUE): output every task at once, on every suite",
               [(n, c) for n, c in agents if not issubclass(c, Router)], console)  # fmt: skip
-    from routing_rl.training.presets import PRESETS
+    from routing_rl.training.setup.presets import PRESETS
 
     console.print("\n[bold]presets[/bold] (--preset NAME): a paper's protocol; options you give still win")
     for preset in PRESETS.values():

@@ -19,7 +19,7 @@ from routing_rl.core.contracts import metric_label
 
 if TYPE_CHECKING:
     from routing_rl.training import Trainer
-    from routing_rl.training.tb_logger import TensorBoardLogger
+    from routing_rl.training.records.tb_logger import TensorBoardLogger
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:

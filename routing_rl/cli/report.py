@@ -28,8 +28,8 @@ import click
 
 from routing_rl.cli.common import CheckedPath, run_names
 from routing_rl.core.files import RESULTS_LIMIT, FileCheckError, read_regular
-from routing_rl.training.results import ResultsError, load_results
-from routing_rl.training.results import RESULTS_NAME
+from routing_rl.training.records.results import ResultsError, load_results
+from routing_rl.training.records.results import RESULTS_NAME
 
 
 def run_figures(results: dict[str, Any], out: Path, prefix: str = "", label: str | None = None) -> list[Path]:
@@ -74,7 +74,7 @@ def size_series(config: dict[str, Any]) -> str:
     against sparse (1e-4) SNR-Trans."""
     import inspect
 
-    from routing_rl.training.composition import agent_class
+    from routing_rl.training.setup.composition import agent_class
 
     agent = config["agent"]
     parameter = inspect.signature(agent_class(agent).__init__).parameters.get("l0_lambda")

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from routing_rl.cli.common import EXIT_DIVERGED, CheckedPath, CommandLine, default_threads, load_plugins, path_limit_problem
-from routing_rl.training.config import RunConfig
-from routing_rl.training.options import FIELD_DEFAULT, Option, declared, flag_of
+from routing_rl.training.setup.config import RunConfig
+from routing_rl.training.setup.options import FIELD_DEFAULT, Option, declared, flag_of
 
 if TYPE_CHECKING:
     from routing_rl.training import Trainer
-    from routing_rl.training.composition import Composition
+    from routing_rl.training.setup.composition import Composition
 
 T = TypeVar("T")
 """What a set-up step that :func:`_build` guards returns."""
@@ -112,7 +112,7 @@ def run_command(**opts: Any) -> None:
     """Train a router in its routed network, or a multi-task model, on a task suite; evaluate every
     task, write results.json, a checkpoint and TensorBoard logs."""
     from routing_rl.cli.render import fit_with_progress, make_console, print_results, run_header
-    from routing_rl.training.run_sequence import run_one
+    from routing_rl.training.loop.run_sequence import run_one
 
     load_plugins(opts.pop("plugins"))
     resume, overwrite, quiet = opts.pop("resume"), opts.pop("overwrite"), opts.pop("quiet")
@@ -155,9 +155,9 @@ HINTS = {"agent_options": "--agent-option", "env_options": "--env-option"}
 
 def _config(opts: dict[str, Any]) -> Composition:
     """The run's composition from the options given on the command line (the one config builder
-    of :func:`~routing_rl.training.composition.configure`, shared with suite files); its errors
+    of :func:`~routing_rl.training.setup.composition.configure`, shared with suite files); its errors
     become one-line usage errors that name the flag."""
-    from routing_rl.training.composition import ConfigError, configure
+    from routing_rl.training.setup.composition import ConfigError, configure
 
     agent_pairs, env_pairs = opts.pop("agent_option"), opts.pop("env_option")
     given = {name: opts[name] for name in _explicit(tuple(opts))}

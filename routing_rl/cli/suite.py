@@ -15,7 +15,7 @@ from routing_rl.suites.runner import TrialSetupError, check_data, epochs_done, k
 from routing_rl.suites.battery import BATTERY_METHODS
 from routing_rl.suites.checks import MAX_TRIALS, path_name_problem
 from routing_rl.suites.kept import KEPT_MANIFEST, kept_problem, read_kept_manifest
-from routing_rl.training.config import MAX_EPOCHS
+from routing_rl.training.setup.config import MAX_EPOCHS
 from routing_rl.suites.spec import SuiteError, load_suite_file
 from routing_rl.suites.table import build_rows, markdown, to_csv
 
@@ -116,7 +116,7 @@ def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | Non
     from routing_rl.data import DataError
     from routing_rl.registry import UnknownNameError
     from routing_rl.suites.battery import write_battery
-    from routing_rl.training.composition import suite_class
+    from routing_rl.training.setup.composition import suite_class
 
     load_plugins(plugins)
     # every check before anything is written: a refused call leaves no file behind and replaces none
@@ -207,7 +207,7 @@ def table(source: Path, scale: str | None, out: Path | None) -> None:
     if not any(r.n for r in rows):
         raise click.ClickException(f"{directory} holds no finished trial of this suite; run `routing-rl suite run` first")
     text = markdown(rows, metric, higher, baseline, selection, reference_source)
-    from routing_rl.training.io import write_text
+    from routing_rl.training.records.io import write_text
 
     try:
         write_text(directory / "table.md", text)

@@ -23,7 +23,7 @@ def sweep(sweep_file: Path, workers: int, trials: int | None, out: Path | None) 
     from dataclasses import replace
 
     from routing_rl.suites.runner import TrialSetupError, run_local, threads_per_worker, trial_status
-    from routing_rl.training.io import write_json, write_text
+    from routing_rl.training.records.io import write_json, write_text
 
     try:
         spec = load_sweep_file(sweep_file)

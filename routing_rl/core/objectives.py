@@ -56,6 +56,20 @@ def elementwise_loss(problem: str) -> ElementwiseLoss:
         raise ValueError(f"problem must be {' or '.join(map(repr, ELEMENTWISE_LOSSES))}, got {problem!r}") from None
 
 
+def masked_task_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, elementwise: ElementwiseLoss) -> Tensor:
+    """Loss of each task, ``[T]``: ``elementwise`` over the labelled real columns, summed over a task's
+    columns and averaged over examples; ``outputs``/``targets`` ``[B, T, C_max]``, ``label_mask`` ``[T, C_max]``."""
+    if outputs.shape != targets.shape or outputs.shape[1:] != label_mask.shape:
+        raise ValueError(
+            f"outputs {tuple(outputs.shape)}, targets {tuple(targets.shape)} and label_mask "
+            f"{tuple(label_mask.shape)} must be [B, T, C] and [T, C]"
+        )
+    targets, weight = observed(targets, label_mask.to(targets.device))
+    entries = elementwise(outputs, targets)
+    entries = entries * weight.to(entries.dtype)
+    return entries.sum(dim=2).mean(dim=0)
+
+
 FinalRewardKind = Literal["correct", "neg-loss"]
 FINAL_REWARDS: tuple[str, ...] = ("correct", "neg-loss")
 

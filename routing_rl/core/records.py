@@ -3,7 +3,7 @@
 ``results.json`` stays plain JSON (readers in other languages, old runs); these ``TypedDict``\\ s say
 which keys exist and what they hold, so the trainer that writes the record and the tables, figures
 and analyses that read it agree on one schema (``schema_version``), checked by
-:func:`routing_rl.training.results.load_results`. The record holds results only; a run's own state
+:func:`routing_rl.training.records.results.load_results`. The record holds results only; a run's own state
 while it trains (the first batch's loss that the divergence stop compares with) lives in the
 trainer and its checkpoint.
 """

@@ -17,24 +17,24 @@ Four derivations, one function (or pair) each:
 
 The streams of a run (``seed`` is the run's seed unless said otherwise):
 
-===================  ==============================================  ========================================  ==============================================
+===================  ==============================================  ========================================  =====================================================
 stream               what it draws                                   derived by                                used in
-===================  ==============================================  ========================================  ==============================================
+===================  ==============================================  ========================================  =====================================================
 network weights      initial weights of the routed network           ``seeded_weights(seed)``                  ``network.factory.build_network``
-model weights        initial weights of a multi-task model           ``seeded_weights(seed)``                  ``training.model_learner``
+model weights        initial weights of a multi-task model           ``seeded_weights(seed)``                  ``training.loop.model_learner``
 router generator     a router's draws at construction (the routes    ``torch_generator(seed)``                 ``agents.base.Router``
                      of ``fixed-random``), until the first epoch
                      reseeds it
-gate generator       a model's hard concrete gate noise; made        ``torch_generator()``: torch's            ``training.model_learner``
+gate generator       a model's hard concrete gate noise; made        ``torch_generator()``: torch's            ``training.loop.model_learner``
                      before the model, reseeded by every epoch       default seed, not the run's
                      before its first draw
-epoch: global        torch's global generator: dropout, any draw     ``torch.manual_seed(epoch_seed(seed,      ``training.trainer`` (``train_epoch``)
+epoch: global        torch's global generator: dropout, any draw     ``torch.manual_seed(epoch_seed(seed,      ``training.loop.trainer`` (``train_epoch``)
                      without a generator of its own                  e, GLOBAL))``
-epoch: data order    the shuffled order of the training rows         ``epoch_generator(seed, e, DATA_ORDER)``  ``training.trainer`` (``train_epoch``)
-epoch: augmentation  image augmentation of training batches          ``epoch_generator(seed, e,                ``training.trainer`` (``train_epoch``)
+epoch: data order    the shuffled order of the training rows         ``epoch_generator(seed, e, DATA_ORDER)``  ``training.loop.trainer`` (``train_epoch``)
+epoch: augmentation  image augmentation of training batches          ``epoch_generator(seed, e,                ``training.loop.trainer`` (``train_epoch``)
                                                                      AUGMENTATION)``
-epoch: sampling      the router's generator (sampled routes,         ``epoch_seed(seed, e, SAMPLING)``         ``begin_epoch`` of ``training.routed_learner``
-                     exploration, gate noise), a model's gate noise                                            and ``training.model_learner``
+epoch: sampling      the router's generator (sampled routes,         ``epoch_seed(seed, e, SAMPLING)``         ``begin_epoch`` of ``training.loop.routed_learner``
+                     exploration, gate noise), a model's gate noise                                            and ``training.loop.model_learner``
 synthetic teachers   ``synthetic-groups``' teacher MLPs, one         ``numpy_rngs(problem_seed or seed,        ``data.synthetic``
                      generator per group                             groups, SYNTHETIC_TEACHERS)``
 synthetic samples    ``synthetic-groups``' inputs and label noise    ``numpy_rngs(seed, 3,                     ``data.synthetic``
@@ -49,7 +49,7 @@ YouTube-8M split     validation and test halves of the held-out      ``torch_gen
                      files
 file splits          per-example train/validation/test split of a    ``numpy_rng(split_seed or seed,           ``data.files_suite``
                      ``files`` suite                                 FILE_SPLITS)``
-===================  ==============================================  ========================================  ==============================================
+===================  ==============================================  ========================================  =====================================================
 
 Outside a training run, seeds that a caller passes in are used as they are: the analysis
 permutation tests (``analysis.grouping``, ``analysis.similarity``: ``numpy_rng(seed)`` with

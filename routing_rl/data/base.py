@@ -104,7 +104,7 @@ class SingleLabelData:
 FamilyName = Literal["single-label", "multi-label", "regression"]
 """The name of a suite's task family (``Suite.family``): one label per row (accuracy), labels of every
 task per example (MAP@K), or real-valued outputs of every task per example (MSE). The trainer's
-object for it is :class:`routing_rl.training.families.TaskFamily`."""
+object for it is :class:`routing_rl.data.families.TaskFamily`."""
 
 
 class Suite(Registered, ABC):

@@ -13,22 +13,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from routing_rl.core.objectives import ElementwiseLoss, elementwise_loss, observed
+from routing_rl.core.objectives import elementwise_loss, masked_task_loss, observed
 from routing_rl.data.multilabel import Problem
-
-
-def masked_task_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, elementwise: ElementwiseLoss) -> Tensor:
-    """Loss of each task, ``[T]``: ``elementwise`` over the labelled real columns, summed over a task's
-    columns and averaged over examples; ``outputs``/``targets`` ``[B, T, C_max]``, ``label_mask`` ``[T, C_max]``."""
-    if outputs.shape != targets.shape or outputs.shape[1:] != label_mask.shape:
-        raise ValueError(
-            f"outputs {tuple(outputs.shape)}, targets {tuple(targets.shape)} and label_mask "
-            f"{tuple(label_mask.shape)} must be [B, T, C] and [T, C]"
-        )
-    targets, weight = observed(targets, label_mask.to(targets.device))
-    entries = elementwise(outputs, targets)
-    entries = entries * weight.to(entries.dtype)
-    return entries.sum(dim=2).mean(dim=0)
 
 
 def per_task_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, problem: Problem = "multilabel") -> Tensor:
@@ -41,4 +27,4 @@ def multitask_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, problem
     return per_task_loss(outputs, targets, label_mask, problem).sum()
 
 
-__all__ = ["masked_task_loss", "multitask_loss", "observed", "per_task_loss"]
+__all__ = ["multitask_loss", "observed", "per_task_loss"]

@@ -6,7 +6,7 @@ blocks in use for the batched matmul, one gradient accumulation each, one optimi
 A bank holds the layer as one ``[M, out * in + out]`` parameter (a row per block: its weight, then its
 bias), gathers the rows of the blocks in use with ``F.embedding(..., sparse=True)`` and so gets a
 gradient that is *sparse by block*: it lists exactly the blocks that had samples, as the per-block
-form's ``grad is None`` does for the others. :class:`routing_rl.training.optim.RowSparseAdam` and
+form's ``grad is None`` does for the others. :class:`routing_rl.training.loop.optim.RowSparseAdam` and
 ``RowSparseSGD`` step every listed row as its own per-block parameter would be stepped (its own
 Adam step count), and leave the other rows alone.
 

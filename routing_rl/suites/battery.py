@@ -21,7 +21,7 @@ import numpy as np
 from routing_rl.data import Suite
 from routing_rl.models.sizing import match_hidden_size, train_parameter_count
 from routing_rl.network.spec import InputShapeError, build_layer_specs, count_parameters
-from routing_rl.training.config import RunConfig
+from routing_rl.training.setup.config import RunConfig
 
 BASELINE = "shared-bottom"
 
@@ -53,7 +53,7 @@ def shared_bottom_parameters(input_shape: tuple[int, ...], head_sizes: list[int]
 
 def matched_models(input_shape: tuple[int, ...], head_sizes: list[int], target: int) -> dict[str, dict[str, Any]]:
     """Each model's options with its size matched to ``target`` trainable parameters."""
-    from routing_rl.training.composition import agent_class
+    from routing_rl.training.setup.composition import agent_class
 
     input_dim = int(np.prod(input_shape))
     out = {}
@@ -105,9 +105,9 @@ def write_battery(suite_cls: type[Suite], env_options: dict[str, Any], out: Path
     import tomli_w
 
     from routing_rl.data import load_from
-    from routing_rl.training.io import write_text
-    from routing_rl.training.composition import agent_class
-    from routing_rl.training.families import task_family
+    from routing_rl.training.records.io import write_text
+    from routing_rl.training.setup.composition import agent_class
+    from routing_rl.data.families import task_family
 
     env = suite_cls.name
     family = task_family(load_from(suite_cls(**env_options), env, None, 0, RunConfig.val_fraction))

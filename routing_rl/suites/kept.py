@@ -27,9 +27,9 @@ from typing import Any
 
 from routing_rl.core.files import MANIFEST_LIMIT, RESULTS_LIMIT, FileCheckError, read_regular
 from routing_rl.suites.spec import SuiteError, config_key
-from routing_rl.training.config import RunConfig
-from routing_rl.training.io import write_json
-from routing_rl.training.results import RESULTS_NAME, ResultsError, parse_results
+from routing_rl.training.setup.config import RunConfig
+from routing_rl.training.records.io import write_json
+from routing_rl.training.records.results import RESULTS_NAME, ResultsError, parse_results
 
 KEPT_MANIFEST = "kept.json"
 """The kept folder's record of its trials: ``{"trials": {name: {"sha256": ..., "config_key": ...}}}``."""

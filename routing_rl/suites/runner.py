@@ -27,8 +27,8 @@ from routing_rl.suites.kept import (KeptResultsError, adopt_unrecorded, altered_
                                     read_trial_results, write_kept_manifest)
 from routing_rl.suites.manifest import MANIFEST
 from routing_rl.suites.spec import SuiteError, SuiteSpec, Trial
-from routing_rl.training.io import write_bytes
-from routing_rl.training.results import RESULTS_NAME
+from routing_rl.training.records.io import write_bytes
+from routing_rl.training.records.results import RESULTS_NAME
 
 
 class TrialSetupError(ValueError):
@@ -38,7 +38,7 @@ class TrialSetupError(ValueError):
 
 def trial_status(directory: Path) -> str:
     """``complete``, ``partial`` (a checkpoint to resume from), ``diverged`` or ``new`` (:meth:`RunDirectory.status`)."""
-    from routing_rl.training.run_dir import RunDirectory
+    from routing_rl.training.records.run_dir import RunDirectory
 
     return RunDirectory(directory).status()
 
@@ -48,7 +48,7 @@ FINISHED = ("complete", "diverged")
 
 def recorded_epochs(directory: Path) -> list[dict[str, Any]] | None:
     """The epochs a trial's results.json records (None without a readable one)."""
-    from routing_rl.training.results import ResultsError, load_results
+    from routing_rl.training.records.results import ResultsError, load_results
 
     try:
         return list(load_results(directory)["epochs"])
@@ -140,8 +140,8 @@ def run_trial(config: dict[str, Any], directory: str) -> dict[str, Any]:
     crosses process boundaries.
     """
     from routing_rl.training import RunConfig
-    from routing_rl.training.composition import compose
-    from routing_rl.training.run_sequence import run_one
+    from routing_rl.training.setup.composition import compose
+    from routing_rl.training.loop.run_sequence import run_one
 
     path = Path(directory)
     status = trial_status(path)
@@ -165,19 +165,18 @@ def run_trial(config: dict[str, Any], directory: str) -> dict[str, Any]:
 def check_data(trials: list[Trial]) -> None:
     """Load the data of every trial whose suite asks to be checked before a suite run writes anything
     (``checked_before_suite_run``: a user's file), once per distinct configuration; raises its DataError."""
-    from routing_rl.training.composition import compose
+    from routing_rl.data import load_from
+    from routing_rl.training.setup.composition import suite_class
 
     seen = set()
     for trial in trials:
-        cfg = trial.config
+        cfg = trial.config  # checked when the suite file was read; only the suite's class is looked up here
         key = (cfg.env, json.dumps(cfg.env_options, sort_keys=True, default=str), cfg.seed, cfg.val_fraction)
-        if key in seen:
-            continue
-        parts = compose(cfg)
-        if not parts.suite_cls.checked_before_suite_run:
+        suite_cls = suite_class(cfg.env)
+        if key in seen or not suite_cls.checked_before_suite_run:
             continue
         seen.add(key)
-        parts.load_data()
+        load_from(suite_cls(**cfg.env_options), cfg.env, cfg.data_dir, cfg.seed, cfg.val_fraction)
 
 
 def manifest_of(suite: SuiteSpec, scale: str | None, trials: list[Trial]) -> dict[str, Any]:
@@ -188,7 +187,7 @@ def manifest_of(suite: SuiteSpec, scale: str | None, trials: list[Trial]) -> dic
 
 def write_manifest(suite: SuiteSpec, scale: str | None, trials: list[Trial], directory: Path) -> None:
     """``suite.json``: the suite as run (so ``suite table SUITE_DIR`` needs no suite file)."""
-    from routing_rl.training.io import write_json
+    from routing_rl.training.records.io import write_json
 
     write_json(directory / MANIFEST, manifest_of(suite, scale, trials))
 

@@ -48,8 +48,8 @@ from typing import Any
 from routing_rl.core.files import SETTINGS_LIMIT, FileCheckError, read_regular
 from routing_rl.registry import UnknownNameError
 from routing_rl.suites.checks import MAX_TRIALS, check_value, describe, path_name_problem, seeds_problem
-from routing_rl.training.composition import configure
-from routing_rl.training.config import STORED_BEFORE_DEFAULT_CHANGES, RunConfig
+from routing_rl.training.setup.composition import configure
+from routing_rl.training.setup.config import STORED_BEFORE_DEFAULT_CHANGES, RunConfig
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -238,7 +238,7 @@ def select_top_k(outcomes: list[dict[str, Any]], k: int, higher_is_better: bool)
 def summarize(spec: Sweep, drawn: list[tuple[Trial, dict[str, Any], str | None]], directory: Path) -> dict[str, Any]:
     """Each grid point's finished trials and its top k by validation with their test mean and
     standard error: what ``sweep.json`` holds and ``routing-rl report`` draws."""
-    from routing_rl.training.results import ResultsError, load_results
+    from routing_rl.training.records.results import ResultsError, load_results
 
     by_point: dict[str | None, list[dict[str, Any]]] = {p.label if p else None: [] for p in spec.points}
     higher, metric = True, ""

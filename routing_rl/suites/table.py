@@ -19,7 +19,7 @@ from typing import Any
 from routing_rl.analysis.significance import one_tailed_ttest
 from routing_rl.core.contracts import metric_label
 from routing_rl.suites.progress import epoch_cost
-from routing_rl.training.results import ResultsError, load_results, results_path
+from routing_rl.training.records.results import ResultsError, load_results, results_path
 
 
 @dataclass

@@ -14,7 +14,7 @@ from routing_rl.data import load_suite
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.network import build_network
 from routing_rl.training import RunConfig, Trainer
-from routing_rl.training.composition import compose
+from routing_rl.training.setup.composition import compose
 
 
 

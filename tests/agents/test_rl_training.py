@@ -11,7 +11,7 @@ import torch
 from routing_rl.analysis.report import analyze_runs
 from routing_rl.data import load_suite
 from routing_rl.training import RunConfig, Trainer
-from routing_rl.training.composition import compose
+from routing_rl.training.setup.composition import compose
 
 SMALL = {"num_tasks": 4, "num_groups": 2, "train_per_task": 64, "test_per_task": 32}
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from routing_rl.cli import main
 from routing_rl.data import DataError, MultiLabelData, SingleLabelData, load_suite
-from routing_rl.training.families import task_family
+from routing_rl.data.families import task_family
 
 
 def table(n: int = 60, seed: int = 0) -> pd.DataFrame:

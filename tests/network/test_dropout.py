@@ -11,7 +11,7 @@ from routing_rl.cli import main
 from routing_rl.data import load_suite
 from routing_rl.network import RoutingDecision, build_network
 from routing_rl.training import RunConfig, Trainer
-from routing_rl.training.composition import compose
+from routing_rl.training.setup.composition import compose
 
 
 def test_dropout_zeroes_each_layer_output_and_rescales_the_rest():

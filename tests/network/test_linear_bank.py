@@ -134,8 +134,8 @@ def test_blocks_a_bank_cannot_hold_exactly_are_left_as_modules(blocks):
 @pytest.mark.parametrize(("tasks", "blocks", "bank_min_blocks"), [(40, 40, BANK_MIN_BLOCKS), (10, 6, 2)])
 @pytest.mark.parametrize("fused", [False, True])
 def test_a_banked_network_trains_bit_for_bit_as_its_per_block_form(tasks, blocks, bank_min_blocks, fused):
-    from routing_rl.training.config import RunConfig
-    from routing_rl.training.learner import make_optimizers
+    from routing_rl.training.setup.config import RunConfig
+    from routing_rl.training.loop.learner import make_optimizers
 
     config = RunConfig(optimizer="adam", fused_optimizer=fused, lr=0.01)
     nets, optimizers = [], []

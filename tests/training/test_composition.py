@@ -13,7 +13,7 @@ from routing_rl.data import Suite
 from routing_rl.registry import AGENTS, Registry
 from routing_rl.suites import SuiteError, load_suite_file
 from routing_rl.training import RunConfig
-from routing_rl.training.composition import compose, misplaced_options
+from routing_rl.training.setup.composition import compose, misplaced_options
 
 SMALL = ["--env", "synthetic-groups", "-e", "num_tasks=2", "-e", "train_per_task=40", "-e", "test_per_task=20", "--epochs", "1", "--quiet"]
 
@@ -68,7 +68,7 @@ def test_options_that_apply_pass_and_a_preset_is_not_the_users_choice(tmp_path):
 
 def test_the_command_line_and_a_suite_file_build_the_same_configuration(tmp_path):
     import routing_rl.suites.spec as spec
-    import routing_rl.training.composition as composition
+    import routing_rl.training.setup.composition as composition
 
     assert spec.configure is composition.configure  # one builder
     options = {"agent": "wpl", "lr": 0.01, "hidden": 16, "epochs": 1, "batch_size": 32, "collab_reward": 0.3}

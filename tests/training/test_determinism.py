@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from routing_rl.cli import main
 from routing_rl.suites.spec import Trial
-from routing_rl.training.config import RunConfig
-from routing_rl.training.determinism import CUBLAS_WORKSPACE, select_cuda_kernels
+from routing_rl.training.setup.config import RunConfig
+from routing_rl.training.loop.determinism import CUBLAS_WORKSPACE, select_cuda_kernels
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from routing_rl.cli import main
 from routing_rl.data.fashion_mnist import FashionMNISTMTL
 from routing_rl.network import build_network
-from routing_rl.training.presets import PRESETS, PresetError, apply_preset
+from routing_rl.training.setup.presets import PRESETS, PresetError, apply_preset
 
 
 def run(args: list[str], logdir: Path) -> tuple[int, str, dict]:
@@ -127,7 +127,7 @@ def test_no_sharing_refuses_a_shared_warm_up_and_milestones_refuse_repeats(tmp_p
     assert code != 0 and "--warmup-epochs 1 would share every layer first" in out and "Traceback" not in out
     code, out, _ = run(["--lr-milestones", "5,5"], tmp_path / "m")
     assert code != 0 and "--lr-milestones repeats an epoch" in out and "Traceback" not in out
-    from routing_rl.training.config import RunConfig
+    from routing_rl.training.setup.config import RunConfig
 
     with pytest.raises(ValueError, match="repeats an epoch"):  # suites and the Python API too
         RunConfig(lr_milestones=[5, 5]).check()

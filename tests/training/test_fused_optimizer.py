@@ -12,8 +12,8 @@ import torch
 from click.testing import CliRunner
 
 from routing_rl.cli import main
-from routing_rl.training.config import RunConfig
-from routing_rl.training.learner import make_optimizers
+from routing_rl.training.setup.config import RunConfig
+from routing_rl.training.loop.learner import make_optimizers
 
 
 def run(tmp_path: Path, name: str, *extra: str, epochs: int = 2) -> dict:

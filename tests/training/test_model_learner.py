@@ -14,8 +14,8 @@ from routing_rl.data import Suite
 from routing_rl.metrics import map_at_k, per_task_mse
 from routing_rl.models import MultiTaskModel
 from routing_rl.training import RunConfig, RunExistsError, Trainer, TrainingDiverged
-from routing_rl.training.composition import compose
-from routing_rl.training.families import task_family
+from routing_rl.training.setup.composition import compose
+from routing_rl.data.families import task_family
 
 
 
@@ -104,7 +104,7 @@ def test_existing_run_is_not_clobbered_and_changed_options_refuse_resume(data, t
 def test_tensorboard_has_losses_charts_and_per_task_map(data, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from routing_rl.training.tb_logger import TensorBoardLogger
+    from routing_rl.training.records.tb_logger import TensorBoardLogger
 
     trainer = trainer_for(data, tmp_path, agent="snr-trans")
     logger = TensorBoardLogger(tmp_path / "tb")

@@ -10,8 +10,8 @@ import torch
 
 from routing_rl.network import RoutingDecision, dispatch
 from routing_rl.network.linear_bank import LinearBank
-from routing_rl.training.config import RunConfig
-from routing_rl.training.learner import make_optimizers
+from routing_rl.training.setup.config import RunConfig
+from routing_rl.training.loop.learner import make_optimizers
 
 
 def layers(n: int = 40) -> tuple[torch.nn.ModuleList, LinearBank]:
@@ -111,7 +111,7 @@ def test_dense_parameters_still_take_torchs_own_step():
 
 @pytest.mark.parametrize(("cls", "option"), [("RowSparseAdam", {"weight_decay": 0.1}), ("RowSparseSGD", {"momentum": 0.9})])
 def test_options_rows_cannot_take_are_refused_in_one_line(cls, option):
-    from routing_rl.training import optim
+    from routing_rl.training.loop import optim
 
     _, bank = layers()
     optimizer = getattr(optim, cls)(bank.parameters(), lr=0.1, **option)

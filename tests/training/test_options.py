@@ -12,8 +12,8 @@ from routing_rl.cli import main
 from routing_rl.cli.run import run_command
 from routing_rl.suites import SuiteError, load_suite_file
 from routing_rl.training import RunConfig
-from routing_rl.training.config import MULTI_OUTPUT_ONLY_OPTIONS, ROUTER_ONLY_OPTIONS
-from routing_rl.training.options import FIELD_DEFAULT, SECTIONS, Option, declared, flag_of
+from routing_rl.training.setup.config import MULTI_OUTPUT_ONLY_OPTIONS, ROUTER_ONLY_OPTIONS
+from routing_rl.training.setup.options import FIELD_DEFAULT, SECTIONS, Option, declared, flag_of
 
 NOT_CONFIG = {"resume", "overwrite", "agent_option", "env_option", "plugins", "quiet"}
 
@@ -68,7 +68,7 @@ def test_an_options_range_reads_as_its_error_says():
 
 
 def test_sections_are_typed_and_absent_where_they_do_not_apply():
-    from routing_rl.training.composition import compose
+    from routing_rl.training.setup.composition import compose
 
     config = RunConfig(agent="wpl", lr=0.01, hidden=16, map_k=5)
     optimisation, network = config.section("optimisation"), config.section("network")
@@ -87,8 +87,8 @@ def test_sections_are_typed_and_absent_where_they_do_not_apply():
 def test_the_agent_section_types_a_router_or_models_own_options():
     """``-o`` options as a typed section of the agent's class: its declared defaults, the given
     values over them, and a stray key refused by name (what the learners build the agent from)."""
-    from routing_rl.training.composition import compose
-    from routing_rl.training.options import section_values
+    from routing_rl.training.setup.composition import compose
+    from routing_rl.training.setup.options import section_values
 
     model = compose(RunConfig(agent="snr-trans", env="multilabel-synthetic", agent_options={"l0_lambda": 1e-4}))
     options = model.section("agent")

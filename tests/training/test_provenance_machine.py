@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from routing_rl.cli import main
 from routing_rl.training import ResultsError, load_results
-from routing_rl.training.machine import cpu_flags, cpu_kind, cpu_model, describe, machine, same_cpu_kind
+from routing_rl.training.records.machine import cpu_flags, cpu_kind, cpu_model, describe, machine, same_cpu_kind
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--agent", "wpl", "--env", "synthetic-groups", "-e", "num_tasks=3", "-e", "train_per_task=60", "-e", "test_per_task=30",

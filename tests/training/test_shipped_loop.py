@@ -18,9 +18,9 @@ from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.envs.collaboration import CollaborationReward
 from routing_rl.network import RoutingDecision, build_network
 from routing_rl.training import RunConfig, Trainer
-from routing_rl.training.composition import compose
-from routing_rl.training.clipping import clip_weight_gradients
-from routing_rl.training.trainer import set_epoch_learning_rates
+from routing_rl.training.setup.composition import compose
+from routing_rl.training.loop.clipping import clip_weight_gradients
+from routing_rl.training.loop.trainer import set_epoch_learning_rates
 
 
 def grads(*values: list[float]) -> list[torch.nn.Parameter]:

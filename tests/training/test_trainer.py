@@ -10,7 +10,7 @@ import torch
 from routing_rl.agents import FixedRouteRouter, Router
 from routing_rl.data import load_suite
 from routing_rl.training import RunConfig, RunExistsError, Trainer, TrainingDiverged
-from routing_rl.training.composition import compose
+from routing_rl.training.setup.composition import compose
 
 SMALL = {"num_tasks": 4, "num_groups": 2, "train_per_task": 300, "test_per_task": 150}
 
@@ -40,7 +40,7 @@ def test_training_learns_well_above_chance(data, tmp_path, agent):
 def test_results_file_and_tensorboard_events_are_written(data, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from routing_rl.training.tb_logger import TensorBoardLogger
+    from routing_rl.training.records.tb_logger import TensorBoardLogger
 
     cfg = RunConfig(env="synthetic-groups", agent="fixed-random", epochs=2, logdir=str(tmp_path), routed="fc1,fc2", blocks=3)
     trainer = Trainer(compose(cfg), data)
@@ -197,7 +197,7 @@ def test_separate_optimizers_use_their_own_learning_rates(data, tmp_path):
 def test_optimizer_choice_applies_to_every_parameter_set(data, tmp_path):
     cfg = RunConfig(env="synthetic-groups", agent="wpl", optimizer="sgd", separate_optimizers=True, logdir=str(tmp_path))
     trainer = Trainer(compose(cfg), data)
-    from routing_rl.training.optim import RowSparseSGD
+    from routing_rl.training.loop.optim import RowSparseSGD
 
     assert {type(o) for o in trainer.learner.optimizers.values()} == {RowSparseSGD}  # torch's SGD, plus block banks' rows
     with pytest.raises(ValueError, match="--optimizer must be one of adam, sgd"):
@@ -208,7 +208,7 @@ def test_step_decay_follows_the_public_codes_schedule():
     """{0: 1e-2, 5: 1e-3, 10: 1e-4} over 0-based epochs: 1-based epochs 1-5 at 1e-2, 6-10 at 1e-3, 11+ at 1e-4."""
     import torch
 
-    from routing_rl.training.trainer import set_epoch_learning_rates
+    from routing_rl.training.loop.trainer import set_epoch_learning_rates
 
     weights, router = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
     optimizer = torch.optim.SGD([{"params": [weights], "lr": 1e-2}, {"params": [router], "lr": 2e-2}])
@@ -240,7 +240,7 @@ def test_a_run_stored_before_channels_last_became_the_default_keeps_the_contiguo
 
 
 def test_the_first_loss_is_run_state_kept_in_the_checkpoint_not_in_the_results(data, tmp_path):
-    from routing_rl.training.io import load_checkpoint, save_checkpoint
+    from routing_rl.training.records.io import load_checkpoint, save_checkpoint
 
     trainer, results = train(data, tmp_path / "a", agent="fixed-random", epochs=1)
     assert "first_loss" not in results and "first_loss" not in json.loads((tmp_path / "a" / "results.json").read_text())

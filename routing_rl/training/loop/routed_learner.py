@@ -22,11 +22,11 @@ from routing_rl.envs.collaboration import CollaborationReward
 from routing_rl.metrics.routing import cosine_similarity_matrix, perplexity
 from routing_rl.models.layers import count_parameters
 from routing_rl.network import InputShapeError, RoutingNetwork, build_network
-from routing_rl.training.families import TaskFamily
-from routing_rl.training.learner import Learner, StepResult, make_optimizers
-from routing_rl.training.options import section_values
-from routing_rl.training.tb_logger import TensorBoardLogger
-from routing_rl.training.composition import Composition
+from routing_rl.data.families import TaskFamily
+from routing_rl.training.loop.learner import Learner, StepResult, make_optimizers
+from routing_rl.training.setup.options import section_values
+from routing_rl.training.records.tb_logger import TensorBoardLogger
+from routing_rl.training.setup.composition import Composition
 
 
 

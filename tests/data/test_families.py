@@ -11,7 +11,7 @@ from routing_rl.core.objectives import label_cross_entropy
 from routing_rl.models.losses import multitask_loss
 from routing_rl.network.model import PaddedLinear, RoutingNetwork
 from routing_rl.network.spec import build_layer_specs
-from routing_rl.training.families import Batch, MultiOutputObjective, task_family
+from routing_rl.data.families import Batch, MultiOutputObjective, task_family
 
 
 @pytest.fixture(scope="module")

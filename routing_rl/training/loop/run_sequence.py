@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from routing_rl.training.composition import Composition
-from routing_rl.training.run_dir import RunDirectory
-from routing_rl.training.tb_logger import TensorBoardLogger
-from routing_rl.training.trainer import Trainer, TrainingDiverged
+from routing_rl.training.setup.composition import Composition
+from routing_rl.training.records.run_dir import RunDirectory
+from routing_rl.training.records.tb_logger import TensorBoardLogger
+from routing_rl.training.loop.trainer import Trainer, TrainingDiverged
 
 T = TypeVar("T")
 

@@ -29,11 +29,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from routing_rl.core.contracts import Batch, SplitScore
-from routing_rl.data import MultiLabelData, SingleLabelData
+from routing_rl.data.base import SingleLabelData
+from routing_rl.data.multilabel import MultiLabelData
 from routing_rl.core.objectives import (ClassificationObjective, ElementwiseLoss, EpisodeObjective, MultiOutputObjective,
-                                        label_cross_entropy, squared_error)
+                                        label_cross_entropy, masked_task_loss, observed, squared_error)
 from routing_rl.metrics import MapAccumulator
-from routing_rl.models.losses import masked_task_loss, observed
 
 
 

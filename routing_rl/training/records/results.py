@@ -8,7 +8,7 @@ Every run, whatever its learner and task family, writes::
     provenance      routing-rl and torch versions, git commit (from a checkout), command line,
                     start and end time, device, torch threads, the machine (CPU model, instruction
                     sets and torch's kernel capability, BLAS, threads, kernel-changing environment
-                    variables, CUDA device; routing_rl/training/machine.py), and per resume its
+                    variables, CUDA device; routing_rl/training/records/machine.py), and per resume its
                     epoch, time, commit and machine (``resumes``); files written before the
                     machine was recorded lack it and still load
     env             name, family, task names, sizes
@@ -39,8 +39,8 @@ import torch
 import routing_rl
 from routing_rl.core.files import RESULTS_LIMIT, FileCheckError, read_regular
 from routing_rl.core.records import MAX_TASKS, ResultsRecord
-from routing_rl.training.config import MAX_EPOCHS
-from routing_rl.training.machine import machine
+from routing_rl.training.setup.config import MAX_EPOCHS
+from routing_rl.training.records.machine import machine
 
 SCHEMA_VERSION = 1
 

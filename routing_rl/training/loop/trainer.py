@@ -21,20 +21,20 @@ from typing import Any
 import torch
 
 from routing_rl.data import MultiLabelSplit, MultiTaskDataset, Split
-from routing_rl.training.clipping import clip_weight_gradients
-from routing_rl.training.config import RunConfig
+from routing_rl.training.loop.clipping import clip_weight_gradients
+from routing_rl.training.setup.config import RunConfig
 from routing_rl.core.contracts import Batch, SplitScore
 from routing_rl.core.records import EpochRecord, ResultsRecord
 from routing_rl.core.seeding import EpochStream, epoch_generator, epoch_seed
-from routing_rl.training.families import task_family
-from routing_rl.training.io import CheckpointError
-from routing_rl.training.composition import Composition
-from routing_rl.training.determinism import select_cuda_kernels
-from routing_rl.training.learner import Learner, StepResult
-from routing_rl.training.learner_factory import make_learner
-from routing_rl.training.results import SCHEMA_VERSION, ResultsError, now, provenance, resume_record, summarise, validate
-from routing_rl.training.run_dir import RunDirectory
-from routing_rl.training.tb_logger import TensorBoardLogger
+from routing_rl.data.families import task_family
+from routing_rl.training.records.io import CheckpointError
+from routing_rl.training.setup.composition import Composition
+from routing_rl.training.loop.determinism import select_cuda_kernels
+from routing_rl.training.loop.learner import Learner, StepResult
+from routing_rl.training.loop.learner_factory import make_learner
+from routing_rl.training.records.results import SCHEMA_VERSION, ResultsError, now, provenance, resume_record, summarise, validate
+from routing_rl.training.records.run_dir import RunDirectory
+from routing_rl.training.records.tb_logger import TensorBoardLogger
 
 
 class TrainingDiverged(RuntimeError):
@@ -100,8 +100,8 @@ def set_epoch_learning_rates(
 class Trainer:
     """Trains the learner of a composed run on its data; see the module docstring.
 
-    The one way to build it: from a :class:`~routing_rl.training.composition.Composition` (the
-    config checked and its names resolved once, by :func:`~routing_rl.training.composition.compose`
+    The one way to build it: from a :class:`~routing_rl.training.setup.composition.Composition` (the
+    config checked and its names resolved once, by :func:`~routing_rl.training.setup.composition.compose`
     or ``configure``) and the data that composition loads. ``run_directory`` is the run's one
     :class:`RunDirectory`: the run sequence passes the one whose lock it took before loading the
     data; without it the trainer makes the composition's."""

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from routing_rl.core.files import CHECKPOINT_LIMIT, FileCheckError, open_regular, refuse_link
-from routing_rl.training.config import MAX_EPOCHS
+from routing_rl.training.setup.config import MAX_EPOCHS
 
 
 def _atomic_write(path: Path, write: Any, verify: Callable[[Path], None] | None = None) -> None:

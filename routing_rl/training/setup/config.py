@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from routing_rl.training.options import declared, flag_of, option, section_class
+from routing_rl.training.setup.options import declared, flag_of, option, section_class
 
 STORED_BEFORE_DEFAULT_CHANGES: dict[str, Any] = {"channels_last": False}
 """Options whose default changed: a stored config without them (from an older release) ran with this value."""
@@ -33,7 +33,7 @@ def _jsonable(value: Any) -> Any:
 class RunConfig:
     """The options of ``routing-rl run`` (see its ``--help``); ``agent_options``/``env_options`` are ``-o``/``-e``.
 
-    Each field declares its option once (:func:`~routing_rl.training.options.option`): the default
+    Each field declares its option once (:func:`~routing_rl.training.setup.options.option`): the default
     here, its section, scope, range or choices and help beside it. The command line's flags, the
     checks of :meth:`check` and the router-only and multi-label-only lists are derived from them.
     """
@@ -225,7 +225,7 @@ class RunConfig:
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the option for values no run can use: each declared range and
-        choice (:mod:`routing_rl.training.options`), then the rules that tie options together."""
+        choice (:mod:`routing_rl.training.setup.options`), then the rules that tie options together."""
         for f, declaration in declared(type(self)):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
@@ -254,7 +254,7 @@ class RunConfig:
             raise ValueError(f"--divergence-factor must be 0 (off) or at least 1, got {self.divergence_factor}")
 
     def section(self, name: str) -> Any:
-        """The options of one section (:data:`~routing_rl.training.options.SECTIONS`) as a typed,
+        """The options of one section (:data:`~routing_rl.training.setup.options.SECTIONS`) as a typed,
         frozen dataclass (``config.section("network").hidden``)."""
         cls = section_class(type(self), name)
         return cls(**{f.name: getattr(self, f.name) for f in fields(cls)})

@@ -7,7 +7,7 @@ suite class, whether the agent is a router, its learner, its router learning rat
 directory), so the command line, the suite runner, sweeps, the report and the tests all build a
 run the same way, and nothing below looks a name up again. The config is checked once, here, when
 it is composed; the trainer is built from a composition only, and the learners receive the
-agent's class from it (:func:`routing_rl.training.learner_factory.make_learner`).
+agent's class from it (:func:`routing_rl.training.loop.learner_factory.make_learner`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from routing_rl.data import MultiTaskDataset, Suite, load_from
 from routing_rl.registry import AGENTS
-from routing_rl.training.config import MULTI_OUTPUT_ONLY_OPTIONS, ROUTER_ONLY_OPTIONS, RunConfig
+from routing_rl.training.setup.config import MULTI_OUTPUT_ONLY_OPTIONS, ROUTER_ONLY_OPTIONS, RunConfig
 
 
 def agent_class(name: str) -> type[Any]:
@@ -85,9 +85,9 @@ class Composition:
         """The typed options of section ``name`` (:meth:`RunConfig.section`), or None where the
         section does not apply to this run: ``network`` and ``episodes`` configure routers only.
         ``agent`` is the router's or model's own options (``-o``), typed by its class
-        (:func:`~routing_rl.training.options.agent_section`)."""
+        (:func:`~routing_rl.training.setup.options.agent_section`)."""
         if name == "agent":
-            from routing_rl.training.options import agent_section
+            from routing_rl.training.setup.options import agent_section
 
             return agent_section(self.agent_cls, self.config.agent_options)
         if name in ("network", "episodes") and not self.is_router:
@@ -132,7 +132,7 @@ def configure(
     once; every declared check and the scope check applied. Raises :class:`ConfigError`; ``flag``
     prints an option's name in the caller's words in its messages."""
     from routing_rl.registry import UnknownNameError
-    from routing_rl.training.presets import PresetError, apply_preset, get_preset
+    from routing_rl.training.setup.presets import PresetError, apply_preset, get_preset
 
     values = dict(given)
     preset_name = values.pop("preset", None)

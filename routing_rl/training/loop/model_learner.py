@@ -22,11 +22,11 @@ from torch import nn
 from routing_rl.core.contracts import Batch, SplitScore
 from routing_rl.core.seeding import seeded_weights, torch_generator
 from routing_rl.models import MultiTaskModel
-from routing_rl.training.families import TaskFamily
-from routing_rl.training.learner import Learner, StepResult, make_optimizers
-from routing_rl.training.options import section_values
-from routing_rl.training.tb_logger import TensorBoardLogger
-from routing_rl.training.composition import Composition
+from routing_rl.data.families import TaskFamily
+from routing_rl.training.loop.learner import Learner, StepResult, make_optimizers
+from routing_rl.training.setup.options import section_values
+from routing_rl.training.records.tb_logger import TensorBoardLogger
+from routing_rl.training.setup.composition import Composition
 
 
 SERVING_TOLERANCE = 1e-6

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 
 from routing_rl.core.files import kind_of
-from routing_rl.training.io import load_checkpoint, save_checkpoint, write_json
-from routing_rl.training.results import RESULTS_NAME, ResultsError, load_results
+from routing_rl.training.records.io import load_checkpoint, save_checkpoint, write_json
+from routing_rl.training.records.results import RESULTS_NAME, ResultsError, load_results
 
 
 class RunExistsError(RuntimeError):

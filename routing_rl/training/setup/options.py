@@ -6,7 +6,7 @@ its section, the runs it applies to and the values it accepts.
 suite file or in Python alike, so a default, a choice or a bound is never restated. An option's
 ``scope`` says which runs it configures: ``router`` options (the routed network and its episodes)
 are refused for multi-task models, ``multi-label`` ones for single-label suites, by the command line
-and suite files alike (:func:`~routing_rl.training.composition.misplaced_options`).
+and suite files alike (:func:`~routing_rl.training.setup.composition.misplaced_options`).
 """
 
 from __future__ import annotations

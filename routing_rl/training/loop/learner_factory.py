@@ -1,7 +1,7 @@
 """The one place a run's learner is made: a routed network with its router, or a multi-task model.
 
 It sits outside the learner classes and the composition so that neither imports the other's
-subclasses: the learners take a :class:`~routing_rl.training.composition.Composition`, and the
+subclasses: the learners take a :class:`~routing_rl.training.setup.composition.Composition`, and the
 composition knows no learner.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from routing_rl.training.composition import Composition
-from routing_rl.training.families import TaskFamily
-from routing_rl.training.learner import Learner
-from routing_rl.training.model_learner import ModelLearner
-from routing_rl.training.routed_learner import RoutedLearner
+from routing_rl.training.setup.composition import Composition
+from routing_rl.data.families import TaskFamily
+from routing_rl.training.loop.learner import Learner
+from routing_rl.training.loop.model_learner import ModelLearner
+from routing_rl.training.loop.routed_learner import RoutedLearner
 
 
 def make_learner(parts: Composition, family: TaskFamily, device: torch.device) -> Learner:

@@ -19,12 +19,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from routing_rl.training.config import RunConfig
+from routing_rl.training.setup.config import RunConfig
 from routing_rl.core.contracts import Batch, SplitScore
-from routing_rl.training.families import TaskFamily
-from routing_rl.training.optim import RowSparseAdam, RowSparseSGD
-from routing_rl.training.tb_logger import TensorBoardLogger
-from routing_rl.training.composition import Composition
+from routing_rl.data.families import TaskFamily
+from routing_rl.training.loop.optim import RowSparseAdam, RowSparseSGD
+from routing_rl.training.records.tb_logger import TensorBoardLogger
+from routing_rl.training.setup.composition import Composition
 
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"adam": RowSparseAdam, "sgd": RowSparseSGD}
@@ -64,7 +64,7 @@ def make_optimizers(
 
     ``routing`` holds the parameters that decide routes (a router's tables, a model's gate
     logits), stepped at ``router_lr`` (:attr:`Composition.router_lr
-    <routing_rl.training.composition.Composition.router_lr>`: ``--router-lr``, else the agent's own
+    <routing_rl.training.setup.composition.Composition.router_lr>`: ``--router-lr``, else the agent's own
     default, else ``--lr``). ``config`` has passed :meth:`RunConfig.check` (``optimizer`` is one of
     :data:`OPTIMIZERS`); the trainer checks it, and so must a caller that builds optimizers itself.
     ``--optimizer sgd`` is plain SGD: its step scales with the gradient, so a router whose
