@@ -28,7 +28,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from interleaved import median_ms
-from routing_rl.network import RoutingDecision, build_network, dispatch
+from routing_rl.network import build_network, dispatch
+from routing_rl.core.contracts import RoutingDecision
 
 CASES = [((1, 28, 28), 3), ((1, 28, 28), 10), ((1, 28, 28), 20), ((32, 14, 14), 3), ((32, 14, 14), 10), ((32, 14, 14), 20)]
 

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from interleaved import median_ms
-from routing_rl.network import RoutingDecision, dispatch
+from routing_rl.network import dispatch
+from routing_rl.core.contracts import RoutingDecision
 from routing_rl.network.routed_layer import STACKED_MAX_PADDING, STACKED_MIN_BLOCKS
 
 Dispatch = Callable[[nn.ModuleList, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -23,7 +23,8 @@ import time
 import click
 import torch
 
-from routing_rl.network import RoutingDecision, build_network
+from routing_rl.network import build_network
+from routing_rl.core.contracts import RoutingDecision
 from routing_rl.training.setup.config import RunConfig
 from routing_rl.training.loop.learner import make_optimizers
 

@@ -77,7 +77,7 @@ def test_nan_loss_stops_the_run_with_exit_code_3(runner, tmp_path):
     import torch
 
     from routing_rl.agents import Router
-    from routing_rl.network import RoutingDecision
+    from routing_rl.core.contracts import RoutingDecision
 
     class CliNaNRouter(Router):
         name = "test-cli-nan-router"

@@ -2,14 +2,13 @@
 
 from routing_rl.network.factory import build_network
 from routing_rl.network.model import RoutingNetwork
-from routing_rl.network.routed_layer import RoutedLayer, RoutingDecision, dispatch
+from routing_rl.network.routed_layer import RoutedLayer, dispatch
 from routing_rl.network.spec import InputShapeError, LayerSpec, SpecError, build_layer_specs, parse_routed
 
 __all__ = [
     "InputShapeError",
     "LayerSpec",
     "RoutedLayer",
-    "RoutingDecision",
     "RoutingNetwork",
     "SpecError",
     "build_layer_specs",

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from routing_rl.network.linear_bank import BANK_MIN_BLOCKS
-from routing_rl.network.routed_layer import RoutedLayer, RoutingDecision, dispatch
+from routing_rl.network.routed_layer import RoutedLayer, dispatch
+from routing_rl.core.contracts import RoutingDecision
 from routing_rl.network.spec import CONV_POOL, LayerSpec
 
 

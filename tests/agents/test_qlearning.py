@@ -8,8 +8,7 @@ import torch
 from routing_rl.agents import Router, RouterConfigError
 from routing_rl.agents._policy_tables import episode_steps
 from routing_rl.agents.qlearning import QLearningRouter
-from routing_rl.core.contracts import EpisodeBatch, RoutingObservation
-from routing_rl.network.routed_layer import RoutingDecision
+from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
 
 
 def episodes(obs: list[RoutingObservation], decisions: list[RoutingDecision], final: torch.Tensor, step_rewards: list[torch.Tensor] | None = None) -> EpisodeBatch:

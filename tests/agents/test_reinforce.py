@@ -7,8 +7,7 @@ import torch
 
 from routing_rl.agents import Router, RouterConfigError
 from routing_rl.agents.reinforce import ReinforceRouter
-from routing_rl.core.contracts import EpisodeBatch, RoutingObservation
-from routing_rl.network.routed_layer import RoutingDecision
+from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
 
 
 def episodes(obs: list[RoutingObservation], decisions: list[RoutingDecision], final: torch.Tensor) -> EpisodeBatch:

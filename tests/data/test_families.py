@@ -94,7 +94,7 @@ def test_heads_have_their_tasks_outputs_and_pad_to_the_widest():
     net = RoutingNetwork(specs, (4,), 2, [3, 1])
     assert isinstance(net.heads.blocks[1], PaddedLinear) and net.heads.blocks[1].weight.shape == (1, 8)
     assert type(net.heads.blocks[0]) is torch.nn.Linear
-    from routing_rl.network import RoutingDecision
+    from routing_rl.core.contracts import RoutingDecision
 
     out = net(torch.randn(5, 4), torch.tensor([0, 1, 1, 0, 1]), [RoutingDecision(torch.zeros(5, dtype=torch.long))])
     assert out.shape == (5, 3) and torch.equal(out[1, 1:], torch.zeros(2))

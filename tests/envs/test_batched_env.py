@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from routing_rl.core.contracts import RoutingObservation
+from routing_rl.core.contracts import RoutingDecision, RoutingObservation
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.envs.collaboration import CollaborationReward
-from routing_rl.network import RoutingDecision, build_network
+from routing_rl.network import build_network
 
 
 def test_batch_of_episodes_matches_network_forward():

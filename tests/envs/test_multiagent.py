@@ -13,7 +13,7 @@ from pettingzoo.test import parallel_api_test
 
 from routing_rl.data import load_suite
 from routing_rl.envs.multiagent import MultiTaskRoutingEnv, parallel_env
-from routing_rl.network import RoutingDecision
+from routing_rl.core.contracts import RoutingDecision
 
 
 @pytest.fixture(scope="module")

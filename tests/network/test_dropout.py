@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from routing_rl.cli import main
 from routing_rl.data import load_suite
-from routing_rl.network import RoutingDecision, build_network
+from routing_rl.network import build_network
+from routing_rl.core.contracts import RoutingDecision
 from routing_rl.training import RunConfig, Trainer
 from routing_rl.training.setup.composition import compose
 

@@ -9,7 +9,8 @@ import copy
 import pytest
 import torch
 
-from routing_rl.network import RoutingDecision, build_network, dispatch
+from routing_rl.network import build_network, dispatch
+from routing_rl.core.contracts import RoutingDecision
 from routing_rl.network.linear_bank import BANK_MIN_BLOCKS, LinearBank
 
 

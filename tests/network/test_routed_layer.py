@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from routing_rl.network import RoutingDecision, build_network, dispatch
+from routing_rl.network import build_network, dispatch
+from routing_rl.core.contracts import RoutingDecision
 
 
 def per_sample_reference(net, x, tasks, decisions):

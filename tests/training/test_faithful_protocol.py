@@ -88,7 +88,7 @@ def test_fc_layers_and_a_routed_head():
     assert [s.name for s in net.specs] == ["conv1", "conv2", "conv3", "fc1", "fc2", "fc3", "head"]
     assert net.routed_layer_names == ["fc1", "fc2", "fc3", "head"] and len(net.heads.blocks) == 0
     x, tasks = torch.randn(5, 1, 28, 28), torch.tensor([0, 1, 2, 3, 0])
-    from routing_rl.network import RoutingDecision
+    from routing_rl.core.contracts import RoutingDecision
 
     picks = [torch.tensor([0, 1, 1, 0, 1]) for _ in range(4)]
     out = net(x, tasks, [RoutingDecision(p) for p in picks])

@@ -8,7 +8,8 @@ import copy
 import pytest
 import torch
 
-from routing_rl.network import RoutingDecision, dispatch
+from routing_rl.network import dispatch
+from routing_rl.core.contracts import RoutingDecision
 from routing_rl.network.linear_bank import LinearBank
 from routing_rl.training.setup.config import RunConfig
 from routing_rl.training.loop.learner import make_optimizers

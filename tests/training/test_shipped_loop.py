@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from routing_rl.agents.wpl import WPLRouter
 from routing_rl.cli import main
-from routing_rl.core.contracts import RoutingObservation
+from routing_rl.core.contracts import RoutingDecision, RoutingObservation
 from routing_rl.core.objectives import ClassificationObjective, mse_one_hot
 from routing_rl.envs import BatchedRoutingEnv
 from routing_rl.envs.collaboration import CollaborationReward
-from routing_rl.network import RoutingDecision, build_network
+from routing_rl.network import build_network
 from routing_rl.training import RunConfig, Trainer
 from routing_rl.training.setup.composition import compose
 from routing_rl.training.loop.clipping import clip_weight_gradients

@@ -118,7 +118,7 @@ def test_nan_loss_stops_the_run(data, tmp_path):
             self.bad = torch.nn.Parameter(torch.tensor(float("nan")))
 
         def act(self, obs, explore=True):
-            from routing_rl.network import RoutingDecision
+            from routing_rl.core.contracts import RoutingDecision
 
             return RoutingDecision(torch.zeros_like(obs.task_ids))
 
@@ -172,7 +172,7 @@ def test_separate_optimizers_use_their_own_learning_rates(data, tmp_path):
             self.logits = torch.nn.Parameter(torch.zeros(num_tasks, num_layers, num_blocks))
 
         def act(self, obs, explore=True):
-            from routing_rl.network import RoutingDecision
+            from routing_rl.core.contracts import RoutingDecision
 
             return RoutingDecision(self.logits[obs.task_ids, obs.depth].argmax(1))
 
