@@ -11,11 +11,13 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from routing_rl.registry import Registered
 from routing_rl.core.contracts import metric_label
+from routing_rl.data.summary import data_summary
 
 if TYPE_CHECKING:
     from routing_rl.training import Trainer
@@ -59,10 +61,11 @@ def run_header(trainer: Any) -> str:
         built = (f"routed layers {net.routed_layer_names or 'none'} x {max(net.blocks_per_layer, default=0)} blocks")
     else:
         built = f"model {type(learner.model).__name__}"
+    described = "".join(f"\n  [dim]{escape(line)}[/]" for line in data_summary(getattr(data, "info", None) or {}))
     return (
         f"[bold]{cfg.agent}[/] on [bold]{data.name}[/] ({trainer.family.name}, metric {metric_label(trainer.family.metric)}): "
         f"{data.num_tasks} tasks, {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, {built}, "
-        f"device {trainer.device}, run dir {trainer.run_dir}"
+        f"device {trainer.device}, run dir {trainer.run_dir}{described}"
     )
 
 
@@ -122,7 +125,10 @@ def print_results(results: dict[str, Any], console: Console) -> None:
     columns = ["task", f"val {metric}", f"test {metric}"] + (["route"] if routes is not None else ["sub-networks used"])
     for col in columns:
         table.add_column(col, justify="left" if col == "task" else "right")
+    own = [metric_label(t["metric"]) for t in results["metric"].get("tasks", [])]
+    mixed = len(set(own)) > 1  # each task's own metric beside its name; the columns' metric is their mean
     for k, name in enumerate(results["env"]["task_names"]):
+        name = f"{name} ({own[k]})" if mixed else name
         if routes is not None:
             where = " ".join(map(str, routes[k])) if k < len(routes) else ""
         else:

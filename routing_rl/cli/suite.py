@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,7 @@ def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | Non
                                  param_hint="--name" if name is not None else "--out (its name is the suite's)")  # fmt: skip
     try:
         env_cls = suite_class(env)
-        options = env_cls.parse_options(env_option)
+        options = relative_to_suite_file(env_cls.parse_options(env_option), env_cls.path_options, out)
         path, sizes = write_battery(env_cls, options, out, name, seeds, epochs, " ".join(["routing-rl", *CommandLine.invoked_args]),
                                     verify=load_suite_file)  # what is written must parse, at every scale  # fmt: skip
     except UnknownNameError as exc:
@@ -140,9 +141,28 @@ def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | Non
         raise _fail(exc) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {path}: {BATTERY_METHODS} methods x {seeds} seeds, {epochs} epochs, {sizes['family']} tasks scored by {sizes['metric']}; "
+    click.echo(f"wrote {path}: {BATTERY_METHODS} methods x {seeds} seeds, {epochs} epochs, {scored(sizes['family'], sizes['metric'])}; "
                f"shared bottom {sizes['shared_bottom']:,} parameters, snr-trans {sizes['snr-trans']:,}, mmoe {sizes['mmoe']:,}")  # fmt: skip
+    for line in sizes["data"]:
+        click.echo(f"  {line}")
     click.echo(f"next: routing-rl suite run {path}  then  routing-rl suite table {path}")
+
+
+def scored(family: str, metric: str) -> str:
+    """How the battery's tasks are scored, as ``suite init`` says it."""
+    if family == "mixed":
+        return "tasks of mixed kinds, each scored by its own metric (the table compares methods by Delta-m)"
+    return f"{family} tasks scored by {metric}"
+
+
+def relative_to_suite_file(options: dict[str, Any], path_options: tuple[str, ...], out: Path) -> dict[str, Any]:
+    """The data files named on the command line (relative to the current directory) as the suite
+    file reads them: relative to its own folder, so the suite runs from any working directory."""
+    moved = dict(options)
+    for key in path_options:
+        if moved.get(key) and not Path(str(moved[key])).is_absolute():
+            moved[key] = os.path.relpath(Path(str(moved[key])).resolve(), out.resolve().parent)
+    return moved
 
 
 @suite.command("keep")

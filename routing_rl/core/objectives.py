@@ -158,3 +158,50 @@ class MultiOutputObjective:
         ap = average_precision_at_k(logits.detach(), targets, self.map_k, mask)
         has_positive = ((targets > 0) & mask).any(dim=1)
         return torch.where(has_positive, 2.0 * ap.to(loss.dtype) - 1.0, torch.zeros_like(loss)).detach()
+
+
+KIND_CODES = {"classification": 0, "regression": 1, "multilabel": 2}
+"""The code of each task kind of a mixed problem in a ``kinds`` tensor (one per task or episode)."""
+
+
+def mixed_entry_loss(outputs: Tensor, targets: Tensor, mask: Tensor, kinds: Tensor) -> Tensor:
+    """Loss of each row, ``[N]``, by its task's kind: cross-entropy over the task's classes
+    (``targets`` one-hot), squared error summed over its outputs, or BCE summed over its labels.
+
+    ``outputs``/``targets`` ``[N, C_max]``, ``mask`` bool ``[N, C_max]`` (the task's real columns),
+    ``kinds`` ``[N]`` codes of :data:`KIND_CODES`. A row whose targets are NaN (the example is not
+    labelled for that task) costs 0, as in every multi-output family. The three losses are
+    computed for every row and one is selected, so a batch of tasks of all kinds is one pass.
+    """
+    targets, weight = observed(targets, mask)
+    weight = weight.to(outputs.dtype)
+    log_p = torch.log_softmax(outputs.masked_fill(~mask, float("-inf")), dim=1)
+    cross_entropy = -(torch.where(mask, log_p, torch.zeros_like(log_p)) * targets * weight).sum(dim=1)
+    squared = (squared_error(outputs, targets) * weight).sum(dim=1)
+    binary = (label_cross_entropy(outputs, targets) * weight).sum(dim=1)
+    return torch.where(kinds == 0, cross_entropy, torch.where(kinds == 1, squared, binary))
+
+
+def mixed_task_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, kinds: Tensor) -> Tensor:
+    """Loss of each task, ``[T]``, of a mixed problem's ``[B, T, C_max]`` outputs: each task's own loss
+    (:func:`mixed_entry_loss`) averaged over examples, as :func:`masked_task_loss` does for one kind."""
+    b, t, c = outputs.shape
+    mask = label_mask.to(outputs.device).expand(b, t, c).reshape(b * t, c)
+    rows = mixed_entry_loss(outputs.reshape(b * t, c), targets.reshape(b * t, c), mask, kinds.to(outputs.device).repeat(b))
+    return rows.view(b, t).mean(dim=0)
+
+
+@dataclass
+class MixedObjective:
+    """Per-episode loss and reward of a mixed problem: each task its own loss (:func:`mixed_entry_loss`);
+    the reward is minus the loss (the only reward that every kind of task has: a task's agent is
+    rewarded by its own task only, so the kinds' different loss scales never meet in one policy)."""
+
+    label_mask: Tensor
+    kinds: Tensor
+
+    def loss(self, logits: Tensor, targets: Tensor, tasks: Tensor) -> Tensor:
+        return mixed_entry_loss(logits, targets, self.label_mask.to(logits.device)[tasks], self.kinds.to(logits.device)[tasks])
+
+    def reward(self, logits: Tensor, targets: Tensor, tasks: Tensor, loss: Tensor) -> Tensor:
+        return (-loss).detach()

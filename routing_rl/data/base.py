@@ -101,9 +101,10 @@ class SingleLabelData:
         return len(self.task_names)
 
 
-FamilyName = Literal["single-label", "multi-label", "regression"]
+FamilyName = Literal["single-label", "multi-label", "regression", "mixed"]
 """The name of a suite's task family (``Suite.family``): one label per row (accuracy), labels of every
-task per example (MAP@K), or real-valued outputs of every task per example (MSE). The trainer's
+task per example (MAP@K), real-valued outputs of every task per example (MSE), or tasks of those
+kinds together (each its own metric). The trainer's
 object for it is :class:`routing_rl.data.families.TaskFamily`."""
 
 
@@ -118,6 +119,9 @@ class Suite(Registered, ABC):
     registry: ClassVar[Registry["Suite"]] = Registry("env")
     family: ClassVar[str] = ""
     needs_download: ClassVar[bool] = False
+    path_options: ClassVar[tuple[str, ...]] = ()
+    """The ``-e`` options that name data files (the files suite's ``path``): a suite file's trials
+    read them relative to the suite file's folder, handed over as ``data_dir``."""
     checked_before_suite_run: ClassVar[bool] = False
     """Load once before ``suite run`` writes its directory: set by suites that read a user's file,
     which is cheap to read and most likely to be wrong (the file suites of papers are not)."""

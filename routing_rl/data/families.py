@@ -10,6 +10,8 @@ and scores a split task by task:
   multilabel-synthetic); BCE summed over a task's labels and over tasks, per-task MAP@K.
 * ``regression``: every example carries real outputs of every task (mmoe-synthetic); squared
   error summed the same way, per-task MSE (lower is better).
+* ``mixed``: tasks of those kinds in one table (a species beside a body mass); each task its
+  own loss and metric (:class:`MixedFamily`).
 
 A routed network plays one routing episode per (example, task) pair: for single-label rows that
 is the row itself; for the other families each example is played once per task through that
@@ -31,8 +33,9 @@ from torch import Tensor
 from routing_rl.core.contracts import Batch, SplitScore
 from routing_rl.data.base import SingleLabelData
 from routing_rl.data.multilabel import MultiLabelData
-from routing_rl.core.objectives import (ClassificationObjective, ElementwiseLoss, EpisodeObjective, MultiOutputObjective,
-                                        label_cross_entropy, masked_task_loss, observed, squared_error)
+from routing_rl.core.objectives import (KIND_CODES, ClassificationObjective, ElementwiseLoss, EpisodeObjective, MixedObjective,
+                                        MultiOutputObjective, label_cross_entropy, masked_task_loss, mixed_task_loss, observed,
+                                        squared_error)
 from routing_rl.metrics import MapAccumulator
 
 
@@ -104,6 +107,11 @@ class TaskFamily(ABC):
     @abstractmethod
     def scorer(self) -> Scorer:
         """A fresh accumulator of one split's scores."""
+
+    def task_metrics(self) -> list[dict[str, Any]]:
+        """Each task's metric and its direction, as results.json records them (``metric.tasks``):
+        the family's own for every task, unless the tasks differ (:class:`MixedFamily`)."""
+        return [{"metric": self.metric, "higher_is_better": self.higher_is_better}] * self.num_tasks
 
     def resolve_reward(self, reward: str) -> str:
         """``auto`` becomes this family's default; a reward the family cannot compute is an error."""
@@ -330,6 +338,94 @@ class MseScorer(Scorer):
         return SplitScore("mse", per_task, macro, micro, loss, n, [int(e) for e in entries])
 
 
+class MixedFamily(MultiOutputFamily):
+    """Tasks of different kinds in one network: classification (cross-entropy over its classes,
+    accuracy), regression (squared error, MSE on targets standardised by the training rows) and
+    multi-label (BCE, MAP@K), each task scored by its own metric.
+
+    Task losses are weighted equally: the training loss is the sum over tasks of each task's mean
+    loss per example, as in the single-kind multi-output families. At the start of training a
+    standardised regression target costs about 1 (the variance) and a C-class task about ln C, so
+    no kind swamps another. The run's one number (``task-score``, which picks the best-validation
+    epoch and is the table's column when every method is compared on it) is the mean over tasks of
+    accuracy, MAP@K and 1 - MSE; as the regression targets are standardised by the training rows,
+    1 - MSE is the share of the training variance a regression task explains (R²), so each task
+    counts on a scale where 1 is perfect and higher is better. Suite tables summarise mixed tasks
+    by Delta-m, from the per-task metrics with their own directions.
+    """
+
+    name = "mixed"
+    default_reward = "neg-loss"
+    rewards = ("neg-loss",)
+
+    def __init__(self, data: MultiLabelData, map_k: int = 10) -> None:
+        super().__init__(data, map_k)
+        assert data.task_kinds is not None
+        self.kinds = torch.tensor([KIND_CODES[k] for k in data.task_kinds], dtype=torch.long)
+
+    @property
+    def metric(self) -> str:
+        return "task-score"
+
+    def task_metrics(self) -> list[dict[str, Any]]:
+        names = {"classification": ("accuracy", True), "regression": ("mse", False), "multilabel": (f"map@{self.map_k}", True)}
+        assert self.data.task_kinds is not None
+        return [{"metric": names[k][0], "higher_is_better": names[k][1]} for k in self.data.task_kinds]
+
+    def objective(self, reward: str, module_loss: str = "cross-entropy") -> EpisodeObjective:
+        if module_loss != "cross-entropy":
+            raise ValueError(f"--module-loss {module_loss} applies to single-label suites; mixed suites train each task with its own loss")
+        self.resolve_reward(reward)
+        return MixedObjective(self.label_mask, self.kinds)
+
+    def model_loss(self, outputs: Tensor, batch: Batch) -> Tensor:
+        return mixed_task_loss(outputs, batch.y, self.label_mask, self.kinds).sum()
+
+    def scorer(self) -> Scorer:
+        return MixedScorer(self.label_mask, self.kinds, self.map_k)
+
+
+class MixedScorer(Scorer):
+    """Per-task accuracy, MSE or MAP@K by each task's kind; ``mean`` and ``micro`` are the task score
+    (mean over tasks of accuracy, MAP@K and 1 - MSE: see :class:`MixedFamily`)."""
+
+    def __init__(self, label_mask: Tensor, kinds: Tensor, k: int) -> None:
+        self.label_mask, self.kinds, self.k = label_mask, kinds, k
+        tasks = label_mask.shape[0]
+        self.ranking = MapAccumulator(tasks, k, label_mask)
+        self.sums = torch.zeros(tasks, dtype=torch.float64)
+        self.counts = torch.zeros(tasks, dtype=torch.float64)
+        self.loss_sum, self.examples = 0.0, 0
+
+    def update(self, outputs: Tensor, batch: Batch) -> None:
+        mask = self.label_mask.to(outputs.device)
+        kinds = self.kinds.to(outputs.device)
+        self.loss_sum += float(mixed_task_loss(outputs, batch.y, mask, kinds).sum()) * batch.size
+        self.examples += batch.size
+        targets, weight = observed(batch.y, mask)
+        labelled = (weight.sum(dim=2) > 0).double()  # [B, T]
+        hit = (outputs.masked_fill(~mask, float("-inf")).argmax(dim=2) == targets.argmax(dim=2)).double() * labelled
+        squared = ((outputs - targets).double().square() * weight).sum(dim=2)
+        entries = weight.double().sum(dim=2)
+        classification, regression = kinds == 0, kinds == 1
+        self.sums += torch.where(classification, hit.sum(dim=0), torch.where(regression, squared.sum(dim=0), torch.zeros_like(hit[0]))).cpu()
+        self.counts += torch.where(classification, labelled.sum(dim=0), entries.sum(dim=0)).cpu()
+        ranked = torch.where((kinds == 2).view(1, -1, 1), targets, torch.zeros_like(targets))  # other kinds: no positive, not ranked
+        self.ranking.update(outputs.float().cpu(), ranked.cpu())
+
+    def result(self) -> SplitScore:
+        kinds = self.kinds.tolist()
+        ranked = self.ranking.result()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = (self.sums / self.counts).tolist()
+        per_task = [float(ranked.per_task[t]) if kind == 2 else ratio[t] for t, kind in enumerate(kinds)]
+        scores = [1.0 - v if kind == 1 else v for v, kind in zip(per_task, kinds)]
+        score = _nanmean(scores) if self.examples else math.nan
+        counts = [int(ranked.counts[t]) if kind == 2 else int(self.counts[t]) for t, kind in enumerate(kinds)]
+        loss = self.loss_sum / self.examples if self.examples else math.nan
+        return SplitScore("task-score", per_task, score, score, loss, self.examples, counts)
+
+
 def task_family(data: SingleLabelData | MultiLabelData, map_k: int = 10) -> TaskFamily:
     """The family of a loaded data set."""
     if isinstance(data, SingleLabelData):
@@ -337,6 +433,6 @@ def task_family(data: SingleLabelData | MultiLabelData, map_k: int = 10) -> Task
     return MULTI_OUTPUT_FAMILIES[data.problem](data, map_k)
 
 
-MULTI_OUTPUT_FAMILIES: dict[str, type[MultiOutputFamily]] = {"multilabel": MultiLabelFamily, "regression": RegressionFamily}
+MULTI_OUTPUT_FAMILIES: dict[str, type[MultiOutputFamily]] = {"multilabel": MultiLabelFamily, "regression": RegressionFamily, "mixed": MixedFamily}
 """The family of each multi-output problem (``MultiLabelData.problem``): the one place a loaded
 data set's problem is turned into the behaviour of its tasks."""

@@ -1,8 +1,9 @@
-"""The inputs of a user's file: the feature matrix (or image array), its checks, splits and scaling.
+"""The inputs of a user's file: which columns are features, the ``.npz`` input array, splits and scaling.
 
 Kept apart from the task targets (:mod:`routing_rl.data.task_kinds`) because the two fail for
-different reasons and are checked in a different order: features must be numeric and finite in
-every row, a target may be missing in some. The seeded split and the standardisation live here
+different reasons and are checked in a different order: an input array must be numeric and finite
+in every row (a table's columns are encoded by :mod:`routing_rl.data.feature_encoding`), a target
+may be missing in some. The seeded split and the standardisation live here
 too, as both act on the rows of the inputs: the test and validation rows are drawn per example
 (an example's tasks are never split between train and test), and every scale is fitted on the
 training rows only, so nothing of the held-out rows leaks into training.
@@ -16,7 +17,7 @@ import numpy as np
 
 from routing_rl.data.base import DataError
 from routing_rl.data.table_files import Columns
-from routing_rl.data.task_kinds import as_numbers, missing_mask
+from routing_rl.data.task_kinds import missing_mask
 
 SPLITS = ("train", "val", "test")
 SPLIT_NAMES = {"train": 0, "training": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
@@ -47,24 +48,6 @@ def feature_columns(data: Columns, features: Sequence[str], taken: Mapping[str, 
 
 LEAK = "a target among the inputs hands the network the answer, so its scores would mean nothing"
 """Why a target may not also be an input (the errors say it)."""
-
-
-def table_features(data: Columns, names: list[str]) -> np.ndarray:
-    """Float64 ``[N, D]`` of the named columns; a non-numeric or non-finite value is a :class:`DataError`."""
-    out = np.empty((data.rows, len(names)), dtype=np.float64)
-    for j, name in enumerate(names):
-        values = data.values[name]
-        if values.dtype.kind not in "biuf":
-            present = ~missing_mask(values)
-            numbers = as_numbers(values, present)
-            if numbers is None:
-                bad = next(i for i in np.flatnonzero(present) if as_numbers(values[i : i + 1], present[i : i + 1]) is None)
-                raise DataError(f"{data.source}: feature column {name!r} is not numeric (row {bad + 1} holds {values[bad]!r}); "
-                                "encode it as numbers, make it a task, or list the numeric features with -e features=...")  # fmt: skip
-            values = numbers
-        out[:, j] = values
-    require_finite(data.source, out, names)
-    return out
 
 
 def array_features(data: Columns, name: str) -> np.ndarray:

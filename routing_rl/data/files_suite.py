@@ -11,12 +11,15 @@ states a task's kind where the inferred one (:mod:`routing_rl.data.task_kinds`) 
 default ``x``, vectors or images). Splits come from a ``split`` column, from ``test_path`` /
 ``val_path`` files, or are drawn per example under the seed.
 
-The tasks of one suite are of one family, because a table states one metric: classification
-(binary and multi-class tasks together, one row per labelled (example, task), accuracy),
-regression (MSE on targets standardised by the training rows) or multi-label (MAP@K). A mix is
-refused with a one-line error that says how to split it into suites. Every check runs in
-:meth:`FileSuite.load`, which writes nothing, so a bad file stops a run before its directory
-exists.
+Feature columns are encoded by their kind (:mod:`routing_rl.data.feature_encoding`: strings
+one-hot, booleans 0/1, dates as days, gaps filled and flagged), every encoder fitted on the
+training rows. The tasks of one file may be of any kinds: a file of classification tasks only
+trains as the single-label family (one row per labelled (example, task), accuracy), of regression
+or multi-label tasks only as that family (MSE on targets standardised by the training rows, or
+MAP@K), and a mix (species beside body mass) as the mixed family
+(:class:`~routing_rl.data.families.MixedFamily`): one network, each task its own head, loss and
+metric. Every check runs in :meth:`FileSuite.load`, which writes nothing, so a bad file stops a
+run before its directory exists.
 """
 
 from __future__ import annotations
@@ -29,14 +32,15 @@ import torch
 
 from routing_rl.core.seeding import DataStream, numpy_rng
 from routing_rl.data.base import DataError, SingleLabelData, Suite
-from routing_rl.data.file_inputs import LEAK, SPLITS, array_features, draw_splits, feature_columns, fit_scale, split_column, table_features
-from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit
+from routing_rl.data.feature_encoding import encode_features
+from routing_rl.data.file_inputs import LEAK, SPLITS, array_features, draw_splits, feature_columns, fit_scale, split_column
+from routing_rl.data.multilabel import MultiLabelData, MultiLabelSplit, Problem
 from routing_rl.data.splitting import TaskRows, check_val_fraction, make_split
 from routing_rl.data.table_files import Columns, read_columns
 from routing_rl.data.task_kinds import Task, encode, parse_tasks, split_list
 
-FAMILIES = {"binary": "classification", "multi-class": "classification", "regression": "regression", "multi-label": "multi-label"}
-"""The family each task kind trains in; one suite holds one family."""
+FAMILIES = {"binary": "classification", "multi-class": "classification", "regression": "regression", "multi-label": "multilabel"}
+"""The family each task kind trains in; tasks of several families train together as ``mixed``."""
 
 
 class FileSuite(Suite):
@@ -46,8 +50,9 @@ class FileSuite(Suite):
     family: ClassVar[str] = "from the file"
     description: ClassVar[str] = "your own CSV, Parquet or .npz file: target columns as tasks, kinds inferred or stated"
     checked_before_suite_run: ClassVar[bool] = True
+    path_options: ClassVar[tuple[str, ...]] = ("path", "test_path", "val_path")
     option_help: ClassVar[dict[str, str]] = {
-        "path": "the data file (.csv, .parquet or .npz), relative to the current directory",
+        "path": "the data file (.csv, .parquet or .npz), relative to --data-dir if given (in a suite file: the suite file's folder), else the current directory",
         "tasks": "target columns, comma-separated; a task of several columns as NAME:COL1+COL2 (multi-label 0/1 or multi-output)",
         "kinds": "stated task kinds, TASK:KIND comma-separated; kinds: binary, multi-class, regression, multi-label",
         "features": "input columns, comma-separated (default: every other column); .npz: the input array (default x)",
@@ -83,12 +88,13 @@ class FileSuite(Suite):
         self.split, self.test_path, self.val_path = split, test_path, val_path
         self.test_fraction, self.split_seed = test_fraction, split_seed
 
-    def read(self) -> tuple[Columns, np.ndarray]:
-        """All rows (the data file, then the test and validation files) and each row's given split (-2: to draw)."""
-        parts = [(read_columns(self.path), -2 if not self.test_path else (-1 if not self.val_path else 0))]
+    def read(self, folder: Path | None = None) -> tuple[Columns, np.ndarray]:
+        """All rows (the data file, then the test and validation files) and each row's given split
+        (-2: to draw); relative paths are read from ``folder`` (default: the current directory)."""
+        parts = [(read_columns(self.located(self.path, folder)), -2 if not self.test_path else (-1 if not self.val_path else 0))]
         for extra, split in ((self.test_path, 2), (self.val_path, 1)):
             if extra:
-                parts.append((read_columns(extra), split))
+                parts.append((read_columns(self.located(extra, folder)), split))
         first = parts[0][0]
         for columns, _ in parts[1:]:
             if columns.names() != first.names():
@@ -102,22 +108,27 @@ class FileSuite(Suite):
             assigned[assigned == 0] = -1  # training rows: the validation rows may still be drawn from them
         return data, assigned
 
+    @staticmethod
+    def located(path: str, folder: Path | None) -> Path:
+        """``path`` as given when absolute or without ``folder``, else inside ``folder``."""
+        return Path(path) if folder is None or Path(path).is_absolute() else folder / path
+
     def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> SingleLabelData | MultiLabelData:
-        """Read, check and split the file; the same file and seed give the same splits and tasks."""
+        """Read, check and split the file; the same file and seed give the same splits and tasks.
+        ``data_dir`` is the folder relative paths start from (a suite file's folder in a suite)."""
         check_val_fraction(val_fraction)
         specs = parse_tasks(self.tasks, self.kinds)
-        data, assigned = self.read()
+        data, assigned = self.read(data_dir)
         tasks = [encode(spec, data) for spec in specs]
-        families = {FAMILIES[t.kind] for t in tasks}
-        if len(families) > 1:
-            kinds = ", ".join(f"{t.name}: {t.kind}" for t in tasks)
-            raise DataError(f"files: the tasks mix kinds ({kinds}); one suite trains one family of tasks (one metric per table), "
-                            "so give each family its own suite, e.g. -e tasks=" + ",".join(t.name for t in tasks if FAMILIES[t.kind] == FAMILIES[tasks[0].kind]))  # fmt: skip
         taken = {column: f"a target of task {spec.name!r}" for spec in reversed(specs) for column in spec.columns}
         if self.split:
             taken[self.split] = "the split column (-e split)"
+        rng = numpy_rng(self.split_seed if self.split_seed is not None else seed, DataStream.FILE_SPLITS)
+        split = draw_splits(assigned, self.test_fraction, val_fraction, rng)
         npz = data.source.lower().endswith(".npz")
         names = split_list(self.features)
+        described: list[str] = []
+        left_out: list[str] = []
         if npz:
             name = names[0] if names else "x"
             if name in taken:
@@ -127,21 +138,21 @@ class FileSuite(Suite):
             feature_names = [name]
             labels = [f"{'channel' if x.ndim == 4 else 'column'} {j} of input array {name!r}" for j in range(x.shape[1])]
         else:
-            feature_names = feature_columns(data, names, taken)
-            x = table_features(data, feature_names)
+            encoded = encode_features(data, feature_columns(data, names, taken), split == 0, named=bool(names))
+            x, feature_names, described, left_out = encoded.x, encoded.names, encoded.described, encoded.left_out
             labels = [f"feature column {c!r}" for c in feature_names]
-        rng = numpy_rng(self.split_seed if self.split_seed is not None else seed, DataStream.FILE_SPLITS)
-        split = draw_splits(assigned, self.test_fraction, val_fraction, rng)
         for task in tasks:
             for s, split_name in enumerate(SPLITS):
                 if not task.labelled[split == s].any():
                     raise DataError(f"{data.source}: task {task.name!r} has no labelled row in the {split_name} split; "
                                     "label more rows, or change the split fractions or the split column")  # fmt: skip
         info = {"file": data.source, "features": feature_names, "kinds": {t.name: t.kind for t in tasks},
-                "labels": {t.name: t.labels for t in tasks}, "rows": {n: int((split == s).sum()) for s, n in enumerate(SPLITS)}}  # fmt: skip
-        if FAMILIES[tasks[0].kind] == "classification":
+                "labels": {t.name: t.labels for t in tasks}, "rows": {n: int((split == s).sum()) for s, n in enumerate(SPLITS)},
+                "encoding": described, "left_out": left_out, "notes": {t.name: t.note for t in tasks if t.note}}  # fmt: skip
+        families = {FAMILIES[t.kind] for t in tasks}
+        if families == {"classification"}:
             return self.classification(x, split, tasks, info, labels)
-        return self.multi_output(x, split, tasks, info, labels)
+        return self.multi_output(x, split, tasks, info, labels, families.pop() if len(families) == 1 else "mixed")
 
     def inputs(self, x: np.ndarray, train: np.ndarray, labels: list[str]) -> tuple[np.ndarray, tuple[float, ...], tuple[float, ...]]:
         """Inputs scaled by the training rows: features per column, images per channel (uint8 images
@@ -169,10 +180,12 @@ class FileSuite(Suite):
         info["chance"] = {t.name: float(np.bincount(t.targets[t.labelled]).max() / t.labelled.sum()) for t in tasks}
         return SingleLabelData(self.name, [t.name for t in tasks], classes, tuple(scaled.shape[1:]), *parts, info=info)
 
-    def multi_output(self, x: np.ndarray, split: np.ndarray, tasks: list[Task], info: dict[str, object], labels: list[str]) -> MultiLabelData:
+    def multi_output(self, x: np.ndarray, split: np.ndarray, tasks: list[Task], info: dict[str, object], labels: list[str],
+                     problem: Problem) -> MultiLabelData:  # fmt: skip
         """Every example with the targets of every task, NaN where a task leaves it unlabelled
         (the multi-output losses and scores skip those entries). Regression targets are scaled
-        by their training rows, so a task's MSE is in units of its training variance."""
+        by their training rows, so a task's MSE is in units of its training variance; a
+        classification task of a mixed file holds its class one-hot."""
         scaled, _, _ = self.inputs(x.astype(np.float32) / (255.0 if x.dtype == np.uint8 else 1.0), split == 0, labels)
         flat = scaled.reshape(scaled.shape[0], -1)
         width = max(t.outputs for t in tasks)
@@ -184,9 +197,16 @@ class FileSuite(Suite):
                 mean, std = fit_scale(values, (split == 0) & t.labelled, (0,), self.path, [f"target {c!r} of task {t.name!r}" for c in t.labels])
                 values = (values - mean) / std
                 scales[t.name] = {"mean": mean.ravel().tolist(), "std": std.ravel().tolist()}
+            elif t.classification:
+                values = np.full((t.targets.shape[0], t.outputs), np.nan)
+                rows = np.flatnonzero(t.labelled)
+                values[rows] = 0.0
+                values[rows, t.targets[rows]] = 1.0
             y[:, i, : t.outputs] = values
         info["target_scale"] = scales
-        problem = "regression" if tasks[0].kind == "regression" else "multilabel"
+        if problem == "mixed":
+            info["chance"] = {t.name: float(np.bincount(t.targets[t.labelled]).max() / t.labelled.sum()) for t in tasks if t.classification}
         splits = [MultiLabelSplit.from_dense(torch.from_numpy(flat[split == s]), torch.from_numpy(y[split == s])) for s in range(3)]
         return MultiLabelData(self.name, [t.name for t in tasks], [t.outputs for t in tasks], flat.shape[1], *splits,
-                              problem=problem, label_names=[t.labels for t in tasks], info=info)  # fmt: skip
+                              problem=problem, label_names=[t.labels for t in tasks], info=info,
+                              task_kinds=[FAMILIES[t.kind] for t in tasks] if problem == "mixed" else None)  # fmt: skip

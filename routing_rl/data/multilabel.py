@@ -35,11 +35,14 @@ from torch import Tensor
 
 from routing_rl.data.base import Suite
 
-Problem = Literal["multilabel", "regression"]
+Problem = Literal["multilabel", "regression", "mixed"]
 
-FAMILY_OF_PROBLEM: dict[str, str] = {"multilabel": "multi-label", "regression": "regression"}
+FAMILY_OF_PROBLEM: dict[str, str] = {"multilabel": "multi-label", "regression": "regression", "mixed": "mixed"}
 """The task family name (:data:`~routing_rl.data.base.FamilyName`) of each multi-output problem."""
-"""The two problems of every-task-per-example data: multi-hot targets, or real-valued outputs."""
+"""The problems of every-task-per-example data: multi-hot targets, real-valued outputs, or a mix."""
+
+TASK_KINDS = ("classification", "regression", "multilabel")
+"""The kind of each task of a mixed problem."""
 
 
 @dataclass(frozen=True)
@@ -220,8 +223,10 @@ def make_label_mask(labels_per_task: Sequence[int]) -> Tensor:
 class MultiLabelData:
     """A multi-task problem where every example carries targets for all ``T`` tasks.
 
-    ``problem`` is ``"multilabel"`` (multi-hot targets, MAP@K metrics, BCE loss) or
-    ``"regression"`` (real targets, ``labels_per_task`` is then the output size of each task).
+    ``problem`` is ``"multilabel"`` (multi-hot targets, MAP@K metrics, BCE loss),
+    ``"regression"`` (real targets, ``labels_per_task`` is then the output size of each task) or
+    ``"mixed"``: each task of its own kind, ``task_kinds[t]`` one of ``classification`` (its class
+    one-hot, ``labels_per_task`` its classes), ``regression`` or ``multilabel``.
     ``label_names[t][c]`` names label ``c`` of task ``t`` where known.
     """
 
@@ -235,12 +240,17 @@ class MultiLabelData:
     problem: Problem = "multilabel"
     label_names: list[list[str]] | None = None
     info: dict[str, object] = field(default_factory=dict)
+    task_kinds: list[str] | None = None
 
     def __post_init__(self) -> None:
         if len(self.labels_per_task) != len(self.task_names) or min(self.labels_per_task, default=0) <= 0:
             raise ValueError("labels_per_task needs one positive count per task")
         if self.problem not in FAMILY_OF_PROBLEM:
-            raise ValueError(f"problem must be 'multilabel' or 'regression', got {self.problem!r}")
+            raise ValueError(f"problem must be one of {', '.join(map(repr, FAMILY_OF_PROBLEM))}, got {self.problem!r}")
+        if (self.problem == "mixed") != (self.task_kinds is not None):
+            raise ValueError("task_kinds is given for a mixed problem, and only for one")
+        if self.task_kinds is not None and (len(self.task_kinds) != len(self.task_names) or not set(self.task_kinds) <= set(TASK_KINDS)):
+            raise ValueError(f"task_kinds needs one of {', '.join(TASK_KINDS)} per task, got {self.task_kinds}")
         for split_name in ("train", "val", "test"):
             self._check_split(split_name, getattr(self, split_name))
 

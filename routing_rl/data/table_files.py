@@ -95,7 +95,7 @@ def read_columns(path: str | Path) -> Columns:
     kind = file_format(path)
     if not path.is_file():
         what = "no such file" if not path.exists() else "a directory" if path.is_dir() else "not a regular file (a device, FIFO or socket)"
-        raise DataError(f"{path}: {what}; give the data file with -e path=FILE (relative to the current directory)")
+        raise DataError(f"{path}: {what}; give the data file with -e path=FILE (in a suite file, relative to the suite file's folder)")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; it needs a header and at least one row of data")
     require_fits(path, kind)

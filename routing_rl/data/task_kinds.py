@@ -5,9 +5,13 @@ from the labelled values, by rules a user can predict:
 
 * a column of label lists (a Parquet list column), or several columns holding only 0 and 1:
   ``multi-label`` (scored by MAP@K);
-* a column of strings or booleans, or of integers with at most :data:`MAX_INFERRED_CLASSES`
-  distinct values: ``binary`` (two values) or ``multi-class`` (scored by accuracy);
-* any other numeric column (or several): ``regression`` (scored by MSE).
+* a column of strings or booleans, or of integers with two distinct values: ``binary`` (two
+  values) or ``multi-class`` (scored by accuracy);
+* any other numeric column (or several): ``regression`` (scored by MSE). Integers with three or
+  more values are counts, ages, years or scores far more often than class codes in a table
+  (doctor visits 0-9, children 0-5, a rating 1-5), and a count read as classes loses its order and
+  scores a near miss like a far one; class codes are stated: ``-e kinds=grade:multi-class``
+  (``suite init`` and ``run`` print every inferred kind, and say so for integer targets).
 
 A missing value (empty CSV cell, null, NaN) leaves that row out of that task only: real
 multi-task data is often labelled for some tasks and not others.
@@ -28,9 +32,9 @@ from routing_rl.data.table_files import Columns
 KINDS = ("binary", "multi-class", "regression", "multi-label")
 """The task kinds a user can state."""
 
-MAX_INFERRED_CLASSES = 20
-"""An integer column with at most this many distinct values is read as classes (state
-``regression`` for a count or a year)."""
+MAX_INFERRED_CLASSES = 2
+"""An integer column with at most this many distinct values is read as classes (binary); one of
+more is a number (state ``multi-class`` for class codes)."""
 
 MAX_CLASSES = 10_000
 """The most classes (or labels, or output values) one task may have.
@@ -71,6 +75,8 @@ class Task:
     targets: np.ndarray
     labelled: np.ndarray
     labels: list[str]
+    note: str = ""
+    """How an inferred kind could be wrong, printed with the task (integers read as a number)."""
 
     @property
     def outputs(self) -> int:
@@ -203,9 +209,14 @@ def _one_column(spec: TaskSpec, values: np.ndarray, labelled: np.ndarray, source
             bad = next(i for i in rows if as_numbers(values[i : i + 1], labelled[i : i + 1]) is None)
             raise DataError(f"{source}: task {spec.name!r} is a regression, but column {spec.columns[0]!r} holds {values[bad]!r} in row {bad + 1}; "
                             "give numbers, or state another kind")  # fmt: skip
-        if np.unique(numbers[rows]).size < 2:
+        distinct = np.unique(numbers[rows])
+        if distinct.size < 2:
             raise DataError(f"{source}: task {spec.name!r} has one value ({numbers[rows[0]]:g}) in every labelled row; nothing to predict, drop the task")
-        return Task(spec.name, "regression", numbers.reshape(-1, 1), labelled, [spec.columns[0]])
+        note = ""
+        if spec.kind is None and bool(np.all(distinct == np.round(distinct))):
+            note = (f"integers {distinct[0]:g} to {distinct[-1]:g}, {distinct.size:,} values, read as a number; "
+                    f"if they are class codes, state -e kinds={spec.name}:multi-class")  # fmt: skip
+        return Task(spec.name, "regression", numbers.reshape(-1, 1), labelled, [spec.columns[0]], note)
     keys = [str(values[i]) if numbers is None or values.dtype.kind == "b" else f"{numbers[i]:g}" for i in rows]
     distinct = set(keys)
     require_few_outputs(spec, len(distinct), "classes", source)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from routing_rl.data import Suite
+from routing_rl.data.summary import data_summary
 from routing_rl.models.sizing import match_hidden_size, train_parameter_count
 from routing_rl.network.spec import InputShapeError, build_layer_specs, count_parameters
 from routing_rl.training.setup.config import RunConfig
@@ -110,7 +111,8 @@ def write_battery(suite_cls: type[Suite], env_options: dict[str, Any], out: Path
     from routing_rl.data.families import task_family
 
     env = suite_cls.name
-    family = task_family(load_from(suite_cls(**env_options), env, None, 0, RunConfig.val_fraction))
+    folder = out.resolve().parent if suite_cls.path_options else None  # its data files are named relative to the suite file
+    family = task_family(load_from(suite_cls(**env_options), env, folder, 0, RunConfig.val_fraction))
     sizes = (tuple(family.input_shape), list(family.head_sizes))
     suite_name = name or out.stem
     try:
@@ -122,4 +124,5 @@ def write_battery(suite_cls: type[Suite], env_options: dict[str, Any], out: Path
     input_dim = int(np.prod(sizes[0]))
     counts = {run: train_parameter_count(agent_class(run), input_dim, sizes[1], **contents["runs"][run]["agent_options"]) for run in MODELS}
     write_text(out, header(command, target, counts, out) + tomli_w.dumps(contents), verify)
-    return out, {"family": family.name, "metric": family.metric, "shared_bottom": target, **counts}
+    return out, {"family": family.name, "metric": family.metric, "shared_bottom": target, **counts,
+                 "data": data_summary(getattr(family.data, "info", None) or {})}  # fmt: skip

@@ -24,6 +24,10 @@ names with ``-`` written ``_``)::
     [scales.quick.no-sharing]        # and the options of one run
     hidden = 32
 
+A data file named in a run's options (``env_options = { path = "penguins.csv" }`` of ``--env
+files``) is read relative to the suite file's folder, so a suite runs the same from any working
+directory (the folder travels as the trial's ``data_dir``, which is not part of its identity).
+
 ``kept = "../results/demo"`` in ``[suite]`` names a folder (relative to the suite file) of finished
 trials kept with the project: ``<trial name>/results.json`` each, written by ``routing-rl suite
 keep``. ``suite run`` treats a trial found there as finished and ``suite table`` and ``report``
@@ -146,9 +150,23 @@ class SuiteSpec:
         # seed-major: a suite stopped part-way has every method at its first seeds
         where = f" (scale {scale})" if scale else ""
         # each run's configuration is checked once; a seed only changes ``seed``
-        configs = {run: make_config(merged, seeds[0], f"{self.source}: runs.{run}{where}") for run, merged in merged_runs.items()}
+        configs = {run: self.with_data_folder(make_config(merged, seeds[0], f"{self.source}: runs.{run}{where}"))
+                   for run, merged in merged_runs.items()}  # fmt: skip
         return [Trial(run, seed, configs[run] if seed == seeds[0] else dataclasses.replace(configs[run], seed=seed))
                 for seed in seeds for run in merged_runs]
+
+    def with_data_folder(self, config: RunConfig) -> RunConfig:
+        """``config`` reading its data files relative to the suite file's folder (when its suite
+        reads files named in its options and the run sets no ``data_dir`` of its own)."""
+        from routing_rl.training.setup.composition import suite_class
+
+        try:
+            reads_paths = bool(suite_class(config.env).path_options)
+        except UnknownNameError:
+            return config  # reported by the configuration check
+        if not reads_paths or config.data_dir is not None:
+            return config
+        return dataclasses.replace(config, data_dir=str(Path(self.source).resolve().parent))
 
     def directory(self, scale: str | None, root: Path = Path("runs")) -> Path:
         """Where the suite's trials live by default: ``runs/suite-<name>[-<scale>]``."""

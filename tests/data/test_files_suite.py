@@ -39,7 +39,7 @@ def test_csv_classification_infers_kinds_and_leaves_unlabelled_rows_out_of_their
     frame["flag"] = frame["flag"].astype(object)
     frame.loc[[1, 4, 7], "flag"] = None  # partly labelled: flag is missing in three rows
     frame.to_csv(tmp_path / "t.csv", index=False)
-    data = load(tmp_path / "t.csv", tasks="colour,grade,flag", features="a,b")
+    data = load(tmp_path / "t.csv", tasks="colour,grade,flag", kinds="grade:multi-class", features="a,b")
     assert isinstance(data, SingleLabelData) and data.input_shape == (2,)
     assert data.info["kinds"] == {"colour": "multi-class", "grade": "multi-class", "flag": "binary"}
     assert data.info["labels"]["colour"] == ["blue", "green", "red"] and data.info["labels"]["grade"] == ["0", "1", "2"]
@@ -113,7 +113,7 @@ def test_npz_images_get_the_conv_stack_and_vectors_fc_blocks(tmp_path):
     labels = rng.integers(0, 3, 50)
     images = (rng.random((50, 8, 8)) * 255).astype(np.uint8)
     np.savez(tmp_path / "img.npz", x=images, digit=labels, odd=labels % 2)
-    data = load(tmp_path / "img.npz", tasks="digit,odd")
+    data = load(tmp_path / "img.npz", tasks="digit,odd", kinds="digit:multi-class")
     assert data.input_shape == (1, 8, 8) and data.train.inputs.dtype == torch.uint8 and len(data.train.mean) == 1
     x, _, _ = data.train.gather(torch.arange(len(data.train)))
     assert abs(float(x.mean())) < 0.05
@@ -132,12 +132,10 @@ def write(tmp_path, frame, name="bad.csv"):
     ("make", "options", "message"),
     [
         (lambda p: write(p, table()), {"tasks": "colour,nope"}, "no column 'nope' for task 'nope'; columns: a, b"),
-        (lambda p: write(p, table()), {"tasks": "grade", "features": "a,colour"}, "feature column 'colour' is not numeric (row 1"),
         (lambda p: write(p, table().assign(one="same")), {"tasks": "one", "features": "a"}, "task 'one' has one class ('same')"),
         (lambda p: write(p, table().assign(none=np.nan)), {"tasks": "colour,none", "features": "a"}, "task 'none' has no labelled row"),
-        (lambda p: write(p, table().assign(a=[1.0, 2.0, np.nan] + [0.0] * 57)), {"tasks": "colour", "features": "a,b"}, "row 3, column 'a' is missing (NaN)"),
+        (lambda p: write(p, table().assign(a=np.nan)), {"tasks": "colour", "features": "a,b"}, "feature column 'a' has no value in any training row"),
         (lambda p: write(p, table().assign(b=[np.inf] + [0.0] * 59), "bad.parquet"), {"tasks": "colour", "features": "a,b"}, "row 1, column 'b' is infinite"),
-        (lambda p: write(p, table()), {"tasks": "colour,mass", "features": "a,b"}, "the tasks mix kinds (colour: multi-class, mass: regression)"),
         (lambda p: write(p, table()), {"tasks": "colour", "kinds": "colour:binary", "features": "a"}, "stated binary but its values make it multi-class"),
         (lambda p: write(p, table().assign(part="x")), {"tasks": "colour", "split": "part"}, "row 1 of split column 'part' holds 'x'"),
     ],
@@ -176,7 +174,7 @@ def test_cli_refuses_bad_data_in_one_line_and_writes_no_run_directory(tmp_path):
     logdir = tmp_path / "run"
     result = CliRunner().invoke(main, ["run", "--env", "files", "-e", f"path={tmp_path / 'bad.csv'}", "-e", "tasks=colour",
                                        "--logdir", str(logdir), "--quiet"])  # fmt: skip
-    assert result.exit_code == 1 and "row 1, column 'a' is missing" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 1 and "feature column 'a' has no value in any training row" in result.output and "Traceback" not in result.output
     assert not logdir.exists()
 
 
@@ -215,8 +213,45 @@ def test_suite_run_checks_the_file_before_writing_its_directory(tmp_path):
     assert init.exit_code == 0, init.output
     table().assign(b=np.nan).to_csv(tmp_path / "d.csv", index=False)  # the file went bad after init
     result = CliRunner().invoke(main, ["suite", "run", str(suite_file), "--out", str(out)])
-    assert result.exit_code == 1 and "column 'b' is missing (NaN)" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 1 and "feature column 'b' has no value in any training row" in result.output and "Traceback" not in result.output
     assert not out.exists()
     again = CliRunner().invoke(main, ["suite", "init", "--env", "files", "-e", f"path={tmp_path / 'd.csv'}",
                                       "-e", "tasks=colour", "--out", str(suite_file)])  # fmt: skip
     assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_a_suite_file_reads_its_data_relative_to_its_own_folder(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "suites").mkdir(parents=True)
+    table(40).to_csv(project / "d.csv", index=False)
+    monkeypatch.chdir(project)
+    init = CliRunner().invoke(main, ["suite", "init", "--env", "files", "-e", "path=d.csv", "-e", "tasks=colour", "-e", "features=a,b",
+                                     "--out", "suites/b.toml", "--seeds", "2", "--epochs", "1"])  # fmt: skip
+    assert init.exit_code == 0, init.output
+    assert 'path = "../d.csv"' in (project / "suites" / "b.toml").read_text()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    dry = CliRunner().invoke(main, ["suite", "run", str(project / "suites" / "b.toml"), "--dry-run", "--out", str(tmp_path / "s")])
+    assert dry.exit_code == 0 and dry.output.count("new ") == 16, dry.output
+    from routing_rl.suites.spec import load_suite_file
+
+    trials = load_suite_file(project / "suites" / "b.toml").trials()
+    assert {t.config.data_dir for t in trials} == {str((project / "suites").resolve())}
+    from routing_rl.suites.runner import check_data
+
+    check_data(trials)  # reads ../d.csv from the suite file's folder, not from the working directory
+    moved = load_suite_file(project / "suites" / "b.toml").trials()[0]
+    assert moved.name == trials[0].name  # the folder is not part of a trial's identity
+
+
+def test_integer_targets_of_more_than_two_values_are_numbers_with_a_note_that_offers_kinds(tmp_path):
+    frame = table(60)
+    frame["visits"] = np.random.default_rng(2).poisson(2.0, 60)
+    frame["smoker"] = (frame["a"] > 100).astype(int)
+    frame.to_csv(tmp_path / "h.csv", index=False)
+    data = load(tmp_path / "h.csv", tasks="visits,smoker", features="a,b")
+    assert data.info["kinds"] == {"visits": "regression", "smoker": "binary"} and data.problem == "mixed"
+    assert "state -e kinds=visits:multi-class" in data.info["notes"]["visits"] and "smoker" not in data.info["notes"]
+    stated = load(tmp_path / "h.csv", tasks="visits", kinds="visits:multi-class", features="a,b")
+    assert isinstance(stated, SingleLabelData) and stated.info["kinds"] == {"visits": "multi-class"}

@@ -150,7 +150,7 @@ class Trainer:
             "provenance": provenance(self.device, self.command),
             "env": env,
             "learner": self.learner.describe(),
-            "metric": {"name": family.metric, "higher_is_better": family.higher_is_better},
+            "metric": {"name": family.metric, "higher_is_better": family.higher_is_better, "tasks": family.task_metrics()},
             "epochs": [],
         }
 

@@ -13,7 +13,7 @@ Every run, whatever its learner and task family, writes::
                     machine was recorded lack it and still load
     env             name, family, task names, sizes
     learner         kind (router | model) and what it is built of
-    metric          {name, higher_is_better}
+    metric          {name, higher_is_better, tasks}: tasks (from 2026-12) one {metric, higher_is_better} per task
     epochs          per epoch: train statistics, val and test scores, learner extras
     final           metric, higher_is_better, and per-task and mean values at the last and at the
                     best-validation epoch
