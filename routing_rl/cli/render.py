@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from routing_rl.analysis.gate_routes import route_cells
 from routing_rl.registry import Registered
 from routing_rl.core.contracts import metric_label
 
@@ -116,7 +117,7 @@ def print_results(results: dict[str, Any], console: Console) -> None:
         return
     final, last = results["final"], epochs[-1]
     metric = metric_label(results["metric"]["name"])
-    routes = last.get("routing", {}).get("routes")
+    routes = route_cells(results.get("learner") or {}, last.get("routing") or {})
     usage = last.get("utilization_per_task")
     table = Table(title=f"{results['config']['agent']} on {results['env']['name']} (epoch {final['epoch']}, {status_label(results)})")
     columns = ["task", f"val {metric}", f"test {metric}"] + (["route"] if routes is not None else ["sub-networks used"])
@@ -124,7 +125,7 @@ def print_results(results: dict[str, Any], console: Console) -> None:
         table.add_column(col, justify="left" if col == "task" else "right")
     for k, name in enumerate(results["env"]["task_names"]):
         if routes is not None:
-            where = " ".join(map(str, routes[k])) if k < len(routes) else ""
+            where = routes[k] if k < len(routes) else ""
         else:
             where = f"{usage[k]:.0%}" if usage is not None else "-"
         table.add_row(f"{k} {name}", _fmt(last["val"]["per_task"][k]), _fmt(last["test"]["per_task"][k]), where)
