@@ -84,3 +84,15 @@ def test_closest_width_is_the_nearest_count_and_ties_go_to_the_smaller():
     assert closest(count, 1000) == 10
     assert closest(count, 1105) == 10 and closest(count, 1110) == 11  # 1000 and 1210: a tie at 1105
     assert closest(count, 1) == 1 and closest(count, 10**12, high=50) == 50
+
+
+def test_the_battery_sets_router_rates_and_l0_weight_at_which_they_route(tmp_path):
+    from routing_rl.suites.battery import HARD_CONCRETE_L0_LAMBDA, HARD_CONCRETE_ROUTER_LR, REINFORCE_ROUTER_LR, WPL_ROUTER_LR
+
+    suite_file = tmp_path / "battery.toml"
+    init = CliRunner().invoke(main, ["suite", "init", "--env", "files", *vector_table(tmp_path), "--out", str(suite_file), "--seeds", "2"])
+    assert init.exit_code == 0, init.output
+    configs = {t.run: t.config for t in load_suite_file(suite_file).trials() if t.seed == 0}
+    assert configs["wpl"].router_lr == WPL_ROUTER_LR and configs["reinforce"].router_lr == REINFORCE_ROUTER_LR
+    assert configs["hard-concrete"].router_lr == HARD_CONCRETE_ROUTER_LR
+    assert configs["hard-concrete"].agent_options == {"l0_lambda": HARD_CONCRETE_L0_LAMBDA}
