@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from routing_rl.analysis.gate_routes import format_open
 from routing_rl.analysis.grouping import grouping_test
 from routing_rl.analysis.similarity import (
     RunSummary,
@@ -59,6 +60,7 @@ def run_report(run: RunSummary, groups: Sequence[int] | None, samples: int, seed
         "task_names": run.task_names,
         "layers": run.layer_names,
         "routes": run.routes.tolist(),
+        "open_gates": run.open_gates,
         "blocks_in_use": blocks_in_use(run),
         # a network with no routed layer (shared bottom) sends every task down its one path
         "distinct_routes": len(np.unique(run.routes, axis=0)) if run.routes.size else min(run.num_tasks, 1),
@@ -119,7 +121,10 @@ def _matrix_lines(matrix: Sequence[Sequence[float]], precision: int) -> list[str
 def format_run(run: dict[str, Any], precision: int) -> list[str]:
     """Text for one run: its routes, its similarity matrices, and its grouping tests."""
     lines = [f"== {run['name']}  ({len(run['task_names'])} tasks, routed layers: {', '.join(run['layers'])})"]
-    lines.append("routes (task: blocks): " + "; ".join(f"{t}: {r}" for t, r in enumerate(run["routes"])))
+    if run.get("open_gates") is not None:  # a gated router reads every open block, not its greedy one
+        lines.append("open gates (task: blocks per layer): " + "; ".join(f"{t}: {format_open(g)}" for t, g in enumerate(run["open_gates"])))
+    else:
+        lines.append("routes (task: blocks): " + "; ".join(f"{t}: {r}" for t, r in enumerate(run["routes"])))
     if run["blocks_in_use"]:
         used = ", ".join(f"{b['layer']} {b['used']} of {b['blocks']}" for b in run["blocks_in_use"])
         lines.append(f"blocks in use: {used}; distinct routes: {run['distinct_routes']} for {len(run['task_names'])} tasks")

@@ -73,6 +73,8 @@ class RunSummary:
     routes: np.ndarray
     task_names: list[str]
     layer_names: list[str]
+    open_gates: list[list[list[int]]] | None = None
+    """A gated router's open blocks per task and layer (its greedy ``routes`` hide them); None for a hard router."""
 
     @property
     def num_tasks(self) -> int:
@@ -98,6 +100,7 @@ handful of layers."""
 
 def load_run(path: str | Path) -> RunSummary:
     """Read the last epoch's policies and the final routes of a router run (directory or results.json)."""
+    from routing_rl.analysis.gate_routes import open_gates
     from routing_rl.training.records.results import ResultsError, load_results, results_path
 
     file = results_path(path)
@@ -121,6 +124,7 @@ def load_run(path: str | Path) -> RunSummary:
             routes=np.asarray(routing["routes"], dtype=np.int64).reshape(len(task_names), len(layers)),
             task_names=task_names,
             layer_names=layers,
+            open_gates=open_gates(results["learner"], routing),
         )
     except (ValueError, TypeError) as exc:
         raise ResultsError(f"{file}: field epochs[-1].routing does not fit {len(task_names)} tasks and {len(layers)} layers ({exc})") from None

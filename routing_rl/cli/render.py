@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from routing_rl.analysis.gate_routes import route_cells
 from routing_rl.registry import Registered
 from routing_rl.core.contracts import metric_label
 from routing_rl.data.summary import data_summary
@@ -119,7 +120,7 @@ def print_results(results: dict[str, Any], console: Console) -> None:
         return
     final, last = results["final"], epochs[-1]
     metric = metric_label(results["metric"]["name"])
-    routes = last.get("routing", {}).get("routes")
+    routes = route_cells(results.get("learner") or {}, last.get("routing") or {})
     usage = last.get("utilization_per_task")
     table = Table(title=f"{results['config']['agent']} on {results['env']['name']} (epoch {final['epoch']}, {status_label(results)})")
     columns = ["task", f"val {metric}", f"test {metric}"] + (["route"] if routes is not None else ["sub-networks used"])
@@ -130,7 +131,7 @@ def print_results(results: dict[str, Any], console: Console) -> None:
     for k, name in enumerate(results["env"]["task_names"]):
         name = f"{name} ({own[k]})" if mixed else name
         if routes is not None:
-            where = " ".join(map(str, routes[k])) if k < len(routes) else ""
+            where = routes[k] if k < len(routes) else ""
         else:
             where = f"{usage[k]:.0%}" if usage is not None else "-"
         table.add_row(f"{k} {name}", _fmt(last["val"]["per_task"][k]), _fmt(last["test"]["per_task"][k]), where)

@@ -26,6 +26,7 @@ from typing import Any
 
 import click
 
+from routing_rl.analysis.routing_flags import flag_lines
 from routing_rl.cli.common import CheckedPath, run_names
 from routing_rl.core.files import RESULTS_LIMIT, FileCheckError, read_regular
 from routing_rl.training.records.results import ResultsError, load_results
@@ -152,6 +153,9 @@ def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = 
     for method, results in by_method.items():
         if not results:
             continue
+        for trial in results:  # a router that did not route makes its verdict misleading: say so
+            for line in flag_lines(trial, f"{method} seed {trial['config']['seed']}"):
+                click.echo(line, err=True)
         written += run_figures(results[0], out, prefix=f"{method}-", label=f"{method} (seed {results[0]['config']['seed']})")
         if results[0]["epochs"][-1].get("routing", {}).get("policy") and len(results) > 1:  # routed layers to compare
             layer, layer_name = seeds_figure_layer(results[0]["learner"].get("routed_layers") or [])
@@ -253,6 +257,8 @@ def report(source: Path, out: Path | None, scale: str | None, only: str | None) 
             written = sweep_figures(source, out)
         else:
             written = suite_figures(directory, out, manifest) if results is None else run_figures(results, out)
+        for line in flag_lines(results) if results is not None else []:
+            click.echo(line, err=True)
         if not written:
             for folder in made:  # leave no empty folder behind
                 folder.rmdir()

@@ -111,6 +111,7 @@ def config_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def run_command(**opts: Any) -> None:
     """Train a router in its routed network, or a multi-task model, on a task suite; evaluate every
     task, write results.json, a checkpoint and TensorBoard logs."""
+    from routing_rl.analysis.routing_flags import flag_lines
     from routing_rl.cli.render import fit_with_progress, make_console, print_results, run_header
     from routing_rl.training.loop.run_sequence import run_one
 
@@ -147,6 +148,8 @@ def run_command(**opts: Any) -> None:
         click.echo(f"Error: {outcome.message}", err=True)
         sys.exit(EXIT_DIVERGED)
     print_results(outcome.trainer.results, console)
+    for line in flag_lines(outcome.trainer.results):  # a router that did not route: say so under its numbers
+        click.echo(line, err=True)
 
 
 HINTS = {"agent_options": "--agent-option", "env_options": "--env-option"}

@@ -141,8 +141,9 @@ def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | Non
         raise _fail(exc) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {path}: {BATTERY_METHODS} methods x {seeds} seeds, {epochs} epochs, {scored(sizes['family'], sizes['metric'])}; "
-               f"shared bottom {sizes['shared_bottom']:,} parameters, snr-trans {sizes['snr-trans']:,}, mmoe {sizes['mmoe']:,}")  # fmt: skip
+    click.echo(f"wrote {path}: {BATTERY_METHODS} methods x {seeds} seeds, {epochs} epochs, {scored(sizes['family'], sizes['metric'])}")
+    click.echo("trainable parameters (every method sized to the shared bottom): "
+               + ", ".join(f"{run} {n:,}" for run, n in sizes["parameters"].items()))  # fmt: skip
     for line in sizes["data"]:
         click.echo(f"  {line}")
     click.echo(f"next: routing-rl suite run {path}  then  routing-rl suite table {path}")

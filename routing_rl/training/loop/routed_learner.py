@@ -162,16 +162,29 @@ class RoutedLearner(Learner):
     def epoch_record(self, epoch: int) -> dict[str, Any]:
         in_charge = self.routing_policy(epoch)
         policies = self.policies(in_charge)
-        return {
-            "parameters": self.parameter_counts(in_charge),
-            "routing": {
-                "active": epoch > self.config.warmup_epochs,
-                "policy": [p.tolist() for p in policies],
-                "perplexity": [perplexity(p).tolist() for p in policies],
-                "policy_similarity": [cosine_similarity_matrix(p.numpy()).round(6).tolist() for p in policies],
-                "routes": in_charge.routes().cpu().tolist(),
-            },
+        routing: dict[str, Any] = {
+            "active": epoch > self.config.warmup_epochs,
+            "policy": [p.tolist() for p in policies],
+            "perplexity": [perplexity(p).tolist() for p in policies],
+            "policy_similarity": [cosine_similarity_matrix(p.numpy()).round(6).tolist() for p in policies],
+            "routes": in_charge.routes().cpu().tolist(),
         }
+        gates = self.serving_gates(in_charge)
+        if gates is not None:
+            routing["gates"] = gates
+        return {"parameters": self.parameter_counts(in_charge), "routing": routing}
+
+    def serving_gates(self, router: Router) -> list[list[list[float]]] | None:
+        """A gated router's serving gate values per routed layer (``[layers][tasks][blocks]``), or None.
+
+        Its normalised policy cannot tell a task whose gates are all closed from one whose gates are
+        all open (both read uniform), so the raw gates are recorded: they say which blocks each task
+        reads, which the route display and the "every gate stayed open" flag need."""
+        read = getattr(router, "serving_gates", None)
+        if read is None or not callable(read):
+            return None
+        with torch.no_grad():
+            return [read(d).detach().float().cpu().tolist() for d in range(self.network.num_routed)]
 
     def describe(self) -> dict[str, Any]:
         return {
