@@ -34,7 +34,7 @@ def image_table(path, rows: int = 60) -> list[str]:
     rng = np.random.default_rng(0)
     np.savez(path / "d.npz", x=rng.integers(0, 255, (rows, 3, 16, 16)).astype(np.uint8),
              a=rng.integers(0, 2, rows), b=rng.integers(0, 3, rows), c=rng.integers(0, 2, rows))  # fmt: skip
-    return ["-e", f"path={path / 'd.npz'}", "-e", "tasks=a,b,c"]
+    return ["-e", f"path={path / 'd.npz'}", "-e", "tasks=a,b,c", "-e", "kinds=b:multi-class"]
 
 
 def trainer_counts(suite_file) -> dict[str, int]:
