@@ -202,7 +202,7 @@ def test_suite_run_prints_what_is_left_and_times_it_once_epochs_are_recorded(tmp
     assert last_line("--runs", "shared") == "left: nothing, every trial is finished"
 
 
-def test_table_t_test_matches_a_hand_computation(tmp_path, write_results):
+def test_table_paper_a2_t_test_matches_a_hand_computation(tmp_path, write_results):
     a, b = [0.91, 0.93, 0.92, 0.95], [0.90, 0.89, 0.91, 0.90]
     trials = []
     for method, values in (("a", a), ("b", b)):
@@ -210,7 +210,7 @@ def test_table_t_test_matches_a_hand_computation(tmp_path, write_results):
             name = f"{method}-s{seed}-x"
             write_results(tmp_path / name, value)
             trials.append({"run": method, "seed": seed, "name": name})
-    rows, metric, higher = build_rows(trials, tmp_path, baseline="b")
+    rows, metric, higher = build_rows(trials, tmp_path, baseline="b", test="paper-a2")
     row = rows[0]
     xa, xb = np.array(a), np.array(b)
     pooled = ((len(a) - 1) * xa.var(ddof=1) + (len(b) - 1) * xb.var(ddof=1)) / (len(a) + len(b) - 2)
@@ -220,7 +220,7 @@ def test_table_t_test_matches_a_hand_computation(tmp_path, write_results):
     assert rows[1].p is None and metric == "accuracy" and higher
 
 
-def test_table_time_is_the_time_in_epochs_not_the_span_of_a_resumed_trial(tmp_path, write_results):
+def test_table_time_is_the_train_and_eval_time_not_the_span_of_a_resumed_trial(tmp_path, write_results):
     """A trial stopped after one epoch and resumed five hours later cost its epochs' training and
     evaluation seconds, not the five hours between its start and its end."""
     import json
@@ -236,7 +236,7 @@ def test_table_time_is_the_time_in_epochs_not_the_span_of_a_resumed_trial(tmp_pa
     from routing_rl.suites.table import markdown
 
     text = markdown(rows, "accuracy", True, None, "last")
-    assert "| time in epochs |" in text.splitlines()[0] and text.splitlines()[2].endswith("| 121.2 s |")
+    assert "| train+eval time (all seeds) |" in text.splitlines()[0] and text.splitlines()[2].endswith("| 121.2 s |")
     rows[0].epoch_seconds = 3600.0  # a long method puts the whole column in minutes
     assert markdown(rows, "accuracy", True, None, "last").splitlines()[2].endswith("| 60.0 min |")
 

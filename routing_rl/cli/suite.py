@@ -18,7 +18,7 @@ from routing_rl.suites.checks import MAX_TRIALS, path_name_problem
 from routing_rl.suites.kept import KEPT_MANIFEST, kept_problem, read_kept_manifest
 from routing_rl.training.setup.config import MAX_EPOCHS
 from routing_rl.suites.spec import SuiteError, load_suite_file
-from routing_rl.suites.table import build_rows, markdown, to_csv
+from routing_rl.suites.table import build_table, markdown, to_csv
 
 
 @click.group("suite")
@@ -208,31 +208,31 @@ def table(source: Path, scale: str | None, out: Path | None) -> None:
             manifest = read_manifest(source)
             trials, baseline, selection = manifest["trials"], manifest["suite"]["baseline"], manifest["suite"].get("metric", "last")
             reference, reference_source = manifest["suite"].get("reference", {}), manifest["suite"].get("reference_source", "")
-            kept = manifest["suite"].get("kept")
+            kept, test = manifest["suite"].get("kept"), manifest["suite"].get("test", "paired")
         else:
             spec = load_suite_file(source)
             directory = out or spec.directory(scale)
             trials = [{"run": t.run, "seed": t.seed, "name": t.name} for t in spec.trials(scale)]
             baseline, selection = spec.baseline, spec.metric
-            reference, reference_source, kept = spec.reference, spec.reference_source, spec.kept
+            reference, reference_source, kept, test = spec.reference, spec.reference_source, spec.kept, spec.test
     except SuiteError as exc:
         raise _fail(exc) from None
     damaged: list[str] = []
     try:
-        rows, metric, higher = build_rows(trials, directory, baseline, selection, reference, kept, damaged)
+        result = build_table(trials, directory, baseline, selection, reference, kept, damaged, test)
     except SuiteError as exc:  # a kept trial that is not what was kept
         raise _fail(exc) from None
     for problem in damaged:
         click.echo(f"warning: {problem}; the trial is counted as unfinished: delete the file and "
                    "`routing-rl suite run` the suite again to retrain it", err=True)  # fmt: skip
-    if not any(r.n for r in rows):
+    if not any(r.n for r in result.rows):
         raise click.ClickException(f"{directory} holds no finished trial of this suite; run `routing-rl suite run` first")
-    text = markdown(rows, metric, higher, baseline, selection, reference_source)
+    text = markdown(result.rows, result.metric, result.higher, baseline, selection, reference_source, result.tasks, result.notes)
     from routing_rl.training.records.io import write_text
 
     try:
         write_text(directory / "table.md", text)
-        write_text(directory / "table.csv", to_csv(rows))
+        write_text(directory / "table.csv", to_csv(result.rows))
     except OSError as exc:
         raise click.ClickException(f"cannot write the table into {directory}: {exc.strerror or exc}") from None
     click.echo(text, nl=False)

@@ -15,7 +15,7 @@ from typing import Any
 
 from routing_rl.core.files import MANIFEST_LIMIT, FileCheckError, read_regular
 from routing_rl.suites.checks import path_name_problem
-from routing_rl.suites.spec import SuiteError
+from routing_rl.suites.spec import TESTS, SuiteError
 
 MANIFEST = "suite.json"
 
@@ -51,6 +51,8 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     _field(head, "baseline", (str, type(None)), "suite.", file)
     if head.get("metric", "last") not in ("last", "best-val"):
         raise SuiteError(f"{file}: field suite.metric must be last or best-val, got {head.get('metric')!r}")
+    if head.get("test", "paired") not in TESTS:  # a suite.json written before the key was added has none: paired
+        raise SuiteError(f"{file}: field suite.test must be one of {', '.join(TESTS)}, got {head.get('test')!r}")
     reference = head.get("reference", {})
     if not isinstance(reference, dict) or not all(
         isinstance(v, dict) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values()) for v in reference.values()

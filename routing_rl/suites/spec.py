@@ -33,6 +33,11 @@ trials kept with the project: ``<trial name>/results.json`` each, written by ``r
 keep``. ``suite run`` treats a trial found there as finished and ``suite table`` and ``report``
 read it, so a suite that outlives one machine picks up on the next where the last one stopped.
 
+``test = "paired"`` (the default) in ``[suite]`` has ``suite table`` test each method against the
+baseline seed by seed (a method and the baseline of one seed share its data split and data order);
+``test = "paper-a2"`` uses the Re-examining paper's unpaired appendix A.2 test instead, as the
+reproduction suites do so that their tables keep the paper's numbers. It changes no trial.
+
 A trial is one (run, seed); it is identified by a hash of its configuration (the options that
 differ from the defaults), so a changed option is a new trial and an unchanged one is found again
 (skipped when finished, resumed when interrupted), also after a release that adds options.
@@ -67,12 +72,17 @@ SUITE_DECIDES = {"logdir": "a suite puts each trial in SUITE_DIR/<trial>; remove
                  "seed": "a suite's seeds are suite.seeds (or a scale's seeds); remove the key"}
 """Run options a suite file may not set, with what to do instead (they would be silently ignored)."""
 
-SUITE_KEYS = ("name", "seeds", "baseline", "metric", "kept")
+SUITE_KEYS = ("name", "seeds", "baseline", "metric", "kept", "test")
 """The keys of ``[suite]``."""
 
 IDENTITY_EXCLUDES = ("logdir", "device", "threads", "eval_batch_size", "data_dir", "divergence_factor", "deterministic")
 """Options that do not change a trial's numbers, so not its identity (as those a resume may change;
 ``deterministic`` changes only the order of CUDA's floating-point sums, as ``device`` does)."""
+
+
+TESTS = {"paired": "one-tailed paired t-test by seed (methods of one seed share its data split and data order)",
+         "paper-a2": "the Re-examining paper's appendix A.2 test: one-tailed two-sample t-test, pooled variance, unpaired"}
+"""The values of ``[suite] test``: how the table tests each method against the baseline."""
 
 
 class SuiteError(ValueError):
@@ -127,6 +137,8 @@ class SuiteSpec:
     reference_source: str = ""
     kept: str | None = None
     """The kept-results folder, resolved against the suite file's folder; None when the suite keeps none."""
+    test: str = "paired"
+    """How ``suite table`` tests a method against the baseline (:data:`TESTS`); not part of any trial's identity."""
 
     def trials(self, scale: str | None = None) -> list[Trial]:
         """Every (run, seed) with the scale's overrides applied: seed by seed, runs in file order."""
@@ -320,9 +332,12 @@ def load_suite_file(path: str | Path) -> SuiteSpec:
     metric = head.get("metric", "last")
     if metric not in ("last", "best-val"):
         raise SuiteError(f"{path}: suite.metric must be last or best-val, got {metric!r}")
+    test = head.get("test", "paired")
+    if test not in TESTS:
+        raise SuiteError(f"{path}: suite.test must be one of {', '.join(TESTS)}, got {test!r}")
     reference, reference_source = read_reference(data.get("reference", {}), runs, path)
     suite = SuiteSpec(head["name"], seeds, baseline, merged, scales, str(path), metric, reference, reference_source,
-                  read_kept(head.get("kept"), path))  # fmt: skip
+                  read_kept(head.get("kept"), path), test)  # fmt: skip
     for scale in [None, *scales]:
         suite.trials(scale)  # validates every configuration up front
     return suite

@@ -1,9 +1,17 @@
-"""A suite's table: per method n, mean ± std and best of the metric, t-tests against the baseline.
+"""A suite's table: per method n, mean ± std and best of the metric, its difference to the baseline, tests.
 
-As the Re-examining paper's Tables 1-2 (mean ± std and best over five seeds) with its appendix A.2
-test (one-tailed two-sample t-test that a method beats the baseline, scipy.stats), for the test
-metric at the last epoch and at the best-validation epoch, plus each method's training time, and one
-line per method that answers the question the table is for: does it beat the baseline, at p < 0.05?
+As the Re-examining paper's Tables 1-2 (mean ± std and best over five seeds), for the test metric
+at the last epoch and at the best-validation epoch, plus each method's trainable parameters, its
+training and evaluation time and its per-task means, and one line per method that answers the
+question the table is for: does it beat the baseline?
+
+How each method is tested against the baseline is the suite's ``test``: by default a one-tailed
+paired t-test by seed (a method and the baseline of one seed share its data split and data order,
+so the seed-to-seed spread they share cancels), or the paper's appendix A.2 unpaired two-sample
+test (``test = "paper-a2"``, which the reproduction suites keep). The verdicts are corrected with
+Holm's step-down over the table's comparisons: seven methods tested at 0.05 each would find a
+"winner" by chance in about one table in three. Suites whose tasks have different metrics are
+summarised by delta-m (``routing_rl.analysis.delta_m``), tested seed by seed as well.
 """
 
 from __future__ import annotations
@@ -12,19 +20,23 @@ import csv
 import io
 import math
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from routing_rl.analysis.significance import one_tailed_ttest
+from routing_rl.analysis.delta_m import ZeroBaselineError, delta_m
+from routing_rl.analysis.significance import Difference, greater_than_zero, holm, paired_ttest, two_sample_difference
 from routing_rl.core.contracts import metric_label
 from routing_rl.suites.progress import epoch_cost
 from routing_rl.training.records.results import ResultsError, load_results, results_path
 
+DELTA_M = "delta-m"
+"""The metric name of a table summarised by delta-m (tasks of different metrics)."""
+
 
 @dataclass
 class Row:
-    """One method of a suite."""
+    """One method of a suite: its numbers, and its test against the baseline (None where untested)."""
 
     method: str
     n: int
@@ -40,6 +52,43 @@ class Row:
     missing: int
     reference_mean: float | None = None
     reference_std: float | None = None
+    p_holm: float | None = None
+    """``p`` after Holm's correction over the table's ``comparisons``: what the verdict reads."""
+    comparisons: int = 0
+    test: str = ""
+    """Which test gave ``p``: ``paired``, ``paper-a2`` or ``delta-m`` ("" for the baseline or an untested row)."""
+    pairs: int = 0
+    """Seeds the test used: pairs of seeds both finished (paired, delta-m), the method's seeds (paper-a2)."""
+    difference: float | None = None
+    """Method minus baseline in the metric's units (delta-m itself in a delta-m table), and its 95% interval."""
+    ci_low: float | None = None
+    ci_high: float | None = None
+    parameters_min: int | None = None
+    parameters_max: int | None = None
+    per_task: dict[str, float] = field(default_factory=dict)
+    """Each task's test metric, mean over the method's finished seeds (at the table's epoch)."""
+
+
+@dataclass(frozen=True)
+class TaskMetric:
+    """One task's name, metric and direction, as its results record them."""
+
+    name: str
+    metric: str
+    higher_is_better: bool
+
+
+@dataclass
+class Table:
+    """Everything a suite table shows: rows, what is measured and how it is tested."""
+
+    rows: list[Row]
+    metric: str
+    higher: bool
+    tasks: list[TaskMetric]
+    test: str
+    notes: list[str] = field(default_factory=list)
+    """Seeds left out of delta-m, and why (a baseline score of 0)."""
 
 
 def _spread(values: list[float]) -> tuple[float, float]:
@@ -61,19 +110,19 @@ def _epoch_seconds(results: dict[str, Any]) -> float:
         return math.nan
 
 
-def collect(
+def collect_by_seed(
     trials: list[dict[str, Any]], directory: Path, kept: str | Path | None = None, damaged: list[str] | None = None,
-) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int], str, bool]:
-    """Finished trials' results by method (from the suite directory, else the suite's kept folder),
-    unfinished counts, and the metric's name and direction. A results.json that exists but cannot be
-    read is not merely unfinished: its error (naming the file) is appended to ``damaged``."""
+) -> tuple[dict[str, dict[int, dict[str, Any]]], dict[str, int], str, bool]:
+    """Finished trials' results by method and seed (from the suite directory, else the suite's kept
+    folder), unfinished counts, and the metric's name and direction. A results.json that exists but
+    cannot be read is not merely unfinished: its error (naming the file) is appended to ``damaged``."""
     from routing_rl.suites.runner import locate
 
-    by_method: dict[str, list[dict[str, Any]]] = {}
+    by_method: dict[str, dict[int, dict[str, Any]]] = {}
     missing: dict[str, int] = {}
     metric, higher = "", True
     for trial in trials:
-        by_method.setdefault(trial["run"], [])
+        by_method.setdefault(trial["run"], {})
         path = locate(trial["name"], directory, kept)[0]
         try:
             results = load_results(path)
@@ -88,9 +137,17 @@ def collect(
         if results is None or results["status"] != "complete":
             missing[trial["run"]] = missing.get(trial["run"], 0) + 1
             continue
-        by_method[trial["run"]].append(results)
+        by_method[trial["run"]][int(trial["seed"])] = results
         metric, higher = results["metric"]["name"], results["metric"]["higher_is_better"]
     return by_method, missing, metric, higher
+
+
+def collect(
+    trials: list[dict[str, Any]], directory: Path, kept: str | Path | None = None, damaged: list[str] | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int], str, bool]:
+    """As :func:`collect_by_seed`, with each method's results as a list (in trial order)."""
+    by_seed, missing, metric, higher = collect_by_seed(trials, directory, kept, damaged)
+    return {m: list(rs.values()) for m, rs in by_seed.items()}, missing, metric, higher
 
 
 def _non_finite_score(results: dict[str, Any]) -> str | None:
@@ -103,34 +160,133 @@ def _non_finite_score(results: dict[str, Any]) -> str | None:
     return None
 
 
-def build_rows(
+def task_metrics(results: dict[str, Any]) -> list[TaskMetric]:
+    """Each task's metric and direction: ``metric.tasks`` (one ``{metric, higher_is_better}`` per
+    task, written by suites that mix task kinds) where the record has a well-formed one, else the
+    run's metric for every task."""
+    names = [str(n) for n in results["env"]["task_names"]]
+    listed = results["metric"].get("tasks")
+    if isinstance(listed, list) and len(listed) == len(names) and all(
+        isinstance(x, dict) and isinstance(x.get("metric"), str) and isinstance(x.get("higher_is_better"), bool) for x in listed
+    ):
+        return [TaskMetric(n, x["metric"], x["higher_is_better"]) for n, x in zip(names, listed)]
+    return [TaskMetric(n, results["metric"]["name"], results["metric"]["higher_is_better"]) for n in names]
+
+
+def _trainable(results: dict[str, Any]) -> int | None:
+    """Trainable parameters of a run at its last epoch (None where the record has no count)."""
+    try:
+        return int(results["epochs"][-1]["parameters"]["train"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _delta_m_by_seed(
+    by_method: dict[str, dict[int, dict[str, Any]]], baseline: str, block: str, tasks: list[TaskMetric], notes: list[str],
+) -> dict[str, dict[int, float]]:
+    """Each method's delta-m per seed against the same seed's baseline, at ``block`` of ``final``;
+    a seed whose baseline scores 0 on a task is left out, with a note saying so."""
+    base = by_method.get(baseline, {})
+    directions = [t.higher_is_better for t in tasks]
+    out: dict[str, dict[int, float]] = {}
+    for method, seeds in by_method.items():
+        out[method] = {}
+        for seed, results in seeds.items():
+            if seed not in base:
+                continue
+            try:
+                out[method][seed] = delta_m(results["final"][block]["test_per_task"], base[seed]["final"][block]["test_per_task"], directions)
+            except ZeroBaselineError as exc:
+                note = f"seed {seed} is left out of delta-m: {baseline} scores 0 on task {tasks[exc.task].name}, whose relative change is undefined"
+                if note not in notes:
+                    notes.append(note)
+    return out
+
+
+def _compare(mine: dict[int, float], base: dict[int, float], test: str, higher: bool) -> Difference | None:
+    """The method's test against the baseline; None when there are too few seeds to test."""
+    if test == DELTA_M:
+        return greater_than_zero(list(mine.values())) if len(mine) >= 2 else None
+    if test == "paired":
+        seeds = sorted(mine.keys() & base.keys())
+        return paired_ttest([mine[s] for s in seeds], [base[s] for s in seeds], higher) if len(seeds) >= 2 else None
+    if len(mine) >= 2 and len(base) >= 2:
+        return two_sample_difference(list(mine.values()), list(base.values()), higher)
+    return None
+
+
+def _correct(rows: list[Row]) -> None:
+    """Holm's correction over every tested row. A NaN p (no spread at all to test against) counts
+    as a comparison with no evidence (p = 1), so that it still widens the correction of the others."""
+    tested = [r for r in rows if r.p is not None]
+    adjusted = holm([1.0 if math.isnan(r.p) else r.p for r in tested])  # type: ignore[arg-type]
+    for row, p in zip(tested, adjusted):
+        row.p_holm = math.nan if math.isnan(row.p) else p  # type: ignore[arg-type]
+        row.comparisons = len(tested)
+
+
+def _method_row(
+    method: str, seeds: dict[int, dict[str, Any]], values: dict[int, float], at_best_val: dict[int, float], higher: bool,
+    missing: int, reference: dict[str, float], block: str,
+) -> Row:
+    """A method's row before its test: spread of its values, parameters, time and per-task means."""
+    mine = list(values.values())
+    mean, std = _spread(mine)
+    best_val_mean, best_val_std = _spread(list(at_best_val.values()))
+    row = Row(method, len(seeds), mean, std, (max if higher else min)(mine) if mine else math.nan, best_val_mean, best_val_std,
+              None, None, None, sum(_epoch_seconds(r) for r in seeds.values()), missing, reference.get("mean"), reference.get("std"))  # fmt: skip
+    counts = [c for c in (_trainable(r) for r in seeds.values()) if c is not None]
+    row.parameters_min, row.parameters_max = (min(counts), max(counts)) if counts else (None, None)
+    names = [str(n) for n in next(iter(seeds.values()))["env"]["task_names"]] if seeds else []
+    row.per_task = {name: statistics.fmean(r["final"][block]["test_per_task"][t] for r in seeds.values()) for t, name in enumerate(names)}
+    return row
+
+
+def build_table(
     trials: list[dict[str, Any]], directory: Path, baseline: str | None, selection: str = "last",
     reference: dict[str, dict[str, float]] | None = None, kept: str | Path | None = None, damaged: list[str] | None = None,
-) -> tuple[list[Row], str, bool]:
-    """The table's rows (file order of the methods), the metric's name and whether higher is better.
+    test: str = "paired",
+) -> Table:
+    """The table: rows in file order of the methods, the metric (``delta-m`` where tasks have
+    different metrics and there is a baseline), its direction, the tasks and the test used.
 
     ``reference`` holds a paper's numbers per method (``mean``, optional ``std``), shown next to ours.
     """
     reference = reference or {}
-    by_method, missing, metric, higher = collect(trials, directory, kept, damaged)
+    by_method, missing, metric, higher = collect_by_seed(trials, directory, kept, damaged)
     block = "last" if selection == "last" else "best_val"
-    values = {m: [r["final"][block]["test_mean"] for r in rs] for m, rs in by_method.items()}
-    sign = 1.0 if higher else -1.0
+    first = next((r for rs in by_method.values() for r in rs.values()), None)
+    tasks = task_metrics(first) if first is not None else []
+    notes: list[str] = []
+    mixed = len({t.metric for t in tasks}) > 1 and baseline is not None and bool(by_method.get(baseline))
+    if mixed:
+        values = _delta_m_by_seed(by_method, baseline, block, tasks, notes)  # type: ignore[arg-type]
+        at_best_val = _delta_m_by_seed(by_method, baseline, "best_val", tasks, notes)  # type: ignore[arg-type]
+        metric, higher, test = DELTA_M, True, DELTA_M
+    else:
+        values = {m: {s: r["final"][block]["test_mean"] for s, r in rs.items()} for m, rs in by_method.items()}
+        at_best_val = {m: {s: r["final"]["best_val"]["test_mean"] for s, r in rs.items()} for m, rs in by_method.items()}
     rows = []
-    for method, results in by_method.items():
-        mine = values[method]
-        mean, std = _spread(mine)
-        best_val_mean, best_val_std = _spread([r["final"]["best_val"]["test_mean"] for r in results])
-        t = df = p = None
-        base = values.get(baseline or "", [])
-        if baseline and method != baseline and len(mine) >= 2 and len(base) >= 2:
-            test = one_tailed_ttest([sign * v for v in mine], [sign * v for v in base])
-            t, df, p = test.t, test.df, test.p_value
-        best = (max if higher else min)(mine) if mine else math.nan
-        ref = reference.get(method, {})
-        rows.append(Row(method, len(mine), mean, std, best, best_val_mean, best_val_std, t, df, p,
-                        sum(_epoch_seconds(r) for r in results), missing.get(method, 0), ref.get("mean"), ref.get("std")))  # fmt: skip
-    return rows, metric, higher
+    for method, seeds in by_method.items():
+        row = _method_row(method, seeds, values[method], at_best_val[method], higher, missing.get(method, 0), reference.get(method, {}), block)
+        if baseline and method != baseline:
+            row.test = test
+            if result := _compare(values[method], values.get(baseline, {}), test, higher):
+                row.t, row.df, row.p, row.pairs = result.t, result.df, result.p_value, result.n
+                row.difference, row.ci_low, row.ci_high = result.difference, result.low, result.high
+        rows.append(row)
+    _correct(rows)
+    return Table(rows, metric, higher, tasks, test if baseline else "", notes)
+
+
+def build_rows(
+    trials: list[dict[str, Any]], directory: Path, baseline: str | None, selection: str = "last",
+    reference: dict[str, dict[str, float]] | None = None, kept: str | Path | None = None, damaged: list[str] | None = None,
+    test: str = "paired",
+) -> tuple[list[Row], str, bool]:
+    """The table's rows (file order of the methods), the metric's name and whether higher is better (:func:`build_table`)."""
+    table = build_table(trials, directory, baseline, selection, reference, kept, damaged, test)
+    return table.rows, table.metric, table.higher
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -145,62 +301,170 @@ def _duration(seconds: float, in_seconds: bool) -> str:
     return f"{seconds:.1f} s" if in_seconds else f"{seconds / 60:.1f} min"
 
 
-def _spread_cell(mean: float, std: float) -> str:
+def _spread_cell(mean: float, std: float, digits: int = 4) -> str:
     """``mean ± std``; one finished seed has no spread (``mean (n = 1)``), none has no mean (``-``)."""
     if math.isnan(mean):
         return "-"
-    return f"{_num(mean)} (n = 1)" if math.isnan(std) else f"{_num(mean)} ± {_num(std)}"
+    return f"{_num(mean, digits)} (n = 1)" if math.isnan(std) else f"{_num(mean, digits)} ± {_num(std, digits)}"
 
 
-def markdown(rows: list[Row], metric: str, higher: bool, baseline: str | None, selection: str, reference_source: str = "") -> str:
-    """The table as Markdown, with the test's direction spelled out (and a paper's column if given)."""
-    label = metric_label(metric)
+def _difference_cell(row: Row, digits: int) -> str:
+    """``+0.0123 [+0.0050, +0.0196]``: the difference to the baseline and its 95% interval."""
+    if row.difference is None or math.isnan(row.difference):
+        return ""
+    low = "" if row.ci_low is None or math.isnan(row.ci_low) else f"{row.ci_low:+.{digits}f}"
+    high = "" if row.ci_high is None or math.isnan(row.ci_high) else f"{row.ci_high:+.{digits}f}"
+    return f"{row.difference:+.{digits}f} [{low}, {high}]" if low and high else f"{row.difference:+.{digits}f}"
+
+
+def _parameters_cell(row: Row) -> str:
+    """Trainable parameters: one count, or the range over seeds where they differ (sizes drawn per seed)."""
+    if row.parameters_min is None or row.parameters_max is None:
+        return "-"
+    if row.parameters_min == row.parameters_max:
+        return f"{row.parameters_min:,}"
+    return f"{row.parameters_min:,}-{row.parameters_max:,}"
+
+
+TIME_LABEL = "train+eval time (all seeds)"
+"""The time column: seconds of the method's trials' epochs, training and evaluation, summed over its seeds."""
+
+
+def _comparisons(count: int) -> str:
+    return f"{count} comparison{'' if count == 1 else 's'}"
+
+
+def _test_note(rows: list[Row], baseline: str, higher: bool) -> str:
+    """Which test the p column is, over how many seeds, and what t, the interval and Holm mean."""
+    tested = [r for r in rows if r.test]
+    kind = tested[0].test if tested else ""
+    pairs = sorted({r.pairs for r in tested if r.p is not None})
+    span = f"{pairs[0]}" if len(pairs) == 1 else f"{pairs[0]}-{pairs[-1]}" if pairs else "no"
+    sign = ("t > 0 when the method is ahead (the Re-examining paper's appendix A.2 reports t with the opposite sign: "
+            "its t = -2.03 is a method ahead of its baseline)")  # fmt: skip
+    if kind == DELTA_M:
+        test = (f"p: one-sample one-tailed t-test (scipy.stats.ttest_1samp) that delta-m > 0, over the seeds both the method and "
+                f"{baseline} have finished ({span} per method; df = seeds - 1). delta-m = (100/T) sum_t s_t (M_t - M_{baseline},t) "
+                f"/ M_{baseline},t over the T tasks (Maninis et al. 2019), s_t = +1 where higher is better, else -1, each seed against the "
+                f"same seed's {baseline}, in percent: the tasks have different metrics, so their mean is no summary")  # fmt: skip
+        interval = "difference: mean delta-m with its 95% t interval"
+    elif kind == "paper-a2":
+        test = (f"p: one-tailed two-sample t-test (pooled variance, unpaired; the Re-examining paper's appendix A.2 test) of each "
+                f"method against {baseline}; {sign}")  # fmt: skip
+        interval = "difference: the method's mean minus the baseline's, with the pooled-variance 95% t interval"
+    else:
+        test = (f"p: one-tailed paired t-test by seed (scipy.stats.ttest_rel) of each method against {baseline}, over the seeds both "
+                f"have finished ({span} pairs per method; df = pairs - 1): a method and {baseline} of one seed share its data "
+                f"split and data order; {sign}")  # fmt: skip
+        interval = "difference: mean of the per-seed differences (method minus baseline) with its 95% t interval"
+    count = max((r.comparisons for r in rows), default=0)
+    holm_note = (f"p Holm: p after Holm's step-down correction over the table's {_comparisons(count)} (every method against {baseline}); "
+                 f"the verdicts below read it, at p < {SIGNIFICANCE}")  # fmt: skip
+    return f"{'higher' if higher else 'lower'} is better; {test}. {holm_note}. {interval}."
+
+
+def markdown(
+    rows: list[Row], metric: str, higher: bool, baseline: str | None, selection: str, reference_source: str = "",
+    tasks: list[TaskMetric] | None = None, notes: list[str] | None = None,
+) -> str:
+    """The table as Markdown, with its tests named under it (and a paper's column if given), the
+    verdicts, and a second table of each task's mean (methods as rows, tasks as columns)."""
     where = "last epoch" if selection == "last" else "best-validation epoch"
-    better = "higher" if higher else "lower"
+    delta = metric == DELTA_M
+    digits = 2 if delta else 4
+    label = metric_label(metric)
+    main = f"delta-m vs {baseline} (%, {where}) mean ± std" if delta else f"test {label} ({where}) mean ± std"
+    at_best = f"delta-m at best val." if delta else f"test {label} at best val."
+    comparisons = max((r.comparisons for r in rows), default=0)
     paper = any(r.reference_mean is not None for r in rows)
     lines = [
         "| method | n | " + (f"{reference_source or 'paper'} mean ± std | " if paper else "")
-        + f"test {label} ({where}) mean ± std | best | test {label} at best val. | "
-        f"t (> 0: ahead of {baseline or '-'}) | df | p (better than {baseline or '-'}) | time in epochs |",
-        "|---|---:|" + ("---:|" if paper else "") + "---:|---:|---:|---:|---:|---:|---:|",
+        + f"{main} | best | {at_best} | difference to {baseline or '-'} [95% CI] | "
+        f"t (> 0: ahead of {baseline or '-'}) | df | p (better than {baseline or '-'}) | p Holm ({_comparisons(comparisons)}) | "
+        f"trainable parameters | {TIME_LABEL} |",
+        "|---|---:|" + ("---:|" if paper else "") + "---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     in_seconds = all(math.isnan(r.epoch_seconds) or r.epoch_seconds < 600 for r in rows)
     for r in rows:
         p = "baseline" if r.method == baseline else _num(r.p, 4)
+        p_holm = "" if r.method == baseline else _num(r.p_holm, 4)
         note = f" ({r.missing} unfinished)" if r.missing else ""
         ref = "" if not paper else "not in the paper | " if r.reference_mean is None else (
             f"{_num(r.reference_mean)} ± {_num(r.reference_std)} | " if r.reference_std is not None else f"{_num(r.reference_mean)} | "
         )
         lines.append(
-            f"| {r.method}{note} | {r.n} | {ref}{_spread_cell(r.mean, r.std)} | {_num(r.best) or '-'} | {_spread_cell(r.best_val_mean, r.best_val_std)} "
-            f"| {_num(r.t, 2)} | {_num(r.df, 0)} | {p} | {_duration(r.epoch_seconds, in_seconds)} |"
+            f"| {r.method}{note} | {r.n} | {ref}{_spread_cell(r.mean, r.std, digits)} | {_num(r.best, digits) or '-'} "
+            f"| {_spread_cell(r.best_val_mean, r.best_val_std, digits)} | {_difference_cell(r, digits)} "
+            f"| {_num(r.t, 2)} | {_num(r.df, 0)} | {p} | {p_holm} | {_parameters_cell(r)} | {_duration(r.epoch_seconds, in_seconds)} |"
         )
-    lines.append(f"\n{better} is better; one-tailed two-sample t-test (pooled variance) of each method against {baseline or 'no baseline'}: "
-                 "t > 0 when the method is ahead (the Re-examining paper's appendix A.2 reports t with the opposite sign: "
-                 "its t = -2.03 is a method ahead of its baseline).")
+    lines.append("")
     if baseline:
+        lines.append(_test_note(rows, baseline, higher) + f" {TIME_LABEL}: the seconds of the method's epochs (training and "
+                     "evaluation), summed over its finished seeds; a pause between a stop and a resume is not counted.")  # fmt: skip
+        lines.extend(f"Note: {n}." for n in notes or [])
         lines.append("")
         lines.extend(verdict(r, baseline) for r in rows if r.method != baseline)
+    else:
+        lines.append(f"{'higher' if higher else 'lower'} is better; the suite names no baseline, so no method is tested. "
+                     f"{TIME_LABEL}: the seconds of the method's epochs (training and evaluation), summed over its finished seeds.")  # fmt: skip
+    per_task = per_task_markdown(rows, tasks or [], where)
+    return "\n".join(lines) + "\n" + (f"\n{per_task}" if per_task else "")
+
+
+def per_task_markdown(rows: list[Row], tasks: list[TaskMetric], where: str) -> str:
+    """Each task's test metric, mean over the finished seeds: methods as rows, tasks as columns (a
+    table that stays readable with 20 tasks, where 20 more columns of the main table would not).
+    Where tasks have different metrics each column names its own, with its direction."""
+    names = [n for n in next((r.per_task for r in rows if r.per_task), {})]
+    if not names:
+        return ""
+    known = {t.name: t for t in tasks}
+    mixed = len({t.metric for t in tasks}) > 1
+    if mixed:
+        heads = [f"{n} ({metric_label(known[n].metric)}, {'↑' if known[n].higher_is_better else '↓'})" if n in known else n for n in names]
+        caption = f"Test metric per task ({where}), mean over the finished seeds (↑: higher is better, ↓: lower is better):"
+    else:
+        heads = names
+        metric = tasks[0] if tasks else None
+        caption = (f"Test {metric_label(metric.metric)} per task ({where}), mean over the finished seeds"
+                   f" ({'higher' if metric.higher_is_better else 'lower'} is better):") if metric else f"Test metric per task ({where}):"  # fmt: skip
+    lines = [caption, "", "| method | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
+    for r in rows:
+        lines.append(f"| {r.method} | " + " | ".join(_num(r.per_task.get(n)) or "-" for n in names) + " |")
     return "\n".join(lines) + "\n"
 
 
 SIGNIFICANCE = 0.05
-"""The level of a verdict's one-tailed test (the Re-examining paper's appendix A.2)."""
+"""The level of a verdict's one-tailed test, after Holm's correction over the table's comparisons."""
 
 
 def verdict(row: Row, baseline: str) -> str:
     """One line answering whether ``row``'s method beats the baseline: ``yes`` when the one-tailed
-    test rejects "no better" at :data:`SIGNIFICANCE`, ``no`` otherwise, with its p-value."""
-    if row.p is None or math.isnan(row.p):
-        return f"- {row.method} beats {baseline}: not testable (needs 2 finished seeds of each; has {row.n})"
-    answer = "yes" if row.p < SIGNIFICANCE else "no"
-    return f"- {row.method} beats {baseline}: {answer}, p = {row.p:.3g}"
+    test, corrected over the table's comparisons (Holm), rejects "no better" at :data:`SIGNIFICANCE`,
+    ``no`` otherwise, with the corrected and the uncorrected p."""
+    what = " by delta-m" if row.test == DELTA_M else ""
+    if row.p is None:
+        needs = "2 finished seeds of each" if row.test == "paper-a2" else f"2 seeds finished by both it and {baseline}"
+        return f"- {row.method} beats {baseline}{what}: not testable (needs {needs}; has {row.n})"
+    if math.isnan(row.p):
+        return f"- {row.method} beats {baseline}{what}: not testable (the values do not vary, so there is no spread to test against)"
+    corrected = row.p_holm if row.p_holm is not None and not math.isnan(row.p_holm) else row.p
+    answer = "yes" if corrected < SIGNIFICANCE else "no"
+    if row.comparisons > 1:
+        return (f"- {row.method} beats {baseline}{what}: {answer}, p = {corrected:.3g} "
+                f"(Holm-corrected over {row.comparisons} comparisons; uncorrected {row.p:.3g})")  # fmt: skip
+    return f"- {row.method} beats {baseline}{what}: {answer}, p = {row.p:.3g}" + (" (one comparison: nothing to correct)" if row.comparisons else "")
 
 
 def to_csv(rows: list[Row]) -> str:
+    """The rows as CSV: every field of :class:`Row`, each task's mean as a ``test <task>`` column."""
+    tasks = list(next((r.per_task for r in rows if r.per_task), {}))
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(asdict(rows[0]).keys()) if rows else ["method"])
+    base = [k for k in asdict(rows[0]) if k != "per_task"] if rows else ["method"]
+    writer = csv.DictWriter(out, fieldnames=base + [f"test {t}" for t in tasks])
     writer.writeheader()
     for r in rows:
-        writer.writerow(asdict(r))
+        record = {k: v for k, v in asdict(r).items() if k != "per_task"}
+        record.update({f"test {t}": r.per_task.get(t, "") for t in tasks})
+        writer.writerow(record)
     return out.getvalue()

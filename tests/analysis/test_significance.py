@@ -96,3 +96,46 @@ def test_a_complete_run_without_epochs_or_with_an_infinite_mean_is_refused(tmp_p
     infinite = write_run(tmp_path / "i", float("inf"))
     with pytest.raises(ValueError, match="not a number to compare"):
         run_value(infinite)
+
+
+def test_paired_t_test_and_its_interval_by_hand():
+    """d = a - b = (0.5, 1, 1.5): mean 1, sd 0.5, se 0.5 / sqrt(3); t = 2 sqrt(3), df 2."""
+    from scipy import stats
+
+    from routing_rl.analysis.significance import paired_ttest
+
+    res = paired_ttest([1.0, 2.0, 3.5], [0.5, 1.0, 2.0])
+    se = 0.5 / np.sqrt(3)
+    assert res.t == pytest.approx(1 / se) and res.df == 2 and res.n == 3
+    assert res.p_value == pytest.approx(stats.t.sf(1 / se, 2)) and res.p_value == pytest.approx(0.0371, abs=1e-4)
+    half = stats.t.ppf(0.975, 2) * se
+    assert (res.difference, res.low, res.high) == pytest.approx((1.0, 1 - half, 1 + half))
+    lower = paired_ttest([0.5, 1.0, 2.0], [1.0, 2.0, 3.5], higher_is_better=False)  # an MSE below the baseline's is ahead
+    assert lower.t == pytest.approx(res.t) and lower.p_value == pytest.approx(res.p_value) and lower.difference == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="two seeds"):
+        paired_ttest([1.0], [0.5])
+
+
+def test_two_sample_interval_is_the_pooled_one_of_the_papers_test():
+    from scipy import stats
+
+    from routing_rl.analysis.significance import two_sample_difference
+
+    a, b = [0.964, 0.966, 0.961, 0.965, 0.963], [0.960, 0.962, 0.959, 0.963, 0.961]
+    res = two_sample_difference(a, b)
+    xa, xb = np.array(a), np.array(b)
+    pooled = ((len(a) - 1) * xa.var(ddof=1) + (len(b) - 1) * xb.var(ddof=1)) / (len(a) + len(b) - 2)
+    se = np.sqrt(pooled * (1 / len(a) + 1 / len(b)))
+    half = stats.t.ppf(0.975, 8) * se
+    assert res.p_value == pytest.approx(one_tailed_ttest(a, b).p_value) and res.df == 8
+    assert (res.difference, res.low, res.high) == pytest.approx((xa.mean() - xb.mean(), xa.mean() - xb.mean() - half, xa.mean() - xb.mean() + half))
+    assert two_sample_difference(b, a, higher_is_better=False).p_value == pytest.approx(res.p_value)
+
+
+def test_holm_step_down_by_hand():
+    """Sorted p 0.005, 0.01, 0.03, 0.04 of m = 4 become 4 x 0.005 = 0.02, 3 x 0.01 = 0.03,
+    2 x 0.03 = 0.06 and max(0.06, 1 x 0.04) = 0.06, returned in the order given; none exceeds 1."""
+    from routing_rl.analysis.significance import holm
+
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.6]) == [1.0, 1.0] and holm([0.02]) == [0.02] and holm([]) == []
