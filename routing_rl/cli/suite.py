@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,8 @@ import click
 
 from routing_rl.cli.common import CheckedPath, quiet_trials_option, run_names, trial_threads_option
 from routing_rl.suites.manifest import read_manifest
-from routing_rl.suites.progress import remaining
-from routing_rl.suites.runner import TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, write_manifest
+from routing_rl.suites.progress import UNFINISHED, remaining, set_up_seconds
+from routing_rl.suites.runner import TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, trial_status, write_manifest
 from routing_rl.suites.battery import BATTERY_METHODS
 from routing_rl.suites.checks import MAX_TRIALS, path_name_problem
 from routing_rl.suites.kept import KEPT_MANIFEST, kept_problem, read_kept_manifest
@@ -77,10 +78,18 @@ def run_suite(suite_file: Path, scale: str | None, workers: int, threads: int | 
 
     start = time.perf_counter()
     done = [0]
+    overheads: list[float] = []  # seconds trials of this session spent outside their epochs
+    finished_epochs: dict[str, list[dict[str, Any]]] = {}
 
     def report(summary: dict[str, Any]) -> None:
         done[0] += 1
         click.echo(f"[{done[0]}/{len(todo)}] {Path(summary['directory']).name}: {summary['status']} ({summary['seconds']:.0f} s)")
+        if (spent := set_up_seconds(summary)) is not None:
+            overheads.append(spent)
+        if done[0] < len(todo):
+            now = [(t, p, trial_status(p) if s in UNFINISHED else s) for t, p, s in trials]
+            overhead = statistics.median(overheads) if overheads else 0.0
+            click.echo(remaining(now, workers, overhead, finished_epochs).summary())
 
     try:
         if backend == "ray" and todo:
