@@ -74,6 +74,8 @@ def test_no_estimate_without_a_timed_epoch_and_nothing_left_when_all_finished(tm
     assert remaining(done, workers=2).summary() == "left: nothing, every trial is finished"
     hours = Remaining(trials=1, epochs=4, trial_seconds=7 * 3600.0, wall_seconds=7 * 3600.0, workers=1)
     assert hours.summary() == "left: 1 trial, 4 epochs; about 7.0 h with 1 worker at the pace recorded so far"
+    seconds = Remaining(trials=1, epochs=1, trial_seconds=95.4, wall_seconds=95.4, workers=1)
+    assert seconds.summary() == "left: 1 trial, 1 epoch; about 95 s with 1 worker at the pace recorded so far"
 
 
 def _suite(tmp_path, write_results, trials):

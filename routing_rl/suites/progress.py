@@ -64,7 +64,10 @@ class Remaining:
 
 
 def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+    """Hours from one hour, minutes from two minutes, seconds below (the end of a suite says "0 min" no more)."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def _wall_seconds(costs: list[float], workers: int) -> float:
