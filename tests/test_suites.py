@@ -121,7 +121,7 @@ def test_parallel_workers_give_the_numbers_of_one_worker(suite_file, tmp_path):
     summaries = {}
     for workers in (1, 2):
         directory = tmp_path / f"w{workers}"
-        todo = [(t, p) for t, p, _ in plan(suite, "quick", directory, workers)]
+        todo = [(t, p) for t, p, _ in plan(suite, "quick", directory)]
         run_local(todo, workers, lambda s: None)
         summaries[workers] = {p.name.rsplit("-", 1)[0]: json.loads((p / "results.json").read_text())["epochs"][-1]["test"]
                               for _, p in todo}  # fmt: skip
@@ -133,11 +133,11 @@ def test_ray_backend_runs_the_same_trials_on_a_local_instance(suite_file, tmp_pa
     from routing_rl.suites.runner import run_ray
 
     suite = load_suite_file(suite_file)
-    todo = [(t, p) for t, p, _ in plan(suite, "quick", tmp_path / "ray", 2)][:2]
+    todo = [(t, p) for t, p, _ in plan(suite, "quick", tmp_path / "ray")][:2]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         reported = []
-        run_ray(todo, 1, None, reported.append)
+        run_ray(todo, None, reported.append)
     finally:
         ray.shutdown()
     assert sorted(r["status"] for r in reported) == ["complete", "complete"]

@@ -61,6 +61,26 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
 
+def _check_trial_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    from routing_rl.suites.runner import threads_problem
+
+    if value is not None and (problem := threads_problem(value)):
+        raise click.BadParameter(problem, param_hint="--threads")
+    return value
+
+
+trial_threads_option = click.option(
+    "--threads", "threads", default=None, type=int, callback=_check_trial_threads,
+    help="Torch threads of every trial, over the file's `threads` (default: the file's, else 1: a second thread "
+         "gains little and halves the speed of a trial beside a busy core).",
+)  # fmt: skip
+"""``--threads`` of ``suite run`` and ``sweep``: checked against the machine's cores, one line naming the option."""
+
+quiet_trials_option = click.option(
+    "--quiet", is_flag=True, help="No progress lines from inside the trials (a line per trial as it ends, still).",
+)
+"""``--quiet`` of ``suite run`` and ``sweep``: silences the lines a long trial prints while it trains."""
+
 
 def _shorten(text: str, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."

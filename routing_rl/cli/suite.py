@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from routing_rl.cli.common import CheckedPath, run_names
+from routing_rl.cli.common import CheckedPath, quiet_trials_option, run_names, trial_threads_option
 from routing_rl.suites.manifest import read_manifest
-from routing_rl.suites.progress import remaining
-from routing_rl.suites.runner import TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, threads_per_worker, write_manifest
+from routing_rl.suites.progress import UNFINISHED, remaining, set_up_seconds
+from routing_rl.suites.runner import TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, trial_status, write_manifest
 from routing_rl.suites.battery import BATTERY_METHODS
 from routing_rl.suites.checks import MAX_TRIALS, path_name_problem
 from routing_rl.suites.kept import KEPT_MANIFEST, kept_problem, read_kept_manifest
@@ -34,19 +35,21 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.argument("suite_file", type=CheckedPath(path_type=Path))
 @click.option("--scale", default=None, help="Apply the suite's [scales.NAME] overrides (e.g. quick).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Trials trained at once (one process each).")
-@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Local processes, or Ray Tune on a Ray cluster.")
+@trial_threads_option
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Local processes, or Ray Tune on a Ray cluster (CPUs per trial: its threads).")
 @click.option("--ray-address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local instance).")
 @click.option("--out", "out", default=None, type=CheckedPath(path_type=Path), help="Suite directory (default: runs/suite-<name>[-<scale>]).")
 @click.option("--runs", "only", default=None, help="Comma-separated run names: train only these runs' trials (default: every run).")
 @click.option("--dry-run", is_flag=True, help="List the trials and their status; train nothing.")
 @click.option("--retrain-altered", is_flag=True, help="Train again the kept trials whose results.json is not what `suite keep` recorded (default: refuse).")
-def run_suite(suite_file: Path, scale: str | None, workers: int, backend: str, ray_address: str | None, out: Path | None,
-              only: str | None, dry_run: bool, retrain_altered: bool) -> None:  # fmt: skip
+@quiet_trials_option
+def run_suite(suite_file: Path, scale: str | None, workers: int, threads: int | None, backend: str, ray_address: str | None, out: Path | None,
+              only: str | None, dry_run: bool, retrain_altered: bool, quiet: bool) -> None:  # fmt: skip
     """Train every trial of SUITE_FILE that is not finished: skip complete (or kept) ones, resume interrupted ones."""
     try:
         spec = load_suite_file(suite_file)
         directory = out or spec.directory(scale)
-        trials = select_runs(plan(spec, scale, directory, workers, retrain_altered), spec, only)
+        trials = select_runs(plan(spec, scale, directory, threads, retrain_altered), spec, only)
     except SuiteError as exc:
         raise _fail(exc) from None
     counts: dict[str, int] = {}
@@ -72,18 +75,28 @@ def run_suite(suite_file: Path, scale: str | None, workers: int, backend: str, r
         write_manifest(spec, scale, [t for t, _, _ in trials], directory)
     except OSError as exc:
         raise click.ClickException(f"cannot use suite directory {directory}: {exc.strerror or exc}") from None
+    from routing_rl.training.loop.progress_line import PROGRESS_EVERY
+
     start = time.perf_counter()
     done = [0]
+    overheads: list[float] = []  # seconds trials of this session spent outside their epochs
+    finished_epochs: dict[str, list[dict[str, Any]]] = {}
 
     def report(summary: dict[str, Any]) -> None:
         done[0] += 1
         click.echo(f"[{done[0]}/{len(todo)}] {Path(summary['directory']).name}: {summary['status']} ({summary['seconds']:.0f} s)")
+        if (spent := set_up_seconds(summary)) is not None:
+            overheads.append(spent)
+        if done[0] < len(todo):
+            now = [(t, p, trial_status(p) if s in UNFINISHED else s) for t, p, s in trials]
+            overhead = statistics.median(overheads) if overheads else 0.0
+            click.echo(remaining(now, workers, overhead, finished_epochs).summary())
 
     try:
         if backend == "ray" and todo:
-            run_ray(todo, threads_per_worker(workers), ray_address, report)
+            run_ray(todo, ray_address, report)
         elif backend == "local":
-            run_local(todo, workers, report)
+            run_local(todo, workers, report, None if quiet else PROGRESS_EVERY)
     except TrialSetupError as exc:  # a configuration error: running again would fail the same way
         raise click.ClickException(f"suite stopped: {exc}; fix the option in {suite_file} (finished trials are kept)") from None
     except Exception as exc:  # a trial's failure (bad data, a plugin) is reported, the others stay on disk
@@ -177,7 +190,7 @@ def keep_suite(suite_file: Path, scale: str | None, out: Path | None) -> None:
         if spec.kept is None:
             raise SuiteError(f"{suite_file}: [suite] names no kept folder; add kept = \"../results/{spec.name}\"")
         directory = out or spec.directory(scale)
-        trials = plan(spec, scale, directory, 1, retrain_altered=True)  # an altered kept trial is reported below, not a stop
+        trials = plan(spec, scale, directory, retrain_altered=True)  # an altered kept trial is reported below, not a stop
         copied, problems, adopted = keep(trials, Path(spec.kept))
         recorded = read_kept_manifest(Path(spec.kept))
         kept = sum(1 for trial, _, _ in trials if not kept_problem(trial.name, Path(spec.kept), recorded))

@@ -4,12 +4,11 @@ Each trial is one ``routing-rl run`` in its own directory ``SUITE_DIR/<run>-s<se
 ``show``, ``analyze``, ``compare`` and ``suite table`` read a suite's trials like any run, and a
 killed suite picks up where it stopped. Two backends run the same trial function:
 
-* ``local``: one worker process per trial at a time (``--workers N``), torch threads set so that
-  workers x threads <= cores (oversubscribed threads wait for each other at every operation: see
-  ``benchmarks/threads_under_load.py``);
+* ``local``: one worker process per trial at a time (``--workers N``), each trial on its own torch
+  threads (one unless the suite file or ``--threads`` says otherwise: :func:`trial_threads`);
 * ``ray``: the trials as a Ray Tune experiment on a Ray cluster (``RAY_ADDRESS`` or
-  ``--ray-address``; a local instance otherwise), each trial with ``threads`` CPUs. Needs the
-  optional extra ``routing-rl[ray]``.
+  ``--ray-address``; a local instance otherwise), each trial with as many CPUs as it has threads.
+  Needs the optional extra ``routing-rl[ray]``.
 """
 
 from __future__ import annotations
@@ -128,25 +127,64 @@ def keep(trials: list[tuple[Trial, Path, str]], kept: Path) -> tuple[list[str], 
     return copied, problems, adopted
 
 
-def threads_per_worker(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(workers, 1))
+DEFAULT_TRIAL_THREADS = 1
+"""Torch threads of a suite or sweep trial that neither the suite file nor ``--threads`` sets.
+
+One, whatever the cores and workers: a trial is one of many, and a suite runs for hours on machines
+that other work shares. Two threads beside a busy core train at half the speed of one (0.53x in
+``benchmarks/threads_under_load.py``; a user's trial fell from 100,605 to 1,757 samples/s), while on
+a quiet machine a second thread gains at most 1.77x for that one trial, and nothing when the workers
+fill the cores. Oversubscription costs far more than a single thread leaves on the table; a quiet
+machine's owner can still ask for more with ``--threads``."""
+
+MAX_THREADS_PER_CORE = 4
+"""``--threads`` above this many per core is refused: it can only slow every trial down."""
 
 
-def run_trial(config: dict[str, Any], directory: str) -> dict[str, Any]:
-    """Train one trial to completion in ``directory`` (resuming its checkpoint if there is one).
+def threads_problem(threads: int, cores: int | None = None) -> str | None:
+    """Why ``threads`` torch threads per trial cannot be right on this machine (None when they can)."""
+    cores = cores or os.cpu_count() or 1
+    if threads < 1:
+        return f"{threads} is not a positive number of threads; give 1 or more"
+    if threads > MAX_THREADS_PER_CORE * cores:
+        return (f"{threads} threads per trial on a {cores}-core machine would only slow every trial down; "
+                f"give at most {MAX_THREADS_PER_CORE * cores} ({MAX_THREADS_PER_CORE} per core), 1 on a shared machine")  # fmt: skip
+    return None
+
+
+def trial_threads(given: int | None, in_file: int | None) -> int:
+    """A trial's torch threads: ``--threads`` when given (the person at the command line knows the
+    machine today), else the suite or sweep file's ``threads`` (its author's choice for every
+    machine), else :data:`DEFAULT_TRIAL_THREADS`. Threads are not part of a trial's identity
+    (``IDENTITY_EXCLUDES``), so changing them keeps every finished trial."""
+    if given is not None:
+        return given
+    return in_file if in_file is not None else DEFAULT_TRIAL_THREADS
+
+
+def display_name(directory: Path) -> str:
+    """A trial's name in progress lines: its directory's without the configuration hash (``wpl-s2``)."""
+    head, _, tail = directory.name.rpartition("-")
+    return head if head and len(tail) == 10 and all(c in "0123456789abcdef" for c in tail) else directory.name
+
+
+def run_trial(config: dict[str, Any], directory: str, progress_every: float | None = None) -> dict[str, Any]:
+    """Train one trial to completion in ``directory`` (resuming its checkpoint if there is one),
+    printing a progress line at most every ``progress_every`` seconds (none with None).
 
     Runs in a worker process (or a Ray task): it imports, builds and trains everything itself through
     the one run sequence of ``routing-rl run`` and returns a small summary, so nothing but plain data
     crosses process boundaries.
     """
     from routing_rl.training import RunConfig
+    from routing_rl.training.loop.progress_line import fit_with_lines
+    from routing_rl.training.loop.run_sequence import plain_fit, run_one
     from routing_rl.training.setup.composition import compose
-    from routing_rl.training.loop.run_sequence import run_one
 
     path = Path(directory)
     status = trial_status(path)
     if status in FINISHED:
-        return {"directory": directory, "status": status, "seconds": 0.0}
+        return {"directory": directory, "status": status, "seconds": 0.0, "epochs": 0}
     from routing_rl.agents import RouterConfigError
     from routing_rl.data import DataError
     from routing_rl.network import SpecError
@@ -158,8 +196,11 @@ def run_trial(config: dict[str, Any], directory: str) -> dict[str, Any]:
             raise TrialSetupError(f"trial {path.name}: {exc}") from None
 
     parts = guard(lambda: compose(RunConfig(**{**config, "logdir": directory})))
-    outcome = run_one(parts, resume=status == "partial", overwrite=status != "partial", command=["routing-rl", "suite", "run"], guard=guard)
-    return {"directory": directory, "status": outcome.status, "seconds": outcome.seconds}
+    fit = plain_fit if progress_every is None else fit_with_lines(display_name(path), progress_every)
+    outcome = run_one(parts, resume=status == "partial", overwrite=status != "partial", command=["routing-rl", "suite", "run"],
+                      guard=guard, fit=fit)  # fmt: skip
+    return {"directory": directory, "status": outcome.status, "seconds": outcome.seconds,
+            "epochs": parts.config.epochs - (outcome.trainer.start_epoch - 1)}  # fmt: skip
 
 
 def check_data(trials: list[Trial]) -> None:
@@ -192,33 +233,36 @@ def write_manifest(suite: SuiteSpec, scale: str | None, trials: list[Trial], dir
     write_json(directory / MANIFEST, manifest_of(suite, scale, trials))
 
 
-def plan(suite: SuiteSpec, scale: str | None, directory: Path, workers: int, retrain_altered: bool = False) -> list[tuple[Trial, Path, str]]:
-    """Every trial with its directory and status; threads set for ``workers`` unless the suite sets them.
-    A kept trial that is not what was kept stops the plan (:func:`locate`), or is planned for
-    training again with ``retrain_altered``."""
+def plan(suite: SuiteSpec, scale: str | None, directory: Path, threads: int | None = None,
+         retrain_altered: bool = False) -> list[tuple[Trial, Path, str]]:  # fmt: skip
+    """Every trial with its directory and status, on the threads of :func:`trial_threads` (``threads``:
+    the value of ``--threads``, None when not given). A kept trial that is not what was kept stops
+    the plan (:func:`locate`), or is planned for training again with ``retrain_altered``."""
     recorded = read_kept_manifest(Path(suite.kept)) if suite.kept is not None else None
     out = []
     for trial in suite.trials(scale):
-        if trial.config.threads is None:
-            trial = replace(trial, config=replace(trial.config, threads=threads_per_worker(workers)))
+        trial = replace(trial, config=replace(trial.config, threads=trial_threads(threads, trial.config.threads)))
         out.append((trial, *locate(trial.name, directory, suite.kept, retrain_altered, recorded)))
     return out
 
 
-def run_local(todo: list[tuple[Trial, Path]], workers: int, report: Callable[[dict[str, Any]], None]) -> None:
-    """Trials in ``workers`` processes (spawned: each starts clean, as a separate ``routing-rl run`` would)."""
+def run_local(todo: list[tuple[Trial, Path]], workers: int, report: Callable[[dict[str, Any]], None],
+              progress_every: float | None = None) -> None:  # fmt: skip
+    """Trials in ``workers`` processes (spawned: each starts clean, as a separate ``routing-rl run``
+    would), each printing its progress line at most every ``progress_every`` seconds (None: silent)."""
     if workers == 1:
         for trial, path in todo:
-            report(run_trial(trial.config.to_dict(), str(path)))
+            report(run_trial(trial.config.to_dict(), str(path), progress_every))
         return
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_trial, trial.config.to_dict(), str(path)) for trial, path in todo]
+        futures = [pool.submit(run_trial, trial.config.to_dict(), str(path), progress_every) for trial, path in todo]
         for future in as_completed(futures):
             report(future.result())
 
 
-def run_ray(todo: list[tuple[Trial, Path]], threads: int, address: str | None, report: Callable[[dict[str, Any]], None]) -> None:
-    """The same trials through Ray Tune: one Tune trial per suite trial, ``threads`` CPUs each."""
+def run_ray(todo: list[tuple[Trial, Path]], address: str | None, report: Callable[[dict[str, Any]], None]) -> None:
+    """The same trials through Ray Tune: one Tune trial per suite trial, with as many CPUs as it has
+    torch threads (its ``threads``, set by :func:`plan`), so that Ray packs no more threads than cores."""
     try:
         import ray
         from ray import tune
@@ -234,7 +278,7 @@ def run_ray(todo: list[tuple[Trial, Path]], threads: int, address: str | None, r
     try:
         specs = [{"config": t.config.to_dict(), "directory": str(p.resolve())} for t, p in todo]
         grid = tune.Tuner(
-            tune.with_resources(trainable, {"cpu": threads}),
+            tune.with_resources(trainable, {"cpu": max(t.config.threads or DEFAULT_TRIAL_THREADS for t, _ in todo)}),
             param_space={"spec": tune.grid_search(specs)},
             run_config=tune.RunConfig(storage_path=str(todo[0][1].parent.resolve() / ".ray"), verbose=0),
         )
