@@ -5,11 +5,12 @@ file (``.toml``: its finished trials in its suite directory and its kept folder,
 another scale, so kept results draw on a fresh clone); ``--runs`` draws only the named runs of a
 suite.
 
-A run directory gets its routing perplexity (Figure 1) and task-similarity heatmaps (Figure 2), or
-a model's sub-network utilisation. A suite directory gets its methods as bars with error bars,
-each method's perplexity and the similarity heatmaps of its first routed FC layer for every seed
-side by side (Figure 4; not for a method whose seeds all have the same policy, such as no
-sharing), the metric of every run against the number of blocks with a cubic fit through the runs
+A run directory gets its routing perplexity (Figure 1) and task-similarity heatmaps (Figure 2) when
+its router learns its routes (fixed routes have no policy to show: a line on stderr says so), or a
+model's sub-network utilisation. A suite directory gets its methods as bars with error bars,
+each learning router's perplexity and the similarity heatmaps of its first routed FC layer for every
+seed side by side (Figure 4; not for fixed routes, nor for a method whose seeds all have the same
+policy), the metric of every run against the number of blocks with a cubic fit through the runs
 when the methods differ in ``blocks`` (Figure 3), and, for multi-task models of several sizes, the
 metric against training size and against serving size, one series per model and L0 weight (the SNR
 paper's Figures 3 and 4). A sweep directory gets its grid points' top-k test mean ± standard error
@@ -32,15 +33,42 @@ from routing_rl.training.records.results import ResultsError, load_results
 from routing_rl.training.records.results import RESULTS_NAME
 
 
-def run_figures(results: dict[str, Any], out: Path, prefix: str = "", label: str | None = None) -> list[Path]:
-    """The figures of one run into ``out`` (titled ``label``, else the agent's name); returns the files written."""
+FIXED_ROUTES = "fixed routes, no learned policy: its perplexity and task similarity would only redraw the route table"
+"""Why a router that does not learn its routes gets no perplexity, similarity or seeds figure."""
+
+
+def learns_routes(results: dict[str, Any]) -> bool:
+    """Whether a run's router learned its routes: the ``learns_routes`` its results record (the
+    router's class attribute), else, for results written before it was recorded, the attribute of the
+    agent's class today; a model, or an agent no longer known, counts as learning (its figures are drawn)."""
+    learner = results["learner"]
+    if isinstance(learner.get("learns_routes"), bool):
+        return bool(learner["learns_routes"])
+    if learner.get("kind") != "router":
+        return True
+    from routing_rl.training.setup.composition import agent_class
+
+    try:
+        return bool(getattr(agent_class(results["config"]["agent"]), "learns_routes", True))
+    except (KeyError, ValueError):
+        return True
+
+
+def run_figures(results: dict[str, Any], out: Path, prefix: str = "", label: str | None = None, note: bool = True) -> list[Path]:
+    """The figures of one run into ``out`` (titled ``label``, else the agent's name); returns the files
+    written. A router with fixed routes gets no perplexity or similarity figure, and (``note``) one line
+    on stderr saying why."""
     from routing_rl.plots import figures  # matplotlib is imported only when drawing
 
-    written = []
+    written: list[Path] = []
     last = results["epochs"][-1] if results["epochs"] else None
     if last is None:
         return written
-    if "routing" in last and results["learner"].get("routed_layers"):
+    routed = "routing" in last and bool(results["learner"].get("routed_layers"))
+    if routed and not learns_routes(results):
+        if note:
+            click.echo(f"no {prefix}perplexity.png or {prefix}similarity.png: {results['config']['agent']} has {FIXED_ROUTES}", err=True)
+    elif routed:
         path = out / f"{prefix}perplexity.png"
         figures.save(figures.perplexity_figure(results, label), path)
         written.append(path)
@@ -149,11 +177,15 @@ def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = 
             path = out / f"size-{kind}.png"
             figures.save(figures.size_figure(sizes, metric, f"suite {head['name']}: metric against {label} size ({figure})", label), path)
             written.append(path)
+    fixed: list[str] = []
     for method, results in by_method.items():
         if not results:
             continue
-        written += run_figures(results[0], out, prefix=f"{method}-", label=f"{method} (seed {results[0]['config']['seed']})")
-        if results[0]["epochs"][-1].get("routing", {}).get("policy") and len(results) > 1:  # routed layers to compare
+        written += run_figures(results[0], out, prefix=f"{method}-", label=f"{method} (seed {results[0]['config']['seed']})", note=False)
+        routed = bool(results[0]["epochs"][-1].get("routing", {}).get("policy"))
+        if routed and not learns_routes(results[0]):
+            fixed.append(method)
+        elif routed and len(results) > 1:  # routed layers to compare
             layer, layer_name = seeds_figure_layer(results[0]["learner"].get("routed_layers") or [])
             policies = [r["epochs"][-1]["routing"]["policy"][layer] for r in results]
             if all(p == policies[0] for p in policies[1:]):
@@ -166,6 +198,8 @@ def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = 
             figures.save(figures.similarity_figure(policies, results[0]["env"]["task_names"], names,
                                                    f"{method}: task similarity of {layer_name}'s policy by seed"), path)  # fmt: skip
             written.append(path)
+    if fixed:
+        click.echo(f"no perplexity, similarity or seeds figures of {', '.join(fixed)}: {FIXED_ROUTES}", err=True)
     return written
 
 
@@ -260,6 +294,9 @@ def report(source: Path, out: Path | None, scale: str | None, only: str | None) 
         raise click.ClickException(str(exc)) from None
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise click.ClickException(f"cannot draw the figures of {source}: {type(exc).__name__}: {exc}") from None
+    if not written and results is not None and results["epochs"]:
+        raise click.ClickException(f"{source} has no figure to draw: a run gets routing figures when its router learns its routes, "
+                                   "and a sub-network utilisation figure when its model records one")  # fmt: skip
     if not written:
         raise click.ClickException(f"{source} has nothing to draw (no finished trial or epoch)")
     for path in written:
