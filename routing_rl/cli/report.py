@@ -7,7 +7,9 @@ suite.
 
 A run directory gets its routing perplexity (Figure 1) and task-similarity heatmaps (Figure 2) when
 its router learns its routes (fixed routes have no policy to show: a line on stderr says so), or a
-model's sub-network utilisation. A suite directory gets its methods as bars with error bars,
+model's sub-network utilisation. A suite directory gets its methods as bars with error bars
+(a star on each method that beats the baseline by the table's test, the baseline's mean and, where
+the data records it, the majority-class accuracy as lines),
 each learning router's perplexity and the similarity heatmaps of its first routed FC layer for every
 seed side by side (Figure 4; not for fixed routes, nor for a method whose seeds all have the same
 policy), the metric of every run against the number of blocks with a cubic fit through the runs
@@ -81,7 +83,7 @@ def run_figures(results: dict[str, Any], out: Path, prefix: str = "", label: str
     if last.get("utilization") is not None:
         path = out / f"{prefix}utilization.png"
         figures.save(figures.utilization_figure(last["utilization"], results["env"]["task_names"],
-                                                f"{results['config']['agent']}: sub-network utilisation"), path)  # fmt: skip
+                                                f"{results['config']['agent']} on {figures.data_label(results)}: sub-network utilisation"), path)  # fmt: skip
         written.append(path)
     return written
 
@@ -130,6 +132,45 @@ def seeds_figure_layer(routed_layers: list[str]) -> tuple[int, str]:
     return 0, routed_layers[0] if routed_layers else "layer 0"
 
 
+def significance_p(row: Any) -> float | None:
+    """The p-value by which methods.png stars a method as better than the baseline: the one place
+    the figure reads it, so that it follows the table's test (switch the attribute here when the
+    table's verdict moves to another column, such as a multiple-comparison-corrected p)."""
+    return row.p
+
+
+def significant_rows(rows: list[Any]) -> list[bool]:
+    """Per row, whether :func:`significance_p` is below the table's level (:data:`routing_rl.suites.table.SIGNIFICANCE`)."""
+    from routing_rl.suites.table import SIGNIFICANCE
+
+    marks = []
+    for row in rows:
+        p = significance_p(row)
+        marks.append(p is not None and not math.isnan(p) and p < SIGNIFICANCE)
+    return marks
+
+
+def significance_note(baseline: str | None) -> str:
+    """The legend of methods.png's stars: what test, against what, at what level."""
+    from routing_rl.suites.table import SIGNIFICANCE
+
+    return f"beats {baseline or 'the baseline'}: the table's one-tailed t-test, p < {SIGNIFICANCE:g}"
+
+
+def chance_level(results: dict[str, Any]) -> float | None:
+    """The majority-class accuracy of a run's data as the macro mean over its tasks (what the
+    accuracy bars average), where its suite records it: ``env.info.chance``, one number or one
+    per task name (``--env files``); None otherwise."""
+    chance = (results["env"].get("info") or {}).get("chance")
+    if isinstance(chance, (int, float)) and not isinstance(chance, bool):
+        return float(chance)
+    if isinstance(chance, dict):
+        values = [chance.get(name) for name in results["env"]["task_names"]]
+        if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return statistics.fmean(float(v) for v in values)
+    return None
+
+
 def suite_manifest(suite_file: Path, scale: str | None) -> tuple[dict[str, Any], Path]:
     """A suite file read as ``suite run`` would write its ``suite.json``, and its default directory:
     so that the figures of kept trials can be drawn from a fresh clone, where no suite directory exists."""
@@ -150,17 +191,23 @@ def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = 
     manifest = manifest if manifest is not None else read_manifest(directory)
     head = manifest["suite"]
     kept = head.get("kept")
-    rows, metric, _ = build_rows(manifest["trials"], directory, head["baseline"], head.get("metric", "last"),
-                                 head.get("reference") or {}, kept=kept)  # fmt: skip
+    rows, metric, higher = build_rows(manifest["trials"], directory, head["baseline"], head.get("metric", "last"),
+                                      head.get("reference") or {}, kept=kept)  # fmt: skip
     by_method, _, _, _ = collect(manifest["trials"], directory, kept)
     written: list[Path] = []
     if not any(by_method.values()):
         return written
+    data = {figures.data_label(r) for rs in by_method.values() for r in rs}
+    suite = f"suite {head['name']}" + (f" on {data.pop()}" if len(data) == 1 else "")  # the data file of a user's own battery
     path = out / "methods.png"
     drawn = [r for r in rows if r.n]
-    figures.save(figures.bars_figure([(r.method, r.mean, r.std) for r in drawn], metric, f"suite {head['name']}", head["baseline"],
+    chances = {chance_level(r) for rs in by_method.values() for r in rs}  # chance is the data's, the same for every run
+    chance = chances.pop() if metric == "accuracy" and len(chances) == 1 else None
+    figures.save(figures.bars_figure([(r.method, r.mean, r.std) for r in drawn], metric, suite, head["baseline"],
                                      counts=[r.n for r in drawn], references=[r.reference_mean for r in drawn],
-                                     reference_name=head.get("reference_source") or "paper"), path)  # fmt: skip
+                                     reference_name=head.get("reference_source") or "paper",
+                                     significant=significant_rows(drawn), significance_note=significance_note(head["baseline"]),
+                                     higher_is_better=higher, chance=chance), path)  # fmt: skip
     written.append(path)
     configs = {t["run"]: t["config"] for t in manifest["trials"]}
     blocks = {m: configs[m].get("blocks") for m in by_method}
@@ -168,14 +215,14 @@ def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = 
         block = "last" if head.get("metric", "last") == "last" else "best_val"
         points = blocks_points(by_method, blocks, block)
         path = out / "blocks.png"
-        figures.save(figures.blocks_figure(points, metric, f"suite {head['name']}: metric against blocks"), path)
+        figures.save(figures.blocks_figure(points, metric, f"{suite}: metric against blocks"), path)
         written.append(path)
     models_only = all(rs[0]["learner"]["kind"] == "model" for rs in by_method.values() if rs)
     for kind, label, figure in (("train", "training", "Figure 3"), ("serving", "serving", "Figure 4")):
         sizes = size_points([(r.method, r.mean) for r in rows if r.n], by_method, configs, kind)
         if models_only and len({p for _, p, _ in sizes}) >= 2 and len(sizes) > len({a for a, _, _ in sizes}):
             path = out / f"size-{kind}.png"
-            figures.save(figures.size_figure(sizes, metric, f"suite {head['name']}: metric against {label} size ({figure})", label), path)
+            figures.save(figures.size_figure(sizes, metric, f"{suite}: metric against {label} size ({figure})", label), path)
             written.append(path)
     fixed: list[str] = []
     for method, results in by_method.items():
@@ -219,14 +266,15 @@ def sweep_figures(directory: Path, out: Path) -> list[Path]:
     label = lambda p: p["label"] or summary["sweep"]  # noqa: E731
     path = out / "top-k.png"
     title = f"sweep {summary['sweep']}: top {summary['top_k']} by validation (Figure 2)"
+    higher = summary.get("higher_is_better", True) is not False
     figures.save(figures.bars_figure([(label(p), p["test_mean"], p["test_stderr"]) for p in points], summary["metric"], title,
-                                     error_name="standard error"), path)  # fmt: skip
+                                     error_name="standard error", higher_is_better=higher), path)  # fmt: skip
     written.append(path)
     if all(not math.isnan(p.get("test_micro_mean", math.nan)) for p in points):  # the paper's Figure 2 has both averages
         path = out / "top-k-micro.png"
         figures.save(figures.bars_figure([(label(p), p["test_micro_mean"], p["test_micro_stderr"]) for p in points],
                                          summary["metric"], title + ", micro average", error_name="standard error",
-                                         average="micro"), path)  # fmt: skip
+                                         average="micro", higher_is_better=higher), path)  # fmt: skip
         written.append(path)
     for point in points:
         runs = [load_results(directory / o["trial"]) for o in point["top"]]
