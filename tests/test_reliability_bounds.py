@@ -28,7 +28,8 @@ from click.testing import CliRunner
 
 from routing_rl.cli import main
 
-SMALL = ["--env", "synthetic-groups", "-e", "num_tasks=3", "-e", "train_per_task=60", "-e", "test_per_task=30", "--quiet", "--threads", "1"]
+SMALL = ["--env", "synthetic-groups", "-e", "num_tasks=3", "-e", "train_per_task=60", "-e", "test_per_task=30", "--quiet", "--threads", "1",
+         "--agent", "wpl"]  # a router that learns its routes: report draws routing figures for those only
 LONG_NAME = "n" * 300  # longer than the 255 bytes of a file name on Linux file systems
 MEMORY_LIMIT = 6 * 2**30  # address space of a subprocess case
 TIME_LIMIT = 90  # seconds a case may take, far above what a bounded command needs

@@ -67,8 +67,10 @@ def test_report_draws_a_suite_files_kept_trials_without_a_suite_directory(kept_s
     figures = tmp_path / "figures"
     report = invoke("report", str(path), "--out", str(figures))
     assert report.exit_code == 0, report.output
-    names = {Path(line).name for line in report.output.split()}
-    assert {"methods.png", "random-similarity.png", "random-seeds.png"} <= names and not out.exists()
+    names = {Path(line).name for line in report.stdout.split()}
+    # both runs have fixed routes (fixed random, shared bottom): the kept trials give the methods and one note on the rest
+    assert names == {"methods.png"} and not out.exists()
+    assert "no perplexity, similarity or seeds figures of random, shared: fixed routes" in report.stderr
     assert all((figures / name).stat().st_size > 0 for name in names)
     other = tmp_path / "other.toml"
     other.write_text(TINY.replace('kept = "results/tiny"\n', "").replace('name = "tiny"', 'name = "other"'))
@@ -77,8 +79,8 @@ def test_report_draws_a_suite_files_kept_trials_without_a_suite_directory(kept_s
     wrong = invoke("report", str(tmp_path / "results" / "tiny"), "--scale", "quick")
     assert wrong.exit_code == 2 and "--scale" in wrong.output and "suite file" in wrong.output
     only = invoke("report", str(path), "--out", str(tmp_path / "only"), "--runs", "random")
-    assert only.exit_code == 0 and {Path(line).name for line in only.output.split()} == {"methods.png", "random-similarity.png",
-                                                                                        "random-perplexity.png", "random-seeds.png"}
+    assert only.exit_code == 0 and {Path(line).name for line in only.stdout.split()} == {"methods.png"}
+    assert "figures of random: fixed routes" in only.stderr
     assert "names no run" in invoke("report", str(path), "--runs", " , ").output
     unknown = invoke("report", str(path), "--out", str(tmp_path / "unknown"), "--runs", "random,nope")
     assert unknown.exit_code == 1 and "no run named 'nope'" in unknown.output and "runs: random, shared" in unknown.output

@@ -296,7 +296,8 @@ def test_reference_numbers_of_a_paper_appear_next_to_ours(tmp_path):
 def test_report_of_a_suite_with_a_network_without_routed_layers(tmp_path):
     """Table 2's shared-bottom row routes no layer (--routed none): no per-seed policy figure, no error."""
     suite = tmp_path / "plain.toml"
-    suite.write_text(TINY.replace('[runs.shared]\nagent = "shared-bottom"', '[runs.shared]\nagent = "shared-bottom"\nrouted = "none"'))
+    suite.write_text(TINY.replace('[runs.shared]\nagent = "shared-bottom"', '[runs.shared]\nagent = "shared-bottom"\nrouted = "none"')
+                     .replace('[runs.random]\nagent = "fixed-random"', '[runs.random]\nagent = "wpl"'))
     out = tmp_path / "suite"
     assert CliRunner().invoke(main, ["suite", "run", str(suite), "--out", str(out), "--scale", "quick"]).exit_code == 0
     result = CliRunner().invoke(main, ["report", str(out)])
@@ -305,12 +306,17 @@ def test_report_of_a_suite_with_a_network_without_routed_layers(tmp_path):
     assert "random-seeds.png" in names and "shared-seeds.png" not in names
 
 
-def test_report_draws_no_seed_figure_for_routes_fixed_by_construction(tmp_path, suite_file):
-    """Shared bottom routes every task to block 0 whatever the seed: a Figure 4 of it would be identical
-    panels, so none is drawn; fixed random routes differ by seed and get one."""
+def test_report_draws_no_policy_figures_for_fixed_routes(tmp_path, suite_file):
+    """Shared bottom and fixed random routes are set before training: their "policy" is the route
+    table, so no perplexity, similarity or seeds figure is drawn, and one line says why for both."""
     out = tmp_path / "suite"
     assert CliRunner().invoke(main, ["suite", "run", str(suite_file), "--out", str(out), "--scale", "quick"]).exit_code == 0
     result = CliRunner().invoke(main, ["report", str(out)])
     assert result.exit_code == 0, result.output
-    names = {Path(line).name for line in result.output.split()}
-    assert {"random-seeds.png", "shared-similarity.png"} <= names and "shared-seeds.png" not in names
+    names = {Path(line).name for line in result.stdout.split()}
+    assert names == {"methods.png"}
+    notes = [line for line in result.stderr.splitlines() if "fixed routes" in line]
+    assert notes == ["no perplexity, similarity or seeds figures of random, shared: fixed routes, no learned policy: "
+                     "its perplexity and task similarity would only redraw the route table"]  # fmt: skip
+    single = CliRunner().invoke(main, ["report", str(next(out.glob("shared-s0-*")))])
+    assert single.exit_code != 0 and "no figure to draw: a run gets routing figures when its router learns" in single.output and "shared-bottom has fixed routes" in single.stderr

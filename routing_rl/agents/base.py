@@ -45,6 +45,10 @@ class Router(Registered, nn.Module, ABC):
     default_router_lr: ClassVar[float | None] = None
     """``--router-lr`` where none is given (None: ``--lr``): a rate at which this router learns its
     routes on the default suite within the default epochs (see ``tests/test_defaults_learn.py``)."""
+    learns_routes: ClassVar[bool] = True
+    """False for a router whose routes are set before training (fixed routes): its "policy" is a
+    one-hot table, so its perplexity and task-similarity figures would only redraw the table; results
+    record this and ``report`` and TensorBoard draw those figures for learning routers only."""
 
     def __init__(self, num_tasks: int, num_layers: int, num_blocks: int, *, seed: int = 0) -> None:
         super().__init__()
@@ -89,6 +93,7 @@ class FixedRouteRouter(Router):
     """A router whose route per task and layer is a fixed table: the routes themselves are the policy."""
 
     family: ClassVar[str] = "router: fixed routes"
+    learns_routes: ClassVar[bool] = False
 
     def __init__(self, num_tasks: int, num_layers: int, num_blocks: int, *, seed: int = 0) -> None:
         super().__init__(num_tasks, num_layers, num_blocks, seed=seed)

@@ -111,28 +111,39 @@ def _fmt(x: float | None, precision: int) -> str:
     return "nan" if _missing(x) else f"{x:.{precision}f}"
 
 
-def _matrix_lines(matrix: Sequence[Sequence[float]], precision: int) -> list[str]:
+def task_label(index: int, task_names: Sequence[str]) -> str:
+    """What the text report calls a task: its name, or ``task <index>`` where the run records none."""
+    name = task_names[index] if index < len(task_names) else ""
+    return name or f"task {index}"
+
+
+def _matrix_lines(matrix: Sequence[Sequence[float]], precision: int, task_names: Sequence[str]) -> list[str]:
+    """A similarity matrix with a row per task, headed by its index and name; the columns go by the
+    rows' index, since names as wide as a column of numbers would not be read."""
     width = precision + 3
-    header = "      " + " ".join(f"{j:>{width}}" for j in range(len(matrix)))
-    rows = [f"{i:>5} " + " ".join(f"{v:>{width}.{precision}f}" for v in row) for i, row in enumerate(matrix)]
+    labels = [f"{i:>3} {task_label(i, task_names)}" for i in range(len(matrix))]
+    margin = max((len(label) for label in labels), default=0) + 1
+    header = " " * margin + " ".join(f"{j:>{width}}" for j in range(len(matrix)))
+    rows = [f"{label:<{margin}}" + " ".join(f"{v:>{width}.{precision}f}" for v in row) for label, row in zip(labels, matrix)]
     return [header, *rows]
 
 
 def format_run(run: dict[str, Any], precision: int) -> list[str]:
-    """Text for one run: its routes, its similarity matrices, and its grouping tests."""
-    lines = [f"== {run['name']}  ({len(run['task_names'])} tasks, routed layers: {', '.join(run['layers'])})"]
+    """Text for one run: its routes (a gated router's open gates), its similarity matrices, and its grouping tests, tasks by name."""
+    names = run["task_names"]
+    lines = [f"== {run['name']}  ({len(names)} tasks, routed layers: {', '.join(run['layers'])})"]
     if run.get("open_gates") is not None:  # a gated router reads every open block, not its greedy one
-        lines.append("open gates (task: blocks per layer): " + "; ".join(f"{t}: {format_open(g)}" for t, g in enumerate(run["open_gates"])))
+        lines.append("open gates (task: blocks per layer): " + "; ".join(f"{task_label(t, names)}: {format_open(g)}" for t, g in enumerate(run["open_gates"])))
     else:
-        lines.append("routes (task: blocks): " + "; ".join(f"{t}: {r}" for t, r in enumerate(run["routes"])))
+        lines.append("routes (task: blocks): " + "; ".join(f"{task_label(t, names)}: {r}" for t, r in enumerate(run["routes"])))
     if run["blocks_in_use"]:
         used = ", ".join(f"{b['layer']} {b['used']} of {b['blocks']}" for b in run["blocks_in_use"])
         lines.append(f"blocks in use: {used}; distinct routes: {run['distinct_routes']} for {len(run['task_names'])} tasks")
     for name, matrix in zip(run["layers"], run["similarity"]):
-        lines.append(f"-- cosine similarity of the task policies at {name}")
-        lines.extend(_matrix_lines(matrix, precision))
+        lines.append(f"-- cosine similarity of the task policies at {name} (columns: the rows' task numbers)")
+        lines.extend(_matrix_lines(matrix, precision, names))
     if run["grouping"] is not None:
-        lines.append(f"-- grouping vs. true groups {run['groups']}")
+        lines.append(f"-- grouping vs. true groups {run['groups']} (in task order: {', '.join(task_label(t, names) for t in range(len(names)))})")
         for g in run["grouping"]:
             lines.append(
                 f"   {g['layer']:>8}: ARI {_fmt(g['ari'], precision)}"

@@ -5,11 +5,14 @@ file (``.toml``: its finished trials in its suite directory and its kept folder,
 another scale, so kept results draw on a fresh clone); ``--runs`` draws only the named runs of a
 suite.
 
-A run directory gets its routing perplexity (Figure 1) and task-similarity heatmaps (Figure 2), or
-a model's sub-network utilisation. A suite directory gets its methods as bars with error bars,
-each method's perplexity and the similarity heatmaps of its first routed FC layer for every seed
-side by side (Figure 4; not for a method whose seeds all have the same policy, such as no
-sharing), the metric of every run against the number of blocks with a cubic fit through the runs
+A run directory gets its routing perplexity (Figure 1) and task-similarity heatmaps (Figure 2) when
+its router learns its routes (fixed routes have no policy to show: a line on stderr says so), or a
+model's sub-network utilisation. A suite directory gets its methods as bars with error bars
+(a star on each method that beats the baseline by the table's test, the baseline's mean and, where
+the data records it, the majority-class accuracy as lines),
+each learning router's perplexity and the similarity heatmaps of its first routed FC layer for every
+seed side by side (Figure 4; not for fixed routes, nor for a method whose seeds all have the same
+policy), the metric of every run against the number of blocks with a cubic fit through the runs
 when the methods differ in ``blocks`` (Figure 3), and, for multi-task models of several sizes, the
 metric against training size and against serving size, one series per model and L0 weight (the SNR
 paper's Figures 3 and 4). A sweep directory gets its grid points' top-k test mean ± standard error
@@ -33,15 +36,42 @@ from routing_rl.training.records.results import ResultsError, load_results
 from routing_rl.training.records.results import RESULTS_NAME
 
 
-def run_figures(results: dict[str, Any], out: Path, prefix: str = "", label: str | None = None) -> list[Path]:
-    """The figures of one run into ``out`` (titled ``label``, else the agent's name); returns the files written."""
+FIXED_ROUTES = "fixed routes, no learned policy: its perplexity and task similarity would only redraw the route table"
+"""Why a router that does not learn its routes gets no perplexity, similarity or seeds figure."""
+
+
+def learns_routes(results: dict[str, Any]) -> bool:
+    """Whether a run's router learned its routes: the ``learns_routes`` its results record (the
+    router's class attribute), else, for results written before it was recorded, the attribute of the
+    agent's class today; a model, or an agent no longer known, counts as learning (its figures are drawn)."""
+    learner = results["learner"]
+    if isinstance(learner.get("learns_routes"), bool):
+        return bool(learner["learns_routes"])
+    if learner.get("kind") != "router":
+        return True
+    from routing_rl.training.setup.composition import agent_class
+
+    try:
+        return bool(getattr(agent_class(results["config"]["agent"]), "learns_routes", True))
+    except (KeyError, ValueError):
+        return True
+
+
+def run_figures(results: dict[str, Any], out: Path, prefix: str = "", label: str | None = None, note: bool = True) -> list[Path]:
+    """The figures of one run into ``out`` (titled ``label``, else the agent's name); returns the files
+    written. A router with fixed routes gets no perplexity or similarity figure, and (``note``) one line
+    on stderr saying why."""
     from routing_rl.plots import figures  # matplotlib is imported only when drawing
 
-    written = []
+    written: list[Path] = []
     last = results["epochs"][-1] if results["epochs"] else None
     if last is None:
         return written
-    if "routing" in last and results["learner"].get("routed_layers"):
+    routed = "routing" in last and bool(results["learner"].get("routed_layers"))
+    if routed and not learns_routes(results):
+        if note:
+            click.echo(f"no {prefix}perplexity.png or {prefix}similarity.png: {results['config']['agent']} has {FIXED_ROUTES}", err=True)
+    elif routed:
         path = out / f"{prefix}perplexity.png"
         figures.save(figures.perplexity_figure(results, label), path)
         written.append(path)
@@ -54,7 +84,7 @@ def run_figures(results: dict[str, Any], out: Path, prefix: str = "", label: str
     if last.get("utilization") is not None:
         path = out / f"{prefix}utilization.png"
         figures.save(figures.utilization_figure(last["utilization"], results["env"]["task_names"],
-                                                f"{results['config']['agent']}: sub-network utilisation"), path)  # fmt: skip
+                                                f"{results['config']['agent']} on {figures.data_label(results)}: sub-network utilisation"), path)  # fmt: skip
         written.append(path)
     return written
 
@@ -103,6 +133,45 @@ def seeds_figure_layer(routed_layers: list[str]) -> tuple[int, str]:
     return 0, routed_layers[0] if routed_layers else "layer 0"
 
 
+def significance_p(row: Any) -> float | None:
+    """The p-value by which methods.png stars a method as better than the baseline: the one place
+    the figure reads it, so that it follows the table's test (switch the attribute here when the
+    table's verdict moves to another column, such as a multiple-comparison-corrected p)."""
+    return row.p
+
+
+def significant_rows(rows: list[Any]) -> list[bool]:
+    """Per row, whether :func:`significance_p` is below the table's level (:data:`routing_rl.suites.table.SIGNIFICANCE`)."""
+    from routing_rl.suites.table import SIGNIFICANCE
+
+    marks = []
+    for row in rows:
+        p = significance_p(row)
+        marks.append(p is not None and not math.isnan(p) and p < SIGNIFICANCE)
+    return marks
+
+
+def significance_note(baseline: str | None) -> str:
+    """The legend of methods.png's stars: what test, against what, at what level."""
+    from routing_rl.suites.table import SIGNIFICANCE
+
+    return f"beats {baseline or 'the baseline'}: the table's one-tailed t-test, p < {SIGNIFICANCE:g}"
+
+
+def chance_level(results: dict[str, Any]) -> float | None:
+    """The majority-class accuracy of a run's data as the macro mean over its tasks (what the
+    accuracy bars average), where its suite records it: ``env.info.chance``, one number or one
+    per task name (``--env files``); None otherwise."""
+    chance = (results["env"].get("info") or {}).get("chance")
+    if isinstance(chance, (int, float)) and not isinstance(chance, bool):
+        return float(chance)
+    if isinstance(chance, dict):
+        values = [chance.get(name) for name in results["env"]["task_names"]]
+        if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return statistics.fmean(float(v) for v in values)
+    return None
+
+
 def suite_manifest(suite_file: Path, scale: str | None) -> tuple[dict[str, Any], Path]:
     """A suite file read as ``suite run`` would write its ``suite.json``, and its default directory:
     so that the figures of kept trials can be drawn from a fresh clone, where no suite directory exists."""
@@ -123,17 +192,23 @@ def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = 
     manifest = manifest if manifest is not None else read_manifest(directory)
     head = manifest["suite"]
     kept = head.get("kept")
-    rows, metric, _ = build_rows(manifest["trials"], directory, head["baseline"], head.get("metric", "last"),
-                                 head.get("reference") or {}, kept=kept)  # fmt: skip
+    rows, metric, higher = build_rows(manifest["trials"], directory, head["baseline"], head.get("metric", "last"),
+                                      head.get("reference") or {}, kept=kept)  # fmt: skip
     by_method, _, _, _ = collect(manifest["trials"], directory, kept)
     written: list[Path] = []
     if not any(by_method.values()):
         return written
+    data = {figures.data_label(r) for rs in by_method.values() for r in rs}
+    suite = f"suite {head['name']}" + (f" on {data.pop()}" if len(data) == 1 else "")  # the data file of a user's own battery
     path = out / "methods.png"
     drawn = [r for r in rows if r.n]
-    figures.save(figures.bars_figure([(r.method, r.mean, r.std) for r in drawn], metric, f"suite {head['name']}", head["baseline"],
+    chances = {chance_level(r) for rs in by_method.values() for r in rs}  # chance is the data's, the same for every run
+    chance = chances.pop() if metric == "accuracy" and len(chances) == 1 else None
+    figures.save(figures.bars_figure([(r.method, r.mean, r.std) for r in drawn], metric, suite, head["baseline"],
                                      counts=[r.n for r in drawn], references=[r.reference_mean for r in drawn],
-                                     reference_name=head.get("reference_source") or "paper"), path)  # fmt: skip
+                                     reference_name=head.get("reference_source") or "paper",
+                                     significant=significant_rows(drawn), significance_note=significance_note(head["baseline"]),
+                                     higher_is_better=higher, chance=chance), path)  # fmt: skip
     written.append(path)
     configs = {t["run"]: t["config"] for t in manifest["trials"]}
     blocks = {m: configs[m].get("blocks") for m in by_method}
@@ -141,23 +216,27 @@ def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = 
         block = "last" if head.get("metric", "last") == "last" else "best_val"
         points = blocks_points(by_method, blocks, block)
         path = out / "blocks.png"
-        figures.save(figures.blocks_figure(points, metric, f"suite {head['name']}: metric against blocks"), path)
+        figures.save(figures.blocks_figure(points, metric, f"{suite}: metric against blocks"), path)
         written.append(path)
     models_only = all(rs[0]["learner"]["kind"] == "model" for rs in by_method.values() if rs)
     for kind, label, figure in (("train", "training", "Figure 3"), ("serving", "serving", "Figure 4")):
         sizes = size_points([(r.method, r.mean) for r in rows if r.n], by_method, configs, kind)
         if models_only and len({p for _, p, _ in sizes}) >= 2 and len(sizes) > len({a for a, _, _ in sizes}):
             path = out / f"size-{kind}.png"
-            figures.save(figures.size_figure(sizes, metric, f"suite {head['name']}: metric against {label} size ({figure})", label), path)
+            figures.save(figures.size_figure(sizes, metric, f"{suite}: metric against {label} size ({figure})", label), path)
             written.append(path)
+    fixed: list[str] = []
     for method, results in by_method.items():
         if not results:
             continue
         for trial in results:  # a router that did not route makes its verdict misleading: say so
             for line in flag_lines(trial, f"{method} seed {trial['config']['seed']}"):
                 click.echo(line, err=True)
-        written += run_figures(results[0], out, prefix=f"{method}-", label=f"{method} (seed {results[0]['config']['seed']})")
-        if results[0]["epochs"][-1].get("routing", {}).get("policy") and len(results) > 1:  # routed layers to compare
+        written += run_figures(results[0], out, prefix=f"{method}-", label=f"{method} (seed {results[0]['config']['seed']})", note=False)
+        routed = bool(results[0]["epochs"][-1].get("routing", {}).get("policy"))
+        if routed and not learns_routes(results[0]):
+            fixed.append(method)
+        elif routed and len(results) > 1:  # routed layers to compare
             layer, layer_name = seeds_figure_layer(results[0]["learner"].get("routed_layers") or [])
             policies = [r["epochs"][-1]["routing"]["policy"][layer] for r in results]
             if all(p == policies[0] for p in policies[1:]):
@@ -170,6 +249,8 @@ def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = 
             figures.save(figures.similarity_figure(policies, results[0]["env"]["task_names"], names,
                                                    f"{method}: task similarity of {layer_name}'s policy by seed"), path)  # fmt: skip
             written.append(path)
+    if fixed:
+        click.echo(f"no perplexity, similarity or seeds figures of {', '.join(fixed)}: {FIXED_ROUTES}", err=True)
     return written
 
 
@@ -189,14 +270,15 @@ def sweep_figures(directory: Path, out: Path) -> list[Path]:
     label = lambda p: p["label"] or summary["sweep"]  # noqa: E731
     path = out / "top-k.png"
     title = f"sweep {summary['sweep']}: top {summary['top_k']} by validation (Figure 2)"
+    higher = summary.get("higher_is_better", True) is not False
     figures.save(figures.bars_figure([(label(p), p["test_mean"], p["test_stderr"]) for p in points], summary["metric"], title,
-                                     error_name="standard error"), path)  # fmt: skip
+                                     error_name="standard error", higher_is_better=higher), path)  # fmt: skip
     written.append(path)
     if all(not math.isnan(p.get("test_micro_mean", math.nan)) for p in points):  # the paper's Figure 2 has both averages
         path = out / "top-k-micro.png"
         figures.save(figures.bars_figure([(label(p), p["test_micro_mean"], p["test_micro_stderr"]) for p in points],
                                          summary["metric"], title + ", micro average", error_name="standard error",
-                                         average="micro"), path)  # fmt: skip
+                                         average="micro", higher_is_better=higher), path)  # fmt: skip
         written.append(path)
     for point in points:
         runs = [load_results(directory / o["trial"]) for o in point["top"]]
@@ -266,6 +348,9 @@ def report(source: Path, out: Path | None, scale: str | None, only: str | None) 
         raise click.ClickException(str(exc)) from None
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise click.ClickException(f"cannot draw the figures of {source}: {type(exc).__name__}: {exc}") from None
+    if not written and results is not None and results["epochs"]:
+        raise click.ClickException(f"{source} has no figure to draw: a run gets routing figures when its router learns its routes, "
+                                   "and a sub-network utilisation figure when its model records one")  # fmt: skip
     if not written:
         raise click.ClickException(f"{source} has nothing to draw (no finished trial or epoch)")
     for path in written:

@@ -9,7 +9,8 @@
 * SNR paper, Figures 3-4: test metric against training parameters, and against serving parameters
   with one series per model and L0 weight (dense and sparse SNR-Trans apart).
 * SNR paper, Figure 5: the share of sub-networks each task uses, averaged over the top-k trials.
-* A suite's methods as bars with error bars (mean ± std over seeds).
+* A suite's methods as bars with error bars (mean ± std over seeds), the methods that beat the
+  baseline starred, the baseline's mean and the chance level as lines.
 
 Every function returns a :class:`matplotlib.figure.Figure`, so the same figure goes to a PNG
 (``routing-rl report``) and to TensorBoard (``SummaryWriter.add_figure``).
@@ -17,7 +18,9 @@ Every function returns a :class:`matplotlib.figure.Figure`, so the same figure g
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from pathlib import PurePath
 from typing import Any
 
 import matplotlib
@@ -38,6 +41,14 @@ def run_label(results: dict[str, Any], label: str | None = None) -> str:
     return label or results["config"]["agent"]
 
 
+def data_label(results: dict[str, Any]) -> str:
+    """What figure titles call a run's data: the data file's name for a run of ``--env files`` (every
+    such run's env is "files", which tells the reader nothing), else the env's name."""
+    info = results["env"].get("info")
+    file = info.get("file") if isinstance(info, dict) else None
+    return PurePath(file).name if isinstance(file, str) and file else results["env"]["name"]
+
+
 PERPLEXITY_MAX_LEGEND = 16
 """The most routed layers the perplexity figure names in its legend; with more, the lines go unnamed
 and a note gives their number."""
@@ -55,7 +66,7 @@ def perplexity_figure(results: dict[str, Any], label: str | None = None) -> Figu
         ax.fill_between(x, per_task.min(axis=1), per_task.max(axis=1), alpha=0.15)
     ax.set_xlabel("epoch (policy at its end)")
     ax.set_ylabel("policy perplexity\n(line: mean over tasks; band: range)")
-    ax.set_title(f"{run_label(results, label)} on {results['env']['name']}: routing perplexity")
+    ax.set_title(f"{run_label(results, label)} on {data_label(results)}: routing perplexity")
     ax.set_ylim(bottom=0.9)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if layers and len(layers) <= PERPLEXITY_MAX_LEGEND:
@@ -118,7 +129,7 @@ def run_similarity_figure(results: dict[str, Any], label: str | None = None) -> 
     """:func:`similarity_figure` of a run's last epoch."""
     last = results["epochs"][-1]
     return similarity_figure(last["routing"]["policy"], results["env"]["task_names"], results["learner"]["routed_layers"],
-                             f"{run_label(results, label)} on {results['env']['name']}, epoch {last['epoch']}")  # fmt: skip
+                             f"{run_label(results, label)} on {data_label(results)}, epoch {last['epoch']}")  # fmt: skip
 
 
 def blocks_figure(points: Sequence[tuple[int, float]], metric: str, title: str) -> Figure:
@@ -192,12 +203,20 @@ def task_utilization_figure(tasks: Sequence[str], means: Sequence[float], errors
 
 def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: str, baseline: str | None = None,
                 error_name: str = "std", average: str = "macro", counts: Sequence[int] | None = None,
-                references: Sequence[float | None] | None = None, reference_name: str = "paper") -> Figure:  # fmt: skip
+                references: Sequence[float | None] | None = None, reference_name: str = "paper",
+                significant: Sequence[bool] | None = None, significance_note: str = "better than the baseline",
+                higher_is_better: bool = True, chance: float | None = None) -> Figure:  # fmt: skip
     """A suite's methods as bars: mean with the standard deviation over seeds as error bars (or,
     ``error_name="standard error"``, a sweep's top-k trials with the standard error of their mean:
     the SNR paper's Figure 2). ``counts`` (runs behind each bar) go under the names, and a bar of
     one run gets no error bar: a flat cap would read as a spread of zero. ``references`` (a
-    paper's mean per bar, None where it has none) are drawn as markers over the bars."""
+    paper's mean per bar, None where it has none) are drawn as markers over the bars.
+
+    The figure answers the table's question at a glance: a star over each bar ``significant`` marks
+    (the legend says what it means: ``significance_note``), a dashed line at the baseline's mean,
+    and a dotted line at ``chance`` (the majority-class accuracy, where the data records one). The
+    y axis never goes below 0 when nothing drawn is negative (a metric such as MSE or accuracy
+    cannot be), and says "lower is better" for a metric where it is."""
     names = [r[0] for r in rows]
     means = np.array([r[1] for r in rows], dtype=float)
     stds = np.nan_to_num(np.array([r[2] for r in rows], dtype=float))
@@ -209,20 +228,43 @@ def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: st
     colours = ["tab:gray" if n == baseline else "tab:blue" for n in names]
     ax.bar(range(len(rows)), means, yerr=errors, capsize=4, color=colours)
     ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)
+    tops = means + np.nan_to_num(errors)  # where a bar's error bar ends: its star goes above it
+    lows = means - np.nan_to_num(errors)
+    extra: list[float] = []  # other y values the axis must show
+    if baseline in names and np.isfinite(means[names.index(baseline)]):
+        level = float(means[names.index(baseline)])
+        ax.axhline(level, ls="--", lw=1, color="tab:gray", zorder=0.5, label=f"{baseline} mean (baseline)")
+    if chance is not None and math.isfinite(chance):
+        ax.axhline(chance, ls=":", lw=1.2, color="tab:red", zorder=0.5, label=f"majority class: {chance:.3g} (chance)")
+        extra.append(chance)
+    finite = np.isfinite(means)
+    starred = [i for i, mark in enumerate(significant or []) if mark and i < len(rows) and finite[i]]
+    if starred:
+        span = float(np.max(np.concatenate([tops[finite], extra])) - np.min(np.concatenate([lows[finite], extra])))
+        ys = [float(tops[i]) + 0.1 * max(span, 1e-3) for i in starred]
+        ax.scatter(starred, ys, marker="*", s=90, color="black", zorder=3, gid="significance", label=significance_note)
+        extra.extend(ys)
     marked = [(i, v) for i, v in enumerate(references or []) if v is not None]
     if marked:
         ax.scatter([i for i, _ in marked], [v for _, v in marked], marker="D", color="tab:red", zorder=3, s=24,
                    label=f"{reference_name} mean")  # fmt: skip
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-        means = np.concatenate([means, [v for _, v in marked]])  # the y range holds the paper's means too
-        stds = np.concatenate([stds, np.zeros(len(marked))])
-    finite = means[np.isfinite(means)]
-    if finite.size:
-        spread = max(float(np.max(finite + stds[np.isfinite(means)]) - np.min(finite - stds[np.isfinite(means)])), 1e-3)
+        extra.extend(v for _, v in marked)  # the y range holds the paper's means too
+    if finite.any():
+        low = float(np.min(np.concatenate([lows[finite], extra])))  # the lowest and highest thing drawn
+        high = float(np.max(np.concatenate([tops[finite], extra])))
+        spread = max(high - low, 1e-3)
         below, above = (0.4, 0.25) if marked else (1.5, 1.0)  # a paper's far-off mean widens the spread itself
-        ax.set_ylim(float(np.min(finite)) - below * spread, float(np.max(finite)) + above * spread)
+        bottom = min(float(np.min(np.concatenate([means[finite], extra]))) - below * spread, low - 0.1 * spread)
+        top = max(float(np.max(np.concatenate([means[finite], extra]))) + above * spread, high + 0.1 * spread)
+        if low >= 0:
+            bottom = max(bottom, 0.0)  # nothing drawn is negative: an axis below 0 would show values the metric cannot take
+        ax.set_ylim(bottom, top)
+    handles, texts = ax.get_legend_handles_labels()
+    if handles:  # under the figure: beside the axes, a legend of long lines would squeeze them to nothing
+        fig.legend(handles, texts, loc="outside lower center", fontsize=8, frameon=False)
     averaged = "" if average == "macro" else f"{average}-averaged "
-    ax.set_ylabel(f"test {averaged}{metric_label(metric)} (mean ± {error_name})")
+    direction = "" if higher_is_better else "\nlower is better"
+    ax.set_ylabel(f"test {averaged}{metric_label(metric)} (mean ± {error_name}){direction}")
     ax.set_title(title)
     return fig
 

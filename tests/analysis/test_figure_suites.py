@@ -162,7 +162,7 @@ def test_methods_bars_mark_the_papers_means_and_the_seeds_behind_each_bar():
     markers = ax.collections[-1].get_offsets()
     assert np.allclose(markers, [[0, 0.64], [1, 0.962]])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["routed, n = 1", "none (baseline), n = 2", "extra, n = 3"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["paper (Table 2) mean"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["none mean (baseline)", "paper (Table 2) mean"]
     low, high = ax.get_ylim()
     assert low < 0.64 and high > 0.96  # the paper's far-off mean is in view
     bars = next(c for c in ax.containers if hasattr(c, "errorbar"))

@@ -183,3 +183,20 @@ def test_agreement_that_is_one_only_because_nobody_shares_is_marked(tmp_path):
     text = CliRunner().invoke(analyze, [str(p) for p in paths] + ["--samples", "10"]).output
     assert "a vs b    route: ARI 1.00 (trivially: both put every task apart)" in text
     assert "route: ARI 0.33 (1 of 3 pairs trivially 1)" in text
+
+
+def test_analyze_names_the_tasks_and_keeps_the_index_where_a_name_is_missing(tmp_path):
+    """A user's own tasks (columns of a table) are read by name: in the routes, on every row of a
+    similarity matrix and in the grouping's task order; a task without a name keeps its number."""
+    routes = [[0, 1], [1, 0], [0, 1]]
+    path = write_results(tmp_path / "run", one_hot_policies(routes, 2), routes, task_names=["colour", "hair length", ""])
+    result = CliRunner().invoke(analyze, [str(path), "--samples", "10", "--groups", "0,1,0"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "routes (task: blocks): colour: [0, 1]; hair length: [1, 0]; task 2: [0, 1]" in lines
+    start = lines.index("-- cosine similarity of the task policies at fc1 (columns: the rows' task numbers)")
+    header, *rows = lines[start + 1 : start + 5]
+    assert header.split() == ["0", "1", "2"]
+    assert [r.split()[:3] for r in rows] == [["0", "colour", "1.00"], ["1", "hair", "length"], ["2", "task", "2"]]
+    assert rows[1].split()[3:] == ["0.00", "1.00", "0.00"]
+    assert "-- grouping vs. true groups [0, 1, 0] (in task order: colour, hair length, task 2)" in lines

@@ -52,12 +52,51 @@ def test_results_file_and_tensorboard_events_are_written(data, tmp_path):
     assert len(results["epochs"]) == 2 and len(results["epochs"][0]["test"]["per_task"]) == 4
     assert results["final"]["routes"] == trainer.learner.router.routes().tolist()
     assert results["epochs"][0]["routing"]["perplexity"] == [[1.0] * 4, [1.0] * 4]
+    assert results["learner"]["learns_routes"] is False
     acc = EventAccumulator(str(tmp_path / "tb")).Reload()
     tags = acc.Tags()["scalars"]
     assert "losses/train_loss" in tags and "charts/test_accuracy_mean" in tags
-    assert "routing/fc1/perplexity_mean" in tags and "accuracy_test/task00_" + data.task_names[0] in tags
-    assert "routing/task_similarity" in acc.Tags()["images"]
+    assert "accuracy_test/task00_" + data.task_names[0] in tags
+    # fixed routes: no perplexity or similarity (the policy is the route table), one note saying why
+    assert not [t for t in tags if t.startswith("routing/")] and "routing/task_similarity" not in acc.Tags()["images"]
+    assert [t for t in acc.Tags()["tensors"] if t.startswith("routing/note")] == ["routing/note/text_summary"]
     assert [e.step for e in acc.Scalars("charts/test_accuracy_mean")] == [1, 2]
+
+
+def test_tensorboard_tags_name_each_task_and_learning_routers_get_routing_charts(tmp_path):
+    """A chart of one task says which task it is (index and tag-safe name, in the metric and the
+    perplexity groups alike), and a router that learns its routes gets perplexities and heatmaps."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from routing_rl.training.records.tb_logger import TensorBoardLogger
+
+    data = load_suite("synthetic-groups", seed=0, **{**SMALL, "train_per_task": 60, "test_per_task": 30})
+    data.task_names[0] = "hair colour/tone (%)"
+    data.task_names[1] = ""
+    cfg = RunConfig(env="synthetic-groups", agent="wpl", epochs=1, logdir=str(tmp_path), routed="fc1,fc2", blocks=3, threads=1)
+    trainer = Trainer(compose(cfg), data)
+    trainer.prepare_run_dir(resume=False)
+    logger = TensorBoardLogger(tmp_path / "tb")
+    trainer.fit(logger)
+    logger.close()
+    acc = EventAccumulator(str(tmp_path / "tb")).Reload()
+    tags = acc.Tags()["scalars"]
+    third = "task02_" + data.task_names[2]
+    for tag in ("accuracy_test/task00_hair_colour-tone", "accuracy_val/task01", f"accuracy_test/{third}",
+                "routing/fc1/perplexity_task00_hair_colour-tone", "routing/fc2/perplexity_task01", f"routing/fc2/{'perplexity_' + third}",
+                "routing/fc1/perplexity_mean"):  # fmt: skip
+        assert tag in tags, (tag, tags)
+    assert "routing/task_similarity" in acc.Tags()["images"]
+    assert not [t for t in acc.Tags()["tensors"] if t.startswith("routing/note")]
+
+
+def test_task_tags_keep_names_readable_and_the_index_where_a_name_is_missing():
+    from routing_rl.training.records.tb_logger import task_tag
+
+    assert task_tag(0, "t-shirt/top") == "task00_t-shirt-top"
+    assert task_tag(3, "hair colour (%)") == "task03_hair_colour"
+    assert task_tag(12, "größe.cm") == "task12_größe.cm"
+    assert task_tag(4, None) == task_tag(4, "") == task_tag(4, "?!") == "task04"
 
 
 def test_same_seed_same_numbers_different_seed_different(data, tmp_path):

@@ -191,6 +191,7 @@ class RoutedLearner(Learner):
             "kind": self.kind,
             "agent": self.config.agent,
             "class": type(self.router).__name__,
+            "learns_routes": self.router.learns_routes,
             "layers": [s.to_dict() for s in self.network.specs],
             "routed_layers": self.network.routed_layer_names,
             "blocks_per_layer": self.network.blocks_per_layer,
@@ -207,4 +208,5 @@ class RoutedLearner(Learner):
         if "train_accuracy" in record:
             logger.scalars({"charts/train_accuracy": record["train_accuracy"]}, epoch)
         policies = [torch.tensor(p) for p in record["routing"]["policy"]]
-        logger.routing(self.network.routed_layer_names, policies, list(self.family.data.task_names), epoch)
+        logger.routing(self.network.routed_layer_names, policies, list(self.family.data.task_names), epoch,
+                       learned=self.router.learns_routes)  # fmt: skip

@@ -34,7 +34,7 @@ from routing_rl.training.loop.learner import Learner, StepResult
 from routing_rl.training.loop.learner_factory import make_learner
 from routing_rl.training.records.results import SCHEMA_VERSION, ResultsError, now, provenance, resume_record, summarise, validate
 from routing_rl.training.records.run_dir import RunDirectory
-from routing_rl.training.records.tb_logger import TensorBoardLogger
+from routing_rl.training.records.tb_logger import TensorBoardLogger, task_tag
 
 
 class TrainingDiverged(RuntimeError):
@@ -329,8 +329,8 @@ class Trainer:
             scalars[f"charts/{split}_{tag}_mean"] = record[split]["mean"]
             scalars[f"charts/{split}_{tag}_micro"] = record[split]["micro"]
             for k, value in enumerate(record[split]["per_task"]):
-                # a / in a task name (t-shirt/top) would open another level of TensorBoard's tag tree
-                scalars[f"{tag}_{split}/task{k:02d}_{self.data.task_names[k].replace('/', '-')}"] = value
+                names = self.data.task_names
+                scalars[f"{tag}_{split}/{task_tag(k, names[k] if k < len(names) else None)}"] = value
         logger.scalars(scalars, epoch)
         self.learner.log(logger, record, epoch)
 

@@ -1,15 +1,19 @@
 """TensorBoard logging of a run: losses, per-task metrics, routing perplexity and the papers' figures.
 
 Tags are grouped CleanRL-style: ``losses/``, ``charts/`` (means, speed, sizes), ``<metric>_<split>/``
-(per task) and ``routing/<layer>/`` (each task's policy perplexity and their mean). A custom
-layout puts each layer's task perplexities on one multi-line chart (the Re-examining paper's
-Figure 1); the task-similarity heatmaps (Figure 2) and sub-network utilisation are the labelled
+(per task) and ``routing/<layer>/`` (each task's policy perplexity and their mean). A task's part of
+a tag is its index and name (:func:`task_tag`: ``task03_colour``), so that a chart says which task it
+shows and the tasks still sort in their order. A custom layout puts each layer's task perplexities
+on one multi-line chart (the Re-examining paper's Figure 1); routers with fixed routes get neither
+perplexities nor heatmaps, only a note why (their policy is the route table itself). The
+task-similarity heatmaps (Figure 2) and sub-network utilisation are the labelled
 matplotlib figures of :mod:`routing_rl.plots.figures`, on a fixed 0-1 scale; the run's options
 and final metrics are logged as hparams, so TensorBoard can filter and compare runs.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +23,54 @@ from torch.utils.tensorboard import SummaryWriter
 from routing_rl.metrics.routing import perplexity
 
 
+_UNSAFE = re.compile(r"[^\w.\-]+")
+"""Characters a task name keeps out of a tag: TensorBoard (as TensorFlow's summary names) allows word
+characters, ``.``, ``-`` and ``/``, and a ``/`` inside a name would open another level of the tag tree."""
+
+
+def task_tag(index: int, name: str | None) -> str:
+    """The task part of a tag: ``task{index:02d}_{name}`` with the name made tag-safe (``t-shirt/top``
+    -> ``t-shirt-top``, ``hair colour`` -> ``hair_colour``); ``task{index:02d}`` where a task has no
+    name (or none of its characters survives)."""
+    safe = _UNSAFE.sub("_", (name or "").replace("/", "-")).strip("_.")
+    return f"task{index:02d}_{safe}" if safe else f"task{index:02d}"
+
+
+FIXED_ROUTES_NOTE = ("no routing perplexity or task-similarity figures: this router's routes are fixed before training, "
+                     "so its policy is its route table and has nothing to learn or show")  # fmt: skip
+
+
 class TensorBoardLogger:
     """Writes one event file per (re)start of a run; ``purge_step`` drops steps a resumed run repeats."""
 
     def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
         self._layout_done = False
+        self._fixed_noted = False
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
 
-    def routing(self, layer_names: list[str], policies: list[torch.Tensor], task_names: list[str], step: int) -> None:
-        """Per routed layer: each task's policy perplexity and their mean, and the task-similarity heatmaps."""
+    def routing(self, layer_names: list[str], policies: list[torch.Tensor], task_names: list[str], step: int,
+                learned: bool = True) -> None:  # fmt: skip
+        """Per routed layer: each task's policy perplexity and their mean, and the task-similarity
+        heatmaps; for a router that does not learn its routes (``learned`` False), one text note instead."""
+        if not learned:
+            if not self._fixed_noted:
+                self.writer.add_text("routing/note", FIXED_ROUTES_NOTE, step)
+                self._fixed_noted = True
+            return
         if not self._layout_done:
             self.writer.add_custom_scalars({"routing perplexity": {
-                name: ["Multiline", [rf"routing/{name}/perplexity_task\d+", f"routing/{name}/perplexity_mean"]]
+                name: ["Multiline", [rf"routing/{re.escape(name)}/perplexity_task\d+.*", f"routing/{name}/perplexity_mean"]]
                 for name in layer_names
             }})  # fmt: skip
             self._layout_done = True
         for name, probs in zip(layer_names, policies):
             ppl = perplexity(probs)
             for k, value in enumerate(ppl.tolist()):
-                self.writer.add_scalar(f"routing/{name}/perplexity_task{k:02d}", value, step)
+                self.writer.add_scalar(f"routing/{name}/perplexity_{task_tag(k, task_names[k] if k < len(task_names) else None)}", value, step)
             self.writer.add_scalar(f"routing/{name}/perplexity_mean", float(ppl.mean()), step)
         if layer_names:
             from routing_rl.plots import figures  # matplotlib only once there is something to draw
