@@ -103,7 +103,7 @@ def test_methods_png_of_an_mse_battery_on_a_file(tmp_path, drawn, document):
     written = report_cli.suite_figures(tmp_path / "suite", out, manifest)
     assert [p.name for p in written] == ["methods.png"] and (out / "methods.png").stat().st_size > 0
     rows, _, _ = build_rows(manifest["trials"], tmp_path / "suite", "base")
-    significant = [r.method for r in rows if r.p is not None and r.p < 0.05]
+    significant = [r.method for r in rows if r.p_holm is not None and r.p_holm < 0.05]
     assert significant == ["a"]
     ax = drawn["methods.png"].axes[0]
     assert len(_stars(ax)) == len(significant) and _stars(ax)[0, 0] == 1
@@ -112,7 +112,7 @@ def test_methods_png_of_an_mse_battery_on_a_file(tmp_path, drawn, document):
     assert _lines(ax)["base mean (baseline)"].get_ydata()[0] == pytest.approx(0.30)
     assert not [label for label in _lines(ax) if "chance" in label]  # no chance level for a regression
     legend = [t.get_text() for t in drawn["methods.png"].legends[0].get_texts()]
-    assert "beats base: the table's one-tailed t-test, p < 0.05" in legend
+    assert "beats base: the table's one-tailed test, Holm-corrected p < 0.05" in legend
 
 
 def test_methods_png_draws_the_majority_class_of_a_classification_file(tmp_path, drawn, document):
@@ -133,7 +133,7 @@ def test_the_stars_follow_the_one_p_value_the_figure_reads(tmp_path, drawn, monk
     manifest = _suite(document, tmp_path / "suite", values, "accuracy", True, {})
     report_cli.suite_figures(tmp_path / "suite", tmp_path, manifest)
     assert len(_stars(drawn["methods.png"].axes[0])) == 2
-    monkeypatch.setattr(report_cli, "significance_p", lambda row: None if row.p is None else min(1.0, row.p * 1e6))
+    monkeypatch.setattr(report_cli, "significance_p", lambda row: None if row.p is None else 1.0)
     report_cli.suite_figures(tmp_path / "suite", tmp_path, manifest)
     assert len(_stars(drawn["methods.png"].axes[0])) == 0
     assert drawn["methods.png"].axes[0].get_title() == "suite battery on files"  # no file recorded: the env's name

@@ -215,3 +215,13 @@ def test_suite_table_reads_the_test_from_the_suite_file_and_its_directory(tmp_pa
     answer = "yes" if test == "paired" else "no"
     assert named in from_file.output and f"- random beats shared: {answer}, p = " in from_file.output
     assert (out / "table.csv").read_text().startswith("method,n,mean")
+
+
+def test_a_router_that_did_not_route_is_flagged_in_its_verdict(tmp_path):
+    from routing_rl.suites.table import Row, verdict
+
+    row = Row("hard-concrete", 5, 0.8, 0.01, 0.81, 0.8, 0.01, 2.0, 4, 0.01, 1.0, 0, p_holm=0.03, comparisons=7, test="paired")
+    row.flags = {"every gate stayed open": 5}
+    line = verdict(row, "shared-bottom")
+    assert line.startswith("- hard-concrete beats shared-bottom: yes, p = 0.03")
+    assert line.endswith("; warning: every gate stayed open in 5 of 5 seeds")

@@ -134,10 +134,10 @@ def seeds_figure_layer(routed_layers: list[str]) -> tuple[int, str]:
 
 
 def significance_p(row: Any) -> float | None:
-    """The p-value by which methods.png stars a method as better than the baseline: the one place
-    the figure reads it, so that it follows the table's test (switch the attribute here when the
-    table's verdict moves to another column, such as a multiple-comparison-corrected p)."""
-    return row.p
+    """The p-value by which methods.png stars a method as better than the baseline: the one the
+    table's verdict reads, Holm-corrected over the table's comparisons (the uncorrected p where
+    there was nothing to correct)."""
+    return row.p_holm if row.p_holm is not None else row.p
 
 
 def significant_rows(rows: list[Any]) -> list[bool]:
@@ -155,7 +155,7 @@ def significance_note(baseline: str | None) -> str:
     """The legend of methods.png's stars: what test, against what, at what level."""
     from routing_rl.suites.table import SIGNIFICANCE
 
-    return f"beats {baseline or 'the baseline'}: the table's one-tailed t-test, p < {SIGNIFICANCE:g}"
+    return f"beats {baseline or 'the baseline'}: the table's one-tailed test, Holm-corrected p < {SIGNIFICANCE:g}"
 
 
 def chance_level(results: dict[str, Any]) -> float | None:
@@ -193,7 +193,7 @@ def suite_figures(directory: Path, out: Path, manifest: dict[str, Any] | None = 
     head = manifest["suite"]
     kept = head.get("kept")
     rows, metric, higher = build_rows(manifest["trials"], directory, head["baseline"], head.get("metric", "last"),
-                                      head.get("reference") or {}, kept=kept)  # fmt: skip
+                                      head.get("reference") or {}, kept=kept, test=head.get("test", "paired"))  # fmt: skip
     by_method, _, _, _ = collect(manifest["trials"], directory, kept)
     written: list[Path] = []
     if not any(by_method.values()):

@@ -162,6 +162,31 @@ def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | Non
     click.echo(f"next: routing-rl suite run {path}  then  routing-rl suite table {path}")
 
 
+def table_references(trials: list[dict[str, Any]], baseline: str | None, directory: Path) -> Any:
+    """The reference rows' maker for a suite of a user's files (majority guess and linear model on
+    each seed's split), or None: the suites of papers have their papers' numbers instead."""
+    from routing_rl.data import DataError
+    from routing_rl.registry import UnknownNameError
+    from routing_rl.suites.references import suite_references
+    from routing_rl.training.setup.composition import suite_class
+
+    mine = [t for t in trials if t["run"] == baseline and "config" in t]
+    try:
+        if not mine or not suite_class(mine[0]["config"]["env"]).path_options:
+            return None
+    except UnknownNameError:
+        return None
+
+    def make(results_of: dict[int, dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+        try:
+            return suite_references(mine, directory, results_of)
+        except (DataError, OSError) as exc:  # the data file moved or changed since the trials ran
+            click.echo(f"warning: no reference rows: {exc}", err=True)
+            return {}
+
+    return make
+
+
 def scored(family: str, metric: str) -> str:
     """How the battery's tasks are scored, as ``suite init`` says it."""
     if family == "mixed":
@@ -225,14 +250,15 @@ def table(source: Path, scale: str | None, out: Path | None) -> None:
         else:
             spec = load_suite_file(source)
             directory = out or spec.directory(scale)
-            trials = [{"run": t.run, "seed": t.seed, "name": t.name} for t in spec.trials(scale)]
+            trials = [{"run": t.run, "seed": t.seed, "name": t.name, "config": t.config.to_dict()} for t in spec.trials(scale)]
             baseline, selection = spec.baseline, spec.metric
             reference, reference_source, kept, test = spec.reference, spec.reference_source, spec.kept, spec.test
     except SuiteError as exc:
         raise _fail(exc) from None
     damaged: list[str] = []
     try:
-        result = build_table(trials, directory, baseline, selection, reference, kept, damaged, test)
+        result = build_table(trials, directory, baseline, selection, reference, kept, damaged, test,
+                             references=table_references(trials, baseline, directory))  # fmt: skip
     except SuiteError as exc:  # a kept trial that is not what was kept
         raise _fail(exc) from None
     for problem in damaged:

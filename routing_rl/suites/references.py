@@ -43,9 +43,9 @@ MAX_ROWS = 200_000
 not a method, must not cost more than the battery."""
 
 
-def data_key(config: Any) -> str:
+def data_key(config: dict[str, Any]) -> str:
     """What fixes a seed's data: the suite, its options, the seed and the validation share."""
-    identity = {"env": config.env, "env_options": config.env_options, "seed": config.seed, "val_fraction": config.val_fraction}
+    identity = {key: config.get(key) for key in ("env", "env_options", "seed", "val_fraction")}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -151,9 +151,10 @@ def as_results(scores: dict[str, Any], metric: dict[str, Any], task_names: list[
             "final": {"last": final, "best_val": dict(final)}, "epochs": [], "reference": True}  # fmt: skip
 
 
-def suite_references(baseline_trials: list[Any], directory: Path, results_of: dict[int, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The reference rows' per-seed results for the seeds of ``baseline_trials`` (a suite's trials of
-    one run, one per seed), read from the cache in ``directory`` or computed and cached there.
+def suite_references(baseline_trials: list[dict[str, Any]], directory: Path, results_of: dict[int, dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """The reference rows' results by seed for the seeds of ``baseline_trials`` (a suite's trials of
+    one run, one per seed, each ``{"seed", "config"}`` with the trial's options as a dict), read
+    from the cache in ``directory`` or computed and cached there.
 
     ``results_of`` maps a seed to a finished trial's results of that seed (its metric and task names
     label the reference's); seeds without one are skipped. Empty for image inputs.
@@ -169,23 +170,23 @@ def suite_references(baseline_trials: list[Any], directory: Path, results_of: di
         cache = {}
     if not isinstance(cache, dict):
         cache = {}
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in REFERENCES}
+    rows: dict[str, dict[int, dict[str, Any]]] = {LABELS[name]: {} for name in REFERENCES}
     changed = False
     for trial in baseline_trials:
-        finished = results_of.get(trial.seed)
+        seed, config = int(trial["seed"]), trial["config"]
+        finished = results_of.get(seed)
         if finished is None:
             continue
-        config = trial.config
         key = data_key(config)
         if key not in cache:
-            suite = suite_class(config.env)
-            data = load_from(suite(**config.env_options), config.env, config.data_dir, config.seed, config.val_fraction)
-            cache[key] = reference_scores(data, config.map_k)
+            suite = suite_class(config["env"])
+            data = load_from(suite(**config.get("env_options", {})), config["env"], config.get("data_dir"), seed, config.get("val_fraction", 0.1))
+            cache[key] = reference_scores(data, config.get("map_k", 10))
             changed = True
         if cache[key] is None:
             return {}
         for name in REFERENCES:
-            rows[name].append(as_results(cache[key][name], finished["metric"], finished["env"]["task_names"], trial.seed))
+            rows[LABELS[name]][seed] = as_results(cache[key][name], finished["metric"], finished["env"]["task_names"], seed)
     if changed and directory.is_dir():
         write_text(cache_path, json.dumps(cache, indent=1))
     return rows

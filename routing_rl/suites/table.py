@@ -20,10 +20,12 @@ import csv
 import io
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from routing_rl.analysis.routing_flags import routing_flags
 from routing_rl.analysis.delta_m import ZeroBaselineError, delta_m
 from routing_rl.analysis.significance import Difference, greater_than_zero, holm, paired_ttest, two_sample_difference
 from routing_rl.core.contracts import metric_label
@@ -67,6 +69,9 @@ class Row:
     parameters_max: int | None = None
     per_task: dict[str, float] = field(default_factory=dict)
     """Each task's test metric, mean over the method's finished seeds (at the table's epoch)."""
+    flags: dict[str, int] = field(default_factory=dict)
+    """Seeds in which the router did not route, by flag (:func:`routing_rl.analysis.routing_flags.routing_flags`):
+    a verdict on such a method compares a shared network or a frozen route, not learned routing."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ def _epoch_seconds(results: dict[str, Any]) -> float:
     suite that outlives a session) would count the pause. Results written before evaluation was
     timed count their training only.
     """
+    if results.get("reference"):
+        return math.nan  # a reference row's scikit-learn fit is not a method's training
     try:
         return sum(epoch_cost(e) for e in results["epochs"])
     except (KeyError, TypeError, ValueError):
@@ -238,6 +245,9 @@ def _method_row(
     counts = [c for c in (_trainable(r) for r in seeds.values()) if c is not None]
     row.parameters_min, row.parameters_max = (min(counts), max(counts)) if counts else (None, None)
     names = [str(n) for n in next(iter(seeds.values()))["env"]["task_names"]] if seeds else []
+    for results in seeds.values():
+        for flag in routing_flags(results) if "learner" in results else []:
+            row.flags[flag.name] = row.flags.get(flag.name, 0) + 1
     row.per_task = {name: statistics.fmean(r["final"][block]["test_per_task"][t] for r in seeds.values()) for t, name in enumerate(names)}
     return row
 
@@ -245,15 +255,23 @@ def _method_row(
 def build_table(
     trials: list[dict[str, Any]], directory: Path, baseline: str | None, selection: str = "last",
     reference: dict[str, dict[str, float]] | None = None, kept: str | Path | None = None, damaged: list[str] | None = None,
-    test: str = "paired",
+    test: str = "paired", references: Callable[[dict[int, dict[str, Any]]], dict[str, dict[int, dict[str, Any]]]] | None = None,
 ) -> Table:
     """The table: rows in file order of the methods, the metric (``delta-m`` where tasks have
     different metrics and there is a baseline), its direction, the tasks and the test used.
 
     ``reference`` holds a paper's numbers per method (``mean``, optional ``std``), shown next to ours.
+    ``references`` makes the reference rows (majority guess, linear model: results by seed, as
+    :func:`routing_rl.suites.references.suite_references` gives them) from the baseline's finished
+    results by seed; they are shown after the methods, untested and outside the correction.
     """
     reference = reference or {}
     by_method, missing, metric, higher = collect_by_seed(trials, directory, kept, damaged)
+    untested: set[str] = set()
+    if references is not None and baseline and by_method.get(baseline):
+        extra = {name: seeds for name, seeds in references(by_method[baseline]).items() if seeds}
+        untested = set(extra)
+        by_method.update(extra)
     block = "last" if selection == "last" else "best_val"
     first = next((r for rs in by_method.values() for r in rs.values()), None)
     tasks = task_metrics(first) if first is not None else []
@@ -269,7 +287,7 @@ def build_table(
     rows = []
     for method, seeds in by_method.items():
         row = _method_row(method, seeds, values[method], at_best_val[method], higher, missing.get(method, 0), reference.get(method, {}), block)
-        if baseline and method != baseline:
+        if baseline and method != baseline and method not in untested:
             row.test = test
             if result := _compare(values[method], values.get(baseline, {}), test, higher):
                 row.t, row.df, row.p, row.pairs = result.t, result.df, result.p_value, result.n
@@ -403,7 +421,7 @@ def markdown(
                      "evaluation), summed over its finished seeds; a pause between a stop and a resume is not counted.")  # fmt: skip
         lines.extend(f"Note: {n}." for n in notes or [])
         lines.append("")
-        lines.extend(verdict(r, baseline) for r in rows if r.method != baseline)
+        lines.extend(verdict(r, baseline) for r in rows if r.method != baseline and not r.method.startswith(REFERENCE_PREFIX))
     else:
         lines.append(f"{'higher' if higher else 'lower'} is better; the suite names no baseline, so no method is tested. "
                      f"{TIME_LABEL}: the seconds of the method's epochs (training and evaluation), summed over its finished seeds.")  # fmt: skip
@@ -434,11 +452,20 @@ def per_task_markdown(rows: list[Row], tasks: list[TaskMetric], where: str) -> s
     return "\n".join(lines) + "\n"
 
 
+REFERENCE_PREFIX = "reference: "
+"""How a reference row's name begins (:data:`routing_rl.suites.references.LABELS`): no verdict is drawn for it."""
+
 SIGNIFICANCE = 0.05
 """The level of a verdict's one-tailed test, after Holm's correction over the table's comparisons."""
 
 
 def verdict(row: Row, baseline: str) -> str:
+    """:func:`answer` with the seeds in which the method did not route, which the answer is then about."""
+    flags = "; ".join(f"{name} in {count} of {row.n} seeds" for name, count in row.flags.items())
+    return answer(row, baseline) + (f"; warning: {flags}" if flags else "")
+
+
+def answer(row: Row, baseline: str) -> str:
     """One line answering whether ``row``'s method beats the baseline: ``yes`` when the one-tailed
     test, corrected over the table's comparisons (Holm), rejects "no better" at :data:`SIGNIFICANCE`,
     ``no`` otherwise, with the corrected and the uncorrected p."""

@@ -102,4 +102,4 @@ def test_a_gated_router_route_is_printed_as_its_open_gates():
     assert "{0,2} {0,1,2}" in shown and "{1} {0,1,2}" in shown and "0 0" not in shown
     report = {"name": "r", "task_names": ["a", "b"], "layers": ["fc1", "fc2"], "routes": [[0, 0], [0, 0]],
               "open_gates": open_gates(learner, routing), "blocks_in_use": [], "similarity": [], "grouping": None}  # fmt: skip
-    assert "open gates (task: blocks per layer): 0: {0,2} {0,1,2}; 1: {1} {0,1,2}" in format_run(report, 3)
+    assert "open gates (task: blocks per layer): a: {0,2} {0,1,2}; b: {1} {0,1,2}" in format_run(report, 3)

@@ -198,6 +198,10 @@ def test_the_battery_runs_end_to_end_with_verdicts_and_figures(tmp_path):
     assert result.exit_code == 0, result.output
     verdicts = [line for line in result.output.splitlines() if " beats shared-bottom: " in line]
     assert len(verdicts) == 7 and all((": yes, p = " in v) or (": no, p = " in v) for v in verdicts)
+    references = [line for line in result.output.splitlines() if line.startswith("| reference: ")]
+    assert [line.split(" | ")[0] for line in references] == ["| reference: majority class / mean", "| reference: linear model"] * 2
+    assert [line.split(" | ")[1] for line in references[:2]] == ["2", "2"]  # both seeds, each on its own split
+    assert "reference:" not in "".join(verdicts) and (out / "references.json").is_file()
     figures = CliRunner().invoke(main, ["report", str(out), "--out", str(tmp_path / "fig")])
     assert figures.exit_code == 0, figures.output
     assert list((tmp_path / "fig").glob("*.png"))

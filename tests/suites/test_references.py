@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from routing_rl.data import load_suite
-from routing_rl.suites.references import CACHE, data_key, reference_scores, suite_references
+from routing_rl.suites.references import CACHE, LABELS, data_key, reference_scores, suite_references
 from routing_rl.suites.spec import load_suite_file
 
 
@@ -57,16 +57,16 @@ def test_references_are_computed_once_per_seed_and_cached_in_the_suite_directory
     table().to_csv(tmp_path / "t.csv", index=False)
     (tmp_path / "s.toml").write_text('[suite]\nname = "s"\nseeds = [0, 1]\nbaseline = "sb"\n[defaults]\nenv = "files"\nepochs = 1\n'
                                       'env_options = { path = "t.csv", tasks = "side", features = "a,b" }\n[runs.sb]\nagent = "shared-bottom"\n')
-    trials = load_suite_file(tmp_path / "s.toml").trials()
-    finished = {t.seed: {"metric": {"name": "accuracy", "higher_is_better": True}, "env": {"task_names": ["side"]}} for t in trials}
+    trials = [{"seed": t.seed, "config": t.config.to_dict()} for t in load_suite_file(tmp_path / "s.toml").trials()]
+    finished = {t["seed"]: {"metric": {"name": "accuracy", "higher_is_better": True}, "env": {"task_names": ["side"]}} for t in trials}
     out = tmp_path / "runs"
     out.mkdir()
-    rows = suite_references(trials, out, finished)
-    assert [r["config"]["seed"] for r in rows["linear"]] == [0, 1] and rows["linear"][0]["final"]["last"]["test_mean"] >= 0.9
+    linear = suite_references(trials, out, finished)[LABELS["linear"]]
+    assert sorted(linear) == [0, 1] and linear[0]["final"]["last"]["test_mean"] >= 0.9
     cache = json.loads((out / CACHE).read_text())
-    assert set(cache) == {data_key(t.config) for t in trials}
-    cache[data_key(trials[0].config)]["linear"]["mean"] = 0.123  # a cached value is what the next table reads
+    assert set(cache) == {data_key(t["config"]) for t in trials}
+    cache[data_key(trials[0]["config"])]["linear"]["mean"] = 0.123  # a cached value is what the next table reads
     (out / CACHE).write_text(json.dumps(cache))
-    assert suite_references(trials, out, finished)["linear"][0]["final"]["last"]["test_mean"] == 0.123
+    assert suite_references(trials, out, finished)[LABELS["linear"]][0]["final"]["last"]["test_mean"] == 0.123
     (out / CACHE).write_text("{ not json")  # a damaged cache is recomputed
-    assert suite_references(trials, out, finished)["linear"][0]["final"]["last"]["test_mean"] >= 0.9
+    assert suite_references(trials, out, finished)[LABELS["linear"]][0]["final"]["last"]["test_mean"] >= 0.9
