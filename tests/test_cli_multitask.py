@@ -59,7 +59,8 @@ def test_each_model_trains_end_to_end(runner, tmp_path, random_map, agent):
         assert text in result.output
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["learner"]["kind"] == "model" and results["status"] == "complete"
-    assert results["metric"] == {"name": "map@10", "higher_is_better": True}
+    assert results["metric"]["name"] == "map@10" and results["metric"]["higher_is_better"] is True
+    assert results["metric"]["tasks"] == [{"metric": "map@10", "higher_is_better": True}] * len(results["env"]["task_names"])
     assert results["config"]["agent"] == results["learner"]["agent"] == agent
     epochs = results["epochs"]
     assert [e["epoch"] for e in epochs] == [1, 2, 3]
@@ -132,7 +133,7 @@ def test_regression_env_reports_mse(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert "test MSE" in result.output
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["metric"] == {"name": "mse", "higher_is_better": False} and len(results["final"]["last"]["test_per_task"]) == 2
+    assert results["metric"] == {"name": "mse", "higher_is_better": False, "tasks": [{"metric": "mse", "higher_is_better": False}] * 2} and len(results["final"]["last"]["test_per_task"]) == 2
     data = Suite.registry.get("mmoe-synthetic")(num_train=800, num_test=200, input_dim=20).load(None, 0, 0.1)
     predict_the_mean = data.test.y.var(dim=0).mean().item()  # MSE of a constant prediction
     assert results["final"]["last"]["test_mean"] < predict_the_mean

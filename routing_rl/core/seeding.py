@@ -53,7 +53,9 @@ file splits          per-example train/validation/test split of a    ``numpy_rng
 
 Outside a training run, seeds that a caller passes in are used as they are: the analysis
 permutation tests (``analysis.grouping``, ``analysis.similarity``: ``numpy_rng(seed)`` with
-``routing-rl analyze --seed``), the PettingZoo env's row draws (``envs.multiagent``:
+``routing-rl analyze --seed``), a suite table's linear reference past its row bound and the
+router the battery builds only to count its parameters (both :data:`FIXED_SEED`: they must not
+vary with anything), the PettingZoo env's row draws (``envs.multiagent``:
 ``numpy_rng(seed)`` on ``reset(seed=...)``, fresh entropy before), the Gymnasium env (its own
 ``reset(seed=...)``) and a sweep's Optuna sampler (the sweep file's ``seed``).
 
@@ -107,6 +109,14 @@ class DataStream(IntEnum):
     """``synthetic-groups``: train inputs, test inputs, validation hold-out."""
     FILE_SPLITS = 18
     """``files``: the per-example train/validation/test split (seeded by ``split_seed`` when given)."""
+    REFERENCE_ROWS = 19
+    """Suite tables' linear reference: the training rows it is fitted on past its row bound
+    (:data:`FIXED_SEED`: the same rows however often the table is drawn)."""
+
+
+FIXED_SEED = 0
+"""The seed of what must not depend on a run's seed: the rows a table's linear reference is fitted
+on past its bound, the throwaway router the battery builds only to count its parameters."""
 
 
 def epoch_seed(seed: int, epoch: int, stream: EpochStream) -> int:
@@ -160,6 +170,7 @@ def numpy_rngs(seed: int, count: int, key: DataStream | None = None) -> list[np.
 
 
 __all__ = [
+    "FIXED_SEED",
     "EPOCH_SEED_MODULUS",
     "DataStream",
     "EpochStream",

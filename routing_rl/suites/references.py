@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from routing_rl.core.seeding import FIXED_SEED, DataStream, numpy_rng
 from routing_rl.core.files import MANIFEST_LIMIT, FileCheckError, read_regular
 from routing_rl.data.base import SingleLabelData
 from routing_rl.data.multilabel import MultiLabelData
@@ -89,7 +90,7 @@ def _regressor(kind: str, x: np.ndarray, y: np.ndarray) -> Any:
 def _subset(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if x.shape[0] <= MAX_ROWS:
         return x, y
-    keep = np.random.default_rng(0).choice(x.shape[0], MAX_ROWS, replace=False)
+    keep = numpy_rng(FIXED_SEED, DataStream.REFERENCE_ROWS).choice(x.shape[0], MAX_ROWS, replace=False)
     return x[keep], y[keep]
 
 

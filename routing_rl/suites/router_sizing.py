@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from routing_rl.core.seeding import FIXED_SEED
 from routing_rl.models.layers import count_parameters as count_module_parameters
 from routing_rl.network.spec import build_layer_specs, count_parameters
 from routing_rl.training.setup.composition import agent_class, default_routed
@@ -59,7 +60,7 @@ def router_parameters(options: dict[str, Any], input_shape: tuple[int, ...], hea
                               hidden=width.get("hidden", config.hidden), filters=width.get("filters", config.filters),
                               fc_layers=config.fc_layers)  # fmt: skip
     routed = [s for s in specs if s.mode == "routed"]
-    router = cls(tasks, len(routed), max((s.blocks for s in routed), default=1), seed=0, **options.get("agent_options", {}))
+    router = cls(tasks, len(routed), max((s.blocks for s in routed), default=1), seed=FIXED_SEED, **options.get("agent_options", {}))
     return count_parameters(specs, input_shape, tasks, head_sizes) + count_module_parameters(router)
 
 
