@@ -87,12 +87,48 @@ def test_closest_width_is_the_nearest_count_and_ties_go_to_the_smaller():
 
 
 def test_the_battery_sets_router_rates_and_l0_weight_at_which_they_route(tmp_path):
-    from routing_rl.suites.battery import HARD_CONCRETE_L0_LAMBDA, HARD_CONCRETE_ROUTER_LR, REINFORCE_ROUTER_LR, WPL_ROUTER_LR
+    from routing_rl.suites.battery import HARD_CONCRETE_L0_LAMBDA, REINFORCE_ROUTER_LR, WPL_ROUTER_LR, hard_concrete_router_lr
 
     suite_file = tmp_path / "battery.toml"
     init = CliRunner().invoke(main, ["suite", "init", "--env", "files", *vector_table(tmp_path), "--out", str(suite_file), "--seeds", "2"])
     assert init.exit_code == 0, init.output
     configs = {t.run: t.config for t in load_suite_file(suite_file).trials() if t.seed == 0}
     assert configs["wpl"].router_lr == WPL_ROUTER_LR and configs["reinforce"].router_lr == REINFORCE_ROUTER_LR
-    assert configs["hard-concrete"].router_lr == HARD_CONCRETE_ROUTER_LR
+    assert configs["hard-concrete"].router_lr == hard_concrete_router_lr(train_rows(init.output), 20)
     assert configs["hard-concrete"].agent_options == {"l0_lambda": HARD_CONCRETE_L0_LAMBDA}
+
+
+def train_rows(output: str) -> int:
+    """The training rows ``suite init`` prints (``rows: N train, ...``)."""
+    return int(output.split("rows: ")[1].split(" train")[0].replace(",", ""))
+
+
+def test_hard_concrete_rate_is_the_rate_at_which_a_gate_can_close_in_half_the_batches():
+    from routing_rl.suites.battery import hard_concrete_router_lr
+
+    # (3.0 + ln 11) / (0.5 x ceil(rows / 128) x epochs), two significant digits: the measured tables
+    assert hard_concrete_router_lr(247, 20) == 0.27  # penguins: 2 batches an epoch
+    assert hard_concrete_router_lr(2160, 20) == 0.032
+    assert hard_concrete_router_lr(7200, 20) == 0.0095  # synthetic-groups
+    assert hard_concrete_router_lr(36000, 20) == 0.0019
+    assert hard_concrete_router_lr(2160, 40) == 0.016  # twice the epochs, half the rate
+
+
+@pytest.mark.parametrize("rows", [300, 20000])
+def test_the_battery_writes_the_hard_concrete_rate_of_its_table(tmp_path, rows):
+    from routing_rl.suites.battery import HARD_CONCRETE_L0_LAMBDA, hard_concrete_router_lr
+
+    rates = {}
+    for kinds in ([], ["-e", "kinds=t0:multi-class,t1:multi-class,t2:multi-class,t3:multi-class"]):
+        suite_file = tmp_path / f"battery{len(kinds)}.toml"
+        init = CliRunner().invoke(main, ["suite", "init", "--env", "files", *vector_table(tmp_path, rows), *kinds,
+                                         "--out", str(suite_file), "--seeds", "2", "--epochs", "20"])  # fmt: skip
+        assert init.exit_code == 0, init.output
+        config = next(t.config for t in load_suite_file(suite_file).trials() if t.run == "hard-concrete")
+        assert config.agent_options == {"l0_lambda": HARD_CONCRETE_L0_LAMBDA}
+        rates[len(kinds)] = config.router_lr
+        assert config.router_lr == hard_concrete_router_lr(train_rows(init.output), 20)
+        assert f"router_lr {config.router_lr:g}" in suite_file.read_text().split("[suite]")[0]  # the header says why
+    # a table of class tasks is played as one episode per row and task; the rate counts its rows
+    assert rates[0] == rates[2]
+    assert rates[0] == (0.27 if rows == 300 else 0.0048)  # 216 and 14,400 training rows
