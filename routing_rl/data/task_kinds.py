@@ -36,6 +36,10 @@ MAX_INFERRED_CLASSES = 2
 """An integer column with at most this many distinct values is read as classes (binary); one of
 more is a number (state ``multi-class`` for class codes)."""
 
+AMBIGUOUS_INTEGERS = 20
+"""Integer targets of at most this many values could be class codes as well as counts: they are
+read as numbers with a note that says how to state classes (more values are plainly numbers)."""
+
 MAX_CLASSES = 10_000
 """The most classes (or labels, or output values) one task may have.
 
@@ -213,7 +217,7 @@ def _one_column(spec: TaskSpec, values: np.ndarray, labelled: np.ndarray, source
         if distinct.size < 2:
             raise DataError(f"{source}: task {spec.name!r} has one value ({numbers[rows[0]]:g}) in every labelled row; nothing to predict, drop the task")
         note = ""
-        if spec.kind is None and bool(np.all(distinct == np.round(distinct))):
+        if spec.kind is None and distinct.size <= AMBIGUOUS_INTEGERS and bool(np.all(distinct == np.round(distinct))):
             note = (f"integers {distinct[0]:g} to {distinct[-1]:g}, {distinct.size:,} values, read as a number; "
                     f"if they are class codes, state -e kinds={spec.name}:multi-class")  # fmt: skip
         return Task(spec.name, "regression", numbers.reshape(-1, 1), labelled, [spec.columns[0]], note)
