@@ -94,7 +94,8 @@ def test_the_battery_sets_router_rates_and_l0_weight_at_which_they_route(tmp_pat
     assert init.exit_code == 0, init.output
     configs = {t.run: t.config for t in load_suite_file(suite_file).trials() if t.seed == 0}
     assert configs["wpl"].router_lr == WPL_ROUTER_LR and configs["reinforce"].router_lr == REINFORCE_ROUTER_LR
-    assert configs["hard-concrete"].router_lr == hard_concrete_router_lr(train_rows(init.output), 20)
+    hc = configs["hard-concrete"]
+    assert hc.router_lr == hard_concrete_router_lr(train_rows(init.output), hc.epochs, hc.batch_size)
     assert configs["hard-concrete"].agent_options == {"l0_lambda": HARD_CONCRETE_L0_LAMBDA}
 
 
@@ -127,8 +128,21 @@ def test_the_battery_writes_the_hard_concrete_rate_of_its_table(tmp_path, rows):
         config = next(t.config for t in load_suite_file(suite_file).trials() if t.run == "hard-concrete")
         assert config.agent_options == {"l0_lambda": HARD_CONCRETE_L0_LAMBDA}
         rates[len(kinds)] = config.router_lr
-        assert config.router_lr == hard_concrete_router_lr(train_rows(init.output), 20)
+        assert config.epochs == 20 and config.router_lr == hard_concrete_router_lr(train_rows(init.output), 20, config.batch_size)
         assert f"router_lr {config.router_lr:g}" in suite_file.read_text().split("[suite]")[0]  # the header says why
     # a table of class tasks is played as one episode per row and task; the rate counts its rows
     assert rates[0] == rates[2]
-    assert rates[0] == (0.27 if rows == 300 else 0.0048)  # 216 and 14,400 training rows
+    assert rates[0] == (hard_concrete_router_lr(216, 20, 27) if rows == 300 else 0.0048)  # 216 rows in batches of 27; 14,400 of 128
+
+
+def test_a_small_table_gets_smaller_batches_and_the_epochs_for_800_of_them():
+    from routing_rl.suites.battery import MIN_BATCHES, training_length
+
+    assert training_length(247, None) == (30, 89)  # the penguins: 9 batches an epoch, 801 in all
+    assert training_length(247, 5) == (30, 5)  # --epochs given: as given
+    assert training_length(2160, None) == (128, 48)  # 17 batches an epoch
+    assert training_length(36000, None) == (128, 20)  # 282 an epoch: the default 20 are plenty
+    assert training_length(40, None) == (16, 267)  # the smallest batches: 3 an epoch
+    for rows in (40, 247, 2160, 36000):
+        batch, epochs = training_length(rows, None)
+        assert -(-rows // batch) * epochs >= MIN_BATCHES

@@ -194,3 +194,22 @@ def test_the_published_table2_is_the_suite_table_of_the_kept_trials(tmp_path):
         assert line in section, f"docs/table2.md lacks {line!r}"
     finished = sum(len(s) for s in seeds.values())
     assert f"**{finished} of 50 trials are finished**" in section
+
+
+def test_the_penguins_section_is_the_table_of_its_kept_trials(tmp_path):
+    """Every table row and verdict of the penguins example in docs/measurements.md is a line of
+    `routing-rl suite table suites/penguins.toml` on the kept trials (reference rows included: they
+    are fitted on the shipped examples/penguins.csv)."""
+    from click.testing import CliRunner
+
+    from routing_rl.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    docs = (root / "docs" / "measurements.md").read_text()
+    section = docs.split("## Your own data: the Palmer penguins")[1].split("\n## ")[0]
+    quoted = [line for line in section.splitlines() if line.startswith(("| ", "- "))]
+    assert len(quoted) >= 2 * 10 + 7  # both tables' rows and the seven verdicts
+    result = CliRunner().invoke(main, ["suite", "table", str(root / "suites" / "penguins.toml"), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    printed = set(result.output.splitlines())
+    assert [line for line in quoted if line not in printed] == []

@@ -17,7 +17,7 @@ from routing_rl.suites.runner import TrialSetupError, check_data, epochs_done, k
 from routing_rl.suites.battery import BATTERY_METHODS
 from routing_rl.suites.checks import MAX_TRIALS, path_name_problem
 from routing_rl.suites.kept import KEPT_MANIFEST, kept_problem, read_kept_manifest
-from routing_rl.training.setup.config import MAX_EPOCHS
+from routing_rl.training.setup.config import MAX_EPOCHS, RunConfig
 from routing_rl.suites.spec import SuiteError, load_suite_file
 from routing_rl.suites.table import build_table, markdown, to_csv
 
@@ -119,10 +119,11 @@ def select_runs(trials: list[Any], spec: Any, only: str | None) -> list[Any]:
 @click.option("--name", default=None, help="The suite's name (default: the file's name without .toml).")
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=2, max=MAX_TRIALS // BATTERY_METHODS),
               help=f"Seeds per method (the t-tests need two at least; {BATTERY_METHODS} methods x seeds make at most {MAX_TRIALS:,} trials).")
-@click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1, max=MAX_EPOCHS), help=f"Training epochs of every run (at most {MAX_EPOCHS}).")
+@click.option("--epochs", default=None, type=click.IntRange(min=1, max=MAX_EPOCHS),
+              help=f"Training epochs of every run (at most {MAX_EPOCHS}; default: 20, or as many as a small table needs for 800 batches).")
 @click.option("--force", is_flag=True, help="Replace an existing suite file.")
 @click.option("--plugin", "plugins", multiple=True, help="Import this module first (registers your suites).")
-def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | None, seeds: int, epochs: int, force: bool,
+def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | None, seeds: int, epochs: int | None, force: bool,
                plugins: tuple[str, ...]) -> None:  # fmt: skip
     """Write the standard battery for the data of --env: shared bottom (the baseline), no sharing, fixed random, WPL,
     REINFORCE, hard-concrete, SNR-Trans and MMoE (models sized to the shared bottom's parameters)."""
@@ -154,7 +155,8 @@ def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | Non
         raise _fail(exc) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {path}: {BATTERY_METHODS} methods x {seeds} seeds, {epochs} epochs, {scored(sizes['family'], sizes['metric'])}")
+    length = f"{sizes['epochs']} epochs" + (f" of batches of {sizes['batch_size']}" if sizes["batch_size"] != RunConfig.batch_size else "")
+    click.echo(f"wrote {path}: {BATTERY_METHODS} methods x {seeds} seeds, {length}, {scored(sizes['family'], sizes['metric'])}")
     click.echo("trainable parameters (every method sized to the shared bottom): "
                + ", ".join(f"{run} {n:,}" for run, n in sizes["parameters"].items()))  # fmt: skip
     for line in sizes["data"]:
