@@ -113,18 +113,23 @@ def test_a_lower_is_better_metric_is_tested_in_its_direction(tmp_path, write_res
 DELTA_TASKS = [{"metric": "accuracy", "higher_is_better": True}, {"metric": "mse", "higher_is_better": False}]
 
 
+def delta_m_trials(directory, write_results, per_task: dict[str, list[list[float]]]) -> list[dict]:
+    """One finished trial per method and seed, with an accuracy and an MSE task, for delta-m."""
+    trials = []
+    for method, seeds in per_task.items():
+        for seed, scores in enumerate(seeds):
+            write_results(directory / f"{method}-s{seed}", statistics.fmean(scores), per_task=scores, task_metrics=DELTA_TASKS)
+            trials.append({"run": method, "seed": seed, "name": f"{method}-s{seed}"})
+    return trials
+
+
 def test_delta_m_summarises_a_suite_of_an_accuracy_and_an_mse_task(tmp_path, write_results):
     """Per seed: accuracy (task0) and MSE (task1) against the same seed's baseline.
     seed 0: +(0.90-0.80)/0.80 = +0.125, -(0.20-0.25)/0.25 = +0.20  -> delta-m = 16.25
     seed 1: +(0.84-0.80)/0.80 = +0.05,  -(0.24-0.20)/0.20 = -0.20  -> delta-m = -7.5
     seed 2: +(0.88-0.80)/0.80 = +0.10,  -(0.18-0.20)/0.20 = +0.10  -> delta-m = 10.0"""
     per_task = {"base": [[0.80, 0.25], [0.80, 0.20], [0.80, 0.20]], "mixed": [[0.90, 0.20], [0.84, 0.24], [0.88, 0.18]]}
-    trials = []
-    for method, seeds in per_task.items():
-        for seed, scores in enumerate(seeds):
-            write_results(tmp_path / f"{method}-s{seed}", statistics.fmean(scores), per_task=scores, task_metrics=DELTA_TASKS)
-            trials.append({"run": method, "seed": seed, "name": f"{method}-s{seed}"})
-    table = build_table(trials, tmp_path, "base")
+    table = build_table(delta_m_trials(tmp_path, write_results, per_task), tmp_path, "base")
     base, mixed = table.rows
     expected = [16.25, -7.5, 10.0]
     assert table.metric == "delta-m" and table.higher and [t.metric for t in table.tasks] == ["accuracy", "mse"]
@@ -143,12 +148,7 @@ def test_delta_m_summarises_a_suite_of_an_accuracy_and_an_mse_task(tmp_path, wri
 
 def test_delta_m_leaves_out_a_seed_whose_baseline_scores_zero(tmp_path, write_results):
     per_task = {"base": [[0.80, 0.25], [0.80, 0.0], [0.80, 0.20]], "mixed": [[0.90, 0.20], [0.84, 0.24], [0.88, 0.18]]}
-    trials = []
-    for method, seeds in per_task.items():
-        for seed, scores in enumerate(seeds):
-            write_results(tmp_path / f"{method}-s{seed}", statistics.fmean(scores), per_task=scores, task_metrics=DELTA_TASKS)
-            trials.append({"run": method, "seed": seed, "name": f"{method}-s{seed}"})
-    table = build_table(trials, tmp_path, "base")
+    table = build_table(delta_m_trials(tmp_path, write_results, per_task), tmp_path, "base")
     assert table.rows[1].pairs == 2 and table.rows[1].mean == pytest.approx((16.25 + 10.0) / 2)
     assert table.notes == ["seed 1 is left out of delta-m: base scores 0 on task task1, whose relative change is undefined"]
     assert "Note: seed 1 is left out of delta-m" in rendered(table)

@@ -8,7 +8,7 @@ are built on PyTorch's ``meta`` device, so no memory is allocated even for large
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -61,13 +61,19 @@ def match_hidden_size(
             raise TypeError(f"argument {vary!r} must be an int or a sequence of ints, got {base!r}")
         return train_parameter_count(cls, input_dim, labels_per_task, **args)
 
+    return closest(count, target_params, low, high)
+
+
+def closest(count: Callable[[int], int], target: int, low: int, high: int) -> int:
+    """The size in ``[low, high]`` whose ``count`` (growing with the size) is closest to ``target``;
+    ties to the smaller. A bisection: the models' widths and the battery's routers' widths alike."""
     lo, hi = low, high
-    while lo < hi:  # smallest size with count >= target (or high)
+    while lo < hi:  # the smallest size whose count reaches the target (or high)
         mid = (lo + hi) // 2
-        if count(mid) >= target_params:
+        if count(mid) >= target:
             hi = mid
         else:
             lo = mid + 1
-    if lo > low and abs(count(lo - 1) - target_params) <= abs(count(lo) - target_params):
+    if lo > low and abs(count(lo - 1) - target) <= abs(count(lo) - target):
         return lo - 1
     return lo

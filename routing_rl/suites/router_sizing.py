@@ -18,6 +18,7 @@ from typing import Any
 
 from routing_rl.core.seeding import FIXED_SEED
 from routing_rl.models.layers import count_parameters as count_module_parameters
+from routing_rl.models.sizing import closest as closest_size
 from routing_rl.network.spec import build_layer_specs, count_parameters
 from routing_rl.training.setup.composition import agent_class, default_routed
 from routing_rl.training.setup.config import RunConfig
@@ -27,17 +28,8 @@ MAX_WIDTH = 1 << 12
 
 
 def closest(count: Callable[[int], int], target: int, low: int = 1, high: int = MAX_WIDTH) -> int:
-    """The width in ``[low, high]`` whose ``count`` (growing with the width) is closest to ``target``; ties to the smaller."""
-    lo, hi = low, high
-    while lo < hi:  # the smallest width whose count reaches the target (or high)
-        mid = (lo + hi) // 2
-        if count(mid) >= target:
-            hi = mid
-        else:
-            lo = mid + 1
-    if lo > low and abs(count(lo - 1) - target) <= abs(count(lo) - target):
-        return lo - 1
-    return lo
+    """The width in ``[low, high]`` whose ``count`` is closest to ``target`` (:func:`routing_rl.models.sizing.closest`)."""
+    return closest_size(count, target, low, high)
 
 
 def widths(hidden: int, conv_routed: bool, config: RunConfig) -> dict[str, int]:
