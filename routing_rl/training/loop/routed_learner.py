@@ -56,6 +56,12 @@ class RoutedLearner(Learner):
         if router_cls.shares_nothing:
             self._refuse_sharing(router_cls.name)
         options = section_values(parts.section("agent"))
+        if router_cls.needs_task_groups:  # routes from what the data knows of its tasks
+            groups = (getattr(family.data, "info", None) or {}).get("groups")
+            if groups is None:
+                raise RouterConfigError(f"--agent {router_cls.name} routes by the suite's known task groups, and --env {family.data.name} "
+                                        "records none; use synthetic-groups or multilabel-synthetic")  # fmt: skip
+            options["task_groups"] = tuple(int(g) for g in groups)
         self.router: Router = router_cls(tasks, self.network.num_routed, blocks, seed=cfg.seed, **options).to(device)
         self.warmup_router = SharedBottomRouter(tasks, self.network.num_routed, blocks).to(device)
         step_rewards = [CollaborationReward(episodes.collab_reward, episodes.collab_window, episodes.collab_form, self.network.num_routed)] \
