@@ -24,6 +24,7 @@ run before its directory exists.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -110,8 +111,9 @@ class FileSuite(Suite):
 
     @staticmethod
     def located(path: str, folder: Path | None) -> Path:
-        """``path`` as given when absolute or without ``folder``, else inside ``folder``."""
-        return Path(path) if folder is None or Path(path).is_absolute() else folder / path
+        """``path`` as given when absolute or without ``folder``, else inside ``folder`` (``..`` folded:
+        ``suites/../data.csv`` is ``data.csv``, as errors and records name it)."""
+        return Path(path) if folder is None or Path(path).is_absolute() else Path(os.path.normpath(folder / path))
 
     def load(self, data_dir: Path | None, seed: int, val_fraction: float = 0.1) -> SingleLabelData | MultiLabelData:
         """Read, check and split the file; the same file and seed give the same splits and tasks.

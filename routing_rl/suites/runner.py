@@ -260,6 +260,12 @@ def run_local(todo: list[tuple[Trial, Path]], workers: int, report: Callable[[di
             report(future.result())
 
 
+def absolute_data_dir(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with its data folder absolute: Ray runs a trial in a working directory of its own,
+    where a folder named relative to the suite's would not be found."""
+    return {**config, "data_dir": str(Path(config["data_dir"]).resolve())} if config.get("data_dir") else config
+
+
 def run_ray(todo: list[tuple[Trial, Path]], address: str | None, report: Callable[[dict[str, Any]], None]) -> None:
     """The same trials through Ray Tune: one Tune trial per suite trial, with as many CPUs as it has
     torch threads (its ``threads``, set by :func:`plan`), so that Ray packs no more threads than cores."""
@@ -276,7 +282,7 @@ def run_ray(todo: list[tuple[Trial, Path]], address: str | None, report: Callabl
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        specs = [{"config": t.config.to_dict(), "directory": str(p.resolve())} for t, p in todo]
+        specs = [{"config": absolute_data_dir(t.config.to_dict()), "directory": str(p.resolve())} for t, p in todo]
         grid = tune.Tuner(
             tune.with_resources(trainable, {"cpu": max(t.config.threads or DEFAULT_TRIAL_THREADS for t, _ in todo)}),
             param_space={"spec": tune.grid_search(specs)},

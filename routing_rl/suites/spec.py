@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import json
 import sys
 import typing
@@ -178,7 +179,9 @@ class SuiteSpec:
             return config  # reported by the configuration check
         if not reads_paths or config.data_dir is not None:
             return config
-        return dataclasses.replace(config, data_dir=str(Path(self.source).resolve().parent))
+        # as the suite file was named (relative to the working directory, like the suite file itself), so
+        # that a run's record names the project's folders and not the machine's
+        return dataclasses.replace(config, data_dir=os.path.normpath(Path(self.source).parent))
 
     def directory(self, scale: str | None, root: Path = Path("runs")) -> Path:
         """Where the suite's trials live by default: ``runs/suite-<name>[-<scale>]``."""
