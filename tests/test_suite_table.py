@@ -18,7 +18,8 @@ from scipy import stats
 from routing_rl.analysis.significance import holm
 from routing_rl.cli import main
 from routing_rl.suites import SuiteError, load_suite_file
-from routing_rl.suites.table import build_table, markdown, to_csv, verdict
+from routing_rl.suites.table import build_table
+from routing_rl.suites.table_text import markdown, to_csv, verdict
 from tests.suite_texts import tiny_suite
 
 
@@ -218,7 +219,8 @@ def test_suite_table_reads_the_test_from_the_suite_file_and_its_directory(tmp_pa
 
 
 def test_a_router_that_did_not_route_is_flagged_in_its_verdict(tmp_path):
-    from routing_rl.suites.table import Row, verdict
+    from routing_rl.suites.table import Row
+    from routing_rl.suites.table_text import verdict
 
     row = Row("hard-concrete", 5, 0.8, 0.01, 0.81, 0.8, 0.01, 2.0, 4, 0.01, 1.0, 0, p_holm=0.03, comparisons=7, test="paired")
     row.flags = {"every gate stayed open": 5}

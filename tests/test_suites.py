@@ -233,7 +233,7 @@ def test_table_time_is_the_train_and_eval_time_not_the_span_of_a_resumed_trial(t
     write_results(tmp_path / "a-s1-x")  # one epoch: 1.0 s of training, 0.25 s of evaluation
     rows, _, _ = build_rows([{"run": "a", "seed": s, "name": f"a-s{s}-x"} for s in (0, 1)], tmp_path, baseline=None)
     assert rows[0].epoch_seconds == pytest.approx(121.25)
-    from routing_rl.suites.table import markdown
+    from routing_rl.suites.table_text import markdown
 
     text = markdown(rows, "accuracy", True, None, "last")
     assert "| train+eval time (all seeds) |" in text.splitlines()[0] and text.splitlines()[2].endswith("| 121.2 s |")
@@ -276,7 +276,8 @@ def test_every_shipped_suite_parses_at_every_scale(path):
 
 
 def test_reference_numbers_of_a_paper_appear_next_to_ours(tmp_path):
-    from routing_rl.suites.table import Row, markdown
+    from routing_rl.suites.table import Row
+    from routing_rl.suites.table_text import markdown
 
     path = tmp_path / "ref.toml"
     path.write_text(TINY + '[reference]\nsource = "paper (Table 9)"\nrandom = { mean = 0.9, std = 0.01 }\n')

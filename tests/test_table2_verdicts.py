@@ -63,7 +63,8 @@ def test_the_papers_appendix_t_values_do_not_follow_from_its_tables():
 
 
 def test_the_table_states_the_direction_of_its_t():
-    from routing_rl.suites.table import Row, markdown
+    from routing_rl.suites.table import Row
+    from routing_rl.suites.table_text import markdown
 
     text = markdown([Row("a", 2, 0.9, 0.01, 0.91, 0.9, 0.01, 2.0, 2, 0.04, 1.0, 0)], "accuracy", True, "b", "last")
     assert "t (> 0: ahead of b)" in text and "opposite sign" in text

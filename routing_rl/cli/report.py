@@ -141,8 +141,8 @@ def significance_p(row: Any) -> float | None:
 
 
 def significant_rows(rows: list[Any]) -> list[bool]:
-    """Per row, whether :func:`significance_p` is below the table's level (:data:`routing_rl.suites.table.SIGNIFICANCE`)."""
-    from routing_rl.suites.table import SIGNIFICANCE
+    """Per row, whether :func:`significance_p` is below the table's level (:data:`routing_rl.suites.table_text.SIGNIFICANCE`)."""
+    from routing_rl.suites.table_text import SIGNIFICANCE
 
     marks = []
     for row in rows:
@@ -153,7 +153,7 @@ def significant_rows(rows: list[Any]) -> list[bool]:
 
 def significance_note(baseline: str | None) -> str:
     """The legend of methods.png's stars: what test, against what, at what level."""
-    from routing_rl.suites.table import SIGNIFICANCE
+    from routing_rl.suites.table_text import SIGNIFICANCE
 
     return f"beats {baseline or 'the baseline'}: the table's one-tailed test, Holm-corrected p < {SIGNIFICANCE:g}"
 

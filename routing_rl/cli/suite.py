@@ -19,7 +19,8 @@ from routing_rl.suites.checks import MAX_TRIALS, path_name_problem
 from routing_rl.suites.kept import KEPT_MANIFEST, kept_problem, read_kept_manifest
 from routing_rl.training.setup.config import MAX_EPOCHS, RunConfig
 from routing_rl.suites.spec import SuiteError, load_suite_file
-from routing_rl.suites.table import build_table, markdown, to_csv
+from routing_rl.suites.table import build_table
+from routing_rl.suites.table_text import markdown, to_csv
 
 
 @click.group("suite")

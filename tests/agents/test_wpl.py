@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from routing_rl.agents import Router, RouterConfigError
-from routing_rl.agents.wpl import WPLRouter, clip_projection, public_code_projection
+from routing_rl.agents._wpl_parts import clip_projection, public_code_projection
+from routing_rl.agents.wpl import WPLRouter
 from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
 
 
@@ -343,7 +344,8 @@ def test_at_the_suites_settings_the_corrected_public_code_still_misses_the_rewar
 
 def test_every_option_value_names_a_learner_form_or_update_rule():
     """The options' types are what the command line parses; each value must select exactly one class or rule."""
-    from routing_rl.agents.wpl import POLICY_FORMS, UPDATE_RULES, WPL_LEARNERS
+    from routing_rl.agents._wpl_parts import POLICY_FORMS, UPDATE_RULES
+    from routing_rl.agents.wpl import WPL_LEARNERS
 
     types = {k: o.annotation for k, o in WPLRouter.options().items()}
     assert typing.get_args(types["variant"]) == tuple(WPL_LEARNERS)
