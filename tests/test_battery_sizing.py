@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from routing_rl.cli import main
 from routing_rl.data.families import task_family
-from routing_rl.suites.router_sizing import closest
+from routing_rl.models.sizing import closest
 from routing_rl.suites.spec import load_suite_file
 from routing_rl.training.loop.learner_factory import make_learner
 from routing_rl.training.setup.composition import compose
@@ -81,9 +81,9 @@ def test_closest_width_is_the_nearest_count_and_ties_go_to_the_smaller():
     def count(w: int) -> int:
         return 10 * w * w
 
-    assert closest(count, 1000) == 10
-    assert closest(count, 1105) == 10 and closest(count, 1110) == 11  # 1000 and 1210: a tie at 1105
-    assert closest(count, 1) == 1 and closest(count, 10**12, high=50) == 50
+    assert closest(count, 1000, 1, 4096) == 10
+    assert closest(count, 1105, 1, 4096) == 10 and closest(count, 1110, 1, 4096) == 11  # 1000 and 1210: a tie at 1105
+    assert closest(count, 1, 1, 4096) == 1 and closest(count, 10**12, 1, 50) == 50
 
 
 def test_the_battery_sets_router_rates_and_l0_weight_at_which_they_route(tmp_path):

@@ -46,11 +46,11 @@ class Router(Registered, nn.Module, ABC):
     """``--router-lr`` where none is given (None: ``--lr``): a rate at which this router learns its
     routes on the default suite within the default epochs (see ``tests/test_defaults_learn.py``)."""
     learns_routes: ClassVar[bool] = True
-    needs_task_groups: ClassVar[bool] = False
-    """Whether the router is given the suite's known task groups (``task_groups``: the oracle router)."""
     """False for a router whose routes are set before training (fixed routes): its "policy" is a
     one-hot table, so its perplexity and task-similarity figures would only redraw the table; results
     record this and ``report`` and TensorBoard draw those figures for learning routers only."""
+    needs_task_groups: ClassVar[bool] = False
+    """Whether the router is given the suite's known task groups (``task_groups``: the oracle router)."""
 
     def __init__(self, num_tasks: int, num_layers: int, num_blocks: int, *, seed: int = 0) -> None:
         super().__init__()

@@ -179,7 +179,7 @@ def mixed_entry_loss(outputs: Tensor, targets: Tensor, mask: Tensor, kinds: Tens
     cross_entropy = -(torch.where(mask, log_p, torch.zeros_like(log_p)) * targets * weight).sum(dim=1)
     squared = (squared_error(outputs, targets) * weight).sum(dim=1)
     binary = (label_cross_entropy(outputs, targets) * weight).sum(dim=1)
-    return torch.where(kinds == 0, cross_entropy, torch.where(kinds == 1, squared, binary))
+    return torch.where(kinds == KIND_CODES["classification"], cross_entropy, torch.where(kinds == KIND_CODES["regression"], squared, binary))
 
 
 def mixed_task_loss(outputs: Tensor, targets: Tensor, label_mask: Tensor, kinds: Tensor) -> Tensor:

@@ -17,7 +17,6 @@ import numpy as np
 
 from routing_rl.data.base import DataError
 from routing_rl.data.table_files import Columns
-from routing_rl.data.task_kinds import missing_mask
 
 SPLITS = ("train", "val", "test")
 SPLIT_NAMES = {"train": 0, "training": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
@@ -63,7 +62,7 @@ def array_features(data: Columns, name: str) -> np.ndarray:
         raise DataError(f"{data.source}: input array {name!r} of shape {data.values[name].shape} has no {' and no '.join(empty)}; "
                         "every example needs at least one input value: give N x D with D >= 1, or images N x C x H x W with C, H, W >= 1")  # fmt: skip
     if x.dtype.kind == "f":
-        require_finite(data.source, x.reshape(x.shape[0], -1), None)
+        require_finite(data.source, x.reshape(x.shape[0], -1))
     return x
 
 
@@ -72,12 +71,13 @@ AXES = {2: ("feature columns",), 4: ("channels", "rows of pixels", "columns of p
 become ``N x 1 x H x W``): named in the error when one of them is empty."""
 
 
-def require_finite(source: str, x: np.ndarray, names: list[str] | None) -> None:
-    """Refuse NaN or infinite inputs, naming the first bad row (and column)."""
+def require_finite(source: str, x: np.ndarray) -> None:
+    """Refuse NaN or infinite values of an input array ``[N, D]``, naming the first bad row and entry
+    (a table's columns are filled or refused by name in :mod:`routing_rl.data.feature_encoding`)."""
     bad = ~np.isfinite(x)
     if bad.any():
         row, col = (int(v[0]) for v in np.nonzero(bad))
-        where = f"column {names[col]!r}" if names else f"entry {col}"
+        where = f"entry {col}"
         value = "missing (NaN)" if np.isnan(x[row, col]) else "infinite"
         raise DataError(f"{source}: row {row + 1}, {where} is {value} ({int(bad.any(axis=1).sum())} rows have such features); "
                         "fill them in or drop those rows: features must be finite in every row")  # fmt: skip

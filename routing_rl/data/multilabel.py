@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from routing_rl.core.objectives import KIND_CODES
 from routing_rl.data.base import Suite
 
 Problem = Literal["multilabel", "regression", "mixed"]
@@ -41,7 +42,7 @@ FAMILY_OF_PROBLEM: dict[str, str] = {"multilabel": "multi-label", "regression": 
 """The task family name (:data:`~routing_rl.data.base.FamilyName`) of each multi-output problem."""
 """The problems of every-task-per-example data: multi-hot targets, real-valued outputs, or a mix."""
 
-TASK_KINDS = ("classification", "regression", "multilabel")
+TASK_KINDS = tuple(KIND_CODES)
 """The kind of each task of a mixed problem."""
 
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-KIND_METRICS = {"binary": "accuracy", "multi-class": "accuracy", "regression": "MSE", "multi-label": "MAP@K"}
-"""The metric each task kind of a file is scored by."""
-
 SHOWN_LABELS = 6
 """Classes named per task before the rest are counted."""
 

@@ -27,6 +27,7 @@ import numpy as np
 from routing_rl.core.seeding import FIXED_SEED, DataStream, numpy_rng
 from routing_rl.core.files import MANIFEST_LIMIT, FileCheckError, read_regular
 from routing_rl.data.base import SingleLabelData
+from routing_rl.data.scorers import nanmean
 from routing_rl.data.multilabel import MultiLabelData
 from routing_rl.metrics import map_at_k
 
@@ -102,7 +103,7 @@ def _single_label(data: SingleLabelData, kind: str) -> dict[str, Any]:
         model = _classifier(kind, train_x[train_t == task], train_y[train_t == task])
         rows = test_t == task
         per_task.append(float((model.predict(test_x[rows]) == test_y[rows]).mean()) if rows.any() else math.nan)
-    return {"per_task": per_task, "mean": _mean(per_task)}
+    return {"per_task": per_task, "mean": nanmean(per_task)}
 
 
 def _multi_output(data: MultiLabelData, kind: str, map_k: int) -> dict[str, Any]:
@@ -129,7 +130,7 @@ def _multi_output(data: MultiLabelData, kind: str, map_k: int) -> dict[str, Any]
             value = float(map_at_k(ranked, truth[:, None, :], map_k).per_task[0])
             scores.append(value)
         per_task.append(value)
-    return {"per_task": per_task, "mean": _mean(scores)}
+    return {"per_task": per_task, "mean": nanmean(scores)}
 
 
 def _label_scores(kind: str, x: np.ndarray, y: np.ndarray, test_x: np.ndarray) -> np.ndarray:
@@ -140,16 +141,11 @@ def _label_scores(kind: str, x: np.ndarray, y: np.ndarray, test_x: np.ndarray) -
     return model.predict_proba(test_x)[:, 1]
 
 
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return float(np.mean(finite)) if finite else math.nan
-
-
 def as_results(scores: dict[str, Any], metric: dict[str, Any], task_names: list[str], seed: int) -> dict[str, Any]:
     """A reference's scores in the shape of a finished trial's results.json, for the table's rows."""
     final = {"epoch": 0, "val_mean": math.nan, "test_mean": scores["mean"], "test_micro": scores["mean"], "test_per_task": scores["per_task"]}
     return {"status": "complete", "metric": metric, "env": {"task_names": task_names}, "config": {"seed": seed},
-            "final": {"last": final, "best_val": dict(final)}, "epochs": [], "reference": True}  # fmt: skip
+            "final": {"last": final, "best_val": dict(final)}, "epochs": []}  # fmt: skip
 
 
 def suite_references(baseline_trials: list[dict[str, Any]], directory: Path, results_of: dict[int, dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:

@@ -13,23 +13,17 @@ shared conv layers keep the shared bottom's width.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from routing_rl.core.seeding import FIXED_SEED
 from routing_rl.models.layers import count_parameters as count_module_parameters
-from routing_rl.models.sizing import closest as closest_size
+from routing_rl.models.sizing import closest
 from routing_rl.network.spec import build_layer_specs, count_parameters
 from routing_rl.training.setup.composition import agent_class, default_routed
 from routing_rl.training.setup.config import RunConfig
 
 MAX_WIDTH = 1 << 12
 """The widest FC block the search tries (the shared bottom's default is 64)."""
-
-
-def closest(count: Callable[[int], int], target: int, low: int = 1, high: int = MAX_WIDTH) -> int:
-    """The width in ``[low, high]`` whose ``count`` is closest to ``target`` (:func:`routing_rl.models.sizing.closest`)."""
-    return closest_size(count, target, low, high)
 
 
 def widths(hidden: int, conv_routed: bool, config: RunConfig) -> dict[str, int]:
@@ -68,5 +62,5 @@ def router_widths(options: dict[str, Any], input_shape: tuple[int, ...], head_si
     def count(hidden: int) -> int:
         return router_parameters(options, input_shape, head_sizes, config, **widths(hidden, conv_routed, config))
 
-    best = widths(closest(count, target), conv_routed, config)
+    best = widths(closest(count, target, 1, MAX_WIDTH), conv_routed, config)
     return best, router_parameters(options, input_shape, head_sizes, config, **best)
