@@ -292,3 +292,29 @@ def test_the_first_loss_is_run_state_kept_in_the_checkpoint_not_in_the_results(d
     resumed = Trainer(compose(RunConfig(env="synthetic-groups", agent="fixed-random", epochs=2, batch_size=64, logdir=str(tmp_path / "a"))), data)
     resumed.prepare_run_dir(resume=True)
     assert resumed.first_loss == 123.0 and "first_loss" not in resumed.results
+
+
+def test_figures_stay_within_their_share_of_the_run_and_the_last_epoch_always_gets_one(tmp_path, monkeypatch):
+    """A heatmap costs about a second whatever the network; on a small table that was more than an
+    epoch. Figures are drawn within FIGURE_SHARE of the run's time, and at the first and last epoch;
+    the perplexity scalars are written every epoch."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from routing_rl.training.records import tb_logger
+    from routing_rl.training.records.tb_logger import TensorBoardLogger
+
+    clock = iter(float(t) for t in range(0, 10_000, 1))
+    monkeypatch.setattr(tb_logger.time, "perf_counter", lambda: next(clock))  # every reading is one "second" later
+    logger = TensorBoardLogger(tmp_path / "tb", last_step=6)
+    policy = [torch.full((3, 2), 0.5)]
+    for step in range(1, 7):
+        logger.routing(["fc1"], policy, ["a", "b", "c"], step)
+    logger.close()
+    acc = EventAccumulator(str(tmp_path / "tb")).Reload()
+    drawn = [e.step for e in acc.Images("routing/task_similarity")]
+    # each figure "takes" one second against one second per step in between: far over a 10% share
+    assert drawn == [1, 6]
+    assert [e.step for e in acc.Scalars("routing/fc1/perplexity_mean")] == [1, 2, 3, 4, 5, 6]
+    cheap = TensorBoardLogger(tmp_path / "tb2", last_step=3)  # a real clock: drawing is what it costs
+    assert cheap._draws_figures(1) and cheap._draws_figures(3)
+    cheap.close()

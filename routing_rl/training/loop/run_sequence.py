@@ -72,7 +72,8 @@ def run_one(
         on_ready(trainer)
     if trainer.start_epoch > parts.config.epochs:
         return RunOutcome("complete", trainer, time.perf_counter() - start, already_complete=True)
-    logger = TensorBoardLogger(trainer.run_directory.tensorboard_path, purge_step=trainer.start_epoch)
+    logger = TensorBoardLogger(trainer.run_directory.tensorboard_path, purge_step=trainer.start_epoch,
+                               last_step=trainer.config.epochs)
     try:
         fit(trainer, logger)
     except TrainingDiverged as exc:

@@ -14,6 +14,7 @@ and final metrics are logged as hparams, so TensorBoard can filter and compare r
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,49 @@ FIXED_ROUTES_NOTE = ("no routing perplexity or task-similarity figures: this rou
                      "so its policy is its route table and has nothing to learn or show")  # fmt: skip
 
 
-class TensorBoardLogger:
-    """Writes one event file per (re)start of a run; ``purge_step`` drops steps a resumed run repeats."""
+FIGURE_SHARE = 0.1
+"""Largest share of a run's wall time that drawing TensorBoard figures may take.
 
-    def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
+A labelled matplotlib heatmap costs about a second to draw whatever the network: on Fashion-MNIST
+(a minute per epoch) nothing, on a small vector table (12 tasks, 3 routed layers, about a second
+of training per epoch) more than the epoch itself, which doubled a suite trial's time. So a figure
+is drawn when the figures drawn so far took at most this share of the time since the logger
+started, and always at the first and the last step: the scalars (perplexities) are written every
+epoch, and what a figure shows between two drawn ones is in them.
+"""
+
+
+class TensorBoardLogger:
+    """Writes one event file per (re)start of a run; ``purge_step`` drops steps a resumed run repeats.
+
+    ``last_step`` (the run's last epoch) is always given its figures; between the first and the
+    last, figures are drawn within :data:`FIGURE_SHARE` of the run's time.
+    """
+
+    def __init__(self, log_dir: Path, purge_step: int | None = None, last_step: int | None = None) -> None:
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
         self._layout_done = False
         self._fixed_noted = False
+        self.last_step = last_step
+        self._started = time.perf_counter()
+        self._figure_seconds = 0.0
+        self._drawn_steps: set[int] = set()
+
+    def _draws_figures(self, step: int) -> bool:
+        """Whether ``step`` gets its figures: the first step drawn, the last step, or any step while
+        the figures' time is within :data:`FIGURE_SHARE` of the time since the logger started."""
+        if not self._drawn_steps or step == self.last_step or step in self._drawn_steps:
+            return True
+        return self._figure_seconds <= FIGURE_SHARE * (time.perf_counter() - self._started)
+
+    def _figure(self, tag: str, make: Any, step: int) -> None:
+        """Draw ``make()`` into ``tag`` at ``step`` if the budget allows, timing it."""
+        if not self._draws_figures(step):
+            return
+        start = time.perf_counter()
+        self.writer.add_figure(tag, make(), step, close=True)
+        self._figure_seconds += time.perf_counter() - start
+        self._drawn_steps.add(step)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         for tag, value in values.items():
@@ -77,14 +114,13 @@ class TensorBoardLogger:
 
             if figures.similarity_too_large(len(layer_names), task_names) is not None:
                 return  # too many layers or tasks to draw every epoch (routing-rl report says which)
-            fig = figures.similarity_figure([p.tolist() for p in policies], task_names, layer_names, f"task similarity, epoch {step}")
-            self.writer.add_figure("routing/task_similarity", fig, step, close=True)
+            self._figure("routing/task_similarity", lambda: figures.similarity_figure(
+                [p.tolist() for p in policies], task_names, layer_names, f"task similarity, epoch {step}"), step)
 
     def utilization(self, utilization: list[list[float]], task_names: list[str], step: int) -> None:
         from routing_rl.plots import figures
 
-        fig = figures.utilization_figure(utilization, task_names, f"sub-network utilisation, epoch {step}")
-        self.writer.add_figure("utilization", fig, step, close=True)
+        self._figure("utilization", lambda: figures.utilization_figure(utilization, task_names, f"sub-network utilisation, epoch {step}"), step)
 
     def hparams(self, config: dict[str, Any], final: dict[str, Any]) -> None:
         """The run's options with its final metrics, for TensorBoard's HPARAMS tab."""
