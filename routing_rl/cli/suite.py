@@ -110,7 +110,7 @@ def select_runs(trials: list[Any], spec: Any, only: str | None) -> list[Any]:
     if only is None:
         return trials
     names = run_names(only, list(spec.runs), spec.source)
-    return [t for t in trials if t[0].run in names]
+    return [t for t in trials if spec.split_row(t[0].run)[1] in names]
 
 
 @suite.command("init")
@@ -163,6 +163,33 @@ def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | Non
     for line in sizes["data"]:
         click.echo(f"  {line}")
     click.echo(f"next: routing-rl suite run {path}  then  routing-rl suite table {path}")
+
+
+def _settings_table(trials: list[dict[str, Any]], directory: Path, baseline: str | None, settings: dict[str, Any], selection: str,
+                    kept: str | None, damaged: list[str], test: str) -> None:  # fmt: skip
+    """``suite table`` of a suite with settings: a table per setting, Holm over them all, written as
+    table.md and table.csv (a ``setting`` column first)."""
+    from routing_rl.suites.table import build_setting_tables
+    from routing_rl.suites.table_text import settings_csv, settings_markdown
+    from routing_rl.training.records.io import write_text
+
+    try:
+        tables = build_setting_tables(trials, directory, baseline, list(settings), selection, kept, damaged, test)
+    except SuiteError as exc:  # a kept trial that is not what was kept
+        raise _fail(exc) from None
+    for problem in damaged:
+        click.echo(f"warning: {problem}; the trial is counted as unfinished: delete the file and "
+                   "`routing-rl suite run` the suite again to retrain it", err=True)  # fmt: skip
+    if not any(r.n for t in tables for r in t.table.rows):
+        raise click.ClickException(f"{directory} holds no finished trial of this suite; run `routing-rl suite run` first")
+    text = settings_markdown(tables, settings, baseline, selection)
+    try:
+        write_text(directory / "table.md", text)
+        write_text(directory / "table.csv", settings_csv(tables))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the table into {directory}: {exc.strerror or exc}") from None
+    click.echo(text, nl=False)
+    click.echo(f"(written to {directory / 'table.md'} and table.csv)")
 
 
 def table_references(trials: list[dict[str, Any]], baseline: str | None, directory: Path) -> Any:
@@ -250,15 +277,20 @@ def table(source: Path, scale: str | None, out: Path | None) -> None:
             trials, baseline, selection = manifest["trials"], manifest["suite"]["baseline"], manifest["suite"].get("metric", "last")
             reference, reference_source = manifest["suite"].get("reference", {}), manifest["suite"].get("reference_source", "")
             kept, test = manifest["suite"].get("kept"), manifest["suite"].get("test", "paired")
+            settings = manifest["suite"].get("settings") or {}
         else:
             spec = load_suite_file(source)
             directory = out or spec.directory(scale)
             trials = [{"run": t.run, "seed": t.seed, "name": t.name, "config": t.config.to_dict()} for t in spec.trials(scale)]
             baseline, selection = spec.baseline, spec.metric
             reference, reference_source, kept, test = spec.reference, spec.reference_source, spec.kept, spec.test
+            settings = spec.settings
     except SuiteError as exc:
         raise _fail(exc) from None
     damaged: list[str] = []
+    if settings:
+        _settings_table(trials, directory, baseline, settings, selection, kept, damaged, test)
+        return
     try:
         result = build_table(trials, directory, baseline, selection, reference, kept, damaged, test,
                              references=table_references(trials, baseline, directory))  # fmt: skip

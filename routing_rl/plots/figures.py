@@ -28,6 +28,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display is needed or wanted
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.lines  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -266,6 +267,54 @@ def bars_figure(rows: Sequence[tuple[str, float, float]], metric: str, title: st
     direction = "" if higher_is_better else "\nlower is better"
     ax.set_ylabel(f"test {averaged}{metric_label(metric)} (mean ± {error_name}){direction}")
     ax.set_title(title)
+    return fig
+
+
+SettingPoint = tuple[float, float, float, float, bool]
+"""One method in one setting: x, difference to the baseline, the 95% interval's ends, and whether
+it beats the baseline after Holm's correction."""
+
+
+def settings_figure(panels: Sequence[tuple[str, dict[str, Sequence[SettingPoint]]]], ticks: Sequence[tuple[float, str]], metric: str,
+                    title: str, x_label: str, baseline: str, ceiling: str | None = None, log_x: bool = False) -> Figure:  # fmt: skip
+    """A suite's settings side by side: in each panel, each method's test metric minus the same
+    setting's baseline (mean of the per-seed differences with its 95% interval) against the
+    setting's x. The baseline is the line at 0; ``ceiling`` (the oracle's routes) is drawn in black
+    as the line learned routing aims for. A filled marker beats the baseline after Holm's
+    correction over the suite's comparisons, a hollow one does not."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 1.0, 4.2), layout="constrained", sharey=True, squeeze=False)
+    methods = list(dict.fromkeys(m for _, series in panels for m in series))
+    palette = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"] if c not in ("#7f7f7f",)]
+    colours = {m: "black" if m == ceiling else palette[i % len(palette)] for i, m in enumerate(methods)}
+    span = max((x for x, _ in ticks), default=1.0) - min((x for x, _ in ticks), default=0.0) or 1.0
+    offsets = {m: i - (len(methods) - 1) / 2 for i, m in enumerate(methods)}  # methods side by side, not on top of each other
+    for ax, (panel, series) in zip(axes[0], panels):
+        ax.axhline(0.0, color="tab:gray", lw=1.2, ls="--", zorder=0.5, label=f"{baseline} (baseline)")
+        for method, points in series.items():
+            ordered = sorted(points)
+            xs = np.array([p[0] for p in ordered], dtype=float)
+            shift = xs * (1.0 + 0.025 * offsets[method]) if log_x else xs + 0.01 * span * offsets[method]
+            ys = np.array([p[1] for p in ordered], dtype=float)
+            low = ys - np.array([p[2] for p in ordered], dtype=float)
+            high = np.array([p[3] for p in ordered], dtype=float) - ys
+            colour = colours[method]
+            style = dict(lw=2.2, ls="-", zorder=3) if method == ceiling else dict(lw=1.2, ls="-", zorder=2)
+            ax.errorbar(shift, ys, yerr=np.nan_to_num(np.vstack([low, high])), color=colour, capsize=3, label=method + (" (ceiling)" if method == ceiling else ""), **style)
+            filled = [i for i, p in enumerate(ordered) if p[4]]
+            ax.scatter(shift, ys, s=28, facecolors=[colour if i in filled else "white" for i in range(len(ordered))],
+                       edgecolors=colour, zorder=4)  # fmt: skip
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xticks([x for x, _ in ticks], [label for _, label in ticks])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_title(panel, fontsize=10)
+        ax.set_xlabel(x_label)
+    axes[0][0].set_ylabel(f"test {metric_label(metric)} minus {baseline}'s\n(mean over seeds, 95% interval)")
+    handles, texts = axes[0][0].get_legend_handles_labels()
+    handles.append(matplotlib.lines.Line2D([], [], marker="o", ls="", color="black", markerfacecolor="black"))
+    texts.append(f"filled: beats {baseline} (Holm-corrected p < 0.05)")
+    fig.legend(handles, texts, loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle(title)
     return fig
 
 

@@ -24,6 +24,9 @@ names with ``-`` written ``_``)::
     [scales.quick.no-sharing]        # and the options of one run
     hidden = 32
 
+A scale's ``env_options`` / ``agent_options`` are merged key by key into every run's, and in a
+suite with settings (below) ``settings = ["a", "b"]`` in a scale trains only those.
+
 A data file named in a run's options (``env_options = { path = "penguins.csv" }`` of ``--env
 files``) is read relative to the suite file's folder, so a suite runs the same from any working
 directory (the folder travels as the trial's ``data_dir``, which is not part of its identity).
@@ -37,6 +40,20 @@ read it, so a suite that outlives one machine picks up on the next where the las
 baseline seed by seed (a method and the baseline of one seed share its data split and data order);
 ``test = "paper-a2"`` uses the Re-examining paper's unpaired appendix A.2 test instead, as the
 reproduction suites do so that their tables keep the paper's numbers. It changes no trial.
+
+``[settings.NAME]`` tables make a suite a sweep over the data or the protocol: every run is
+trained in every setting (a setting's options go over the run's, ``env_options`` and
+``agent_options`` merged key by key; a scale's go over both), as rows named ``SETTING.RUN``, and
+``suite table`` tests each method against the baseline of its own setting, with Holm's correction
+over all the suite's comparisons. ``figure = { x = 4, panel = "clean labels" }`` in a setting places
+it on ``report``'s settings figure (x in file order by default, one panel unless named), and
+``x_label`` in ``[suite]`` names that axis::
+
+    [suite]
+    x_label = "task groups"
+    [settings.groups-1]
+    env_options = { num_groups = 1 }
+    figure = { x = 1 }
 
 A trial is one (run, seed); it is identified by a hash of its configuration (the options that
 differ from the defaults), so a changed option is a new trial and an unchanged one is found again
@@ -73,7 +90,7 @@ SUITE_DECIDES = {"logdir": "a suite puts each trial in SUITE_DIR/<trial>; remove
                  "seed": "a suite's seeds are suite.seeds (or a scale's seeds); remove the key"}
 """Run options a suite file may not set, with what to do instead (they would be silently ignored)."""
 
-SUITE_KEYS = ("name", "seeds", "baseline", "metric", "kept", "test")
+SUITE_KEYS = ("name", "seeds", "baseline", "metric", "kept", "test", "x_label")
 """The keys of ``[suite]``."""
 
 IDENTITY_EXCLUDES = ("logdir", "device", "threads", "eval_batch_size", "data_dir", "divergence_factor", "deterministic")
@@ -140,6 +157,36 @@ class SuiteSpec:
     """The kept-results folder, resolved against the suite file's folder; None when the suite keeps none."""
     test: str = "paired"
     """How ``suite table`` tests a method against the baseline (:data:`TESTS`); not part of any trial's identity."""
+    settings: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Setting name -> the options it puts over every run (file order); empty for a suite of one setting."""
+    placement: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Setting name -> its place on the settings figure: ``x`` (a number or a label) and ``panel``."""
+    x_label: str = ""
+    """The settings figure's x axis."""
+
+    def row_name(self, setting: str | None, run: str) -> str:
+        """A trial's row: the run's name, ``SETTING.RUN`` in a suite with settings."""
+        return run if setting is None else f"{setting}{SETTING_SEPARATOR}{run}"
+
+    def split_row(self, row: str) -> tuple[str | None, str]:
+        """``(setting, run)`` of a row name (setting None in a suite without settings); setting names
+        hold no separator, so the first one splits."""
+        return split_setting_row(row, bool(self.settings))
+
+    def describe_row(self, row: str) -> str:
+        """Where a row's options come from, for an error: ``runs.wpl`` or ``runs.wpl in settings.groups-4``."""
+        setting, run = self.split_row(row)
+        return f"runs.{run}" + (f" in settings.{setting}" if setting is not None else "")
+
+    def scale_settings(self, names: Any, scale: str | None) -> dict[str, dict[str, Any]]:
+        """The settings a scale trains: ``settings = ["a", "b"]`` in the scale (a quick scale need not
+        train every setting), else all of them."""
+        if names is None:
+            return self.settings
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n in self.settings for n in names):
+            raise SuiteError(f"{self.source}: scales.{scale}.settings must list settings of the suite; settings: "
+                             f"{', '.join(self.settings) or '(none)'}")  # fmt: skip
+        return {name: self.settings[name] for name in names}
 
     def trials(self, scale: str | None = None) -> list[Trial]:
         """Every (run, seed) with the scale's overrides applied: seed by seed, runs in file order."""
@@ -147,24 +194,29 @@ class SuiteSpec:
             raise SuiteError(f"{self.source}: no scale {scale!r}; scales: {', '.join(self.scales) or '(none)'}")
         overrides = dict(self.scales.get(scale, {})) if scale else {}
         seeds = overrides.pop("seeds", self.seeds)
+        settings = self.scale_settings(overrides.pop("settings", None), scale)
+        merged_options = {k: overrides.pop(k) for k in MERGED_OPTIONS if k in overrides and k not in self.runs}
         if reason := seeds_problem(seeds):
             raise SuiteError(f"{self.source}: scales.{scale}.seeds {reason}")
-        if len(seeds) * len(self.runs) > MAX_TRIALS:
-            raise SuiteError(f"{self.source}: {len(seeds)} seeds x {len(self.runs)} runs{f' (scale {scale})' if scale else ''} "
+        if len(seeds) * len(self.runs) * max(len(settings), 1) > MAX_TRIALS:
+            of_settings = f" x {len(settings)} settings" if settings else ""
+            raise SuiteError(f"{self.source}: {len(seeds)} seeds x {len(self.runs)} runs{of_settings}{f' (scale {scale})' if scale else ''} "
                              f"is more than {MAX_TRIALS} trials; list fewer seeds or runs")  # fmt: skip
         unknown = sorted(k for k, v in overrides.items() if isinstance(v, dict) and k not in self.runs)
         if unknown:
             raise SuiteError(f"{self.source}: scales.{scale}: no run named {', '.join(unknown)}")
         merged_runs = {}
-        for run, options in self.runs.items():
-            merged = {**options, **{k: v for k, v in overrides.items() if not isinstance(v, dict)}}
-            merged.update(overrides.get(run, {}) if isinstance(overrides.get(run), dict) else {})
-            merged_runs[run] = merged
+        for setting, over in (settings.items() if settings else [(None, {})]):
+            for run, options in self.runs.items():
+                merged = with_setting(with_setting(options, over), merged_options)
+                merged.update({k: v for k, v in overrides.items() if not isinstance(v, dict)})
+                merged.update(overrides.get(run, {}) if isinstance(overrides.get(run), dict) else {})
+                merged_runs[self.row_name(setting, run)] = merged
         # seed-major: a suite stopped part-way has every method at its first seeds
         where = f" (scale {scale})" if scale else ""
         # each run's configuration is checked once; a seed only changes ``seed``
-        configs = {run: self.with_data_folder(make_config(merged, seeds[0], f"{self.source}: runs.{run}{where}"))
-                   for run, merged in merged_runs.items()}  # fmt: skip
+        configs = {row: self.with_data_folder(make_config(merged, seeds[0], f"{self.source}: {self.describe_row(row)}{where}"))
+                   for row, merged in merged_runs.items()}  # fmt: skip
         return [Trial(run, seed, configs[run] if seed == seeds[0] else dataclasses.replace(configs[run], seed=seed))
                 for seed in seeds for run in merged_runs]
 
@@ -189,6 +241,32 @@ class SuiteSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+SETTING_SEPARATOR = "."
+"""Between a setting's name and a run's in a row name (``groups-4.wpl``); setting names hold none."""
+
+def split_setting_row(row: str, has_settings: bool) -> tuple[str | None, str]:
+    """``(setting, run)`` of a trial's row name: ``SETTING.RUN`` in a suite with settings (whose names
+    hold no separator, so the first one splits), ``(None, row)`` in one without."""
+    if not has_settings:
+        return None, row
+    setting, _, run = row.partition(SETTING_SEPARATOR)
+    return setting, run
+
+
+MERGED_OPTIONS = ("env_options", "agent_options")
+"""Options that a setting merges key by key into a run's instead of replacing them."""
+
+
+def with_setting(options: dict[str, Any], setting: dict[str, Any]) -> dict[str, Any]:
+    """A run's options with a setting's over them; ``env_options`` and ``agent_options`` merged key by key
+    (a setting that sets ``num_groups`` keeps the run's ``num_tasks``)."""
+    merged = {**options, **setting}
+    for key in MERGED_OPTIONS:
+        if isinstance(options.get(key), dict) and isinstance(setting.get(key), dict):
+            merged[key] = {**options[key], **setting[key]}
+    return merged
 
 
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
@@ -288,6 +366,27 @@ def table_at(data: dict[str, Any], key: str, path: Path, example: str, prefix: s
     return value
 
 
+def read_settings(data: dict[str, Any], path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``[settings.NAME]``: each setting's options (without ``figure``) and its place on the figure."""
+    table = table_at(data, "settings", path, "[settings.NAME]\nenv_options = { num_groups = 2 }")
+    settings: dict[str, dict[str, Any]] = {}
+    placement: dict[str, dict[str, Any]] = {}
+    for name, options in table.items():
+        if reason := path_name_problem(name):
+            raise SuiteError(f"{path}: setting name {name!r} {reason} (it names the trials' directories)")
+        if SETTING_SEPARATOR in name:
+            raise SuiteError(f"{path}: setting name {name!r} must not hold {SETTING_SEPARATOR!r} (it separates a setting from a run "
+                             "in a row's name); use - instead")  # fmt: skip
+        options = dict(table_at(table, name, path, f"[settings.{name}]\nenv_options = {{ num_groups = 2 }}", prefix="settings."))
+        figure = options.pop("figure", {})
+        if not isinstance(figure, dict) or set(figure) - {"x", "panel"} \
+                or not isinstance(figure.get("x", 0), (int, float, str)) or isinstance(figure.get("x"), bool) \
+                or not isinstance(figure.get("panel", ""), str):  # fmt: skip
+            raise SuiteError(f"{path}: settings.{name}.figure must be {{ x = NUMBER or \"LABEL\", panel = \"NAME\" }} (both optional)")
+        settings[name], placement[name] = options, dict(figure)
+    return settings, placement
+
+
 def load_suite_file(path: str | Path) -> SuiteSpec:
     """Parse and validate a suite file; errors name the file and the key."""
     path = Path(path)
@@ -296,9 +395,10 @@ def load_suite_file(path: str | Path) -> SuiteSpec:
         name = data["sweep"].get("name", "NAME") if isinstance(data["sweep"], dict) else "NAME"
         raise SuiteError(f"{path} is a sweep file, not a suite file: `routing-rl sweep {path}` runs it, "
                          f"`routing-rl report runs/sweep-{name}` draws it")  # fmt: skip
-    unknown = sorted(set(data) - {"suite", "defaults", "runs", "scales", "reference"})
+    unknown = sorted(set(data) - {"suite", "defaults", "runs", "scales", "reference", "settings"})
     if unknown:
-        raise SuiteError(f"{path}: unknown table(s) {', '.join(unknown)}; a suite has [suite], [defaults], [runs.NAME], [scales.NAME], [reference]")
+        raise SuiteError(f"{path}: unknown table(s) {', '.join(unknown)}; a suite has [suite], [defaults], [runs.NAME], [settings.NAME], "
+                         "[scales.NAME], [reference]")  # fmt: skip
     head = table_at(data, "suite", path, "[suite]\nname = \"NAME\"")
     if extra := sorted(set(head) - set(SUITE_KEYS)):
         raise SuiteError(f"{path}: unknown key(s) suite.{', suite.'.join(extra)}; [suite] has {', '.join(SUITE_KEYS)}")
@@ -322,7 +422,9 @@ def load_suite_file(path: str | Path) -> SuiteSpec:
         if reason := path_name_problem(scale):
             raise SuiteError(f"{path}: scale name {scale!r} {reason} (it names the suite directory)")
         table_at(scales, scale, path, f"[scales.{scale}]\nepochs = 1", prefix="scales.")
+    settings, placement = read_settings(data, path)
     for where, options in [("defaults", defaults), *((f"runs.{n}", o) for n, o in runs.items()),
+                           *((f"settings.{n}", o) for n, o in settings.items()),
                            *((f"scales.{s}", o) for s, o in scales.items()),
                            *((f"scales.{s}.{n}", v) for s, o in scales.items() for n, v in o.items() if isinstance(v, dict))]:  # fmt: skip
         for key in options:
@@ -339,8 +441,11 @@ def load_suite_file(path: str | Path) -> SuiteSpec:
     if test not in TESTS:
         raise SuiteError(f"{path}: suite.test must be one of {', '.join(TESTS)}, got {test!r}")
     reference, reference_source = read_reference(data.get("reference", {}), runs, path)
+    x_label = head.get("x_label", "")
+    if not isinstance(x_label, str):
+        raise SuiteError(f"{path}: suite.x_label must be a string (the settings figure's x axis)")
     suite = SuiteSpec(head["name"], seeds, baseline, merged, scales, str(path), metric, reference, reference_source,
-                  read_kept(head.get("kept"), path), test)  # fmt: skip
+                      read_kept(head.get("kept"), path), test, settings, placement, x_label)  # fmt: skip
     for scale in [None, *scales]:
         suite.trials(scale)  # validates every configuration up front
     return suite

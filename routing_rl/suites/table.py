@@ -27,6 +27,7 @@ from routing_rl.analysis.routing_flags import routing_flags
 from routing_rl.analysis.delta_m import ZeroBaselineError, delta_m
 from routing_rl.analysis.significance import Difference, greater_than_zero, holm, paired_ttest, two_sample_difference
 from routing_rl.suites.progress import epoch_cost
+from routing_rl.suites.spec import split_setting_row
 from routing_rl.training.records.results import ResultsError, load_results, results_path
 
 DELTA_M = "delta-m"
@@ -305,3 +306,31 @@ def build_rows(
     """The table's rows (file order of the methods), the metric's name and whether higher is better (:func:`build_table`)."""
     table = build_table(trials, directory, baseline, selection, reference, kept, damaged, test)
     return table.rows, table.metric, table.higher
+
+
+@dataclass
+class SettingTable:
+    """One setting's table in a suite with settings: its rows tested against its own baseline, the
+    p values corrected over every setting's comparisons."""
+
+    setting: str
+    table: Table
+
+
+def build_setting_tables(
+    trials: list[dict[str, Any]], directory: Path, baseline: str | None, settings: list[str] | dict[str, Any], selection: str = "last",
+    kept: str | Path | None = None, damaged: list[str] | None = None, test: str = "paired",
+) -> list[SettingTable]:
+    """A table per setting (in the suite's order), each method against the same setting's baseline,
+    and Holm's correction over all of them: a sweep of 8 settings x 7 methods asks 56 questions,
+    and reading one setting's 7 as if they were the only ones would find a winner by chance."""
+    tables: list[SettingTable] = []
+    for setting in settings:
+        mine = []
+        for trial in trials:
+            where, run = split_setting_row(trial["run"], bool(settings))
+            if where == setting:
+                mine.append({**trial, "run": run})
+        tables.append(SettingTable(setting, build_table(mine, directory, baseline, selection, kept=kept, damaged=damaged, test=test)))
+    _correct([row for t in tables for row in t.table.rows])
+    return tables

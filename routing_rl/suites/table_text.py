@@ -11,9 +11,10 @@ import csv
 import io
 import math
 from dataclasses import asdict
+from typing import Any
 
 from routing_rl.core.contracts import metric_label
-from routing_rl.suites.table import DELTA_M, Row, TaskMetric
+from routing_rl.suites.table import DELTA_M, Row, SettingTable, TaskMetric
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -61,7 +62,7 @@ def _comparisons(count: int) -> str:
     return f"{count} comparison{'' if count == 1 else 's'}"
 
 
-def _test_note(rows: list[Row], baseline: str, higher: bool) -> str:
+def _test_note(rows: list[Row], baseline: str, higher: bool, settings: int = 0) -> str:
     """Which test the p column is, over how many seeds, and what t, the interval and Holm mean."""
     tested = [r for r in rows if r.test]
     kind = tested[0].test if tested else ""
@@ -85,17 +86,19 @@ def _test_note(rows: list[Row], baseline: str, higher: bool) -> str:
                 f"split and data order; {sign}")  # fmt: skip
         interval = "difference: mean of the per-seed differences (method minus baseline) with its 95% t interval"
     count = max((r.comparisons for r in rows), default=0)
-    holm_note = (f"p Holm: p after Holm's step-down correction over the table's {_comparisons(count)} (every method against {baseline}); "
-                 f"the verdicts below read it, at p < {SIGNIFICANCE}")  # fmt: skip
+    scope = (f"the suite's {_comparisons(count)} (every method against the {baseline} of its own setting, in all {settings} settings)"
+             if settings else f"the table's {_comparisons(count)} (every method against {baseline})")
+    holm_note = f"p Holm: p after Holm's step-down correction over {scope}; the verdicts below read it, at p < {SIGNIFICANCE}"
     return f"{'higher' if higher else 'lower'} is better; {test}. {holm_note}. {interval}."
 
 
 def markdown(
     rows: list[Row], metric: str, higher: bool, baseline: str | None, selection: str, reference_source: str = "",
-    tasks: list[TaskMetric] | None = None, notes: list[str] | None = None,
+    tasks: list[TaskMetric] | None = None, notes: list[str] | None = None, settings: int = 0,
 ) -> str:
     """The table as Markdown, with its tests named under it (and a paper's column if given), the
-    verdicts, and a second table of each task's mean (methods as rows, tasks as columns)."""
+    verdicts, and a second table of each task's mean (methods as rows, tasks as columns).
+    ``settings``: the number of settings of a suite with settings, whose correction spans them all."""
     where = "last epoch" if selection == "last" else "best-validation epoch"
     delta = metric == DELTA_M
     digits = 2 if delta else 4
@@ -126,7 +129,7 @@ def markdown(
         )
     lines.append("")
     if baseline:
-        lines.append(_test_note(rows, baseline, higher) + f" {TIME_LABEL}: the seconds of the method's epochs (training and "
+        lines.append(_test_note(rows, baseline, higher, settings) + f" {TIME_LABEL}: the seconds of the method's epochs (training and "
                      "evaluation), summed over its finished seeds; a pause between a stop and a resume is not counted.")  # fmt: skip
         lines.extend(f"Note: {n}." for n in notes or [])
         lines.append("")
@@ -200,4 +203,39 @@ def to_csv(rows: list[Row]) -> str:
         record = {k: v for k, v in asdict(r).items() if k != "per_task"}
         record.update({f"test {t}": r.per_task.get(t, "") for t in tasks})
         writer.writerow(record)
+    return out.getvalue()
+
+
+def settings_markdown(tables: list[SettingTable], options: dict[str, dict[str, Any]], baseline: str | None, selection: str) -> str:
+    """A suite with settings as Markdown: one section per setting, its options under the heading,
+    then its table (:func:`markdown`) with the correction's span named."""
+    parts = []
+    for entry in tables:
+        table = entry.table
+        given = ", ".join(f"{k} = {v}" for k, v in _flat(options.get(entry.setting, {})).items())
+        parts.append(f"## setting {entry.setting}" + (f" ({given})" if given else "") + "\n\n"
+                     + markdown(table.rows, table.metric, table.higher, baseline, selection, "", table.tasks, table.notes, len(tables)))
+    return "\n".join(parts)
+
+
+def _flat(options: dict[str, Any]) -> dict[str, Any]:
+    """A setting's options with its ``env_options`` / ``agent_options`` spelled out key by key."""
+    flat: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def settings_csv(tables: list[SettingTable]) -> str:
+    """Every setting's rows as one CSV (:func:`to_csv`'s columns), a ``setting`` column first; a task
+    column that one setting lacks stays empty in its rows."""
+    records = [{"setting": entry.setting, **record} for entry in tables for record in csv.DictReader(io.StringIO(to_csv(entry.table.rows)))]
+    fields = list(dict.fromkeys(key for record in records for key in record))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields or ["setting"])
+    writer.writeheader()
+    writer.writerows(records)
     return out.getvalue()
