@@ -82,8 +82,8 @@ def cell_means(values: torch.Tensor, index: torch.Tensor, size: int) -> tuple[to
     """
     flat_values = values.detach().reshape(-1).float()
     flat_index = index.reshape(-1)
-    counts = torch.zeros(size, device=values.device).index_add_(0, flat_index, torch.ones_like(flat_values))
-    sums = torch.zeros(size, device=values.device).index_add_(0, flat_index, flat_values)
+    counts = torch.zeros(size, device=values.device, dtype=flat_values.dtype).index_add_(0, flat_index, torch.ones_like(flat_values))
+    sums = torch.zeros(size, device=values.device, dtype=flat_values.dtype).index_add_(0, flat_index, flat_values)
     return sums / counts.clamp_min(1.0), counts
 
 

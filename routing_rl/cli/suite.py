@@ -13,7 +13,7 @@ import click
 from routing_rl.cli.common import CheckedPath, quiet_trials_option, run_names, trial_threads_option
 from routing_rl.suites.manifest import read_manifest
 from routing_rl.suites.progress import UNFINISHED, remaining, set_up_seconds
-from routing_rl.suites.runner import TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, trial_status, write_manifest
+from routing_rl.suites.runner import DEFAULT_POPULATION, MAX_POPULATION, TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, trial_status, write_manifest
 from routing_rl.suites.battery import BATTERY_METHODS
 from routing_rl.suites.checks import MAX_TRIALS, path_name_problem
 from routing_rl.suites.kept import KEPT_MANIFEST, kept_problem, read_kept_manifest
@@ -43,9 +43,11 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option("--runs", "only", default=None, help="Comma-separated run names: train only these runs' trials (default: every run).")
 @click.option("--dry-run", is_flag=True, help="List the trials and their status; train nothing.")
 @click.option("--retrain-altered", is_flag=True, help="Train again the kept trials whose results.json is not what `suite keep` recorded (default: refuse).")
+@click.option("--population", default=DEFAULT_POPULATION, show_default=True, type=click.IntRange(min=1, max=MAX_POPULATION),
+              help="Train up to N seeds of a run together in one process (same numbers as alone; 1: every trial alone).")
 @quiet_trials_option
 def run_suite(suite_file: Path, scale: str | None, workers: int, threads: int | None, backend: str, ray_address: str | None, out: Path | None,
-              only: str | None, dry_run: bool, retrain_altered: bool, quiet: bool) -> None:  # fmt: skip
+              only: str | None, dry_run: bool, retrain_altered: bool, population: int, quiet: bool) -> None:  # fmt: skip
     """Train every trial of SUITE_FILE that is not finished: skip complete (or kept) ones, resume interrupted ones."""
     try:
         spec = load_suite_file(suite_file)
@@ -82,10 +84,15 @@ def run_suite(suite_file: Path, scale: str | None, workers: int, threads: int | 
     done = [0]
     overheads: list[float] = []  # seconds trials of this session spent outside their epochs
     finished_epochs: dict[str, list[dict[str, Any]]] = {}
+    alone_noted: set[str] = set()
 
     def report(summary: dict[str, Any]) -> None:
         done[0] += 1
-        click.echo(f"[{done[0]}/{len(todo)}] {Path(summary['directory']).name}: {summary['status']} ({summary['seconds']:.0f} s)")
+        together = f", in a population of {summary['population']}" if summary.get("population", 1) > 1 else ""
+        click.echo(f"[{done[0]}/{len(todo)}] {Path(summary['directory']).name}: {summary['status']} ({summary['seconds']:.0f} s{together})")
+        if summary.get("alone") and summary["alone"] not in alone_noted:
+            alone_noted.add(summary["alone"])
+            click.echo(f"  trained alone, not in a population: {summary['alone']}")
         if (spent := set_up_seconds(summary)) is not None:
             overheads.append(spent)
         if done[0] < len(todo):
@@ -97,7 +104,7 @@ def run_suite(suite_file: Path, scale: str | None, workers: int, threads: int | 
         if backend == "ray" and todo:
             run_ray(todo, ray_address, report)
         elif backend == "local":
-            run_local(todo, workers, report, None if quiet else PROGRESS_EVERY)
+            run_local(todo, workers, report, None if quiet else PROGRESS_EVERY, population)
     except TrialSetupError as exc:  # a configuration error: running again would fail the same way
         raise click.ClickException(f"suite stopped: {exc}; fix the option in {suite_file} (finished trials are kept)") from None
     except Exception as exc:  # a trial's failure (bad data, a plugin) is reported, the others stay on disk

@@ -55,15 +55,16 @@ class Split:
         x = self.inputs[self.index[rows]]
         if x.dtype == torch.uint8:
             mean, std = self._standardisation
-            x = (x.to(torch.float32).div_(255.0) - mean) / std
+            x = (x.to(mean.dtype).div_(255.0) - mean) / std
         return x, self.targets[rows], self.tasks[rows]
 
     @cached_property
     def _standardisation(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel mean and std shaped to broadcast over a batch (built once, not per batch)."""
+        """Per-channel mean and std shaped to broadcast over a batch (built once, not per batch), in
+        torch's default float type (float32 unless a float64 test sets it)."""
         shape = (1, -1) + (1,) * (self.inputs.dim() - 2)
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(shape)
-        std = torch.tensor(self.std, dtype=torch.float32).view(shape)
+        mean = torch.tensor(self.mean, dtype=torch.get_default_dtype()).view(shape)
+        std = torch.tensor(self.std, dtype=torch.get_default_dtype()).view(shape)
         return mean, std
 
     def task_rows(self, task: int) -> torch.Tensor:

@@ -110,19 +110,33 @@ class BatchedRoutingEnv:
             final = self.objective.reward(logits, targets, tasks, loss)
             obs0 = RoutingObservation(tasks, 0)
             return EpisodeBatch([obs0], [], [], final, loss, logits, targets)
-        observations, decisions, rewards, scaled = [], [], [], []
-        obs: RoutingObservation | None = self.reset(x, targets, tasks)
-        while obs is not None:
+        observations, decisions = [], []
+        h = self.network.begin(x, tasks)
+        for depth in range(self.num_steps):
+            obs = RoutingObservation(tasks, depth, hidden_summary(h) if self.observe_hidden else None)
             decision = policy(obs)
             observations.append(obs)
             decisions.append(decision)
-            obs, _, _, info = self.step(decision)
-            rewards.append(info["step_reward"])
-            scaled.append(info.get("scaled_step_reward"))
-        # terms scaled by the final reward's magnitude (the public code's collaboration reward) are
-        # known only now; the last step's are already in its reward
-        magnitude = info["final_reward"].abs()
-        rewards = [r if s is None else r + s * magnitude for r, s in zip(rewards, scaled)]
-        return EpisodeBatch(
-            observations, decisions, rewards, info["final_reward"], info["loss"], info["logits"], targets
-        )
+            h = self.network.advance(depth, h, tasks, decision)
+        return self.episodes(observations, decisions, h, targets, tasks)
+
+    def episodes(self, observations: list[RoutingObservation], decisions: list[RoutingDecision], logits: torch.Tensor,
+                 targets: torch.Tensor, tasks: torch.Tensor) -> EpisodeBatch:  # fmt: skip
+        """The trace of episodes whose decisions were taken and whose network gave ``logits``: each
+        sample's loss and final reward, and every step's reward (the step-reward terms are called
+        step by step in order, as :meth:`step` calls them). A population of runs trained together
+        plays its members' episodes on one network and has each member's env make its trace here."""
+        loss = self.objective.loss(logits, targets, tasks)
+        final = self.objective.reward(logits, targets, tasks, loss)
+        magnitude = final.abs()
+        rewards = []
+        for obs, decision in zip(observations, decisions):
+            reward = torch.zeros(obs.batch_size, device=tasks.device)
+            scaled = torch.zeros_like(reward)
+            for term in self.step_rewards:
+                if getattr(term, "scaled_by_final", False):  # the public code's collaboration reward: known only now
+                    scaled = scaled + term(obs, decision)
+                else:
+                    reward = reward + term(obs, decision)
+            rewards.append(reward + scaled * magnitude if any(getattr(t, "scaled_by_final", False) for t in self.step_rewards) else reward)
+        return EpisodeBatch(observations, decisions, rewards, final, loss, logits, targets)

@@ -127,6 +127,13 @@ def keep(trials: list[tuple[Trial, Path, str]], kept: Path) -> tuple[list[str], 
     return copied, problems, adopted
 
 
+DEFAULT_POPULATION = 1
+"""Seeds of a run that ``suite run`` trains together in one process unless ``--population`` says otherwise."""
+
+MAX_POPULATION = 64
+"""The largest population ``--population`` takes."""
+
+
 DEFAULT_TRIAL_THREADS = 1
 """Torch threads of a suite or sweep trial that neither the suite file nor ``--threads`` sets.
 
@@ -185,6 +192,45 @@ def run_trial(config: dict[str, Any], directory: str, progress_every: float | No
     status = trial_status(path)
     if status in FINISHED:
         return {"directory": directory, "status": status, "seconds": 0.0, "epochs": 0}
+    guard = _setup_guard(path)
+    parts = guard(lambda: compose(RunConfig(**{**config, "logdir": directory})))
+    fit = plain_fit if progress_every is None else fit_with_lines(display_name(path), progress_every)
+    outcome = run_one(parts, resume=status == "partial", overwrite=status != "partial", command=["routing-rl", "suite", "run"],
+                      guard=guard, fit=fit)  # fmt: skip
+    return {"directory": directory, "status": outcome.status, "seconds": outcome.seconds,
+            "epochs": parts.config.epochs - (outcome.trainer.start_epoch - 1)}  # fmt: skip
+
+
+def run_population_trials(configs: list[dict[str, Any]], directories: list[str], progress_every: float | None = None) -> list[dict[str, Any]]:
+    """Train trials together as one population (:func:`~routing_rl.training.loop.run_sequence.run_population`)
+    in a worker process: each trial resumes its own checkpoint; trials that cannot be stacked train
+    alone, and every summary says why in ``alone``. Finished trials are skipped."""
+    from routing_rl.training import RunConfig
+    from routing_rl.training.loop.progress_line import fit_with_lines
+    from routing_rl.training.loop.run_sequence import plain_fit, run_population
+    from routing_rl.training.setup.composition import compose
+
+    if len(configs) == 1:
+        return [run_trial(configs[0], directories[0], progress_every)]
+    pending = [(config, Path(directory)) for config, directory in zip(configs, directories)]
+    summaries = {str(path): {"directory": str(path), "status": status, "seconds": 0.0, "epochs": 0}
+                 for _, path in pending if (status := trial_status(path)) in FINISHED}  # fmt: skip
+    runs = [(config, path, trial_status(path)) for config, path in pending if str(path) not in summaries]
+    if runs:
+        guard = _setup_guard(runs[0][1])
+        parts = [guard(lambda c=config, p=path: compose(RunConfig(**{**c, "logdir": str(p)}))) for config, path, _ in runs]
+        fit = plain_fit if progress_every is None else fit_with_lines(display_name(runs[0][1]), progress_every)
+        outcomes, alone = run_population([(pc, status == "partial", status != "partial") for pc, (_, _, status) in zip(parts, runs)],
+                                         ["routing-rl", "suite", "run"], guard, fit)  # fmt: skip
+        for (config, path, _), outcome in zip(runs, outcomes):
+            summaries[str(path)] = {"directory": str(path), "status": outcome.status, "seconds": outcome.seconds,
+                                    "epochs": outcome.trainer.config.epochs - (outcome.trainer.start_epoch - 1),
+                                    "population": 1 if alone else len(runs), "alone": alone}  # fmt: skip
+    return [summaries[str(Path(d))] for d in directories]
+
+
+def _setup_guard(path: Path) -> Callable[[Callable[[], Any]], Any]:
+    """Set-up failures (bad data, options, a router refused) as a :class:`TrialSetupError` naming the trial."""
     from routing_rl.agents import RouterConfigError
     from routing_rl.data import DataError
     from routing_rl.network import SpecError
@@ -195,12 +241,19 @@ def run_trial(config: dict[str, Any], directory: str, progress_every: float | No
         except (DataError, SpecError, RouterConfigError, ValueError) as exc:
             raise TrialSetupError(f"trial {path.name}: {exc}") from None
 
-    parts = guard(lambda: compose(RunConfig(**{**config, "logdir": directory})))
-    fit = plain_fit if progress_every is None else fit_with_lines(display_name(path), progress_every)
-    outcome = run_one(parts, resume=status == "partial", overwrite=status != "partial", command=["routing-rl", "suite", "run"],
-                      guard=guard, fit=fit)  # fmt: skip
-    return {"directory": directory, "status": outcome.status, "seconds": outcome.seconds,
-            "epochs": parts.config.epochs - (outcome.trainer.start_epoch - 1)}  # fmt: skip
+    return guard
+
+
+def populations(todo: list[tuple[Trial, Path]], size: int) -> list[list[tuple[Trial, Path]]]:
+    """The trials to train, in populations of at most ``size``: the seeds of one run (trials whose
+    options differ only in their seed) go together, in the order planned."""
+    groups: dict[str, list[tuple[Trial, Path]]] = {}
+    for trial, path in todo:
+        key = json.dumps({k: v for k, v in trial.config.to_dict().items() if k not in ("seed", "logdir")}, sort_keys=True, default=str)
+        groups.setdefault(key, []).append((trial, path))
+    chunks = [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
+    order = {id(pair[0]): n for n, pair in enumerate(todo)}
+    return sorted(chunks, key=lambda chunk: order[id(chunk[0][0])])
 
 
 def check_data(trials: list[Trial]) -> None:
@@ -247,17 +300,23 @@ def plan(suite: SuiteSpec, scale: str | None, directory: Path, threads: int | No
 
 
 def run_local(todo: list[tuple[Trial, Path]], workers: int, report: Callable[[dict[str, Any]], None],
-              progress_every: float | None = None) -> None:  # fmt: skip
+              progress_every: float | None = None, population: int = 1) -> None:  # fmt: skip
     """Trials in ``workers`` processes (spawned: each starts clean, as a separate ``routing-rl run``
-    would), each printing its progress line at most every ``progress_every`` seconds (None: silent)."""
+    would), each printing its progress line at most every ``progress_every`` seconds (None: silent);
+    with ``population`` > 1 the seeds of a run train together, that many at most in a process
+    (:func:`populations`)."""
+    chunks = populations(todo, population)
+    jobs = [([t.config.to_dict() for t, _ in chunk], [str(p) for _, p in chunk]) for chunk in chunks]
     if workers == 1:
-        for trial, path in todo:
-            report(run_trial(trial.config.to_dict(), str(path), progress_every))
+        for configs, directories in jobs:
+            for summary in run_population_trials(configs, directories, progress_every):
+                report(summary)
         return
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_trial, trial.config.to_dict(), str(path), progress_every) for trial, path in todo]
+        futures = [pool.submit(run_population_trials, configs, directories, progress_every) for configs, directories in jobs]
         for future in as_completed(futures):
-            report(future.result())
+            for summary in future.result():
+                report(summary)
 
 
 def absolute_data_dir(config: dict[str, Any]) -> dict[str, Any]:

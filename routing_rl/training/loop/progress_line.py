@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from routing_rl.training.loop.trainer import Callbacks, Trainer
 from routing_rl.training.records.tb_logger import TensorBoardLogger
@@ -97,6 +98,11 @@ def fit_with_lines(name: str, every: float = PROGRESS_EVERY) -> Callable[[Traine
         trainer.callbacks = ProgressLine(name, batches_per_epoch(trainer), every).callbacks()
         trainer.fit(logger)
 
+    def callbacks_for(trainer: Trainer, members: int) -> Any:
+        """The progress line of a population's first member, named for the population."""
+        return ProgressLine(f"{name} (+{members - 1} in its population)", batches_per_epoch(trainer), every).callbacks()
+
+    fit.callbacks_for = callbacks_for  # type: ignore[attr-defined]
     return fit
 
 

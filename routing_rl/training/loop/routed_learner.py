@@ -16,7 +16,7 @@ from torch import nn
 
 from routing_rl.agents import Router, RouterConfigError
 from routing_rl.agents.shared_bottom import SharedBottomRouter
-from routing_rl.core.contracts import Batch, RoutingObservation
+from routing_rl.core.contracts import Batch, EpisodeBatch, RoutingObservation
 from routing_rl.envs.batched import BatchedRoutingEnv
 from routing_rl.envs.collaboration import CollaborationReward
 from routing_rl.metrics.routing import cosine_similarity_matrix, perplexity
@@ -116,9 +116,14 @@ class RoutedLearner(Learner):
 
     def train_step(self, batch: Batch, epoch: int) -> StepResult:
         router = self.routing_policy(epoch)
-        learn = router is self.router
         x, targets, tasks = self._inputs(batch)
         episodes = self.env.run(x, targets, tasks, lambda obs: router.act(obs, explore=True))
+        return self.step_result(batch, episodes, router)
+
+    def step_result(self, batch: Batch, episodes: EpisodeBatch, router: Router) -> StepResult:
+        """The losses and statistics of a batch's played episodes (``router`` played them: the agent,
+        or the shared routes of warm-up, which learn nothing)."""
+        learn = router is self.router
         # --loss-reduction sum: the public code's Loss layer with reduction "none", summed (the corrected row)
         task_loss = episodes.loss.sum() if self.config.loss_reduction == "sum" else self.family.batch_loss(episodes.loss, batch)
         router_loss = router.loss(episodes) if learn else None

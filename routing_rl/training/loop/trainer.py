@@ -10,11 +10,10 @@ from its last checkpoint ends with exactly the numbers of an uninterrupted run.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +93,26 @@ def set_epoch_learning_rates(
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
             group["lr"] = group["initial_lr"] * factor
+
+
+@dataclass
+class EpochFeed:
+    """One training epoch in progress: its batches' row indices, augmentation generator and running sums.
+
+    The solo loop (:meth:`Trainer.train_epoch`) and a population (:mod:`routing_rl.training.loop.population`)
+    drive the same pieces: begin the epoch, take batches, account for each trained batch, end it.
+    """
+
+    epoch: int
+    rows: Iterator[torch.Tensor]
+    aug_gen: torch.Generator
+    stepping: bool
+    start: float
+    batches: int = 0
+    samples: int = 0
+    loss_sum: float = 0.0
+    data_seconds: float = 0.0
+    sums: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -185,55 +204,79 @@ class Trainer:
         self.run_directory.save(epoch, self.config.to_dict(), dict(self.results), {**self.learner.state(), "first_loss": self.first_loss})
 
     # ---- one epoch --------------------------------------------------------------------------
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def begin_train_epoch(self, epoch: int) -> EpochFeed:
+        """Seed the epoch's streams, set its learning rates and start its batches (see :class:`EpochFeed`)."""
         cfg = self.config
         torch.manual_seed(epoch_seed(cfg.seed, epoch, EpochStream.GLOBAL))
         data_gen = epoch_generator(cfg.seed, epoch, EpochStream.DATA_ORDER)
         aug_gen = epoch_generator(cfg.seed, epoch, EpochStream.AUGMENTATION)
         self.learner.begin_epoch(epoch, epoch_seed(cfg.seed, epoch, EpochStream.SAMPLING))
         set_epoch_learning_rates(self.learner.optimizers.values(), epoch, cfg.lr_milestones, cfg.lr_decay)
-        loss_sum, samples, sums, data_seconds = 0.0, 0, {}, 0.0
         # --step-epochs: the public code's loop steps no optimizer in other epochs (its optimizer list
         # is empty), yet plays every batch (BatchNorm statistics, sampled routes, collaboration history)
         stepping = not cfg.step_epochs or epoch in cfg.step_epochs
-        start = time.perf_counter()
-        batches = iter(self.data.train.batches(cfg.batch_size, data_gen, shuffle=True))
-        for b in itertools.count():
-            if cfg.max_batches_per_epoch is not None and b >= cfg.max_batches_per_epoch:
-                break
-            fetch = time.perf_counter()
-            rows = next(batches, None)
-            if rows is None:
-                break
-            batch = self.family.gather(self.data.train, rows, self.device, aug_gen)
-            data_seconds += time.perf_counter() - fetch
-            step = self.learner.train_step(batch, epoch)
-            task_loss = step.task_loss.item()
-            self._check_divergence(epoch, b + 1, step.loss.item(), task_loss)
-            if stepping:
-                self._update(step)
-            n = batch.size
-            loss_sum += task_loss * n
-            samples += n
-            for key, value in step.sums.items():
-                sums[key] = sums.get(key, 0.0) + value
-            if self.callbacks.on_batch:
-                self.callbacks.on_batch(n, task_loss)
-        seconds = time.perf_counter() - start
-        n = max(samples, 1)
+        return EpochFeed(epoch, iter(self.data.train.batches(cfg.batch_size, data_gen, shuffle=True)), aug_gen, stepping,
+                         time.perf_counter())  # fmt: skip
+
+    def next_batch(self, feed: EpochFeed) -> Batch | None:
+        """The epoch's next training batch on the device (None after the last, or at ``--max-batches``)."""
+        limit = self.config.max_batches_per_epoch
+        if limit is not None and feed.batches >= limit:
+            return None
+        fetch = time.perf_counter()
+        rows = next(feed.rows, None)
+        if rows is None:
+            return None
+        batch = self.family.gather(self.data.train, rows, self.device, feed.aug_gen)
+        feed.data_seconds += time.perf_counter() - fetch
+        return batch
+
+    def account(self, feed: EpochFeed, step: StepResult, batch: Batch) -> None:
+        """The divergence stop and the epoch's sums for one trained batch."""
+        feed.batches += 1
+        task_loss = step.task_loss.item()
+        self._check_divergence(feed.epoch, feed.batches, step.loss.item(), task_loss)
+        n = batch.size
+        feed.loss_sum += task_loss * n
+        feed.samples += n
+        for key, value in step.sums.items():
+            feed.sums[key] = feed.sums.get(key, 0.0) + value
+        if self.callbacks.on_batch:
+            self.callbacks.on_batch(n, task_loss)
+
+    def end_train_epoch(self, feed: EpochFeed) -> dict[str, float]:
+        """The training part of the epoch's record."""
+        seconds = time.perf_counter() - feed.start
+        n = max(feed.samples, 1)
         return {
-            "train_loss": loss_sum / n,
-            **{key: value / n for key, value in sums.items()},
+            "train_loss": feed.loss_sum / n,
+            **{key: value / n for key, value in feed.sums.items()},
             "train_seconds": seconds,
-            "data_seconds": data_seconds,  # batching, gathering and augmenting rows: the data pipeline's share
-            "samples_per_second": samples / seconds if seconds > 0 else math.nan,
+            "data_seconds": feed.data_seconds,  # batching, gathering and augmenting rows: the data pipeline's share
+            "samples_per_second": feed.samples / seconds if seconds > 0 else math.nan,
         }
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        feed = self.begin_train_epoch(epoch)
+        while (batch := self.next_batch(feed)) is not None:
+            step = self.learner.train_step(batch, epoch)
+            self.account(feed, step, batch)
+            if feed.stepping:
+                self._update(step)
+        return self.end_train_epoch(feed)
 
     def _update(self, step: StepResult) -> None:
         """Back-propagate the step's loss, clip the weights' gradients (``--grad-clip``), step every optimizer."""
+        self.zero_grad()
+        step.loss.backward()
+        self.apply_gradients(step)
+
+    def zero_grad(self) -> None:
         for opt in self.learner.optimizers.values():
             opt.zero_grad(set_to_none=True)
-        step.loss.backward()
+
+    def apply_gradients(self, step: StepResult) -> None:
+        """With the step's gradients in place: clip the weights' (``--grad-clip``), step every optimizer, then the learner's hook."""
         if self.config.grad_clip is not None:
             clip_weight_gradients(self.learner.weight_parameters, self.config.grad_clip, self.config.grad_clip_mode)
         for opt in self.learner.optimizers.values():
@@ -284,37 +327,47 @@ class Trainer:
             self.run_directory.release()
 
     def _fit(self, logger: TensorBoardLogger | None) -> ResultsRecord:
-        cfg = self.config
-        if logger and self.start_epoch == 1:
-            logger.text("config", "\n".join(f"    {k}: {v}" for k, v in cfg.to_dict().items()), 0)
-        for epoch in range(self.start_epoch, cfg.epochs + 1):
-            if self.callbacks.on_epoch_start:
-                self.callbacks.on_epoch_start(epoch, cfg.epochs)
-            train = self.train_epoch(epoch)
-            eval_start = time.perf_counter()
-            self.learner.eval_mode()
-            predict = lambda batch: self.learner.predict(batch, epoch)  # noqa: E731
-            val = self.evaluate(self.data.val, predict)
-            test = self.evaluate(self.data.test, predict)
-            record: EpochRecord = {  # type: ignore[typeddict-item]  # the learner's keys are its own
-                "epoch": epoch, **train, "eval_seconds": time.perf_counter() - eval_start,
-                "val": val.to_dict(), "test": test.to_dict(), **self.learner.epoch_record(epoch),
-            }  # fmt: skip
-            self.results["epochs"].append(record)
-            if epoch == cfg.epochs:
-                check = self.learner.finish(lambda p: self.evaluate(self.data.test, p), test)
-                if check is not None:
-                    self.results["serving"] = check
-                self.results["status"] = "complete"
-            self.results["final"] = summarise(self.results["epochs"], self.family.metric, self.family.higher_is_better)
-            if logger:
-                self._log(logger, record, epoch)
-                if self.results["status"] == "complete":
-                    logger.hparams(cfg.to_dict(), self.results["final"])
-            self._save(epoch)
-            if self.callbacks.on_epoch_end:
-                self.callbacks.on_epoch_end(record)
+        self.begin_fit(logger)
+        for epoch in range(self.start_epoch, self.config.epochs + 1):
+            self.begin_epoch(epoch)
+            self.end_epoch(epoch, self.train_epoch(epoch), logger)
         return self.results
+
+    def begin_fit(self, logger: TensorBoardLogger | None) -> None:
+        """What a run logs before its first epoch: its options (a fresh run only)."""
+        if logger and self.start_epoch == 1:
+            logger.text("config", "\n".join(f"    {k}: {v}" for k, v in self.config.to_dict().items()), 0)
+
+    def begin_epoch(self, epoch: int) -> None:
+        if self.callbacks.on_epoch_start:
+            self.callbacks.on_epoch_start(epoch, self.config.epochs)
+
+    def end_epoch(self, epoch: int, train: dict[str, float], logger: TensorBoardLogger | None) -> None:
+        """After the epoch's training: evaluate, record, log and save the epoch (and finish the run after its last)."""
+        cfg = self.config
+        eval_start = time.perf_counter()
+        self.learner.eval_mode()
+        predict = lambda batch: self.learner.predict(batch, epoch)  # noqa: E731
+        val = self.evaluate(self.data.val, predict)
+        test = self.evaluate(self.data.test, predict)
+        record: EpochRecord = {  # type: ignore[typeddict-item]  # the learner's keys are its own
+            "epoch": epoch, **train, "eval_seconds": time.perf_counter() - eval_start,
+            "val": val.to_dict(), "test": test.to_dict(), **self.learner.epoch_record(epoch),
+        }  # fmt: skip
+        self.results["epochs"].append(record)
+        if epoch == cfg.epochs:
+            check = self.learner.finish(lambda p: self.evaluate(self.data.test, p), test)
+            if check is not None:
+                self.results["serving"] = check
+            self.results["status"] = "complete"
+        self.results["final"] = summarise(self.results["epochs"], self.family.metric, self.family.higher_is_better)
+        if logger:
+            self._log(logger, record, epoch)
+            if self.results["status"] == "complete":
+                logger.hparams(cfg.to_dict(), self.results["final"])
+        self._save(epoch)
+        if self.callbacks.on_epoch_end:
+            self.callbacks.on_epoch_end(record)
 
     def _log(self, logger: TensorBoardLogger, record: dict[str, Any], epoch: int) -> None:
         """``losses/``, ``charts/`` (means, speed, sizes), the metric of every task per split, then the learner's own."""

@@ -1,0 +1,120 @@
+"""Several routed networks of one shape run as one: the network of a population of trials.
+
+A suite trains the same network many times (seeds, learning rates, routers); each trial alone pays
+the trainer's per-batch overhead and runs matrix products far too small for the hardware. A
+population runs its members' batches together: every layer's blocks of every member form one
+layer of member x block blocks, and the routed layer's one sort / gather / run / scatter
+(:func:`~routing_rl.network.routed_layer.dispatch`) sends each sample to its own member's block.
+A member's shared layer is then block ``member`` of that layer, its per-task layer and heads the
+blocks ``member * tasks + task``, and a routed layer's block ``b`` the block ``member * blocks + b``.
+
+Nothing is copied: the population's layers hold the members' own modules, so a member's
+gradient, optimizer step, checkpoint and BatchNorm statistics are its own, computed on its own
+samples only. Where linear blocks in use reach the dispatcher's batched-matmul threshold they run
+as one padded batched matmul (:data:`~routing_rl.network.routed_layer.STACKED_MIN_BLOCKS`), which
+agrees with one call per block to rounding, not bit for bit.
+
+Samples carry *population task ids* ``member * tasks + task``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from routing_rl.core.contracts import RoutingDecision
+from routing_rl.network.linear_bank import LinearBank
+from routing_rl.network.model import RoutingNetwork
+from routing_rl.network.routed_layer import dispatch
+
+
+def stacking_problem(members: Sequence[RoutingNetwork]) -> str | None:
+    """Why these networks cannot run as one population (None when they can)."""
+    first = members[0]
+    for other in members[1:]:
+        if [s.to_dict() for s in other.specs] != [s.to_dict() for s in first.specs] or other.input_shape != first.input_shape:
+            return "their networks differ in shape (layers, widths or blocks)"
+        if other.head_sizes != first.head_sizes:
+            return "their task heads differ"
+    if any(m.dropout > 0 for m in members):
+        return "dropout draws its masks from torch's global generator, which each trial seeds for itself"
+    for m in members:
+        layers = [layer.layer.blocks for layer in m.layers] + [m.heads.blocks]
+        if any(isinstance(blocks, LinearBank) for blocks in layers):
+            return "layers of 32 or more blocks are stored as banks, which a population does not stack yet"
+    return None
+
+
+class PopulationNetwork:
+    """The members' networks as one, addressed by population task ids (module docstring).
+
+    It offers what the routing episodes need of a :class:`RoutingNetwork`: ``begin`` and
+    ``advance`` (with decisions whose blocks are already the population's), ``num_routed`` and
+    ``blocks_per_layer`` (each member's)."""
+
+    def __init__(self, members: Sequence[RoutingNetwork]) -> None:
+        if not members:
+            raise ValueError("a population needs at least one member")
+        if problem := stacking_problem(members):
+            raise ValueError(f"these networks cannot run as one population: {problem}")
+        first = members[0]
+        self.members = list(members)
+        self.num_tasks = first.num_tasks
+        self.specs = first.specs
+        self.routed_positions = list(first.routed_positions)
+        self.blocks_per_layer = list(first.blocks_per_layer)
+        self.head_routed = first.head_routed
+        self.layers = [nn.ModuleList([block for m in members for block in m.layers[i].layer.blocks]) for i in range(len(first.layers))]
+        self.heads = nn.ModuleList([head for m in members for head in m.heads.blocks])
+
+    @property
+    def num_routed(self) -> int:
+        return len(self.routed_positions)
+
+    def _layer(self, i: int, h: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision | None = None) -> torch.Tensor:
+        spec = self.specs[i]
+        if spec.kind != "conv" and h.dim() > 2:
+            h = h.flatten(1)
+        if spec.mode == "shared":
+            return dispatch(self.layers[i], h, RoutingDecision(torch.div(tasks, self.num_tasks, rounding_mode="floor")))
+        if spec.mode == "per-task":
+            return dispatch(self.layers[i], h, RoutingDecision(tasks))
+        if decision is None:
+            raise ValueError(f"routed layer {spec.name} needs a routing decision")
+        return dispatch(self.layers[i], h, decision)
+
+    def _run(self, start: int, stop: int, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
+        for i in range(start, stop):
+            h = self._layer(i, h, tasks)
+        return h
+
+    def _head(self, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
+        return h if self.head_routed else dispatch(self.heads, h.flatten(1), RoutingDecision(tasks))
+
+    def begin(self, x: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
+        """The layers before the first routed layer (all layers and the heads if none is routed)."""
+        if not self.routed_positions:
+            return self._head(self._run(0, len(self.layers), x, tasks), tasks)
+        return self._run(0, self.routed_positions[0], x, tasks)
+
+    def advance(self, depth: int, h: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision) -> torch.Tensor:
+        """Routed layer ``depth`` (``decision`` in population blocks) and the layers after it; the last step returns logits."""
+        pos = self.routed_positions[depth]
+        h = self._layer(pos, h, tasks, decision)
+        last = depth == self.num_routed - 1
+        stop = len(self.layers) if last else self.routed_positions[depth + 1]
+        h = self._run(pos + 1, stop, h, tasks)
+        return self._head(h, tasks) if last else h
+
+
+def population_decision(decisions: Sequence[RoutingDecision], blocks: int) -> RoutingDecision:
+    """The members' decisions at one routed layer of ``blocks`` blocks as one, each member's blocks
+    moved to its own: member ``p``'s block ``b`` is the population's ``p * blocks + b``."""
+    moved = [d.blocks + p * blocks for p, d in enumerate(decisions)]
+    if all(d.is_hard for d in decisions):
+        return RoutingDecision(torch.cat(moved))
+    if any(d.is_hard for d in decisions) or len({d.blocks.shape[1] for d in decisions}) != 1:
+        raise ValueError("a population's members must all route hard, or all soft over as many blocks")
+    return RoutingDecision(torch.cat(moved), torch.cat([d.weights for d in decisions]))  # type: ignore[misc]

@@ -1,0 +1,157 @@
+"""A population: several trials of one network shape trained together, batch by batch, in one process.
+
+Each member is a whole :class:`~routing_rl.training.loop.trainer.Trainer` of its own (its run
+directory, seed, data order, augmentation, weights, router, optimizers, learning-rate schedule,
+gradient clipping, loss reduction, results, checkpoint and TensorBoard files); the population
+only replaces the solo loop's "play one batch, back-propagate it" with one step for everybody:
+
+1. every member takes its own next batch (its own data order);
+2. the batches run as one through the members' networks stacked as one
+   (:class:`~routing_rl.network.population.PopulationNetwork`), each member's router choosing its
+   own samples' blocks at every routed layer;
+3. each member's env turns its own samples' outputs into its episodes, and the member's learner
+   into its losses (as alone);
+4. one backward pass of the sum of the members' losses: a member's parameters touch only its own
+   samples, so its gradient is the one it would have alone; then each member clips and steps its
+   own optimizers.
+
+Evaluation, records, checkpoints and logs are each member's own, after every epoch. A member that
+diverges is recorded as diverged and leaves; the others go on. A population stopped at any point
+resumes from its members' checkpoints (all at the same epoch, since every member saves after
+every epoch) to the numbers of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from routing_rl.core.contracts import RoutingObservation
+from routing_rl.envs.batched import hidden_summary
+from routing_rl.network.population import PopulationNetwork, population_decision, stacking_problem
+from routing_rl.training.loop.learner import StepResult
+from routing_rl.training.loop.routed_learner import RoutedLearner
+from routing_rl.training.loop.trainer import EpochFeed, Trainer, TrainingDiverged
+from routing_rl.training.records.results import ResultsRecord
+from routing_rl.training.records.tb_logger import TensorBoardLogger
+
+SAME_OPTIONS = ("device", "batch_size", "max_batches_per_epoch", "epochs", "step_epochs", "observe_hidden", "warmup_epochs")
+"""Options every member must share: they fix the batches and the steps the members take together."""
+
+
+def population_problem(trainers: Sequence[Trainer]) -> str | None:
+    """Why these trials cannot train as one population (None when they can)."""
+    if len(trainers) < 2:
+        return "a population needs two members at least"
+    if not all(isinstance(t.learner, RoutedLearner) for t in trainers):
+        return "multi-task models (snr-trans, snr-aver, mmoe, ml-mmoe) train alone"
+    first = trainers[0]
+    for name in SAME_OPTIONS:
+        if len({str(getattr(t.config, name)) for t in trainers}) > 1:
+            return f"their --{name.replace('_', '-')} differ"
+    if len({t.start_epoch for t in trainers}) > 1:
+        return "their checkpoints are at different epochs"
+    if len({t.device for t in trainers}) > 1 or len({t.learner.memory_format for t in trainers}) > 1:  # type: ignore[attr-defined]
+        return "they train on different devices or memory formats"
+    if first.learner.env.observe_hidden != any(t.learner.env.observe_hidden for t in trainers):  # type: ignore[attr-defined]
+        return "some observe the hidden state and some do not"
+    return stacking_problem([t.learner.network for t in trainers])  # type: ignore[attr-defined]
+
+
+class Population:
+    """Trains ``trainers`` (prepared: run directories open, checkpoints loaded) together; see the module docstring."""
+
+    def __init__(self, trainers: Sequence[Trainer]) -> None:
+        if problem := population_problem(trainers):
+            raise ValueError(f"these trials cannot train as one population: {problem}")
+        self.trainers = list(trainers)
+
+    def fit(self, loggers: Sequence[TensorBoardLogger | None] | None = None) -> list[ResultsRecord | None]:
+        """Train every member from its start epoch to the last; returns each member's results
+        (None for a member that diverged: its record on disk says where)."""
+        loggers = list(loggers) if loggers is not None else [None] * len(self.trainers)
+        for trainer in self.trainers:
+            trainer.run_directory.acquire()
+        try:
+            return self._fit(loggers)
+        finally:
+            for trainer in self.trainers:
+                trainer.run_directory.release()
+
+    def _fit(self, loggers: list[TensorBoardLogger | None]) -> list[ResultsRecord | None]:
+        live = dict(enumerate(self.trainers))
+        for trainer, logger in zip(self.trainers, loggers):
+            trainer.begin_fit(logger)
+        first = self.trainers[0]
+        for epoch in range(first.start_epoch, first.config.epochs + 1):
+            for trainer in live.values():
+                trainer.begin_epoch(epoch)
+            feeds = {i: t.begin_train_epoch(epoch) for i, t in live.items()}
+            self._train_epoch(epoch, live, feeds)
+            if not live:
+                break
+            for i, trainer in live.items():
+                trainer.end_epoch(epoch, trainer.end_train_epoch(feeds[i]), loggers[i])
+        return [t.results if t.results["status"] == "complete" else None for t in self.trainers]
+
+    def _train_epoch(self, epoch: int, live: dict[int, Trainer], feeds: dict[int, EpochFeed]) -> None:
+        """The members' batches step by step; a member whose epoch has fewer batches (a training split
+        a few rows shorter, as a seed's stratified hold-out may leave it) sits out the last steps."""
+        stacked: tuple[int, ...] = ()
+        network: PopulationNetwork | None = None
+        while True:
+            batches = {i: b for i in live if (b := live[i].next_batch(feeds[i])) is not None}
+            if not batches:
+                return
+            members = tuple(batches)
+            if members != stacked:
+                stacked, network = members, PopulationNetwork([live[i].learner.network for i in members])  # type: ignore[attr-defined]
+            steps = dict(zip(members, play(network, [live[i] for i in members], [batches[i] for i in members], epoch)))  # type: ignore[arg-type]
+            diverged = []
+            for i, step in steps.items():
+                try:
+                    live[i].account(feeds[i], step, batches[i])
+                except TrainingDiverged:
+                    diverged.append(i)  # its record says where; the others go on
+            stepping = {i: step for i, step in steps.items() if i not in diverged}
+            if stepping and feeds[members[0]].stepping:
+                for i in stepping:
+                    live[i].zero_grad()
+                torch.stack([step.loss for step in stepping.values()]).sum().backward()
+                for i, step in stepping.items():
+                    live[i].apply_gradients(step)
+            for i in diverged:
+                del live[i], feeds[i]
+
+
+def play(network: PopulationNetwork, trainers: Sequence[Trainer], batches: Sequence[object], epoch: int) -> list[StepResult]:
+    """One batch of every member through ``network``: each member's router routes its own samples,
+    each member's env and learner make its episodes and losses (:meth:`RoutedLearner.step_result`)."""
+    learners: list[RoutedLearner] = [t.learner for t in trainers]  # type: ignore[misc]
+    inputs = [learner._inputs(batch) for learner, batch in zip(learners, batches)]  # type: ignore[arg-type]
+    sizes = [x.shape[0] for x, _, _ in inputs]
+    tasks = [t for _, _, t in inputs]
+    x = torch.cat([x for x, _, _ in inputs])
+    population_tasks = torch.cat([t + p * network.num_tasks for p, t in enumerate(tasks)])
+    routers = [learner.routing_policy(epoch) for learner in learners]
+    observations: list[list[RoutingObservation]] = [[] for _ in learners]
+    decisions: list[list] = [[] for _ in learners]
+    h = network.begin(x, population_tasks)
+    for depth in range(network.num_routed):
+        hidden = hidden_summary(h).split(sizes) if learners[0].env.observe_hidden else [None] * len(learners)
+        chosen = []
+        for p, router in enumerate(routers):
+            obs = RoutingObservation(tasks[p], depth, hidden[p])
+            decision = router.act(obs, explore=True)
+            observations[p].append(obs)
+            decisions[p].append(decision)
+            chosen.append(decision)
+        h = network.advance(depth, h, population_tasks, population_decision(chosen, network.blocks_per_layer[depth]))
+    logits = h.split(sizes)
+    steps = []
+    for p, learner in enumerate(learners):
+        obs = observations[p] or [RoutingObservation(tasks[p], 0)]  # a network with no routed layer: one observation, no steps
+        episodes = learner.env.episodes(obs, decisions[p], logits[p], inputs[p][1], tasks[p])
+        steps.append(learner.step_result(batches[p], episodes, routers[p]))  # type: ignore[arg-type]
+    return steps

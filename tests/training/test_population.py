@@ -1,0 +1,236 @@
+"""Populations: trials trained together give each member the numbers it has alone.
+
+Every router and network family is trained alone and in a population, in float64 on a small
+network, and compared epoch by epoch (losses, validation and test scores, routing policies) and
+in its final weights, router state and optimizer state (relative 1e-9); a stopped population
+resumes to the numbers of an uninterrupted one; a diverging member leaves, the others go on;
+trials that cannot be stacked are named with the reason; `suite run --population` trains a
+suite's seeds together and writes every trial's own files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from routing_rl.cli import main
+from routing_rl.data import load_suite
+from routing_rl.training import RunConfig, Trainer
+from routing_rl.training.loop.population import Population, population_problem
+from routing_rl.training.setup.composition import compose
+
+SYNTHETIC = {"num_tasks": 4, "num_groups": 2, "train_per_task": 100, "test_per_task": 40}
+TOLERANCE = 1e-9
+
+
+@pytest.fixture
+def float64():
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+def in_default_dtype(data):
+    """The data with float inputs in the default dtype (float64 under the fixture)."""
+    splits = {name: getattr(data, name) for name in ("train", "val", "test")}
+    moved = {name: dataclasses.replace(s, inputs=s.inputs.to(torch.get_default_dtype())) if s.inputs.is_floating_point() else s
+             for name, s in splits.items()}  # fmt: skip
+    return dataclasses.replace(data, **moved)
+
+
+def trainer(root: Path, seed: int, env: str = "synthetic-groups", resume: bool = False, data_dir: Path | None = None, **options) -> Trainer:
+    env_options = options.pop("env_options", SYNTHETIC if env == "synthetic-groups" else {"verify": False})
+    config = RunConfig(env=env, epochs=options.pop("epochs", 2), batch_size=options.pop("batch_size", 7), seed=seed, threads=1,
+                       logdir=str(root / f"s{seed}"), env_options=env_options, data_dir=str(data_dir) if data_dir else None,
+                       **options)  # fmt: skip
+    parts = compose(config)
+    t = Trainer(parts, in_default_dtype(parts.load_data()))
+    t.prepare_run_dir(resume=resume)
+    return t
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    if not a.is_floating_point():
+        return 0.0 if torch.equal(a, b) else float("inf")
+    scale = max(float(a.abs().max()), 1e-30) if a.numel() else 1.0
+    return float((a - b).abs().max()) / scale if a.numel() else 0.0
+
+
+def tensors(state, prefix=""):
+    """Every tensor of a nested state (state dicts, optimizer states) with its path."""
+    if isinstance(state, torch.Tensor):
+        yield prefix, state
+    elif isinstance(state, dict):
+        for key, value in state.items():
+            yield from tensors(value, f"{prefix}/{key}")
+    elif isinstance(state, (list, tuple)):
+        for i, value in enumerate(state):
+            yield from tensors(value, f"{prefix}/{i}")
+
+
+def assert_same_member(alone: Trainer, member: Trainer) -> None:
+    assert member.results["status"] == alone.results["status"] == "complete"
+    for a, b in zip(alone.results["epochs"], member.results["epochs"], strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=TOLERANCE)
+        for split in ("val", "test"):
+            assert b[split]["per_task"] == pytest.approx(a[split]["per_task"], rel=TOLERANCE)
+        if "routing" in a:
+            assert torch.tensor(b["routing"]["policy"]) == pytest.approx(torch.tensor(a["routing"]["policy"]), rel=TOLERANCE, abs=1e-12)
+    worst = {}
+    mine = dict(tensors(member.learner.state()))
+    for path, tensor in tensors(alone.learner.state()):
+        worst[path] = relative(tensor, mine[path])
+    assert max(worst.values()) <= TOLERANCE, sorted(worst.items(), key=lambda kv: -kv[1])[:3]
+
+
+ROUTERS = {
+    "shared bottom (no routed layer)": {"agent": "shared-bottom", "routed": "none"},
+    "no sharing": {"agent": "no-sharing", "routed": "all"},
+    "fixed random": {"agent": "fixed-random"},
+    "oracle groups": {"agent": "oracle-groups"},
+    "wpl": {"agent": "wpl"},
+    "wpl, warm-up, clipped, summed loss": {"agent": "wpl", "warmup_epochs": 1, "grad_clip": 0.5, "loss_reduction": "sum"},
+    "wpl, public code's update": {"agent": "wpl", "agent_options": {"variant": "public-code"}},
+    "reinforce, every layer routed": {"agent": "reinforce", "routed": "all", "blocks": 3},
+    "q-learning": {"agent": "qlearning"},
+    "hard-concrete (soft routing)": {"agent": "hard-concrete"},
+    "wpl with the collaboration reward": {"agent": "wpl", "collab_reward": 0.3},
+}
+
+
+@pytest.mark.parametrize("options", list(ROUTERS.values()), ids=list(ROUTERS))
+def test_a_member_trains_as_it_would_alone(tmp_path, float64, options):
+    alone = [trainer(tmp_path / "alone", seed, **dict(options)) for seed in (0, 1, 2)]
+    for t in alone:
+        t.fit()
+    members = [trainer(tmp_path / "population", seed, **dict(options)) for seed in (0, 1, 2)]
+    # seeds 0 and 1 hold out different validation rows: 357 and 358 training rows, 51 and 52 batches of 7
+    assert len({len(t.data.train) for t in members}) > 1
+    Population(members).fit()
+    for a, b in zip(alone, members):
+        assert_same_member(a, b)
+
+
+def test_conv_members_keep_their_own_batchnorm_statistics(tmp_path, float64, fmnist_writer):
+    fmnist_writer(tmp_path / "data", per_class=8, seed=1)
+    options = {"agent": "wpl", "routed": "conv3,fc", "blocks": 3, "channels_last": False, "batch_size": 16}
+    alone = [trainer(tmp_path / "alone", s, env="fmnist-mtl", data_dir=tmp_path / "data", **dict(options)) for s in (0, 1)]
+    for t in alone:
+        t.fit()
+    members = [trainer(tmp_path / "population", s, env="fmnist-mtl", data_dir=tmp_path / "data", **dict(options)) for s in (0, 1)]
+    Population(members).fit()
+    for a, b in zip(alone, members):
+        assert_same_member(a, b)
+    bn = [name for name in alone[0].learner.network.state_dict() if name.endswith("running_mean")]
+    assert bn and not torch.equal(members[0].learner.network.state_dict()[bn[0]], members[1].learner.network.state_dict()[bn[0]])
+
+
+def test_members_may_differ_in_router_and_learning_rates(tmp_path, float64):
+    """Rows whose options do not change a tensor's shape stack: WPL at one rate beside fixed random routes at another."""
+    choices = [{"agent": "wpl", "router_lr": 0.05}, {"agent": "fixed-random", "lr": 3e-3}]
+    alone = [trainer(tmp_path / "alone", s, **c) for s, c in enumerate(choices)]
+    for t in alone:
+        t.fit()
+    members = [trainer(tmp_path / "population", s, **c) for s, c in enumerate(choices)]
+    Population(members).fit()
+    for a, b in zip(alone, members):
+        assert_same_member(a, b)
+
+
+def test_a_stopped_population_resumes_to_the_uninterrupted_numbers(tmp_path, float64):
+    whole = [trainer(tmp_path / "whole", s, agent="wpl", epochs=3) for s in (0, 1)]
+    Population(whole).fit()
+    first = [trainer(tmp_path / "stopped", s, agent="wpl", epochs=3) for s in (0, 1)]
+
+    class Stop(Exception):
+        pass
+
+    def stop(record):
+        if record["epoch"] == 1:
+            raise Stop  # as a kill after the epoch's checkpoints: what is on disk is all that is left
+
+    first[1].callbacks.on_epoch_end = stop
+    with pytest.raises(Stop):
+        Population(first).fit()
+    again = [trainer(tmp_path / "stopped", s, agent="wpl", epochs=3, resume=True) for s in (0, 1)]
+    assert [t.start_epoch for t in again] == [2, 2]
+    Population(again).fit()
+    for a, b in zip(whole, again):
+        assert_same_member(a, b)
+
+
+def test_a_diverging_member_leaves_and_the_others_go_on(tmp_path, float64):
+    alone = trainer(tmp_path / "alone", 0, agent="wpl")
+    alone.fit()
+    members = [trainer(tmp_path / "population", 0, agent="wpl"), trainer(tmp_path / "population", 1, agent="wpl", lr=1e4)]
+    results = Population(members).fit()
+    assert results[1] is None and members[1].results["status"] == "diverged"
+    assert json.loads((tmp_path / "population" / "s1" / "results.json").read_text())["status"] == "diverged"
+    assert_same_member(alone, members[0])
+
+
+@pytest.mark.parametrize(("second", "reason"), [
+    ({"agent": "mmoe"}, "multi-task models"),
+    ({"agent": "wpl", "blocks": 3}, "networks differ in shape"),
+    ({"agent": "wpl", "dropout": 0.2}, "dropout draws its masks from torch's global generator"),
+    ({"agent": "wpl", "batch_size": 8}, "their --batch-size differ"),
+    ({"agent": "wpl", "blocks": 32, "env_options": {**SYNTHETIC, "num_tasks": 32}}, "networks differ"),
+])  # fmt: skip
+def test_trials_that_cannot_stack_are_named_with_the_reason(tmp_path, second, reason):
+    pair = [trainer(tmp_path, 0, agent="wpl"), trainer(tmp_path, 1, **second)]
+    assert reason in population_problem(pair)
+    with pytest.raises(ValueError, match="cannot train as one population"):
+        Population(pair)
+
+
+def test_banks_are_refused_until_they_stack(tmp_path):
+    many = {**SYNTHETIC, "num_tasks": 32, "train_per_task": 10, "test_per_task": 4}
+    pair = [trainer(tmp_path, s, agent="fixed-random", blocks=32, env_options=many) for s in (0, 1)]
+    assert "banks" in population_problem(pair)
+
+
+SUITE = """
+[suite]
+name = "pop"
+seeds = [0, 1, 2]
+baseline = "shared"
+[defaults]
+env = "synthetic-groups"
+epochs = 2
+batch_size = 32
+env_options = { num_tasks = 4, train_per_task = 60, test_per_task = 30 }
+[runs.shared]
+agent = "shared-bottom"
+routed = "none"
+[runs.wpl]
+agent = "wpl"
+[runs.snr]
+agent = "snr-trans"
+"""
+
+
+def test_suite_run_trains_a_runs_seeds_together_with_the_numbers_of_trials_alone(tmp_path):
+    path = tmp_path / "pop.toml"
+    path.write_text(SUITE)
+    runner = CliRunner()
+    alone = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "alone"), "--quiet"])
+    together = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "together"), "--quiet", "--population", "3"])
+    assert alone.exit_code == 0 and together.exit_code == 0, together.output
+    assert together.output.count("in a population of 3") == 6  # shared bottom and WPL, 3 seeds each
+    assert together.output.count("trained alone, not in a population: multi-task models") == 1  # said once, for SNR-Trans
+    names = sorted(p.name for p in (tmp_path / "alone").iterdir() if p.is_dir())
+    assert names == sorted(p.name for p in (tmp_path / "together").iterdir() if p.is_dir()) and len(names) == 9
+    for name in names:
+        a = json.loads((tmp_path / "alone" / name / "results.json").read_text())
+        b = json.loads((tmp_path / "together" / name / "results.json").read_text())
+        assert [e["test"] for e in a["epochs"]] == [e["test"] for e in b["epochs"]], name
+        assert (tmp_path / "together" / name / "checkpoint.pt").exists()
+        assert list((tmp_path / "together" / name / "tensorboard").iterdir())
+    again = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "together"), "--population", "3"])
+    assert again.exit_code == 0 and "9 complete" in again.output and "0 trials trained" in again.output
