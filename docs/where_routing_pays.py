@@ -15,8 +15,8 @@ folder ``results/where-routing-pays``; kept trials are verified against ``kept.j
    (the known groups); whether its routes recover the groups (adjusted Rand index of the tasks'
    partition per routed layer against the true groups, mean over layers and seeds, and the seeds
    in which every layer's ARI is 1); and whether its policy had settled (last-epoch policy
-   perplexity, mean over tasks and layers, and the share of task routes that changed over the last
-   five epochs);
+   perplexity, mean over tasks and layers, the share of task routes that changed over the last
+   five epochs, and the first epoch at which the mean perplexity fell below 1.1);
 3. one verdict line per learned router: in which settings it beats fixed random routes and no
    sharing (Holm-corrected p < 0.05), if any.
 """
@@ -47,6 +47,8 @@ LEARNED = ("wpl", "reinforce", "hard-concrete", "wpl-warmup")
 ORACLE = "oracle"
 SETTLED_WINDOW = 5
 """Epochs over which a settled policy's routes should not move."""
+COLLAPSED = 1.1
+"""Mean policy perplexity under which a policy has (almost) one block per task and layer."""
 
 Trials = dict[str, dict[str, dict[int, dict[str, Any]]]]
 """setting -> method -> seed -> results."""
@@ -108,14 +110,16 @@ def route_recovery(results: dict[str, Any]) -> float:
     return float(np.mean([adjusted_rand_index(routes[:, layer], groups) for layer in range(routes.shape[1])]))
 
 
-def settled(results: dict[str, Any]) -> tuple[float, float]:
-    """Last-epoch policy perplexity (mean over tasks and layers) and the share of (task, layer) routes
-    that differ between the last epoch and :data:`SETTLED_WINDOW` epochs before it."""
+def settled(results: dict[str, Any]) -> tuple[float, float, float]:
+    """Last-epoch policy perplexity (mean over tasks and layers), the share of (task, layer) routes
+    that differ between the last epoch and :data:`SETTLED_WINDOW` epochs before it, and the first
+    epoch whose mean perplexity is below :data:`COLLAPSED` (NaN if none is)."""
     epochs = results["epochs"]
     last = epochs[-1]["routing"]
     before = epochs[max(0, len(epochs) - 1 - SETTLED_WINDOW)]["routing"]
     moved = float(np.mean(np.asarray(last["routes"]) != np.asarray(before["routes"])))
-    return float(np.mean(last["perplexity"])), moved
+    first = next((i + 1 for i, e in enumerate(epochs) if float(np.mean(e["routing"]["perplexity"])) < COLLAPSED), math.nan)
+    return float(np.mean(last["perplexity"])), moved, float(first)
 
 
 def _ci(d: Difference | None) -> str:
@@ -143,8 +147,9 @@ def routers_table(trials: Trials, settings: list[str], results: list[Test]) -> s
     """Per learned router and setting: against fixed random and no sharing, below the oracle, route recovery, settling."""
     found = {(t.setting, t.method, t.reference): t for t in results}
     lines = ["| setting | router | minus fixed-random [95% CI] | p Holm | minus no-sharing [95% CI] | p Holm | "
-             "oracle minus router [95% CI] | ARI with the groups (seeds with ARI 1) | last perplexity | routes moved in last 5 epochs |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "oracle minus router [95% CI] | ARI with the groups (seeds with ARI 1) | last perplexity | routes moved in last 5 epochs | "
+             f"first epoch of perplexity < {COLLAPSED} (median) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for setting in settings:
         for method in LEARNED:
             seeds = trials.get(setting, {}).get(method, {})
@@ -153,11 +158,13 @@ def routers_table(trials: Trials, settings: list[str], results: list[Test]) -> s
             vs_random, vs_none = found[(setting, method, "fixed-random")], found[(setting, method, "no-sharing")]
             below = compare(trials.get(setting, {}).get(ORACLE, {}), seeds)
             aris = [route_recovery(r) for r in seeds.values()]
-            perplexity, moved = zip(*(settled(r) for r in seeds.values()))
+            perplexity, moved, collapsed = zip(*(settled(r) for r in seeds.values()))
+            reached = [c for c in collapsed if not math.isnan(c)]
+            when = f"{statistics.median(reached):g} ({len(reached)} of {len(collapsed)} seeds)" if reached else "never"
             exact = sum(1 for a in aris if a > 1 - 1e-9)
             lines.append(f"| {setting} | {method} | {_ci(vs_random.difference)} | {_p(vs_random.p_holm)} | {_ci(vs_none.difference)} "
                          f"| {_p(vs_none.p_holm)} | {_ci(below)} | {_mean(aris):.2f} ({exact} of {len(aris)}) "
-                         f"| {_mean(list(perplexity)):.2f} | {_mean(list(moved)):.0%} |")  # fmt: skip
+                         f"| {_mean(list(perplexity)):.2f} | {_mean(list(moved)):.0%} | {when} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

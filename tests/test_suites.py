@@ -129,20 +129,21 @@ def test_parallel_workers_give_the_numbers_of_one_worker(suite_file, tmp_path):
 
 
 def test_ray_backend_runs_the_same_trials_on_a_local_instance(suite_file, tmp_path):
+    """Two Ray trials: the fixed-random run's seeds as one population, the shared bottom's as another."""
     ray = pytest.importorskip("ray")
     from routing_rl.suites.runner import run_ray
 
     suite = load_suite_file(suite_file)
-    todo = [(t, p) for t, p, _ in plan(suite, "quick", tmp_path / "ray")][:2]
+    todo = [(t, p) for t, p, _ in plan(suite, "quick", tmp_path / "ray")]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         reported = []
-        run_ray(todo, None, reported.append)
+        run_ray(todo, None, reported.append, population=2)
     finally:
         ray.shutdown()
-    assert sorted(r["status"] for r in reported) == ["complete", "complete"]
+    assert sorted((r["status"], r["population"]) for r in reported) == [("complete", 2)] * 4
     local = tmp_path / "local"
-    run_local([(t, local / p.name) for t, p in todo], 1, lambda s: None)
+    run_local([(t, local / p.name) for t, p in todo], 1, lambda s: None, population=2)
     for _, path in todo:
         a = json.loads((path / "results.json").read_text())["epochs"][-1]["test"]
         b = json.loads((local / path.name / "results.json").read_text())["epochs"][-1]["test"]

@@ -40,8 +40,9 @@ def test_settled_reads_the_last_perplexity_and_the_routes_that_moved_in_the_last
     start = [[0, 0], [1, 1], [2, 2]]
     moved = [[0, 0], [1, 4], [2, 2]]  # one of six (task, layer) routes differs
     history = [start] * 3 + [moved] * 5  # 8 epochs: the last against the third
-    perplexity, share = pays.settled(record(0.5, moved, [0, 1, 2], history, perplexity=1.25))
-    assert perplexity == pytest.approx(1.25) and share == pytest.approx(1 / 6)
+    perplexity, share, first = pays.settled(record(0.5, moved, [0, 1, 2], history, perplexity=1.25))
+    assert perplexity == pytest.approx(1.25) and share == pytest.approx(1 / 6) and first != first  # never below 1.1: NaN
+    assert pays.settled(record(0.5, moved, [0, 1, 2], history, perplexity=1.05))[2] == 1.0
     assert pays.settled(record(0.5, moved, [0, 1, 2], [moved] * 8))[1] == 0.0
 
 

@@ -102,7 +102,7 @@ def run_suite(suite_file: Path, scale: str | None, workers: int, threads: int | 
 
     try:
         if backend == "ray" and todo:
-            run_ray(todo, ray_address, report)
+            run_ray(todo, ray_address, report, population)
         elif backend == "local":
             run_local(todo, workers, report, None if quiet else PROGRESS_EVERY, population)
     except TrialSetupError as exc:  # a configuration error: running again would fail the same way

@@ -27,7 +27,7 @@ from torch import nn
 from routing_rl.core.contracts import RoutingDecision
 from routing_rl.network.linear_bank import LinearBank
 from routing_rl.network.model import RoutingNetwork
-from routing_rl.network.routed_layer import dispatch
+from routing_rl.network.routed_layer import STACKED_MIN_BLOCKS, dispatch
 
 
 def stacking_problem(members: Sequence[RoutingNetwork]) -> str | None:
@@ -54,12 +54,13 @@ class PopulationNetwork:
     ``advance`` (with decisions whose blocks are already the population's), ``num_routed`` and
     ``blocks_per_layer`` (each member's)."""
 
-    def __init__(self, members: Sequence[RoutingNetwork]) -> None:
+    def __init__(self, members: Sequence[RoutingNetwork], stacked_min_blocks: int = STACKED_MIN_BLOCKS) -> None:
         if not members:
             raise ValueError("a population needs at least one member")
         if problem := stacking_problem(members):
             raise ValueError(f"these networks cannot run as one population: {problem}")
         first = members[0]
+        self.stacked_min_blocks = stacked_min_blocks
         self.members = list(members)
         self.num_tasks = first.num_tasks
         self.specs = first.specs
@@ -78,12 +79,12 @@ class PopulationNetwork:
         if spec.kind != "conv" and h.dim() > 2:
             h = h.flatten(1)
         if spec.mode == "shared":
-            return dispatch(self.layers[i], h, RoutingDecision(torch.div(tasks, self.num_tasks, rounding_mode="floor")))
+            return dispatch(self.layers[i], h, RoutingDecision(torch.div(tasks, self.num_tasks, rounding_mode="floor")), self.stacked_min_blocks)
         if spec.mode == "per-task":
-            return dispatch(self.layers[i], h, RoutingDecision(tasks))
+            return dispatch(self.layers[i], h, RoutingDecision(tasks), self.stacked_min_blocks)
         if decision is None:
             raise ValueError(f"routed layer {spec.name} needs a routing decision")
-        return dispatch(self.layers[i], h, decision)
+        return dispatch(self.layers[i], h, decision, self.stacked_min_blocks)
 
     def _run(self, start: int, stop: int, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
         for i in range(start, stop):
@@ -91,7 +92,7 @@ class PopulationNetwork:
         return h
 
     def _head(self, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
-        return h if self.head_routed else dispatch(self.heads, h.flatten(1), RoutingDecision(tasks))
+        return h if self.head_routed else dispatch(self.heads, h.flatten(1), RoutingDecision(tasks), self.stacked_min_blocks)
 
     def begin(self, x: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
         """The layers before the first routed layer (all layers and the heads if none is routed)."""

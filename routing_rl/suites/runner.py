@@ -325,7 +325,7 @@ def absolute_data_dir(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "data_dir": str(Path(config["data_dir"]).resolve())} if config.get("data_dir") else config
 
 
-def run_ray(todo: list[tuple[Trial, Path]], address: str | None, report: Callable[[dict[str, Any]], None]) -> None:
+def run_ray(todo: list[tuple[Trial, Path]], address: str | None, report: Callable[[dict[str, Any]], None], population: int = 1) -> None:
     """The same trials through Ray Tune: one Tune trial per suite trial, with as many CPUs as it has
     torch threads (its ``threads``, set by :func:`plan`), so that Ray packs no more threads than cores."""
     try:
@@ -335,13 +335,15 @@ def run_ray(todo: list[tuple[Trial, Path]], address: str | None, report: Callabl
         raise RuntimeError("--backend ray needs Ray: pip install 'routing-rl[ray]'") from None
 
     def trainable(params: dict[str, Any]) -> dict[str, Any]:
-        return run_trial(params["spec"]["config"], params["spec"]["directory"])
+        members = run_population_trials(params["spec"]["configs"], params["spec"]["directories"])
+        return {"members": members}
 
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        specs = [{"config": absolute_data_dir(t.config.to_dict()), "directory": str(p.resolve())} for t, p in todo]
+        specs = [{"configs": [absolute_data_dir(t.config.to_dict()) for t, _ in chunk], "directories": [str(p.resolve()) for _, p in chunk]}
+                 for chunk in populations(todo, population)]  # fmt: skip
         grid = tune.Tuner(
             tune.with_resources(trainable, {"cpu": max(t.config.threads or DEFAULT_TRIAL_THREADS for t, _ in todo)}),
             param_space={"spec": tune.grid_search(specs)},
@@ -350,7 +352,8 @@ def run_ray(todo: list[tuple[Trial, Path]], address: str | None, report: Callabl
         for result in grid.fit():
             if result.error is not None:
                 raise RuntimeError(f"a Ray trial failed: {result.error}")
-            report(result.metrics)
+            for member in result.metrics["members"]:
+                report(member)
     finally:
         if started:
             ray.shutdown()

@@ -130,3 +130,44 @@ class RowSparseSGD(_RowSparseStep, torch.optim.SGD):
             raise ValueError(f"row-sparse parameters (block banks) support plain SGD only, not {', '.join(bad)}")
         rows, grad = _rows_and_values(p)
         p.index_add_(0, rows, grad, alpha=-float(group["lr"]))
+
+
+ADAM_SETTINGS = ("betas", "lr", "weight_decay", "eps", "amsgrad", "maximize", "foreach", "capturable", "differentiable", "fused",
+                 "decoupled_weight_decay")  # fmt: skip
+"""The hyperparameters of an Adam parameter group that :func:`step_adam_together` requires to be equal."""
+
+
+def step_adam_together(optimizers: list[torch.optim.Optimizer]) -> bool:
+    """One Adam update of every parameter of ``optimizers`` (a population's members' optimizers of
+    one role), with one multi-tensor call per parameter group position instead of one per member.
+
+    Adam is elementwise, each parameter with its own moments and step count, so updating the
+    members' tensors in one list is the members' own updates (bit for bit: the float64 population
+    tests compare them). Done only when every optimizer is a plain :class:`RowSparseAdam` without
+    row-sparse gradients and the groups at each position have equal hyperparameters; returns
+    False without stepping anything otherwise (the caller then steps each optimizer itself)."""
+    from torch.optim.adam import adam
+
+    if not optimizers or any(type(o) is not RowSparseAdam or _sparse_rows(o) for o in optimizers):
+        return False
+    counts = {len(o.param_groups) for o in optimizers}
+    if len(counts) != 1:
+        return False
+    for position in range(counts.pop()):
+        groups = [o.param_groups[position] for o in optimizers]
+        if any(any(g[k] != groups[0][k] for k in ADAM_SETTINGS) for g in groups[1:]) or groups[0]["capturable"] or groups[0]["differentiable"]:
+            return False
+    with torch.no_grad():
+        for position, group in enumerate(optimizers[0].param_groups):
+            lists: tuple[list[torch.Tensor], ...] = ([], [], [], [], [], [])
+            has_complex = False
+            for optimizer in optimizers:
+                has_complex |= optimizer._init_group(optimizer.param_groups[position], *lists)  # type: ignore[attr-defined]
+            if not lists[0]:
+                continue
+            beta1, beta2 = group["betas"]
+            adam(*lists, amsgrad=group["amsgrad"], has_complex=has_complex, beta1=beta1, beta2=beta2, lr=group["lr"],
+                 weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"], foreach=group["foreach"],
+                 capturable=False, differentiable=False, fused=group["fused"], grad_scale=None, found_inf=None,
+                 decoupled_weight_decay=group["decoupled_weight_decay"])  # fmt: skip
+    return True

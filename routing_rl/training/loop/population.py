@@ -31,10 +31,19 @@ from routing_rl.core.contracts import RoutingObservation
 from routing_rl.envs.batched import hidden_summary
 from routing_rl.network.population import PopulationNetwork, population_decision, stacking_problem
 from routing_rl.training.loop.learner import StepResult
+from routing_rl.training.loop.optim import step_adam_together
 from routing_rl.training.loop.routed_learner import RoutedLearner
 from routing_rl.training.loop.trainer import EpochFeed, Trainer, TrainingDiverged
 from routing_rl.training.records.results import ResultsRecord
 from routing_rl.training.records.tb_logger import TensorBoardLogger
+
+STACK_FROM = 2
+"""Linear blocks in use from which a population's layer runs as one padded batched matmul (a solo
+network waits for :data:`~routing_rl.network.routed_layer.STACKED_MIN_BLOCKS`, 32): a member's
+shared layer is one block of P, and P small matrix products in one call are what a population is
+for. Measured by ``benchmarks/population_speed.py`` (benchmarks/README.md). The batched matmul agrees
+with one call per block to rounding, so a member's float32 numbers agree with its numbers alone to
+rounding, not bit for bit (``tests/training/test_population.py`` states the tolerance)."""
 
 SAME_OPTIONS = ("device", "batch_size", "max_batches_per_epoch", "epochs", "step_epochs", "observe_hidden", "warmup_epochs")
 """Options every member must share: they fix the batches and the steps the members take together."""
@@ -62,10 +71,11 @@ def population_problem(trainers: Sequence[Trainer]) -> str | None:
 class Population:
     """Trains ``trainers`` (prepared: run directories open, checkpoints loaded) together; see the module docstring."""
 
-    def __init__(self, trainers: Sequence[Trainer]) -> None:
+    def __init__(self, trainers: Sequence[Trainer], stacked_min_blocks: int = STACK_FROM) -> None:
         if problem := population_problem(trainers):
             raise ValueError(f"these trials cannot train as one population: {problem}")
         self.trainers = list(trainers)
+        self.stacked_min_blocks = stacked_min_blocks
 
     def fit(self, loggers: Sequence[TensorBoardLogger | None] | None = None) -> list[ResultsRecord | None]:
         """Train every member from its start epoch to the last; returns each member's results
@@ -106,7 +116,7 @@ class Population:
                 return
             members = tuple(batches)
             if members != stacked:
-                stacked, network = members, PopulationNetwork([live[i].learner.network for i in members])  # type: ignore[attr-defined]
+                stacked, network = members, PopulationNetwork([live[i].learner.network for i in members], self.stacked_min_blocks)  # type: ignore[attr-defined]
             steps = dict(zip(members, play(network, [live[i] for i in members], [batches[i] for i in members], epoch)))  # type: ignore[arg-type]
             diverged = []
             for i, step in steps.items():
@@ -119,10 +129,29 @@ class Population:
                 for i in stepping:
                     live[i].zero_grad()
                 torch.stack([step.loss for step in stepping.values()]).sum().backward()
-                for i, step in stepping.items():
-                    live[i].apply_gradients(step)
+                update([live[i] for i in stepping], list(stepping.values()))
             for i in diverged:
                 del live[i], feeds[i]
+
+
+def update(trainers: list[Trainer], steps: list[StepResult]) -> None:
+    """Each member's clipping, optimizer steps and after-step hook, as :meth:`Trainer.apply_gradients`;
+    the members' Adam optimizers of one role (weights, router) step in one multi-tensor call
+    (:func:`~routing_rl.training.loop.optim.step_adam_together`) where their settings agree."""
+    for trainer in trainers:
+        trainer.clip_gradients()
+    for role in trainers[0].learner.optimizers:
+        optimizers = [t.learner.optimizers.get(role) for t in trainers]
+        if any(o is None for o in optimizers) or not step_adam_together(optimizers):  # type: ignore[arg-type]
+            for o in optimizers:
+                if o is not None:
+                    o.step()
+    for trainer in trainers[1:]:
+        for role, optimizer in trainer.learner.optimizers.items():
+            if role not in trainers[0].learner.optimizers:
+                optimizer.step()
+    for trainer, step in zip(trainers, steps):
+        trainer.learner.after_step(step)
 
 
 def play(network: PopulationNetwork, trainers: Sequence[Trainer], batches: Sequence[object], epoch: int) -> list[StepResult]:

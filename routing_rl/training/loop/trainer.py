@@ -277,11 +277,15 @@ class Trainer:
 
     def apply_gradients(self, step: StepResult) -> None:
         """With the step's gradients in place: clip the weights' (``--grad-clip``), step every optimizer, then the learner's hook."""
-        if self.config.grad_clip is not None:
-            clip_weight_gradients(self.learner.weight_parameters, self.config.grad_clip, self.config.grad_clip_mode)
+        self.clip_gradients()
         for opt in self.learner.optimizers.values():
             opt.step()
         self.learner.after_step(step)
+
+    def clip_gradients(self) -> None:
+        """``--grad-clip``: the weights' gradients clipped, the router's left as they are."""
+        if self.config.grad_clip is not None:
+            clip_weight_gradients(self.learner.weight_parameters, self.config.grad_clip, self.config.grad_clip_mode)
 
     def _check_divergence(self, epoch: int, batch: int, loss: float, task_loss: float) -> None:
         """Stop on a non-finite loss, or on a task loss over ``divergence_factor`` times the run's first
