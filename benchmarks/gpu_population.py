@@ -77,6 +77,8 @@ def rate(trainers: list[Trainer], warmup: int) -> float:
                 torch.cuda.synchronize()
             start, samples = time.perf_counter(), 0
         steps = play(network, trainers, batches, 1) if network is not None else [trainers[0].learner.train_step(batches[0], 1)]
+        for t, f, s, b in zip(trainers, feeds, steps, batches):
+            t.account(f, s, b)  # as the trainer does: counts the batch (--max-batches) and checks for divergence
         for t in trainers:
             t.zero_grad()
         torch.stack([s.loss for s in steps]).sum().backward()

@@ -16,7 +16,8 @@ folder ``results/where-routing-pays``; kept trials are verified against ``kept.j
    partition per routed layer against the true groups, mean over layers and seeds, and the seeds
    in which every layer's ARI is 1); and whether its policy had settled (last-epoch policy
    perplexity, mean over tasks and layers, the share of task routes that changed over the last
-   five epochs, and the first epoch at which the mean perplexity fell below 1.1);
+   five epochs, and the first epoch at which the mean perplexity fell below 1.1,
+   after warm-up where there is one);
 3. one verdict line per learned router: in which settings it beats fixed random routes and no
    sharing (Holm-corrected p < 0.05), if any.
 """
@@ -113,12 +114,13 @@ def route_recovery(results: dict[str, Any]) -> float:
 def settled(results: dict[str, Any]) -> tuple[float, float, float]:
     """Last-epoch policy perplexity (mean over tasks and layers), the share of (task, layer) routes
     that differ between the last epoch and :data:`SETTLED_WINDOW` epochs before it, and the first
-    epoch whose mean perplexity is below :data:`COLLAPSED` (NaN if none is)."""
+    epoch after warm-up whose mean perplexity is below :data:`COLLAPSED` (NaN if none is)."""
     epochs = results["epochs"]
     last = epochs[-1]["routing"]
     before = epochs[max(0, len(epochs) - 1 - SETTLED_WINDOW)]["routing"]
     moved = float(np.mean(np.asarray(last["routes"]) != np.asarray(before["routes"])))
-    first = next((i + 1 for i, e in enumerate(epochs) if float(np.mean(e["routing"]["perplexity"])) < COLLAPSED), math.nan)
+    warmup = int(results.get("config", {}).get("warmup_epochs") or 0)  # the shared routes of warm-up are no learned policy
+    first = next((i + 1 for i, e in enumerate(epochs) if i >= warmup and float(np.mean(e["routing"]["perplexity"])) < COLLAPSED), math.nan)
     return float(np.mean(last["perplexity"])), moved, float(first)
 
 

@@ -43,6 +43,8 @@ def test_settled_reads_the_last_perplexity_and_the_routes_that_moved_in_the_last
     perplexity, share, first = pays.settled(record(0.5, moved, [0, 1, 2], history, perplexity=1.25))
     assert perplexity == pytest.approx(1.25) and share == pytest.approx(1 / 6) and first != first  # never below 1.1: NaN
     assert pays.settled(record(0.5, moved, [0, 1, 2], history, perplexity=1.05))[2] == 1.0
+    warm = {**record(0.5, moved, [0, 1, 2], history, perplexity=1.05), "config": {"warmup_epochs": 3}}
+    assert pays.settled(warm)[2] == 4.0  # the shared routes of warm-up are not a learned policy
     assert pays.settled(record(0.5, moved, [0, 1, 2], [moved] * 8))[1] == 0.0
 
 
@@ -72,3 +74,56 @@ def test_a_clear_win_is_named_with_its_setting():
                     for m in ("shared-bottom", "fixed-random", "no-sharing", "oracle", *pays.LEARNED)}}
     lines = pays.verdicts(pays.tests(trials, ["g"]), ["g"])
     assert lines[1].startswith("- reinforce: beats fixed-random in g; beats no-sharing in g; beats shared-bottom in g")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_kept_sweep_trial_is_a_trial_of_the_shipped_suite_and_the_file_that_was_kept():
+    from routing_rl.suites import load_suite_file
+    from routing_rl.suites.kept import kept_problem, read_kept_manifest
+
+    names = {t.name for t in load_suite_file(ROOT / "suites" / "where-routing-pays.toml").trials()}
+    kept = ROOT / "results" / "where-routing-pays"
+    recorded = read_kept_manifest(kept)
+    folders = sorted(p.name for p in kept.iterdir() if p.is_dir())
+    assert recorded is not None and sorted(recorded) == folders and set(folders) == names and len(folders) == 320
+    assert [name for name in folders if kept_problem(name, kept, recorded)] == []
+
+
+def test_the_readme_and_the_measurements_quote_the_script_on_the_kept_trials():
+    """Every table row and verdict of the sweep in docs/measurements.md, and the README's table, are
+    lines that `python docs/where_routing_pays.py` prints on the kept trials."""
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(pays.main, [])
+    assert result.exit_code == 0, result.output
+    printed = set(result.output.splitlines())
+    docs = (ROOT / "docs" / "measurements.md").read_text()
+    section = docs.split("## Where does learned routing pay? The relatedness sweep")[1].split("\n## ")[0]
+    readme = (ROOT / "README.md").read_text().split("### Where does learned routing pay?")[1].split("\n### ")[0]
+    quoted = [line for text in (section, readme) for line in text.splitlines() if line.startswith(("| ", "- "))]
+    assert len(quoted) >= 8 + 32 + 4 + 8
+    assert [line for line in quoted if line not in printed] == []
+
+
+def test_the_quick_scale_trains_tabulates_draws_and_gives_verdicts(tmp_path):
+    """What CI trains of the sweep: its quick scale (two settings, two seeds), three of its runs, in populations."""
+    from click.testing import CliRunner
+
+    from routing_rl.cli import main
+
+    suite = str(ROOT / "suites" / "where-routing-pays.toml")
+    out = tmp_path / "quick"
+    runner = CliRunner()
+    trained = runner.invoke(main, ["suite", "run", suite, "--scale", "quick", "--out", str(out), "--quiet", "--population", "2",
+                                   "--runs", "shared-bottom,oracle,wpl"])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert trained.output.count("in a population of 2") == 12
+    table = runner.invoke(main, ["suite", "table", str(out)])
+    assert table.exit_code == 0 and table.output.count("## setting ") == 2, table.output
+    drawn = runner.invoke(main, ["report", str(out), "--out", str(tmp_path / "figures")])
+    assert drawn.exit_code == 0 and (tmp_path / "figures" / "settings.png").exists(), drawn.output
+    verdicts = runner.invoke(pays.main, ["--scale", "quick", "--out", str(out)])
+    assert verdicts.exit_code == 0, verdicts.output
+    assert "| groups-2 | wpl |" in verdicts.output and "- wpl: beats fixed-random in no setting" in verdicts.output

@@ -321,7 +321,7 @@ def build_setting_tables(
     trials: list[dict[str, Any]], directory: Path, baseline: str | None, settings: list[str] | dict[str, Any], selection: str = "last",
     kept: str | Path | None = None, damaged: list[str] | None = None, test: str = "paired",
 ) -> list[SettingTable]:
-    """A table per setting (in the suite's order), each method against the same setting's baseline,
+    """A table per setting that has trials (in the suite's order), each method against the same setting's baseline,
     and Holm's correction over all of them: a sweep of 8 settings x 7 methods asks 56 questions,
     and reading one setting's 7 as if they were the only ones would find a winner by chance."""
     tables: list[SettingTable] = []
@@ -331,6 +331,7 @@ def build_setting_tables(
             where, run = split_setting_row(trial["run"], bool(settings))
             if where == setting:
                 mine.append({**trial, "run": run})
-        tables.append(SettingTable(setting, build_table(mine, directory, baseline, selection, kept=kept, damaged=damaged, test=test)))
+        if mine:  # a scale may train some of the settings only
+            tables.append(SettingTable(setting, build_table(mine, directory, baseline, selection, kept=kept, damaged=damaged, test=test)))
     _correct([row for t in tables for row in t.table.rows])
     return tables
