@@ -85,7 +85,45 @@ class NetworkLayer(nn.Module):
         return self.layer(x, decision)
 
 
-class RoutingNetwork(nn.Module):
+class RoutingSteps:
+    """A network walked one routed layer at a time: ``begin`` runs the layers before the first routed
+    layer, each ``advance`` one routed layer and the plain layers after it, the last one the heads.
+    The routed network and a population of them (:mod:`routing_rl.network.population`) share the
+    walk; each says how it runs a stretch of plain layers, a routed layer and the heads."""
+
+    layers: Sequence[object]
+    routed_positions: list[int]
+
+    def _run(self, start: int, stop: int, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _routed(self, position: int, h: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _head(self, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def num_routed(self) -> int:
+        return len(self.routed_positions)
+
+    def begin(self, x: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
+        """Run the layers before the first routed layer (all layers and the heads if none is routed)."""
+        if not self.routed_positions:
+            return self._head(self._run(0, len(self.layers), x, tasks), tasks)
+        return self._run(0, self.routed_positions[0], x, tasks)
+
+    def advance(self, depth: int, h: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision) -> torch.Tensor:
+        """Apply routed layer ``depth`` and the non-routed layers after it; the last step returns logits."""
+        pos = self.routed_positions[depth]
+        h = self._routed(pos, h, tasks, decision)
+        last = depth == self.num_routed - 1
+        stop = len(self.layers) if last else self.routed_positions[depth + 1]
+        h = self._run(pos + 1, stop, h, tasks)
+        return self._head(h, tasks) if last else h
+
+
+class RoutingNetwork(RoutingSteps, nn.Module):
     """Layers from a spec, then one linear head per task.
 
     ``num_classes`` is the outputs of every head, or one count per task (multi-label tasks with
@@ -148,10 +186,6 @@ class RoutingNetwork(nn.Module):
         self.blocks_per_layer = [self.specs[i].blocks for i in self.routed_positions]
 
     @property
-    def num_routed(self) -> int:
-        return len(self.routed_positions)
-
-    @property
     def routed_layer_names(self) -> list[str]:
         return [self.specs[i].name for i in self.routed_positions]
 
@@ -169,20 +203,8 @@ class RoutingNetwork(nn.Module):
             return h  # the routed head layer already gave the class outputs
         return dispatch(self.heads.blocks, h.flatten(1), RoutingDecision(tasks))
 
-    def begin(self, x: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
-        """Run the layers before the first routed layer (all layers and the heads if none is routed)."""
-        if not self.routed_positions:
-            return self._head(self._run(0, len(self.layers), x, tasks), tasks)
-        return self._run(0, self.routed_positions[0], x, tasks)
-
-    def advance(self, depth: int, h: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision) -> torch.Tensor:
-        """Apply routed layer ``depth`` and the non-routed layers after it; the last step returns logits."""
-        pos = self.routed_positions[depth]
-        h = self._drop(self.layers[pos](h, tasks, decision))
-        last = depth == self.num_routed - 1
-        stop = len(self.layers) if last else self.routed_positions[depth + 1]
-        h = self._run(pos + 1, stop, h, tasks)
-        return self._head(h, tasks) if last else h
+    def _routed(self, position: int, h: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision) -> torch.Tensor:
+        return self._drop(self.layers[position](h, tasks, decision))
 
     def forward(
         self, x: torch.Tensor, tasks: torch.Tensor, decisions: Sequence[RoutingDecision] = ()

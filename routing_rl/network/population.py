@@ -26,7 +26,7 @@ from torch import nn
 
 from routing_rl.core.contracts import RoutingDecision
 from routing_rl.network.linear_bank import LinearBank
-from routing_rl.network.model import RoutingNetwork
+from routing_rl.network.model import RoutingNetwork, RoutingSteps
 from routing_rl.network.routed_layer import STACKED_MIN_BLOCKS, dispatch
 
 
@@ -47,7 +47,7 @@ def stacking_problem(members: Sequence[RoutingNetwork]) -> str | None:
     return None
 
 
-class PopulationNetwork:
+class PopulationNetwork(RoutingSteps):
     """The members' networks as one, addressed by population task ids (module docstring).
 
     It offers what the routing episodes need of a :class:`RoutingNetwork`: ``begin`` and
@@ -70,44 +70,31 @@ class PopulationNetwork:
         self.layers = [nn.ModuleList([block for m in members for block in m.layers[i].layer.blocks]) for i in range(len(first.layers))]
         self.heads = nn.ModuleList([head for m in members for head in m.heads.blocks])
 
-    @property
-    def num_routed(self) -> int:
-        return len(self.routed_positions)
-
     def _layer(self, i: int, h: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision | None = None) -> torch.Tensor:
         spec = self.specs[i]
         if spec.kind != "conv" and h.dim() > 2:
             h = h.flatten(1)
         if spec.mode == "shared":
-            return dispatch(self.layers[i], h, RoutingDecision(torch.div(tasks, self.num_tasks, rounding_mode="floor")), self.stacked_min_blocks)
+            index = torch.div(tasks, self.num_tasks, rounding_mode="floor")  # the member
+            return dispatch(self.layers[i], h, RoutingDecision(index), self.stacked_min_blocks, one_block_call=False)
         if spec.mode == "per-task":
-            return dispatch(self.layers[i], h, RoutingDecision(tasks), self.stacked_min_blocks)
+            return dispatch(self.layers[i], h, RoutingDecision(tasks), self.stacked_min_blocks, one_block_call=False)
         if decision is None:
             raise ValueError(f"routed layer {spec.name} needs a routing decision")
-        return dispatch(self.layers[i], h, decision, self.stacked_min_blocks)
+        return dispatch(self.layers[i], h, decision, self.stacked_min_blocks, one_block_call=False)
 
     def _run(self, start: int, stop: int, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
         for i in range(start, stop):
             h = self._layer(i, h, tasks)
         return h
 
+    def _routed(self, position: int, h: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision) -> torch.Tensor:
+        return self._layer(position, h, tasks, decision)
+
     def _head(self, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
-        return h if self.head_routed else dispatch(self.heads, h.flatten(1), RoutingDecision(tasks), self.stacked_min_blocks)
-
-    def begin(self, x: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
-        """The layers before the first routed layer (all layers and the heads if none is routed)."""
-        if not self.routed_positions:
-            return self._head(self._run(0, len(self.layers), x, tasks), tasks)
-        return self._run(0, self.routed_positions[0], x, tasks)
-
-    def advance(self, depth: int, h: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision) -> torch.Tensor:
-        """Routed layer ``depth`` (``decision`` in population blocks) and the layers after it; the last step returns logits."""
-        pos = self.routed_positions[depth]
-        h = self._layer(pos, h, tasks, decision)
-        last = depth == self.num_routed - 1
-        stop = len(self.layers) if last else self.routed_positions[depth + 1]
-        h = self._run(pos + 1, stop, h, tasks)
-        return self._head(h, tasks) if last else h
+        if self.head_routed:
+            return h
+        return dispatch(self.heads, h.flatten(1), RoutingDecision(tasks), self.stacked_min_blocks, one_block_call=False)
 
 
 def population_decision(decisions: Sequence[RoutingDecision], blocks: int) -> RoutingDecision:

@@ -146,18 +146,20 @@ def _run_grouped(
 
 
 def dispatch(
-    blocks: Blocks, x: torch.Tensor, decision: RoutingDecision, stacked_min_blocks: int = STACKED_MIN_BLOCKS
+    blocks: Blocks, x: torch.Tensor, decision: RoutingDecision, stacked_min_blocks: int = STACKED_MIN_BLOCKS, one_block_call: bool = True,
 ) -> torch.Tensor:
     """Apply the routed blocks to a batch; see :class:`RoutingDecision` for the two modes.
 
-    Linear blocks run as one batched matmul from ``stacked_min_blocks`` blocks in use (module docstring).
+    Linear blocks run as one batched matmul from ``stacked_min_blocks`` blocks in use (module
+    docstring); a batch whose samples all go to one block is a plain call of that block unless
+    ``one_block_call`` is False (a population keeps every layer in one form, whoever is in it).
     """
     if decision.is_hard:
         index = decision.blocks
         if index.dim() != 1 or index.shape[0] != x.shape[0]:
             raise ValueError(f"hard routing needs one block per sample, got blocks of shape {tuple(index.shape)}")
         first = int(index[0]) if index.numel() else 0
-        if index.numel() and bool((index == first).all()):
+        if one_block_call and index.numel() and bool((index == first).all()):
             return blocks[first](x)  # every sample on one block: a plain layer call
         out_sorted, order, unsort = _run_grouped(blocks, x, index, stacked_min_blocks)
         # back to the samples' order: a gather by the inverse permutation (index_copy_ by ``order`` is 2.5x slower)

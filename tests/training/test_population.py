@@ -117,10 +117,10 @@ ROUTERS = {
 
 @pytest.mark.parametrize("options", list(ROUTERS.values()), ids=list(ROUTERS))
 def test_a_member_trains_as_it_would_alone(tmp_path, float64, options):
-    alone = [trainer(tmp_path / "alone", seed, **dict(options)) for seed in (0, 1, 2)]
+    alone = [trainer(tmp_path / "alone", seed, **dict(options)) for seed in (0, 1)]
     for t in alone:
         t.fit()
-    members = [trainer(tmp_path / "population", seed, **dict(options)) for seed in (0, 1, 2)]
+    members = [trainer(tmp_path / "population", seed, **dict(options)) for seed in (0, 1)]
     # seeds 0 and 1 hold out different validation rows: 357 and 358 training rows, 51 and 52 batches of 7
     assert len({len(t.data.train) for t in members}) > 1
     Population(members).fit()
@@ -154,7 +154,7 @@ def test_members_may_differ_in_router_and_learning_rates(tmp_path, float64):
         assert_same_member(a, b)
 
 
-def test_a_stopped_population_resumes_to_the_uninterrupted_numbers(tmp_path, float64):
+def test_a_population_stopped_between_its_members_checkpoints_resumes_to_the_uninterrupted_numbers(tmp_path, float64):
     whole = [trainer(tmp_path / "whole", s, agent="wpl", epochs=3) for s in (0, 1)]
     Population(whole).fit()
     first = [trainer(tmp_path / "stopped", s, agent="wpl", epochs=3) for s in (0, 1)]
@@ -163,14 +163,14 @@ def test_a_stopped_population_resumes_to_the_uninterrupted_numbers(tmp_path, flo
         pass
 
     def stop(record):
-        if record["epoch"] == 1:
-            raise Stop  # as a kill after the epoch's checkpoints: what is on disk is all that is left
+        if record["epoch"] == 2:
+            raise Stop  # a kill between the members' checkpoints: the first has saved epoch 2, the second only epoch 1
 
-    first[1].callbacks.on_epoch_end = stop
+    first[0].callbacks.on_epoch_end = stop
     with pytest.raises(Stop):
         Population(first).fit()
     again = [trainer(tmp_path / "stopped", s, agent="wpl", epochs=3, resume=True) for s in (0, 1)]
-    assert [t.start_epoch for t in again] == [2, 2]
+    assert [t.start_epoch for t in again] == [3, 2]  # the second catches up epoch 2 alone, then both train epoch 3
     Population(again).fit()
     for a, b in zip(whole, again):
         assert_same_member(a, b)
@@ -249,7 +249,7 @@ def test_suite_run_trains_a_runs_seeds_together_with_the_numbers_of_trials_alone
     assert again.exit_code == 0 and "9 complete" in again.output and "0 trials trained" in again.output
 
 
-KILL_SUITE = SUITE.replace("seeds = [0, 1, 2]", "seeds = [0, 1]").replace("epochs = 2", "epochs = 4").replace(
+KILL_SUITE = SUITE.replace("seeds = [0, 1, 2]", "seeds = [0, 1]").replace("epochs = 2", "epochs = 8").replace(
     "train_per_task = 60", "train_per_task = 1500").replace('[runs.shared]\nagent = "shared-bottom"\nrouted = "none"\n', "").replace(
     '[runs.snr]\nagent = "snr-trans"\n', "").replace('baseline = "shared"\n', "")
 
@@ -272,19 +272,22 @@ def test_a_population_killed_with_sigkill_resumes_to_the_numbers_of_an_uninterru
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not all((epochs_done(d) or 0) >= 2 for d in [*out.glob("wpl-s*")] or [out / "none"]):
-            time.sleep(0.05)
+        while time.monotonic() < deadline and not any((epochs_done(d) or 0) >= 1 for d in out.glob("wpl-s*")):
+            time.sleep(0.02)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     trials = sorted(out.glob("wpl-s*"))
-    assert len(trials) == 2 and all(2 <= (epochs_done(d) or 0) < 4 for d in trials), [epochs_done(d) for d in trials]
+    done = [epochs_done(d) or 0 for d in trials]
+    assert len(trials) == 2 and max(done) >= 1 and min(done) < 8, done  # killed part-way (members may be an epoch apart)
     resumed = CliRunner().invoke(main, ["suite", "run", str(path), "--out", str(out), "--quiet", "--population", "2"])
     assert resumed.exit_code == 0 and resumed.output.count("in a population of 2") == 2, resumed.output
+    resumed_members = []
     for trial in trials:
         a = json.loads((tmp_path / "whole" / trial.name / "results.json").read_text())
         b = json.loads((trial / "results.json").read_text())
         assert [e["test"] for e in a["epochs"]] == [e["test"] for e in b["epochs"]]  # same machine, same kernels: bit for bit
         assert [e["train_loss"] for e in a["epochs"]] == [e["train_loss"] for e in b["epochs"]]
-        assert len(b["provenance"]["resumes"]) == 1
+        resumed_members.append(bool(b["provenance"].get("resumes")))
+    assert any(resumed_members)  # picked up from a checkpoint, not trained afresh
 

@@ -37,11 +37,12 @@ from routing_rl.training.loop.trainer import EpochFeed, Trainer, TrainingDiverge
 from routing_rl.training.records.results import ResultsRecord
 from routing_rl.training.records.tb_logger import TensorBoardLogger
 
-STACK_FROM = 2
+STACK_FROM = 1
 """Linear blocks in use from which a population's layer runs as one padded batched matmul (a solo
 network waits for :data:`~routing_rl.network.routed_layer.STACKED_MIN_BLOCKS`, 32): a member's
 shared layer is one block of P, and P small matrix products in one call are what a population is
-for. Measured by ``benchmarks/population_speed.py`` (benchmarks/README.md). The batched matmul agrees
+for. From one block, so that a member's arithmetic is the same whoever else is in the population
+(a member catching up an epoch alone after a kill computes as it would have with the others). Measured by ``benchmarks/population_speed.py`` (benchmarks/README.md). The batched matmul agrees
 with one call per block to rounding, so a member's float32 numbers agree with its numbers alone to
 rounding, not bit for bit (``tests/training/test_population.py`` states the tolerance)."""
 
@@ -55,15 +56,12 @@ def population_problem(trainers: Sequence[Trainer]) -> str | None:
         return "a population needs two members at least"
     if not all(isinstance(t.learner, RoutedLearner) for t in trainers):
         return "multi-task models (snr-trans, snr-aver, mmoe, ml-mmoe) train alone"
-    first = trainers[0]
     for name in SAME_OPTIONS:
         if len({str(getattr(t.config, name)) for t in trainers}) > 1:
             return f"their --{name.replace('_', '-')} differ"
-    if len({t.start_epoch for t in trainers}) > 1:
-        return "their checkpoints are at different epochs"
     if len({t.device for t in trainers}) > 1 or len({t.learner.memory_format for t in trainers}) > 1:  # type: ignore[attr-defined]
         return "they train on different devices or memory formats"
-    if first.learner.env.observe_hidden != any(t.learner.env.observe_hidden for t in trainers):  # type: ignore[attr-defined]
+    if len({t.learner.env.observe_hidden for t in trainers}) > 1:  # type: ignore[attr-defined]
         return "some observe the hidden state and some do not"
     return stacking_problem([t.learner.network for t in trainers])  # type: ignore[attr-defined]
 
@@ -90,17 +88,23 @@ class Population:
                 trainer.run_directory.release()
 
     def _fit(self, loggers: list[TensorBoardLogger | None]) -> list[ResultsRecord | None]:
-        live = dict(enumerate(self.trainers))
+        trainers = dict(enumerate(self.trainers))
         for trainer, logger in zip(self.trainers, loggers):
             trainer.begin_fit(logger)
         first = self.trainers[0]
-        for epoch in range(first.start_epoch, first.config.epochs + 1):
+        diverged: set[int] = set()
+        # a population killed between two members' checkpoints resumes with members an epoch apart:
+        # an epoch trains the members that have not trained it yet
+        for epoch in range(min(t.start_epoch for t in self.trainers), first.config.epochs + 1):
+            live = {i: t for i, t in trainers.items() if t.start_epoch <= epoch and i not in diverged}
+            if not live:
+                continue
             for trainer in live.values():
                 trainer.begin_epoch(epoch)
             feeds = {i: t.begin_train_epoch(epoch) for i, t in live.items()}
+            training = set(live)
             self._train_epoch(epoch, live, feeds)
-            if not live:
-                break
+            diverged |= training - set(live)
             for i, trainer in live.items():
                 trainer.end_epoch(epoch, trainer.end_train_epoch(feeds[i]), loggers[i])
         return [t.results if t.results["status"] == "complete" else None for t in self.trainers]
