@@ -63,7 +63,7 @@ def rate(trainers: list[Trainer], warmup: int) -> float:
     population = Population(trainers) if len(trainers) > 1 else None
     network = None
     from routing_rl.network.population import PopulationNetwork
-    from routing_rl.training.loop.population import STACK_FROM, play
+    from routing_rl.training.loop.population import STACK_FROM, play, update
 
     if population is not None:
         network = PopulationNetwork([t.learner.network for t in trainers], STACK_FROM)  # type: ignore[attr-defined]
@@ -82,8 +82,7 @@ def rate(trainers: list[Trainer], warmup: int) -> float:
         for t in trainers:
             t.zero_grad()
         torch.stack([s.loss for s in steps]).sum().backward()
-        for t, s in zip(trainers, steps):
-            t.apply_gradients(s)
+        update(trainers, steps)  # as a population steps (alone: one member's own optimizers)
         samples += sum(b.size for b in batches)  # type: ignore[union-attr]
         step += 1
     if trainers[0].device.type == "cuda":

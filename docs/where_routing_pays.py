@@ -66,8 +66,8 @@ class Test:
     p_holm: float = math.nan
 
 
-def trials_by_setting(scale: str | None, directory: Path | None, suite_file: Path = SUITE) -> tuple[Trials, list[str], dict[str, Any]]:
-    """The finished trials by setting, method and seed; the settings in file order; their options."""
+def trials_by_setting(scale: str | None, directory: Path | None, suite_file: Path = SUITE) -> tuple[Trials, list[str]]:
+    """The finished trials by setting, method and seed, and the scale's settings in file order."""
     spec = load_suite_file(suite_file)
     trials = [{"run": t.run, "seed": t.seed, "name": t.name} for t in spec.trials(scale)]
     damaged: list[str] = []
@@ -79,7 +79,7 @@ def trials_by_setting(scale: str | None, directory: Path | None, suite_file: Pat
         setting, method = spec.split_row(row)
         out.setdefault(str(setting), {})[method] = seeds
     names = list(spec.scale_settings((spec.scales.get(scale) or {}).get("settings") if scale else None, scale))
-    return out, names, spec.settings
+    return out, names
 
 
 def last_mean(results: dict[str, Any]) -> float:
@@ -192,7 +192,7 @@ def verdicts(results: list[Test], settings: list[str]) -> list[str]:
 @click.option("--out", "directory", default=None, type=click.Path(path_type=Path), help="Suite directory (default: runs/suite-<name>[-<scale>]).")
 def main(scale: str | None, directory: Path | None) -> None:
     try:
-        trials, settings, _ = trials_by_setting(scale, directory)
+        trials, settings = trials_by_setting(scale, directory)
     except SuiteError as exc:
         raise click.ClickException(str(exc)) from None
     if not any(trials.values()):

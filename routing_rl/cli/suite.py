@@ -172,33 +172,6 @@ def init_suite(env: str, env_option: tuple[str, ...], out: Path, name: str | Non
     click.echo(f"next: routing-rl suite run {path}  then  routing-rl suite table {path}")
 
 
-def _settings_table(trials: list[dict[str, Any]], directory: Path, baseline: str | None, settings: dict[str, Any], selection: str,
-                    kept: str | None, damaged: list[str], test: str) -> None:  # fmt: skip
-    """``suite table`` of a suite with settings: a table per setting, Holm over them all, written as
-    table.md and table.csv (a ``setting`` column first)."""
-    from routing_rl.suites.table import build_setting_tables
-    from routing_rl.suites.table_text import settings_csv, settings_markdown
-    from routing_rl.training.records.io import write_text
-
-    try:
-        tables = build_setting_tables(trials, directory, baseline, list(settings), selection, kept, damaged, test)
-    except SuiteError as exc:  # a kept trial that is not what was kept
-        raise _fail(exc) from None
-    for problem in damaged:
-        click.echo(f"warning: {problem}; the trial is counted as unfinished: delete the file and "
-                   "`routing-rl suite run` the suite again to retrain it", err=True)  # fmt: skip
-    if not any(r.n for t in tables for r in t.table.rows):
-        raise click.ClickException(f"{directory} holds no finished trial of this suite; run `routing-rl suite run` first")
-    text = settings_markdown(tables, settings, baseline, selection)
-    try:
-        write_text(directory / "table.md", text)
-        write_text(directory / "table.csv", settings_csv(tables))
-    except OSError as exc:
-        raise click.ClickException(f"cannot write the table into {directory}: {exc.strerror or exc}") from None
-    click.echo(text, nl=False)
-    click.echo(f"(written to {directory / 'table.md'} and table.csv)")
-
-
 def table_references(trials: list[dict[str, Any]], baseline: str | None, directory: Path) -> Any:
     """The reference rows' maker for a suite of a user's files (majority guess and linear model on
     each seed's split), or None: the suites of papers have their papers' numbers instead."""
@@ -295,25 +268,32 @@ def table(source: Path, scale: str | None, out: Path | None) -> None:
     except SuiteError as exc:
         raise _fail(exc) from None
     damaged: list[str] = []
-    if settings:
-        _settings_table(trials, directory, baseline, settings, selection, kept, damaged, test)
-        return
     try:
-        result = build_table(trials, directory, baseline, selection, reference, kept, damaged, test,
-                             references=table_references(trials, baseline, directory))  # fmt: skip
+        if settings:  # a table per setting, Holm over them all, a ``setting`` column first in the CSV
+            from routing_rl.suites.table import build_setting_tables
+            from routing_rl.suites.table_text import settings_csv, settings_markdown
+
+            tables = build_setting_tables(trials, directory, baseline, list(settings), selection, kept, damaged, test)
+            rows = [r for t in tables for r in t.table.rows]
+            text, csv_text = settings_markdown(tables, settings, baseline, selection), settings_csv(tables)
+        else:
+            result = build_table(trials, directory, baseline, selection, reference, kept, damaged, test,
+                                 references=table_references(trials, baseline, directory))  # fmt: skip
+            rows = result.rows
+            text = markdown(rows, result.metric, result.higher, baseline, selection, reference_source, result.tasks, result.notes)
+            csv_text = to_csv(rows)
     except SuiteError as exc:  # a kept trial that is not what was kept
         raise _fail(exc) from None
     for problem in damaged:
         click.echo(f"warning: {problem}; the trial is counted as unfinished: delete the file and "
                    "`routing-rl suite run` the suite again to retrain it", err=True)  # fmt: skip
-    if not any(r.n for r in result.rows):
+    if not any(r.n for r in rows):
         raise click.ClickException(f"{directory} holds no finished trial of this suite; run `routing-rl suite run` first")
-    text = markdown(result.rows, result.metric, result.higher, baseline, selection, reference_source, result.tasks, result.notes)
     from routing_rl.training.records.io import write_text
 
     try:
         write_text(directory / "table.md", text)
-        write_text(directory / "table.csv", to_csv(result.rows))
+        write_text(directory / "table.csv", csv_text)
     except OSError as exc:
         raise click.ClickException(f"cannot write the table into {directory}: {exc.strerror or exc}") from None
     click.echo(text, nl=False)

@@ -13,6 +13,7 @@ import collections.abc
 import math
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 MAX_SEED = 2**31 - 1
@@ -103,3 +104,17 @@ def seeds_problem(seeds: Any) -> str | None:
     if len(seeds) > MAX_TRIALS:
         return f"holds {len(seeds)} seeds; a suite holds at most {MAX_TRIALS} trials"
     return None
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be used; the message names the file and the key."""
+
+
+def table_at(data: dict[str, Any], key: str, path: Path, example: str, prefix: str = "") -> dict[str, Any]:
+    """``data[key]`` when it is a TOML table (an empty one when absent), else a :class:`SuiteError`
+    that shows the table's form: ``runs = 3`` or ``[runs]\\nname = 1`` must not reach the code as a number."""
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        shown = example.replace("\n", "; ")
+        raise SuiteError(f"{path}: {prefix}{key} must be a table, not {type(value).__name__} {describe(value)}; write it as {shown}")
+    return value

@@ -217,11 +217,11 @@ def run_population_trials(configs: list[dict[str, Any]], directories: list[str],
                  for _, path in pending if (status := trial_status(path)) in FINISHED}  # fmt: skip
     runs = [(config, path, trial_status(path)) for config, path in pending if str(path) not in summaries]
     if runs:
-        guard = _setup_guard(runs[0][1])
-        parts = [guard(lambda c=config, p=path: compose(RunConfig(**{**c, "logdir": str(p)}))) for config, path, _ in runs]
+        guards = [_setup_guard(path) for _, path, _ in runs]
+        parts = [guard(lambda c=config, p=path: compose(RunConfig(**{**c, "logdir": str(p)}))) for guard, (config, path, _) in zip(guards, runs)]
         fit = plain_fit if progress_every is None else fit_with_lines(display_name(runs[0][1]), progress_every)
-        outcomes, alone = run_population([(pc, status == "partial", status != "partial") for pc, (_, _, status) in zip(parts, runs)],
-                                         ["routing-rl", "suite", "run"], guard, fit)  # fmt: skip
+        outcomes, alone = run_population([(pc, status == "partial", status != "partial", guard)
+                                          for pc, guard, (_, _, status) in zip(parts, guards, runs)], ["routing-rl", "suite", "run"], fit)  # fmt: skip
         for (config, path, _), outcome in zip(runs, outcomes):
             summaries[str(path)] = {"directory": str(path), "status": outcome.status, "seconds": outcome.seconds,
                                     "epochs": outcome.trainer.config.epochs - (outcome.trainer.start_epoch - 1),

@@ -74,7 +74,8 @@ from typing import Any
 
 from routing_rl.core.files import SETTINGS_LIMIT, FileCheckError, read_regular
 from routing_rl.registry import UnknownNameError
-from routing_rl.suites.checks import MAX_TRIALS, check_value, describe, path_name_problem, seeds_problem
+from routing_rl.suites.checks import MAX_TRIALS, SuiteError, check_value, path_name_problem, seeds_problem, table_at
+from routing_rl.suites.settings import MERGED_OPTIONS, SETTING_SEPARATOR, read_settings, split_setting_row, with_setting
 from routing_rl.training.setup.composition import configure
 from routing_rl.training.setup.config import STORED_BEFORE_DEFAULT_CHANGES, RunConfig
 
@@ -101,10 +102,6 @@ IDENTITY_EXCLUDES = ("logdir", "device", "threads", "eval_batch_size", "data_dir
 TESTS = {"paired": "one-tailed paired t-test by seed (methods of one seed share its data split and data order)",
          "paper-a2": "the Re-examining paper's appendix A.2 test: one-tailed two-sample t-test, pooled variance, unpaired"}
 """The values of ``[suite] test``: how the table tests each method against the baseline."""
-
-
-class SuiteError(ValueError):
-    """A suite file that cannot be used; the message names the file and the key."""
 
 
 def config_key(config: RunConfig) -> str:
@@ -243,32 +240,6 @@ class SuiteSpec:
         return dataclasses.asdict(self)
 
 
-SETTING_SEPARATOR = "."
-"""Between a setting's name and a run's in a row name (``groups-4.wpl``); setting names hold none."""
-
-def split_setting_row(row: str, has_settings: bool) -> tuple[str | None, str]:
-    """``(setting, run)`` of a trial's row name: ``SETTING.RUN`` in a suite with settings (whose names
-    hold no separator, so the first one splits), ``(None, row)`` in one without."""
-    if not has_settings:
-        return None, row
-    setting, _, run = row.partition(SETTING_SEPARATOR)
-    return setting, run
-
-
-MERGED_OPTIONS = ("env_options", "agent_options")
-"""Options that a setting merges key by key into a run's instead of replacing them."""
-
-
-def with_setting(options: dict[str, Any], setting: dict[str, Any]) -> dict[str, Any]:
-    """A run's options with a setting's over them; ``env_options`` and ``agent_options`` merged key by key
-    (a setting that sets ``num_groups`` keeps the run's ``num_tasks``)."""
-    merged = {**options, **setting}
-    for key in MERGED_OPTIONS:
-        if isinstance(options.get(key), dict) and isinstance(setting.get(key), dict):
-            merged[key] = {**options[key], **setting[key]}
-    return merged
-
-
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 CONFIG_TYPES = typing.get_type_hints(RunConfig)
 
@@ -354,37 +325,6 @@ def read_kept(value: Any, path: Path) -> str | None:
     if not isinstance(value, str) or not value.strip() or Path(value).is_absolute():
         raise SuiteError(f"{path}: suite.kept must be a folder relative to the suite file, e.g. kept = \"../results/NAME\"")
     return str((path.parent / value).resolve())
-
-
-def table_at(data: dict[str, Any], key: str, path: Path, example: str, prefix: str = "") -> dict[str, Any]:
-    """``data[key]`` when it is a TOML table (an empty one when absent), else a :class:`SuiteError`
-    that shows the table's form: ``runs = 3`` or ``[runs]\\nname = 1`` must not reach the code as a number."""
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        shown = example.replace("\n", "; ")
-        raise SuiteError(f"{path}: {prefix}{key} must be a table, not {type(value).__name__} {describe(value)}; write it as {shown}")
-    return value
-
-
-def read_settings(data: dict[str, Any], path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """``[settings.NAME]``: each setting's options (without ``figure``) and its place on the figure."""
-    table = table_at(data, "settings", path, "[settings.NAME]\nenv_options = { num_groups = 2 }")
-    settings: dict[str, dict[str, Any]] = {}
-    placement: dict[str, dict[str, Any]] = {}
-    for name, options in table.items():
-        if reason := path_name_problem(name):
-            raise SuiteError(f"{path}: setting name {name!r} {reason} (it names the trials' directories)")
-        if SETTING_SEPARATOR in name:
-            raise SuiteError(f"{path}: setting name {name!r} must not hold {SETTING_SEPARATOR!r} (it separates a setting from a run "
-                             "in a row's name); use - instead")  # fmt: skip
-        options = dict(table_at(table, name, path, f"[settings.{name}]\nenv_options = {{ num_groups = 2 }}", prefix="settings."))
-        figure = options.pop("figure", {})
-        if not isinstance(figure, dict) or set(figure) - {"x", "panel"} \
-                or not isinstance(figure.get("x", 0), (int, float, str)) or isinstance(figure.get("x"), bool) \
-                or not isinstance(figure.get("panel", ""), str):  # fmt: skip
-            raise SuiteError(f"{path}: settings.{name}.figure must be {{ x = NUMBER or \"LABEL\", panel = \"NAME\" }} (both optional)")
-        settings[name], placement[name] = options, dict(figure)
-    return settings, placement
 
 
 def load_suite_file(path: str | Path) -> SuiteSpec:

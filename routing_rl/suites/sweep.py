@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from routing_rl.suites.checks import MAX_SEED, MAX_TRIALS, path_name_problem
-from routing_rl.suites.spec import SuiteError, Trial, make_config, read_toml, table_at
+from routing_rl.suites.checks import table_at
+from routing_rl.suites.spec import SuiteError, Trial, make_config, read_toml
 
 DEFAULT_TOP_K = 10
 """The SNR paper's k: the test metric is averaged over the 10 trials best by validation."""

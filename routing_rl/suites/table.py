@@ -27,7 +27,7 @@ from routing_rl.analysis.routing_flags import routing_flags
 from routing_rl.analysis.delta_m import ZeroBaselineError, delta_m
 from routing_rl.analysis.significance import Difference, greater_than_zero, holm, paired_ttest, two_sample_difference
 from routing_rl.suites.progress import epoch_cost
-from routing_rl.suites.spec import split_setting_row
+from routing_rl.suites.settings import split_setting_row
 from routing_rl.training.records.results import ResultsError, load_results, results_path
 
 DELTA_M = "delta-m"

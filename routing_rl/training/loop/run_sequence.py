@@ -100,11 +100,14 @@ def train_opened(trainer: Trainer, fit: Callable[[Trainer, TensorBoardLogger], N
     return RunOutcome("complete", trainer, time.perf_counter() - start)
 
 
+Guard = Callable[[Callable[[], Any]], Any]
+
+
 def run_population(
-    runs: Sequence[tuple[Composition, bool, bool]], command: list[str], guard: Callable[[Callable[[], Any]], Any] = unguarded,
-    fit: Callable[[Trainer, TensorBoardLogger], None] = plain_fit,
+    runs: Sequence[tuple[Composition, bool, bool, Guard]], command: list[str], fit: Callable[[Trainer, TensorBoardLogger], None] = plain_fit,
 ) -> tuple[list[RunOutcome], str | None]:
-    """Open every run of ``runs`` (``(parts, resume, overwrite)`` each) and train those not yet
+    """Open every run of ``runs`` (``(parts, resume, overwrite, guard)`` each: the guard turns its set-up
+    failures into the caller's errors, naming the run) and train those not yet
     complete together as one population (:mod:`routing_rl.training.loop.population`); runs that
     cannot be stacked train alone, one after the other. Returns every run's outcome and why the
     runs trained alone (None when they trained together, or when at most one had epochs left).
@@ -114,7 +117,7 @@ def run_population(
     start = time.perf_counter()
     trainers: list[Trainer] = []
     try:
-        for parts, resume, overwrite in runs:
+        for parts, resume, overwrite, guard in runs:
             trainers.append(open_run(parts, resume, overwrite, command, guard))
     except BaseException:
         for trainer in trainers:
