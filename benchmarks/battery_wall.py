@@ -1,17 +1,27 @@
-"""Wall time of the `suite init` battery on a 50,000-row table: trials alone against populations.
+"""Wall time of the `suite init` battery on a 50,000-row table: trials alone, in populations, and
+the battery of an earlier checkout of routing-rl.
 
-    python benchmarks/battery_wall.py --rows 50000 --epochs 20 --seeds 5 --workers 2 --population 5
+    git worktree add ../routing-rl-636618a 636618a     # the code when populations were asked for
+    python benchmarks/battery_wall.py --rows 50000 --epochs 20 --seeds 5 --workers 2 --sizes 1,5 \
+        --before ../routing-rl-636618a
 
 Writes the table (a CSV of 16 standard normal features and 4 three-class tasks in 2 groups: tasks
 t0 and t1 read one random tanh teacher's 8 units, t2 and t3 another's, each through its own
-readout with Gumbel noise 0.5), writes the battery with ``routing-rl suite init --env files``, then
-trains it twice into two suite directories with ``routing-rl suite run --workers W --threads 1``:
-``--population 1`` (every trial alone, the default) and ``--population P``, and prints each run's
-wall time. Run it on a quiet machine: the two runs are not interleaved (each takes minutes).
+readout with Gumbel noise 0.5; classes written as ``c0``, ``c1``, ``c2``, which every version
+reads as class labels), writes the battery with ``routing-rl suite init --env files`` and trains
+it into a fresh suite directory with ``routing-rl suite run --workers W --threads 1
+--population P`` for every P of ``--sizes``, printing each run's wall time.
+
+``--before DIR`` first does the same with the package in DIR (a checkout of an earlier commit, run
+with ``PYTHONPATH=DIR``): its own ``suite init`` battery, trained with ``suite run --workers W``
+and nothing else (earlier versions had no ``--threads`` or ``--population``; they gave each of W
+workers cores // W threads, one each with 2 workers on 2 cores). Run it on a quiet machine: the
+runs are not interleaved (each takes minutes).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,21 +35,34 @@ import numpy as np
 def write_table(path: Path, rows: int, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((rows, 16))
-    columns = {f"x{i}": x[:, i] for i in range(16)}
+    columns = {f"x{i}": np.char.mod("%.6f", x[:, i]) for i in range(16)}
     for group in range(2):
         w1 = rng.standard_normal((16, 8)) / 4.0
         hidden = np.tanh(x @ w1)
         for task in range(2):
             logits = hidden @ rng.standard_normal((8, 3)) + 0.5 * rng.gumbel(size=(rows, 3))
-            columns[f"t{2 * group + task}"] = logits.argmax(1)
+            columns[f"t{2 * group + task}"] = np.char.add("c", logits.argmax(1).astype(str))
     header = ",".join(columns)
-    body = np.column_stack(list(columns.values()))
-    np.savetxt(path, body, delimiter=",", header=header, comments="", fmt=["%.6f"] * 16 + ["%d"] * 4)
+    np.savetxt(path, np.column_stack(list(columns.values())), delimiter=",", header=header, comments="", fmt="%s")
     return path
 
 
-def routing_rl(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "routing_rl", *args], check=True, stdout=subprocess.DEVNULL)
+def routing_rl(source: Path | None, *args: str) -> None:
+    """``python -m routing_rl ARGS``, with the package in ``source`` when given."""
+    env = {**os.environ, "PYTHONPATH": str(source.resolve())} if source is not None else None
+    subprocess.run([sys.executable, "-m", "routing_rl", *args], check=True, stdout=subprocess.DEVNULL, env=env,
+                   cwd=source)  # fmt: skip
+
+
+def timed_battery(folder: Path, table: Path, name: str, seeds: int, epochs: int, run_args: list[str],
+                  source: Path | None = None) -> float:  # fmt: skip
+    """Write ``name``'s battery for ``table`` and train it; its ``suite run`` wall time in seconds."""
+    suite = folder / f"{name}.toml"
+    routing_rl(source, "suite", "init", "--env", "files", "-e", f"path={table}", "-e", "tasks=t0,t1,t2,t3", "--out", str(suite),
+               "--seeds", str(seeds), "--epochs", str(epochs))  # fmt: skip
+    start = time.perf_counter()
+    routing_rl(source, "suite", "run", str(suite), "--out", str(folder / name), *run_args)
+    return time.perf_counter() - start
 
 
 @click.command()
@@ -47,26 +70,27 @@ def routing_rl(*args: str) -> None:
 @click.option("--epochs", default=20, show_default=True)
 @click.option("--seeds", default=5, show_default=True)
 @click.option("--workers", default=2, show_default=True)
-@click.option("--population", default=5, show_default=True)
-def main(rows: int, epochs: int, seeds: int, workers: int, population: int) -> None:
+@click.option("--sizes", default="1,5", show_default=True, help="Populations to time (1: every trial alone).")
+@click.option("--before", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A checkout of an earlier routing-rl whose battery is timed first.")  # fmt: skip
+def main(rows: int, epochs: int, seeds: int, workers: int, sizes: str, before: Path | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         table = write_table(folder / "table.csv", rows)
-        suite = folder / "battery.toml"
-        routing_rl("suite", "init", "--env", "files", "-e", f"path={table}", "-e", "tasks=t0,t1,t2,t3", "--out", str(suite),
-                   "--seeds", str(seeds), "--epochs", str(epochs))  # fmt: skip
-        times = {}
-        for size in (1, population):
-            start = time.perf_counter()
-            routing_rl("suite", "run", str(suite), "--out", str(folder / f"p{size}"), "--workers", str(workers), "--threads", "1",
-                       "--population", str(size), "--quiet")  # fmt: skip
-            times[size] = time.perf_counter() - start
-    print(f"battery (8 methods x {seeds} seeds, {epochs} epochs) on a {rows:,}-row table of 4 tasks, {workers} workers, 1 thread each")
-    print("\n| trials | wall time | vs alone |")
+        rows_out: list[tuple[str, float]] = []
+        if before is not None:
+            commit = subprocess.run(["git", "-C", str(before), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+            seconds = timed_battery(folder, table, "before", seeds, epochs, ["--workers", str(workers)], before)
+            rows_out.append((f"routing-rl at {commit or before.name} (its battery, alone)", seconds))
+        for size in (int(s) for s in sizes.split(",")):
+            seconds = timed_battery(folder, table, f"p{size}", seeds, epochs,
+                                    ["--workers", str(workers), "--threads", "1", "--population", str(size), "--quiet"])  # fmt: skip
+            rows_out.append(("alone (--population 1)" if size == 1 else f"--population {size}", seconds))
+    print(f"battery (8 methods x {seeds} seeds, {epochs} epochs) on a {rows:,}-row table of 4 three-class tasks, {workers} workers, 1 thread each")
+    print("\n| trials | wall time | vs first row |")
     print("|---|---:|---:|")
-    for size, seconds in times.items():
-        label = "alone (--population 1)" if size == 1 else f"--population {size}"
-        print(f"| {label} | {seconds / 60:.1f} min | {times[1] / seconds:.2f}x |")
+    for label, seconds in rows_out:
+        print(f"| {label} | {seconds / 60:.1f} min | {rows_out[0][1] / seconds:.2f}x |")
 
 
 if __name__ == "__main__":
