@@ -4,6 +4,7 @@ the battery of an earlier checkout of routing-rl.
     git worktree add ../routing-rl-636618a 636618a     # the code when populations were asked for
     python benchmarks/battery_wall.py --rows 50000 --epochs 20 --seeds 5 --workers 2 --sizes 1,5 \
         --before ../routing-rl-636618a
+    python benchmarks/battery_wall.py --sizes 10 --before ../routing-rl-636618a --no-time-before --before-battery-here
 
 Writes the table (a CSV of 16 standard normal features and 4 three-class tasks in 2 groups: tasks
 t0 and t1 read one random tanh teacher's 8 units, t2 and t3 another's, each through its own
@@ -15,8 +16,10 @@ it into a fresh suite directory with ``routing-rl suite run --workers W --thread
 ``--before DIR`` first does the same with the package in DIR (a checkout of an earlier commit, run
 with ``PYTHONPATH=DIR``): its own ``suite init`` battery, trained with ``suite run --workers W``
 and nothing else (earlier versions had no ``--threads`` or ``--population``; they gave each of W
-workers cores // W threads, one each with 2 workers on 2 cores). Run it on a quiet machine: the
-runs are not interleaved (each takes minutes).
+workers cores // W threads, one each with 2 workers on 2 cores). With ``--before-battery-here``
+the earlier version's battery file is also trained by this version, alone: what the code's speed
+changed, apart from what the battery's methods changed. Run it on a quiet machine: the runs are
+not interleaved (each takes minutes).
 """
 
 from __future__ import annotations
@@ -54,14 +57,16 @@ def routing_rl(source: Path | None, *args: str) -> None:
                    cwd=source)  # fmt: skip
 
 
-def timed_battery(folder: Path, table: Path, name: str, seeds: int, epochs: int, run_args: list[str],
-                  source: Path | None = None) -> float:  # fmt: skip
-    """Write ``name``'s battery for ``table`` and train it; its ``suite run`` wall time in seconds."""
-    suite = folder / f"{name}.toml"
+def write_battery(source: Path | None, table: Path, suite: Path, seeds: int, epochs: int) -> None:
+    """``suite init``'s battery for ``table`` (of the package in ``source``, else this one) as ``suite``."""
     routing_rl(source, "suite", "init", "--env", "files", "-e", f"path={table}", "-e", "tasks=t0,t1,t2,t3", "--out", str(suite),
                "--seeds", str(seeds), "--epochs", str(epochs))  # fmt: skip
+
+
+def timed_battery(folder: Path, name: str, run_args: list[str], source: Path | None = None, out: str | None = None) -> float:
+    """Train the battery ``folder/name.toml`` into ``folder/out`` (``name`` by default); the ``suite run`` wall time in seconds."""
     start = time.perf_counter()
-    routing_rl(source, "suite", "run", str(suite), "--out", str(folder / name), *run_args)
+    routing_rl(source, "suite", "run", str(folder / f"{name}.toml"), "--out", str(folder / (out or name)), *run_args)
     return time.perf_counter() - start
 
 
@@ -73,18 +78,28 @@ def timed_battery(folder: Path, table: Path, name: str, seeds: int, epochs: int,
 @click.option("--sizes", default="1,5", show_default=True, help="Populations to time (1: every trial alone).")
 @click.option("--before", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="A checkout of an earlier routing-rl whose battery is timed first.")  # fmt: skip
-def main(rows: int, epochs: int, seeds: int, workers: int, sizes: str, before: Path | None) -> None:
+@click.option("--time-before/--no-time-before", default=True, show_default=True,
+              help="Train the earlier version's battery with the earlier version (else only write it).")  # fmt: skip
+@click.option("--before-battery-here", is_flag=True, help="Also train the earlier version's battery file with this version, alone.")
+def main(rows: int, epochs: int, seeds: int, workers: int, sizes: str, before: Path | None, time_before: bool, before_battery_here: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         table = write_table(folder / "table.csv", rows)
         rows_out: list[tuple[str, float]] = []
         if before is not None:
             commit = subprocess.run(["git", "-C", str(before), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-            seconds = timed_battery(folder, table, "before", seeds, epochs, ["--workers", str(workers)], before)
-            rows_out.append((f"routing-rl at {commit or before.name} (its battery, alone)", seconds))
-        for size in (int(s) for s in sizes.split(",")):
-            seconds = timed_battery(folder, table, f"p{size}", seeds, epochs,
-                                    ["--workers", str(workers), "--threads", "1", "--population", str(size), "--quiet"])  # fmt: skip
+            write_battery(before, table, folder / "before.toml", seeds, epochs)
+            if time_before:
+                seconds = timed_battery(folder, "before", ["--workers", str(workers)], before)
+                rows_out.append((f"routing-rl at {commit or before.name} (its battery, alone)", seconds))
+            if before_battery_here:
+                seconds = timed_battery(folder, "before", ["--workers", str(workers), "--threads", "1", "--quiet"], out="before-here")
+                rows_out.append((f"this version, {commit or before.name}'s battery, alone", seconds))
+        if sizes:
+            write_battery(None, table, folder / "battery.toml", seeds, epochs)
+        for size in (int(s) for s in sizes.split(",") if s):
+            seconds = timed_battery(folder, "battery", ["--workers", str(workers), "--threads", "1", "--population", str(size), "--quiet"],
+                                    out=f"p{size}")  # fmt: skip
             rows_out.append(("alone (--population 1)" if size == 1 else f"--population {size}", seconds))
     print(f"battery (8 methods x {seeds} seeds, {epochs} epochs) on a {rows:,}-row table of 4 three-class tasks, {workers} workers, 1 thread each")
     print("\n| trials | wall time | vs first row |")

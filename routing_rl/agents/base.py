@@ -51,6 +51,9 @@ class Router(Registered, nn.Module, ABC):
     record this and ``report`` and TensorBoard draw those figures for learning routers only."""
     needs_task_groups: ClassVar[bool] = False
     """Whether the router is given the suite's known task groups (``task_groups``: the oracle router)."""
+    routes_soft: ClassVar[bool] = False
+    """True for a router whose decisions weigh every block (soft routing) instead of choosing one:
+    a population runs such members apart from those that route hard."""
 
     def __init__(self, num_tasks: int, num_layers: int, num_blocks: int, *, seed: int = 0) -> None:
         super().__init__()

@@ -63,6 +63,7 @@ class HardConcreteRouter(Router):
     name = "hard-concrete"
     description = "differentiable per-task hard-concrete gates over all blocks (SNR-style), L0-regularised"
     family = "router: differentiable gates"
+    routes_soft = True
     option_help = {
         "l0_lambda": "weight of the expected-L0 penalty (each open gate costs this much loss)",
         "beta": "hard concrete temperature",

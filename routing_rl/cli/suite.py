@@ -44,7 +44,7 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option("--dry-run", is_flag=True, help="List the trials and their status; train nothing.")
 @click.option("--retrain-altered", is_flag=True, help="Train again the kept trials whose results.json is not what `suite keep` recorded (default: refuse).")
 @click.option("--population", default=DEFAULT_POPULATION, show_default=True, type=click.IntRange(min=1, max=MAX_POPULATION),
-              help="Train up to N seeds of a run together in one process (same numbers as alone; 1: every trial alone).")
+              help="Train up to N trials together in one process: a run's seeds, and runs that differ only in router, rates, rewards or clipping (same numbers as alone, to rounding; 1: every trial alone).")
 @quiet_trials_option
 def run_suite(suite_file: Path, scale: str | None, workers: int, threads: int | None, backend: str, ray_address: str | None, out: Path | None,
               only: str | None, dry_run: bool, retrain_altered: bool, population: int, quiet: bool) -> None:  # fmt: skip

@@ -202,9 +202,10 @@ def run_trial(config: dict[str, Any], directory: str, progress_every: float | No
 
 
 def run_population_trials(configs: list[dict[str, Any]], directories: list[str], progress_every: float | None = None) -> list[dict[str, Any]]:
-    """Train trials together as one population (:func:`~routing_rl.training.loop.run_sequence.run_population`)
-    in a worker process: each trial resumes its own checkpoint; trials that cannot be stacked train
-    alone, and every summary says why in ``alone``. Finished trials are skipped."""
+    """Train trials in populations (:func:`~routing_rl.training.loop.run_sequence.run_population`) in a
+    worker process: each trial resumes its own checkpoint; trials that stack together train together,
+    a trial that stacks with none trains alone and its summary says why in ``alone``. Finished trials
+    are skipped."""
     from routing_rl.training import RunConfig
     from routing_rl.training.loop.progress_line import fit_with_lines
     from routing_rl.training.loop.run_sequence import plain_fit, run_population
@@ -219,13 +220,14 @@ def run_population_trials(configs: list[dict[str, Any]], directories: list[str],
     if runs:
         guards = [_setup_guard(path) for _, path, _ in runs]
         parts = [guard(lambda c=config, p=path: compose(RunConfig(**{**c, "logdir": str(p)}))) for guard, (config, path, _) in zip(guards, runs)]
-        fit = plain_fit if progress_every is None else fit_with_lines(display_name(runs[0][1]), progress_every)
-        outcomes, alone = run_population([(pc, status == "partial", status != "partial", guard)
-                                          for pc, guard, (_, _, status) in zip(parts, guards, runs)], ["routing-rl", "suite", "run"], fit)  # fmt: skip
-        for (config, path, _), outcome in zip(runs, outcomes):
+        fit = plain_fit if progress_every is None else fit_with_lines(lambda t: display_name(t.run_directory.path), progress_every)
+        members = run_population([(pc, status == "partial", status != "partial", guard)
+                                  for pc, guard, (_, _, status) in zip(parts, guards, runs)], ["routing-rl", "suite", "run"], fit)  # fmt: skip
+        for (config, path, _), member in zip(runs, members):
+            outcome = member.outcome
             summaries[str(path)] = {"directory": str(path), "status": outcome.status, "seconds": outcome.seconds,
                                     "epochs": outcome.trainer.config.epochs - (outcome.trainer.start_epoch - 1),
-                                    "population": 1 if alone else len(runs), "alone": alone}  # fmt: skip
+                                    "population": member.population, "alone": member.alone}  # fmt: skip
     return [summaries[str(Path(d))] for d in directories]
 
 
@@ -244,14 +246,44 @@ def _setup_guard(path: Path) -> Callable[[Callable[[], Any]], Any]:
     return guard
 
 
+MEMBER_OPTIONS = ("seed", "logdir", "agent", "agent_options", "lr", "router_lr", "lr_milestones", "lr_decay", "grad_clip",
+                  "grad_clip_mode", "reward", "collab_reward", "collab_window", "collab_form", "loss_reduction")  # fmt: skip
+"""Options in which the members of one population may differ: each member keeps its own seed, router,
+rates, schedule, rewards, clipping and loss reduction. Whether two trials stack is settled on their
+built networks and routers (:func:`~routing_rl.training.loop.population.stackable_groups`); these
+options only decide which trials are offered to one process together."""
+
+
 def populations(todo: list[tuple[Trial, Path]], size: int) -> list[list[tuple[Trial, Path]]]:
-    """The trials to train, in populations of at most ``size``: the seeds of one run (trials whose
-    options differ only in their seed) go together, in the order planned."""
-    groups: dict[str, list[tuple[Trial, Path]]] = {}
+    """The trials to train, in populations of at most ``size``, in the order planned: a run's seeds
+    stay together (split only when more than ``size`` are left to train), and runs of routers that
+    differ only in :data:`MEMBER_OPTIONS` and route alike (hard or soft) share a population where
+    their seeds fit (first fit). A multi-task model's seeds go together: it trains alone anyway."""
+    from routing_rl.training.setup.composition import agent_class, is_router_class
+
+    def key(trial: Trial, drop: tuple[str, ...]) -> str:
+        return json.dumps({k: v for k, v in trial.config.to_dict().items() if k not in drop}, sort_keys=True, default=str)
+
+    def offered_with(trial: Trial) -> str:
+        cls = agent_class(trial.config.agent)
+        if not is_router_class(cls):
+            return key(trial, ("seed", "logdir"))
+        return json.dumps([cls.routes_soft, key(trial, MEMBER_OPTIONS)])
+
+    groups: dict[str, dict[str, list[tuple[Trial, Path]]]] = {}
     for trial, path in todo:
-        key = json.dumps({k: v for k, v in trial.config.to_dict().items() if k not in ("seed", "logdir")}, sort_keys=True, default=str)
-        groups.setdefault(key, []).append((trial, path))
-    chunks = [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
+        groups.setdefault(offered_with(trial), {}).setdefault(key(trial, ("seed", "logdir")), []).append((trial, path))
+    chunks: list[list[tuple[Trial, Path]]] = []
+    for runs in groups.values():
+        pieces = [run[i:i + size] for run in runs.values() for i in range(0, len(run), size)]
+        packed: list[list[tuple[Trial, Path]]] = []
+        for piece in pieces:
+            home = next((chunk for chunk in packed if len(chunk) + len(piece) <= size), None)
+            if home is None:
+                packed.append(list(piece))
+            else:
+                home.extend(piece)
+        chunks += packed
     order = {id(pair[0]): n for n, pair in enumerate(todo)}
     return sorted(chunks, key=lambda chunk: order[id(chunk[0][0])])
 
@@ -303,9 +335,11 @@ def run_local(todo: list[tuple[Trial, Path]], workers: int, report: Callable[[di
               progress_every: float | None = None, population: int = 1) -> None:  # fmt: skip
     """Trials in ``workers`` processes (spawned: each starts clean, as a separate ``routing-rl run``
     would), each printing its progress line at most every ``progress_every`` seconds (None: silent);
-    with ``population`` > 1 the seeds of a run train together, that many at most in a process
-    (:func:`populations`)."""
+    with ``population`` > 1 trials train together in populations of that many at most
+    (:func:`populations`); with several workers the largest populations start first."""
     chunks = populations(todo, population)
+    if workers > 1:  # the most trials first, so that no worker is left alone with a large population at the end
+        chunks = sorted(chunks, key=len, reverse=True)
     jobs = [([t.config.to_dict() for t, _ in chunk], [str(p) for _, p in chunk]) for chunk in chunks]
     if workers == 1:
         for configs, directories in jobs:

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from routing_rl.cli import main
 from routing_rl.training import RunConfig, Trainer
-from routing_rl.training.loop.population import Population, population_problem
+from routing_rl.training.loop.population import Population, population_problem, stackable_groups
 from routing_rl.training.setup.composition import compose
 
 SYNTHETIC = {"num_tasks": 4, "num_groups": 2, "train_per_task": 100, "test_per_task": 40}
@@ -154,6 +154,24 @@ def test_members_may_differ_in_router_and_learning_rates(tmp_path, float64):
         assert_same_member(a, b)
 
 
+def test_members_with_their_own_schedules_rewards_and_clipping_step_their_weights_together(tmp_path, float64):
+    """Two routers at one rate (so that their Adam optimizers step in one call), each with its own
+    schedule, reward, clipping and loss reduction, with and without separate optimizers."""
+    choices = [{"agent": "wpl", "router_lr": 0.05, "lr_milestones": [1], "reward": "neg-loss", "grad_clip": 0.5},
+               {"agent": "reinforce", "router_lr": 0.05, "grad_clip": 0.5, "grad_clip_mode": "public-code", "loss_reduction": "sum",
+                "collab_reward": 0.3},
+               {"agent": "wpl", "router_lr": 0.05, "separate_optimizers": True},
+               {"agent": "reinforce", "router_lr": 0.05, "separate_optimizers": True, "lr": 3e-3}]  # fmt: skip
+    alone = [trainer(tmp_path / "alone", s, **c) for s, c in enumerate(choices)]
+    for t in alone:
+        t.fit()
+    for pair in (slice(0, 2), slice(2, 4)):
+        members = [trainer(tmp_path / "population", s, **c) for s, c in list(enumerate(choices))[pair]]
+        Population(members).fit()
+        for a, b in zip(alone[pair], members):
+            assert_same_member(a, b)
+
+
 def test_a_population_stopped_between_its_members_checkpoints_resumes_to_the_uninterrupted_numbers(tmp_path, float64):
     whole = [trainer(tmp_path / "whole", s, agent="wpl", epochs=3) for s in (0, 1)]
     Population(whole).fit()
@@ -191,6 +209,7 @@ def test_a_diverging_member_leaves_and_the_others_go_on(tmp_path, float64):
     ({"agent": "wpl", "blocks": 3}, "networks differ in shape"),
     ({"agent": "wpl", "dropout": 0.2}, "dropout draws its masks from torch's global generator"),
     ({"agent": "wpl", "batch_size": 8}, "their --batch-size differ"),
+    ({"agent": "hard-concrete"}, "some route soft"),
     ({"agent": "wpl", "blocks": 32, "env_options": {**SYNTHETIC, "num_tasks": 32}}, "networks differ"),
 ])  # fmt: skip
 def test_trials_that_cannot_stack_are_named_with_the_reason(tmp_path, second, reason):
@@ -198,6 +217,16 @@ def test_trials_that_cannot_stack_are_named_with_the_reason(tmp_path, second, re
     assert reason in population_problem(pair)
     with pytest.raises(ValueError, match="cannot train as one population"):
         Population(pair)
+
+
+def test_trials_are_grouped_with_those_they_stack_with(tmp_path):
+    """Hard routers together, soft ones together, a model alone with its reason; each group in the order given."""
+    agents = ["mmoe", "wpl", "hard-concrete", "reinforce", "hard-concrete", "fixed-random"]
+    trainers = [trainer(tmp_path, seed, agent=agent) for seed, agent in enumerate(agents)]
+    groups = stackable_groups(trainers)
+    assert [[t.config.agent for t in group] for group, _ in groups] == [["mmoe"], ["wpl", "reinforce", "fixed-random"], ["hard-concrete", "hard-concrete"]]
+    assert "multi-task models" in groups[0][1] and [reason for _, reason in groups][1:] == [None, None]
+    assert stackable_groups(trainers[:1]) == [([trainers[0]], None)]
 
 
 def test_banks_are_refused_until_they_stack(tmp_path):
@@ -221,22 +250,49 @@ agent = "shared-bottom"
 routed = "none"
 [runs.wpl]
 agent = "wpl"
+[runs.reinforce]
+agent = "reinforce"
+router_lr = 0.2
+[runs.gates]
+agent = "hard-concrete"
 [runs.snr]
 agent = "snr-trans"
 """
 
 
-def test_suite_run_trains_a_runs_seeds_together_with_the_numbers_of_trials_alone(tmp_path):
+def test_a_suite_offers_runs_that_differ_in_member_options_to_one_process_seeds_side_by_side(tmp_path):
+    from routing_rl.suites.runner import populations
+    from routing_rl.suites.spec import load_suite_file
+
+    path = tmp_path / "pop.toml"
+    path.write_text(SUITE)
+    todo = [(trial, tmp_path / trial.name) for trial in load_suite_file(path).trials(None)]
+
+    def chunks(size):
+        return [[trial.name.rsplit("-", 2)[0] for trial, _ in chunk] for chunk in populations(todo, size)]
+
+    # in the order planned; hard routers (WPL, REINFORCE at another rate) together where their seeds
+    # fit, the soft gates apart, a model's seeds together, a run's seeds split only when they must
+    assert chunks(9) == [["shared"] * 3, ["wpl"] * 3 + ["reinforce"] * 3, ["gates"] * 3, ["snr"] * 3]
+    assert chunks(4) == [["shared"] * 3, ["wpl"] * 3, ["reinforce"] * 3, ["gates"] * 3, ["snr"] * 3]
+    assert chunks(2) == [["shared"] * 2, ["wpl"] * 2, ["reinforce"] * 2, ["gates"] * 2, ["snr"] * 2, ["shared"], ["wpl", "reinforce"], ["gates"], ["snr"]]
+    assert [len(chunk) for chunk in populations(todo, 1)] == [1] * 15
+
+
+def test_suite_run_trains_trials_together_with_the_numbers_of_trials_alone(tmp_path):
+    """WPL and REINFORCE (another rate) in one population, the soft hard-concrete gates in their own,
+    the shared bottom (another shape) in its own, SNR-Trans alone; every trial's numbers as alone."""
     path = tmp_path / "pop.toml"
     path.write_text(SUITE)
     runner = CliRunner()
     alone = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "alone"), "--quiet"])
-    together = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "together"), "--quiet", "--population", "3"])
+    together = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "together"), "--quiet", "--population", "9"])
     assert alone.exit_code == 0 and together.exit_code == 0, together.output
-    assert together.output.count("in a population of 3") == 6  # shared bottom and WPL, 3 seeds each
+    assert together.output.count("in a population of 6") == 6  # WPL and REINFORCE, 3 seeds each
+    assert together.output.count("in a population of 3") == 6  # the shared bottom's and the gates' 3 seeds
     assert together.output.count("trained alone, not in a population: multi-task models") == 1  # said once, for SNR-Trans
     names = sorted(p.name for p in (tmp_path / "alone").iterdir() if p.is_dir())
-    assert names == sorted(p.name for p in (tmp_path / "together").iterdir() if p.is_dir()) and len(names) == 9
+    assert names == sorted(p.name for p in (tmp_path / "together").iterdir() if p.is_dir()) and len(names) == 15
     for name in names:
         a = json.loads((tmp_path / "alone" / name / "results.json").read_text())
         b = json.loads((tmp_path / "together" / name / "results.json").read_text())
@@ -246,12 +302,12 @@ def test_suite_run_trains_a_runs_seeds_together_with_the_numbers_of_trials_alone
         assert (tmp_path / "together" / name / "checkpoint.pt").exists()
         assert list((tmp_path / "together" / name / "tensorboard").iterdir())
     again = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "together"), "--population", "3"])
-    assert again.exit_code == 0 and "9 complete" in again.output and "0 trials trained" in again.output
+    assert again.exit_code == 0 and "15 complete" in again.output and "0 trials trained" in again.output
 
 
 KILL_SUITE = SUITE.replace("seeds = [0, 1, 2]", "seeds = [0, 1]").replace("epochs = 2", "epochs = 8").replace(
     "train_per_task = 60", "train_per_task = 1500").replace('[runs.shared]\nagent = "shared-bottom"\nrouted = "none"\n', "").replace(
-    '[runs.snr]\nagent = "snr-trans"\n', "").replace('baseline = "shared"\n', "")
+    '[runs.snr]\nagent = "snr-trans"\n', "").replace('baseline = "shared"\n', "").split("[runs.reinforce]")[0]
 
 
 def test_a_population_killed_with_sigkill_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_path):

@@ -31,7 +31,7 @@ from routing_rl.core.contracts import RoutingObservation
 from routing_rl.envs.batched import hidden_summary
 from routing_rl.network.population import PopulationNetwork, population_decision, stacking_problem
 from routing_rl.training.loop.learner import StepResult
-from routing_rl.training.loop.optim import step_adam_together
+from routing_rl.training.loop.optim import ADAM_SETTINGS, step_adam_together
 from routing_rl.training.loop.routed_learner import RoutedLearner
 from routing_rl.training.loop.trainer import EpochFeed, Trainer, TrainingDiverged
 from routing_rl.training.records.results import ResultsRecord
@@ -63,7 +63,30 @@ def population_problem(trainers: Sequence[Trainer]) -> str | None:
         return "they train on different devices or memory formats"
     if len({t.learner.env.observe_hidden for t in trainers}) > 1:  # type: ignore[attr-defined]
         return "some observe the hidden state and some do not"
+    if len({t.learner.router.routes_soft for t in trainers}) > 1:  # type: ignore[attr-defined]
+        return "some route soft (weighing every block) and some hard"
     return stacking_problem([t.learner.network for t in trainers])  # type: ignore[attr-defined]
+
+
+def stackable_groups(trainers: Sequence[Trainer]) -> list[tuple[list[Trainer], str | None]]:
+    """``trainers`` in groups that can each train as one population, in their order: each joins the
+    first group it stacks with (:func:`population_problem`), or starts its own. A group of one comes
+    with why it could not join the first group (None when it is the only trainer)."""
+    groups: list[list[Trainer]] = []
+    for trainer in trainers:
+        home = next((g for g in groups if population_problem([g[0], trainer]) is None), None)
+        if home is None:
+            groups.append([trainer])
+        else:
+            home.append(trainer)
+    out: list[tuple[list[Trainer], str | None]] = []
+    for group in groups:
+        reason = None
+        if len(group) == 1 and len(trainers) > 1:
+            other = groups[0][0] if group[0] is not groups[0][0] else next(t for t in trainers if t is not group[0])
+            reason = population_problem([other, group[0]])
+        out.append((group, reason))
+    return out
 
 
 class Population:
@@ -140,22 +163,30 @@ class Population:
 
 def update(trainers: list[Trainer], steps: list[StepResult]) -> None:
     """Each member's clipping, optimizer steps and after-step hook, as :meth:`Trainer.apply_gradients`;
-    the members' Adam optimizers of one role (weights, router) step in one multi-tensor call
-    (:func:`~routing_rl.training.loop.optim.step_adam_together`) where their settings agree."""
+    the members' Adam optimizers of one role (weights, router) whose settings agree step in one
+    multi-tensor call (:func:`~routing_rl.training.loop.optim.step_adam_together`), even when other
+    members' settings differ (a run's seeds beside another run at another router rate)."""
     for trainer in trainers:
         trainer.clip_gradients()
-    for role in trainers[0].learner.optimizers:
-        optimizers = [t.learner.optimizers.get(role) for t in trainers]
-        if any(o is None for o in optimizers) or not step_adam_together(optimizers):  # type: ignore[arg-type]
-            for o in optimizers:
-                if o is not None:
-                    o.step()
-    for trainer in trainers[1:]:
-        for role, optimizer in trainer.learner.optimizers.items():
-            if role not in trainers[0].learner.optimizers:
-                optimizer.step()
+    roles: dict[str, None] = {}
+    for trainer in trainers:
+        roles.update(dict.fromkeys(trainer.learner.optimizers))
+    for role in roles:
+        alike: dict[str, list[torch.optim.Optimizer]] = {}  # members of one role whose settings agree step together
+        for trainer in trainers:
+            if (optimizer := trainer.learner.optimizers.get(role)) is not None:
+                alike.setdefault(adam_signature(optimizer), []).append(optimizer)
+        for optimizers in alike.values():
+            if len(optimizers) == 1 or not step_adam_together(optimizers):
+                for optimizer in optimizers:
+                    optimizer.step()
     for trainer, step in zip(trainers, steps):
         trainer.learner.after_step(step)
+
+
+def adam_signature(optimizer: torch.optim.Optimizer) -> str:
+    """What optimizers must share to step in one call (:func:`step_adam_together`): type and each group's settings."""
+    return repr([type(optimizer).__name__] + [[group.get(k) for k in ADAM_SETTINGS] for group in optimizer.param_groups])
 
 
 def play(network: PopulationNetwork, trainers: Sequence[Trainer], batches: Sequence[object], epoch: int) -> list[StepResult]:

@@ -90,17 +90,20 @@ class ProgressLine:
         return Callbacks(on_epoch_start=self.on_epoch_start, on_batch=self.on_batch)
 
 
-def fit_with_lines(name: str, every: float = PROGRESS_EVERY) -> Callable[[Trainer, TensorBoardLogger], None]:
+def fit_with_lines(name: str | Callable[[Trainer], str], every: float = PROGRESS_EVERY) -> Callable[[Trainer, TensorBoardLogger], None]:
     """A ``fit`` hook of :func:`~routing_rl.training.loop.run_sequence.run_one` that trains with a
-    :class:`ProgressLine` named ``name``."""
+    :class:`ProgressLine` named ``name`` (or by ``name(trainer)``: one hook for several runs)."""
+
+    def label(trainer: Trainer) -> str:
+        return name(trainer) if callable(name) else name
 
     def fit(trainer: Trainer, logger: TensorBoardLogger) -> None:
-        trainer.callbacks = ProgressLine(name, batches_per_epoch(trainer), every).callbacks()
+        trainer.callbacks = ProgressLine(label(trainer), batches_per_epoch(trainer), every).callbacks()
         trainer.fit(logger)
 
     def callbacks_for(trainer: Trainer, members: int) -> Any:
         """The progress line of a population's first member, named for the population."""
-        return ProgressLine(f"{name} (+{members - 1} in its population)", batches_per_epoch(trainer), every).callbacks()
+        return ProgressLine(f"{label(trainer)} (+{members - 1} in its population)", batches_per_epoch(trainer), every).callbacks()
 
     fit.callbacks_for = callbacks_for  # type: ignore[attr-defined]
     return fit

@@ -103,38 +103,64 @@ def train_opened(trainer: Trainer, fit: Callable[[Trainer, TensorBoardLogger], N
 Guard = Callable[[Callable[[], Any]], Any]
 
 
+@dataclass
+class MemberOutcome:
+    """How one run of :func:`run_population` ended, with the size of the population it trained in
+    (1: alone) and, when it trained alone beside others, why."""
+
+    outcome: RunOutcome
+    population: int
+    alone: str | None = None
+
+
 def run_population(
     runs: Sequence[tuple[Composition, bool, bool, Guard]], command: list[str], fit: Callable[[Trainer, TensorBoardLogger], None] = plain_fit,
-) -> tuple[list[RunOutcome], str | None]:
+) -> list[MemberOutcome]:
     """Open every run of ``runs`` (``(parts, resume, overwrite, guard)`` each: the guard turns its set-up
-    failures into the caller's errors, naming the run) and train those not yet
-    complete together as one population (:mod:`routing_rl.training.loop.population`); runs that
-    cannot be stacked train alone, one after the other. Returns every run's outcome and why the
-    runs trained alone (None when they trained together, or when at most one had epochs left).
-    ``fit`` trains a run that trains alone (and gives the first member's progress callbacks)."""
-    from routing_rl.training.loop.population import Population, population_problem
+    failures into the caller's errors, naming the run) and train those not yet complete in
+    populations (:mod:`routing_rl.training.loop.population`): the runs that stack with each other
+    together (:func:`~routing_rl.training.loop.population.stackable_groups`: seeds of one run, and
+    runs that differ only in their router, rates, rewards or clipping), one population after the
+    other; a run that stacks with none trains alone, and its outcome says why. ``fit`` trains a run
+    that trains alone (and gives each population's first member its progress callbacks)."""
+    from routing_rl.training.loop.population import Population, stackable_groups
 
-    start = time.perf_counter()
     trainers: list[Trainer] = []
+    opening: dict[int, float] = {}  # each run's seconds to lock, load and open, charged to it
     try:
         for parts, resume, overwrite, guard in runs:
+            start = time.perf_counter()
             trainers.append(open_run(parts, resume, overwrite, command, guard))
+            opening[id(trainers[-1])] = time.perf_counter() - start
     except BaseException:
         for trainer in trainers:
             trainer.run_directory.abandon()
         raise
     todo = [t for t in trainers if t.start_epoch <= t.config.epochs]
-    problem = population_problem(todo) if len(todo) > 1 else None
-    if len(todo) <= 1 or problem is not None:
-        return [train_opened(t, fit, start) for t in trainers], problem
-    loggers = [logger_of(t) for t in todo]
+    ended: dict[int, MemberOutcome] = {}
+    for trainer in trainers:
+        if trainer not in todo:
+            ended[id(trainer)] = MemberOutcome(train_opened(trainer, fit, time.perf_counter() - opening[id(trainer)]), 1)
     try:
-        fit_population(Population(todo), loggers, fit)
-    finally:
-        for logger in loggers:
-            logger.close()
-    seconds = time.perf_counter() - start
-    return [RunOutcome("complete", t, seconds, already_complete=True) if t not in todo else member_outcome(t, seconds) for t in trainers], None
+        for group, reason in stackable_groups(todo):
+            start = time.perf_counter()
+            if len(group) == 1:
+                ended[id(group[0])] = MemberOutcome(train_opened(group[0], fit, start - opening[id(group[0])]), 1, reason)
+                continue
+            loggers = [logger_of(t) for t in group]
+            try:
+                fit_population(Population(group), loggers, fit)
+            finally:
+                for logger in loggers:
+                    logger.close()
+            seconds = time.perf_counter() - start
+            ended.update({id(t): MemberOutcome(member_outcome(t, seconds + opening[id(t)]), len(group)) for t in group})
+    except BaseException:
+        for trainer in todo:
+            if id(trainer) not in ended:
+                trainer.run_directory.abandon()  # not trained yet: its lock goes, a directory it only just made too
+        raise
+    return [ended[id(t)] for t in trainers]
 
 
 def member_outcome(trainer: Trainer, seconds: float) -> RunOutcome:
