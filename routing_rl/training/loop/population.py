@@ -79,14 +79,11 @@ def stackable_groups(trainers: Sequence[Trainer]) -> list[tuple[list[Trainer], s
             groups.append([trainer])
         else:
             home.append(trainer)
-    out: list[tuple[list[Trainer], str | None]] = []
-    for group in groups:
-        reason = None
-        if len(group) == 1 and len(trainers) > 1:
-            other = groups[0][0] if group[0] is not groups[0][0] else next(t for t in trainers if t is not group[0])
-            reason = population_problem([other, group[0]])
-        out.append((group, reason))
-    return out
+    def alone(trainer: Trainer) -> str | None:  # why it stacks with none: with the first other trainer, say
+        other = next((t for t in trainers if t is not trainer), None)
+        return None if other is None else population_problem([other, trainer])
+
+    return [(group, alone(group[0]) if len(group) == 1 else None) for group in groups]
 
 
 class Population:
@@ -172,7 +169,7 @@ def update(trainers: list[Trainer], steps: list[StepResult]) -> None:
     for trainer in trainers:
         roles.update(dict.fromkeys(trainer.learner.optimizers))
     for role in roles:
-        alike: dict[str, list[torch.optim.Optimizer]] = {}  # members of one role whose settings agree step together
+        alike: dict[tuple[object, ...], list[torch.optim.Optimizer]] = {}  # members of one role whose settings agree step together
         for trainer in trainers:
             if (optimizer := trainer.learner.optimizers.get(role)) is not None:
                 alike.setdefault(adam_signature(optimizer), []).append(optimizer)
@@ -184,9 +181,9 @@ def update(trainers: list[Trainer], steps: list[StepResult]) -> None:
         trainer.learner.after_step(step)
 
 
-def adam_signature(optimizer: torch.optim.Optimizer) -> str:
+def adam_signature(optimizer: torch.optim.Optimizer) -> tuple[object, ...]:
     """What optimizers must share to step in one call (:func:`step_adam_together`): type and each group's settings."""
-    return repr([type(optimizer).__name__] + [[group.get(k) for k in ADAM_SETTINGS] for group in optimizer.param_groups])
+    return (type(optimizer), *(tuple(group.get(k) for k in ADAM_SETTINGS) for group in optimizer.param_groups))
 
 
 def play(network: PopulationNetwork, trainers: Sequence[Trainer], batches: Sequence[object], epoch: int) -> list[StepResult]:
