@@ -329,6 +329,7 @@ class WPLRouter(Router):
         self.value_rate = value_rate
         shape = (num_tasks, num_layers, num_blocks)
         self.policy_param = nn.Parameter(self.form.initial(shape))
+        self._acting_cache: tuple[tuple[object, ...], torch.Tensor] | None = None
         values = self.learner.initial_values(shape)
         if learner_cls.learns_values_by_loss:
             self.values = nn.Parameter(values)
@@ -341,12 +342,23 @@ class WPLRouter(Router):
         return self.form.probabilities(self.policy_param, self.learner.project)
 
     def policy(self, depth: int) -> torch.Tensor:
-        return self.probabilities()[:, depth].detach()
+        return self._acting_probabilities()[:, depth].clone()
 
     def act(self, obs: RoutingObservation, explore: bool = True) -> RoutingDecision:
-        with torch.no_grad():
-            probs = self.probabilities()[obs.task_ids, obs.depth]
+        probs = self._acting_probabilities()[obs.task_ids, obs.depth]
         return categorical_decision(probs, explore, self.generator)
+
+    def _acting_probabilities(self) -> torch.Tensor:
+        """:meth:`probabilities`, detached, computed once per state of the table: a step's routed
+        layers (and a whole evaluation) read one table, and its projection is most of an act. The
+        table's version counter moves with every in-place change (an optimizer step, a projection,
+        a loaded checkpoint), so a cached table is never stale; the numbers are those of a fresh read."""
+        table = self.policy_param
+        key = (table.data_ptr(), table._version, table.device, table.dtype)
+        if self._acting_cache is None or self._acting_cache[0] != key:
+            with torch.no_grad():
+                self._acting_cache = (key, self.probabilities().detach())
+        return self._acting_cache[1]
 
     def project_(self) -> None:
         """Put a probability table back onto the simplex in place (clip projection) where the learner

@@ -27,7 +27,7 @@ from torch import nn
 from routing_rl.core.contracts import RoutingDecision
 from routing_rl.network.linear_bank import LinearBank
 from routing_rl.network.model import RoutingNetwork, RoutingSteps
-from routing_rl.network.routed_layer import STACKED_MIN_BLOCKS, dispatch
+from routing_rl.network.routed_layer import STACKED_MIN_BLOCKS, dispatch, linear_kind
 
 
 def stacking_problem(members: Sequence[RoutingNetwork]) -> str | None:
@@ -69,19 +69,22 @@ class PopulationNetwork(RoutingSteps):
         self.head_routed = first.head_routed
         self.layers = [nn.ModuleList([block for m in members for block in m.layers[i].layer.blocks]) for i in range(len(first.layers))]
         self.heads = nn.ModuleList([head for m in members for head in m.heads.blocks])
+        # whether each layer's blocks are plain linear ones without hooks, asked once: a population
+        # network lives one epoch (the trainer builds a new one when its members change or an epoch begins)
+        self.kinds = [linear_kind(layer) for layer in self.layers]
+        self.heads_kind = linear_kind(self.heads)
 
     def _layer(self, i: int, h: torch.Tensor, tasks: torch.Tensor, decision: RoutingDecision | None = None) -> torch.Tensor:
         spec = self.specs[i]
         if spec.kind != "conv" and h.dim() > 2:
             h = h.flatten(1)
         if spec.mode == "shared":
-            index = torch.div(tasks, self.num_tasks, rounding_mode="floor")  # the member
-            return dispatch(self.layers[i], h, RoutingDecision(index), self.stacked_min_blocks, one_block_call=False)
-        if spec.mode == "per-task":
-            return dispatch(self.layers[i], h, RoutingDecision(tasks), self.stacked_min_blocks, one_block_call=False)
-        if decision is None:
+            decision = RoutingDecision(torch.div(tasks, self.num_tasks, rounding_mode="floor"))  # the member
+        elif spec.mode == "per-task":
+            decision = RoutingDecision(tasks)
+        elif decision is None:
             raise ValueError(f"routed layer {spec.name} needs a routing decision")
-        return dispatch(self.layers[i], h, decision, self.stacked_min_blocks, one_block_call=False)
+        return dispatch(self.layers[i], h, decision, self.stacked_min_blocks, one_block_call=False, blocks_kind=self.kinds[i])
 
     def _run(self, start: int, stop: int, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
         for i in range(start, stop):
@@ -94,7 +97,7 @@ class PopulationNetwork(RoutingSteps):
     def _head(self, h: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
         if self.head_routed:
             return h
-        return dispatch(self.heads, h.flatten(1), RoutingDecision(tasks), self.stacked_min_blocks, one_block_call=False)
+        return dispatch(self.heads, h.flatten(1), RoutingDecision(tasks), self.stacked_min_blocks, one_block_call=False, blocks_kind=self.heads_kind)
 
 
 def population_decision(decisions: Sequence[RoutingDecision], blocks: int) -> RoutingDecision:

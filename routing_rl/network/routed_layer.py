@@ -38,12 +38,19 @@ STACKED_MAX_PADDING = 4
 """Largest ratio of padded rows (blocks in use x largest group) to samples for the batched matmul."""
 
 
+LinearKind = tuple[list[nn.Linear], bool] | None
+"""What :func:`linear_kind` says of a layer's blocks."""
+
+CHECK = "check"
+"""Ask :func:`linear_kind` at every call (a caller that knows the blocks' kind passes it instead)."""
+
+
 def _unhooked(module: nn.Module) -> bool:
     """True if no forward hook or pre-hook would run on ``module`` (the batched form calls no module)."""
     return not (module._forward_hooks or module._forward_pre_hooks)
 
 
-def _linear_kind(blocks: nn.ModuleList) -> tuple[list[nn.Linear], bool] | None:
+def linear_kind(blocks: nn.ModuleList) -> LinearKind:
     """The blocks' ``Linear`` modules and whether a ReLU follows, if the batched matmul computes exactly
     what calling the blocks would: plain linear blocks (:func:`plain_linears`) and no hooks (those of
     torch.nn.utils' pruning or weight norm rebuild the weight in a pre-hook)."""
@@ -114,7 +121,7 @@ def _images(rows: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 def _run_grouped(
-    blocks: Blocks, x: torch.Tensor, index: torch.Tensor, stacked_min_blocks: int = STACKED_MIN_BLOCKS
+    blocks: Blocks, x: torch.Tensor, index: torch.Tensor, stacked_min_blocks: int = STACKED_MIN_BLOCKS, blocks_kind: LinearKind | str = CHECK,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run ``blocks[index[i]]`` on ``x[i]`` for all i; returns outputs sorted by block, the order
     (a permutation of the samples) and its inverse."""
@@ -132,7 +139,7 @@ def _run_grouped(
         pieces = _permute(x, order, unsort).split(count_list)
         outputs = [F.linear(pieces[m], w, b) for m, w, b in zip(in_use, weight.unbind(0), bias.unbind(0))]
         return blocks.activate(torch.cat(outputs, dim=0)), order, unsort
-    kind = _linear_kind(blocks) if batched else None
+    kind = None if not batched else linear_kind(blocks) if isinstance(blocks_kind, str) else blocks_kind
     if kind is not None:
         linears = [kind[0][m] for m in in_use]
         weight, bias = torch.stack([lin.weight for lin in linears]), torch.stack([lin.bias for lin in linears])
@@ -147,12 +154,15 @@ def _run_grouped(
 
 def dispatch(
     blocks: Blocks, x: torch.Tensor, decision: RoutingDecision, stacked_min_blocks: int = STACKED_MIN_BLOCKS, one_block_call: bool = True,
+    blocks_kind: LinearKind | str = CHECK,
 ) -> torch.Tensor:
     """Apply the routed blocks to a batch; see :class:`RoutingDecision` for the two modes.
 
     Linear blocks run as one batched matmul from ``stacked_min_blocks`` blocks in use (module
     docstring); a batch whose samples all go to one block is a plain call of that block unless
     ``one_block_call`` is False (a population keeps every layer in one form, whoever is in it).
+    ``blocks_kind``: the blocks' :func:`linear_kind`, when the caller has it (a population asks
+    once per layer, not at every step: the check walks every block's modules for hooks).
     """
     if decision.is_hard:
         index = decision.blocks
@@ -161,7 +171,7 @@ def dispatch(
         first = int(index[0]) if index.numel() else 0
         if one_block_call and index.numel() and bool((index == first).all()):
             return blocks[first](x)  # every sample on one block: a plain layer call
-        out_sorted, order, unsort = _run_grouped(blocks, x, index, stacked_min_blocks)
+        out_sorted, order, unsort = _run_grouped(blocks, x, index, stacked_min_blocks, blocks_kind)
         # back to the samples' order: a gather by the inverse permutation (index_copy_ by ``order`` is 2.5x slower)
         return _images(_permute(_rows(out_sorted), unsort, order), _is_channels_last(out_sorted))
     weights = decision.weights
@@ -174,7 +184,7 @@ def dispatch(
         return torch.zeros((x.shape[0],) + probe.shape[1:], dtype=probe.dtype, device=x.device) * probe.sum()
     index = decision.blocks[rows, slots]
     x_rows = _images(_rows(x).index_select(0, rows), _is_channels_last(x))
-    out_sorted, order, _ = _run_grouped(blocks, x_rows, index, stacked_min_blocks)
+    out_sorted, order, _ = _run_grouped(blocks, x_rows, index, stacked_min_blocks, blocks_kind)
     w = weights[rows, slots].index_select(0, order).view((-1,) + (1,) * (out_sorted.dim() - 1))
     weighted = out_sorted * w
     weighted_rows = _rows(weighted)
