@@ -3,8 +3,10 @@ and whether the batch size changes any prediction of a trained network.
 
     python benchmarks/eval_batch.py --rounds 2
     python benchmarks/eval_batch.py --rounds 2 --run runs/suite-reexamining-table2-fmnist-retest/no-sharing-s0-...
+    python benchmarks/eval_batch.py --rounds 3 --env files -e path=table.csv -e tasks=t0,t1,t2,t3 --agent wpl
 
-Without ``--run`` the network is a freshly initialised ``fixed-random`` one; with it, the trained
+Without ``--run`` the network is a freshly initialised one (``--agent``, ``fixed-random`` by
+default) on ``--env`` (Fashion-MNIST by default; ``-e KEY=VALUE`` its options); with it, the trained
 network of that run directory's last checkpoint (read only), on the run's own data and options, and
 the table adds its test accuracy and how many of the test rows' predicted classes and logits differ
 from those at the largest batch size. Smaller batches keep the convolution activations in cache;
@@ -28,9 +30,11 @@ from routing_rl.training.records.io import load_checkpoint
 SIZES = (128, 256, 512, 1024)
 
 
-def make_trainer(run: Path | None, size: int, logdir: str) -> Trainer:
+def make_trainer(run: Path | None, size: int, logdir: str, env: str = "fmnist-mtl", env_options: dict[str, str] | None = None,
+                 agent: str = "fixed-random") -> Trainer:  # fmt: skip
     if run is None:
-        return Trainer(parts := compose(RunConfig(agent="fixed-random", env="fmnist-mtl", epochs=1, eval_batch_size=size, logdir=logdir)), parts.load_data())
+        config = RunConfig(agent=agent, env=env, env_options=env_options or {}, epochs=1, eval_batch_size=size, logdir=logdir)
+        return Trainer(parts := compose(config), parts.load_data())
     stored = json.loads((run / "results.json").read_text())["config"]
     config = RunConfig.from_stored(stored, eval_batch_size=size, logdir=logdir, threads=None)
     trainer = Trainer(parts := compose(config), parts.load_data())
@@ -59,10 +63,14 @@ def test_outputs(trainer: Trainer, epoch: int) -> tuple[float, torch.Tensor]:
 @click.option("--threads", default=1, show_default=True)
 @click.option("--run", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="A finished run directory whose trained network to evaluate.")  # fmt: skip
-def main(rounds: int, threads: int, run: Path | None) -> None:
+@click.option("--env", default="fmnist-mtl", show_default=True, help="The data of an untrained network (without --run).")
+@click.option("-e", "env_option", multiple=True, help="KEY=VALUE options of --env.")
+@click.option("--agent", default="fixed-random", show_default=True, help="The router of an untrained network (without --run).")
+def main(rounds: int, threads: int, run: Path | None, env: str, env_option: tuple[str, ...], agent: str) -> None:
     torch.set_num_threads(threads)
+    env_options = dict(item.split("=", 1) for item in env_option)
     with tempfile.TemporaryDirectory() as tmp:
-        trainers = {size: make_trainer(run, size, f"{tmp}/eval-batch-{size}") for size in SIZES}
+        trainers = {size: make_trainer(run, size, f"{tmp}/eval-batch-{size}", env, env_options, agent) for size in SIZES}
         epoch = trainers[SIZES[0]].config.epochs
         seconds: dict[int, list[float]] = {size: [] for size in trainers}
         outputs: dict[int, torch.Tensor] = {}
@@ -72,7 +80,7 @@ def main(rounds: int, threads: int, run: Path | None) -> None:
                 seconds[size].append(elapsed)
     reference = outputs[SIZES[-1]]
     rows = reference.shape[0]
-    print(f"test split, {rows:,} rows, {threads} thread(s); {'trained network of ' + run.name if run else 'untrained network'}")
+    print(f"test split, {rows:,} rows, {threads} thread(s); {'trained network of ' + run.name if run else f'untrained {agent} network on {env}'}")
     print("\n| eval batch | seconds per round | rows whose predicted class differs from batch 1,024's | largest logit difference |")
     print("|---:|---|---:|---:|")
     for size, values in seconds.items():

@@ -110,8 +110,8 @@ def test_same_seed_same_numbers_different_seed_different(data, tmp_path):
 
 @pytest.mark.parametrize("agent", ["wpl", "hard-concrete"])
 def test_evaluation_scores_do_not_depend_on_the_evaluation_batch(data, tmp_path, agent):
-    """The default evaluation batch (128) is a speed choice: the same scores as any other batch size,
-    losses equal up to the summation order."""
+    """The evaluation batch is a speed choice: the same scores as any other batch size, losses
+    equal up to the summation order."""
     _, small = train(data, tmp_path / "a", agent=agent, epochs=2, eval_batch_size=7)
     _, large = train(data, tmp_path / "b", agent=agent, epochs=2, eval_batch_size=1024)
     for e_small, e_large in zip(small["epochs"], large["epochs"], strict=True):
@@ -119,6 +119,28 @@ def test_evaluation_scores_do_not_depend_on_the_evaluation_batch(data, tmp_path,
             assert e_small[split]["per_task"] == e_large[split]["per_task"]
             assert e_small[split]["loss"] == pytest.approx(e_large[split]["loss"], rel=1e-6)
         assert e_small["train_loss"] == e_large["train_loss"]
+
+
+def test_the_default_evaluation_batch_is_1024_rows_of_vectors_and_128_images():
+    config = RunConfig(env="synthetic-groups")
+    assert config.eval_batch_size is None
+    assert config.eval_rows((32,)) == 1024 and config.eval_rows((1, 28, 28)) == 128
+    assert RunConfig(env="synthetic-groups", eval_batch_size=7).eval_rows((32,)) == 7
+
+
+def test_evaluation_runs_in_batches_of_the_default_rows(data, tmp_path, monkeypatch):
+    """A vector network's evaluation asks its split for batches of 1,024 rows (4-5x faster than 128)."""
+    asked = []
+    split_cls = type(data.test)
+    original = split_cls.batches
+    def batches(self, size, generator=None, shuffle=False):
+        if not shuffle:  # evaluation (training batches are shuffled)
+            asked.append(size)
+        return original(self, size, generator, shuffle)
+
+    monkeypatch.setattr(split_cls, "batches", batches)
+    train(data, tmp_path, agent="wpl", epochs=1)
+    assert asked == [1024, 1024]  # validation and test
 
 
 def test_resume_reaches_the_same_final_result(data, tmp_path):

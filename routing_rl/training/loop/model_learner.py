@@ -83,12 +83,12 @@ class ModelLearner(Learner):
 
         ``utilization`` is the model's ``[T, n_subnetworks]`` matrix (SNR: 1 where a task reaches a
         sub-network through non-zero serving gates; MMoE-type: mean gate weight on the first
-        ``eval_batch_size`` test inputs) or None (shared-bottom has no sub-networks).
+        evaluation batch of test inputs) or None (shared-bottom has no sub-networks).
         ``utilization_per_task`` is the fraction of sub-networks each task uses at all.
         """
         self.model.eval()
         test = self.family.data.test
-        probe_rows = torch.arange(min(len(test), self.config.eval_batch_size))
+        probe_rows = torch.arange(min(len(test), self.config.eval_rows(self.family.input_shape)))
         with torch.no_grad():
             counts = self.model.parameter_counts()
             probe = self.family.gather(test, probe_rows, self.device).x.flatten(1)
@@ -122,7 +122,7 @@ class ModelLearner(Learner):
         split = self.family.data.test
         with torch.no_grad():
             self.model.eval()
-            for rows in split.batches(self.config.eval_batch_size):
+            for rows in split.batches(self.config.eval_rows(self.family.input_shape)):
                 x = self.family.gather(split, rows, self.device).x.flatten(1)
                 worst_output = max(worst_output, float((self.model(x) - serving(x)).abs().max()))
         return {

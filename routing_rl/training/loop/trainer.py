@@ -316,7 +316,7 @@ class Trainer:
     def evaluate(self, split: Split | MultiLabelSplit, predict: Callable[[Batch], torch.Tensor]) -> SplitScore:
         """Scores of ``predict`` (greedy routes or serving gates) on every task of ``split``."""
         scorer = self.family.scorer()
-        for rows in split.batches(self.config.eval_batch_size):
+        for rows in split.batches(self.config.eval_rows(self.family.input_shape)):
             batch = self.family.gather(split, rows, self.device)
             scorer.update(predict(batch), batch)
         return scorer.result()

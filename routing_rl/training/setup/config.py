@@ -24,6 +24,10 @@ protocols train 20 to 100; the bound is far above any real run and turns a typo 
 ``--epochs 1000000000000`` into an error naming it rather than a run that never ends."""
 
 
+EVAL_ROWS = {"vectors": 1024, "images": 128}
+"""Default rows per evaluation batch by input kind (:meth:`RunConfig.eval_rows`)."""
+
+
 def _jsonable(value: Any) -> Any:
     """``value`` as it reads back from JSON (tuples become lists), for comparing stored configs."""
     return json.loads(json.dumps(value))
@@ -79,9 +83,9 @@ class RunConfig:
         True, section="run", off_flag="--nondeterministic",
         help="CUDA: deterministic kernels, so that a seed gives the same numbers (2-3x slower batches of the Table 2 network on an H200), or torch's fastest ones; CPU kernels are deterministic either way.",
     )
-    eval_batch_size: int = option(
-        128, section="run", low=1,
-        help="Rows per evaluation batch (outputs do not depend on it; reported losses do, in the last bits).",
+    eval_batch_size: int | None = option(
+        None, section="run", low=1, show_default=False,
+        help="Rows per evaluation batch (default: 1024 for tables and other vector inputs, 128 for images; outputs do not depend on it, reported losses do in the last bits).",
     )
     divergence_factor: float = option(
         1000.0, section="run", low=0,
@@ -252,6 +256,14 @@ class RunConfig:
             raise ValueError(f"--routed {self.routed!r} has an empty item; separate layer names by single commas, e.g. fc1,fc2")
         if self.divergence_factor != 0 and self.divergence_factor < 1:
             raise ValueError(f"--divergence-factor must be 0 (off) or at least 1, got {self.divergence_factor}")
+
+    def eval_rows(self, input_shape: tuple[int, ...]) -> int:
+        """Rows per evaluation batch: ``--eval-batch-size``, else :data:`EVAL_ROWS` for these inputs
+        (``benchmarks/eval_batch.py``: a vector network evaluates 4-5x faster in batches of 1,024
+        than of 128; a conv network's activations stay in cache at 128, about twice as fast)."""
+        if self.eval_batch_size is not None:
+            return self.eval_batch_size
+        return EVAL_ROWS["images" if len(input_shape) == 3 else "vectors"]
 
     def section(self, name: str) -> Any:
         """The options of one section (:data:`~routing_rl.training.setup.options.SECTIONS`) as a typed,
