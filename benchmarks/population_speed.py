@@ -21,8 +21,7 @@ import click
 import torch
 
 from routing_rl.training import RunConfig, Trainer
-from routing_rl.network.routed_layer import STACKED_MIN_BLOCKS
-from routing_rl.training.loop.population import Population
+from routing_rl.training.loop.population import STACK_FROM, Population
 from routing_rl.training.setup.composition import compose
 
 ROUTERS = {
@@ -65,7 +64,8 @@ def samples_per_second(members: list[Trainer], together: bool, stack_from: int) 
 @click.option("--threads", default=1, show_default=True)
 @click.option("--max-batches", default=150, show_default=True, help="Training batches of 128 per trial and round.")
 @click.option("--sizes", default="2,5,10", show_default=True, help="Population sizes.")
-@click.option("--stack-from", default=STACKED_MIN_BLOCKS, show_default=True, help="Linear blocks in use from which a population's layer runs as one batched matmul.")
+@click.option("--stack-from", default=STACK_FROM, show_default=True,
+              help="Linear blocks in use from which a population's layer runs as one batched matmul (default: the population's own).")
 def main(rounds: int, threads: int, max_batches: int, sizes: str, stack_from: int) -> None:
     torch.set_num_threads(threads)
     counts = [int(s) for s in sizes.split(",")]

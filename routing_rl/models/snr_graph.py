@@ -59,7 +59,7 @@ def task_reachability(masks: Sequence[Tensor]) -> np.ndarray:
     Columns enumerate the sub-networks layer by layer, bottom layer first. The row mean is the
     "relative proportion of sub-networks utilized" by a task (SNR paper, Figure 5).
     """
-    reach = torch.eye(masks[-1].shape[0])
+    reach = torch.eye(masks[-1].shape[0], dtype=torch.float32)  # as the masks are read, whatever the default dtype
     columns: list[Tensor] = []
     for mask in reversed(masks):
         reach = ((reach @ mask.cpu().float()) > 0).float()

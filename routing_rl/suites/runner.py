@@ -258,7 +258,7 @@ def populations(todo: list[tuple[Trial, Path]], size: int) -> list[list[tuple[Tr
     """The trials to train, in populations of at most ``size``, in the order planned: a run's seeds
     stay together (split only when more than ``size`` are left to train), and runs of routers that
     differ only in :data:`MEMBER_OPTIONS` and route alike (hard or soft) share a population where
-    their seeds fit (first fit). A multi-task model's seeds go together: it trains alone anyway."""
+    their seeds fit (first fit). A multi-task model's seeds go together (its models run one by one)."""
     from routing_rl.training.setup.composition import agent_class, is_router_class
 
     def key(trial: Trial, drop: tuple[str, ...]) -> str:

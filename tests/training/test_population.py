@@ -128,6 +128,46 @@ def test_a_member_trains_as_it_would_alone(tmp_path, float64, options):
         assert_same_member(a, b)
 
 
+SECONDS = ("train_seconds", "data_seconds", "samples_per_second", "eval_seconds")
+"""An epoch record's timings: the only entries a member's record may not share with its run alone."""
+
+MODELS = {
+    "shared-bottom mlp": {"agent": "shared-bottom-mlp"},
+    "mmoe": {"agent": "mmoe", "agent_options": {"shared_hidden": 12, "num_experts": 3}},
+    "ml-mmoe": {"agent": "ml-mmoe"},
+    "snr-trans, gates per example": {"agent": "snr-trans", "agent_options": {"per_example_gates": True, "l0_lambda": 0.01}},
+    "snr-aver, separate optimizers, clipped": {"agent": "snr-aver", "separate_optimizers": True, "grad_clip": 0.5},
+}
+
+
+@pytest.mark.parametrize("options", list(MODELS.values()), ids=list(MODELS))
+def test_a_model_member_trains_bit_for_bit_as_alone(tmp_path, options):
+    """Multi-task models are not stacked: each member runs its own model on its own batch and draws
+    its own gate noise, the population backs the members' losses up in one pass and steps their
+    optimizers in one multi-tensor call, which changes no bit (float32, the default dtype)."""
+    alone = [trainer(tmp_path / "alone", seed, **dict(options)) for seed in (0, 1)]
+    for t in alone:
+        t.fit()
+    members = [trainer(tmp_path / "population", seed, **dict(options)) for seed in (0, 1)]
+    assert len({len(t.data.train) for t in members}) > 1  # one member sits out the last step
+    Population(members).fit()
+    for a, b in zip(alone, members):
+        assert b.results["epochs"] == [{**e, **{k: b_e[k] for k in SECONDS}} for e, b_e in zip(a.results["epochs"], b.results["epochs"])]
+        for path, tensor in tensors(a.learner.state()):
+            assert torch.equal(tensor, dict(tensors(b.learner.state()))[path]), path
+
+
+def test_models_differing_in_their_l0_weight_share_a_population(tmp_path, float64):
+    choices = [{"agent": "snr-trans", "agent_options": {"l0_lambda": 0.1}}, {"agent": "snr-trans", "agent_options": {"l0_lambda": 1e-4}, "lr": 3e-3}]
+    alone = [trainer(tmp_path / "alone", s, **c) for s, c in enumerate(choices)]
+    for t in alone:
+        t.fit()
+    members = [trainer(tmp_path / "population", s, **c) for s, c in enumerate(choices)]
+    Population(members).fit()
+    for a, b in zip(alone, members):
+        assert_same_member(a, b)
+
+
 def test_conv_members_keep_their_own_batchnorm_statistics(tmp_path, float64, fmnist_writer):
     fmnist_writer(tmp_path / "data", per_class=8, seed=1)
     options = {"agent": "wpl", "routed": "conv3,fc", "blocks": 3, "channels_last": False, "batch_size": 16}
@@ -220,12 +260,15 @@ def test_trials_that_cannot_stack_are_named_with_the_reason(tmp_path, second, re
 
 
 def test_trials_are_grouped_with_those_they_stack_with(tmp_path):
-    """Hard routers together, soft ones together, a model alone with its reason; each group in the order given."""
-    agents = ["mmoe", "wpl", "hard-concrete", "reinforce", "hard-concrete", "fixed-random"]
+    """Hard routers together, soft ones together, models together; each group in the order given."""
+    agents = ["mmoe", "wpl", "hard-concrete", "reinforce", "hard-concrete", "fixed-random", "snr-trans"]
     trainers = [trainer(tmp_path, seed, agent=agent) for seed, agent in enumerate(agents)]
     groups = stackable_groups(trainers)
-    assert [[t.config.agent for t in group] for group, _ in groups] == [["mmoe"], ["wpl", "reinforce", "fixed-random"], ["hard-concrete", "hard-concrete"]]
-    assert "multi-task models" in groups[0][1] and [reason for _, reason in groups][1:] == [None, None]
+    assert [[t.config.agent for t in group] for group, _ in groups] == [
+        ["mmoe", "snr-trans"], ["wpl", "reinforce", "fixed-random"], ["hard-concrete", "hard-concrete"]]
+    assert [reason for _, reason in groups] == [None, None, None]
+    lone = stackable_groups(trainers[:2])
+    assert [len(group) for group, _ in lone] == [1, 1] and "populations of their own" in lone[0][1]
     assert stackable_groups(trainers[:1]) == [([trainers[0]], None)]
 
 
@@ -281,7 +324,7 @@ def test_a_suite_offers_runs_that_differ_in_member_options_to_one_process_seeds_
 
 def test_suite_run_trains_trials_together_with_the_numbers_of_trials_alone(tmp_path):
     """WPL and REINFORCE (another rate) in one population, the soft hard-concrete gates in their own,
-    the shared bottom (another shape) in its own, SNR-Trans alone; every trial's numbers as alone."""
+    the shared bottom (another shape) in its own, SNR-Trans' seeds in theirs; every trial's numbers as alone."""
     path = tmp_path / "pop.toml"
     path.write_text(SUITE)
     runner = CliRunner()
@@ -289,8 +332,8 @@ def test_suite_run_trains_trials_together_with_the_numbers_of_trials_alone(tmp_p
     together = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "together"), "--quiet", "--population", "9"])
     assert alone.exit_code == 0 and together.exit_code == 0, together.output
     assert together.output.count("in a population of 6") == 6  # WPL and REINFORCE, 3 seeds each
-    assert together.output.count("in a population of 3") == 6  # the shared bottom's and the gates' 3 seeds
-    assert together.output.count("trained alone, not in a population: multi-task models") == 1  # said once, for SNR-Trans
+    assert together.output.count("in a population of 3") == 9  # the shared bottom's, the gates' and SNR-Trans' 3 seeds
+    assert "trained alone" not in together.output
     names = sorted(p.name for p in (tmp_path / "alone").iterdir() if p.is_dir())
     assert names == sorted(p.name for p in (tmp_path / "together").iterdir() if p.is_dir()) and len(names) == 15
     for name in names:

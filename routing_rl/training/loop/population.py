@@ -11,6 +11,9 @@ only replaces the solo loop's "play one batch, back-propagate it" with one step 
    own samples' blocks at every routed layer;
 3. each member's env turns its own samples' outputs into its episodes, and the member's learner
    into its losses (as alone);
+
+   multi-task models (SNR-Trans, SNR-Aver, MMoE, ML-MMoE, the shared-bottom MLP) are not stacked:
+   each member runs its own model on its own batch (its own gate noise), as alone;
 4. one backward pass of the sum of the members' losses: a member's parameters touch only its own
    samples, so its gradient is the one it would have alone; then each member clips and steps its
    own optimizers.
@@ -54,13 +57,18 @@ def population_problem(trainers: Sequence[Trainer]) -> str | None:
     """Why these trials cannot train as one population (None when they can)."""
     if len(trainers) < 2:
         return "a population needs two members at least"
-    if not all(isinstance(t.learner, RoutedLearner) for t in trainers):
-        return "multi-task models (snr-trans, snr-aver, mmoe, ml-mmoe) train alone"
+    routed = [isinstance(t.learner, RoutedLearner) for t in trainers]
+    if any(routed) and not all(routed):
+        return "routed networks and multi-task models (snr-trans, snr-aver, mmoe, ml-mmoe) train in populations of their own"
     for name in SAME_OPTIONS:
         if len({str(getattr(t.config, name)) for t in trainers}) > 1:
             return f"their --{name.replace('_', '-')} differ"
-    if len({t.device for t in trainers}) > 1 or len({t.learner.memory_format for t in trainers}) > 1:  # type: ignore[attr-defined]
-        return "they train on different devices or memory formats"
+    if len({t.device for t in trainers}) > 1:
+        return "they train on different devices"
+    if not all(routed):
+        return None  # models run one by one on their own batches: nothing else to agree on
+    if len({t.learner.memory_format for t in trainers}) > 1:  # type: ignore[attr-defined]
+        return "they train in different memory formats"
     if len({t.learner.env.observe_hidden for t in trainers}) > 1:  # type: ignore[attr-defined]
         return "some observe the hidden state and some do not"
     if len({t.learner.router.routes_soft for t in trainers}) > 1:  # type: ignore[attr-defined]
@@ -94,6 +102,8 @@ class Population:
             raise ValueError(f"these trials cannot train as one population: {problem}")
         self.trainers = list(trainers)
         self.stacked_min_blocks = stacked_min_blocks
+        self.routed = isinstance(self.trainers[0].learner, RoutedLearner)
+        """Routed networks run stacked (:class:`PopulationNetwork`); multi-task models one by one."""
 
     def fit(self, loggers: Sequence[TensorBoardLogger | None] | None = None) -> list[ResultsRecord | None]:
         """Train every member from its start epoch to the last; returns each member's results
@@ -139,9 +149,12 @@ class Population:
             if not batches:
                 return
             members = tuple(batches)
-            if members != stacked:
-                stacked, network = members, PopulationNetwork([live[i].learner.network for i in members], self.stacked_min_blocks)  # type: ignore[attr-defined]
-            steps = dict(zip(members, play(network, [live[i] for i in members], [batches[i] for i in members], epoch)))  # type: ignore[arg-type]
+            if not self.routed:  # multi-task models: each member's own model on its own batch
+                steps = {i: live[i].learner.train_step(batches[i], epoch) for i in members}
+            else:
+                if members != stacked:
+                    stacked, network = members, PopulationNetwork([live[i].learner.network for i in members], self.stacked_min_blocks)  # type: ignore[attr-defined]
+                steps = dict(zip(members, play(network, [live[i] for i in members], [batches[i] for i in members], epoch)))  # type: ignore[arg-type]
             diverged = []
             for i, step in steps.items():
                 try:
