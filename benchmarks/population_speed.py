@@ -28,6 +28,7 @@ ROUTERS = {
     "shared bottom": {"agent": "shared-bottom", "routed": "none"},
     "fixed random, fc routed, 4 blocks": {"agent": "fixed-random", "blocks": 4},
     "wpl, fc routed, 4 blocks": {"agent": "wpl", "blocks": 4, "router_lr": 0.03},
+    "snr-trans (models run one by one)": {"agent": "snr-trans"},
 }
 ENV = {"num_tasks": 4, "num_groups": 2, "train_per_task": 12_500, "test_per_task": 20}
 
