@@ -212,10 +212,11 @@ def test_members_with_their_own_schedules_rewards_and_clipping_step_their_weight
             assert_same_member(a, b)
 
 
-def test_a_population_stopped_between_its_members_checkpoints_resumes_to_the_uninterrupted_numbers(tmp_path, float64):
-    whole = [trainer(tmp_path / "whole", s, agent="wpl", epochs=3) for s in (0, 1)]
+@pytest.mark.parametrize("agent", ["wpl", "snr-trans"])
+def test_a_population_stopped_between_its_members_checkpoints_resumes_to_the_uninterrupted_numbers(tmp_path, float64, agent):
+    whole = [trainer(tmp_path / "whole", s, agent=agent, epochs=3) for s in (0, 1)]
     Population(whole).fit()
-    first = [trainer(tmp_path / "stopped", s, agent="wpl", epochs=3) for s in (0, 1)]
+    first = [trainer(tmp_path / "stopped", s, agent=agent, epochs=3) for s in (0, 1)]
 
     class Stop(Exception):
         pass
@@ -227,7 +228,7 @@ def test_a_population_stopped_between_its_members_checkpoints_resumes_to_the_uni
     first[0].callbacks.on_epoch_end = stop
     with pytest.raises(Stop):
         Population(first).fit()
-    again = [trainer(tmp_path / "stopped", s, agent="wpl", epochs=3, resume=True) for s in (0, 1)]
+    again = [trainer(tmp_path / "stopped", s, agent=agent, epochs=3, resume=True) for s in (0, 1)]
     assert [t.start_epoch for t in again] == [3, 2]  # the second catches up epoch 2 alone, then both train epoch 3
     Population(again).fit()
     for a, b in zip(whole, again):
