@@ -100,6 +100,17 @@ def assert_same_member(alone: Trainer, member: Trainer) -> None:
     assert max(worst.values()) <= TOLERANCE, sorted(worst.items(), key=lambda kv: -kv[1])[:3]
 
 
+def assert_members_match_alone(tmp_path: Path, choices: list[dict]) -> None:
+    """Trial ``s`` with options ``choices[s]`` trained alone and in one population of them all: the same numbers."""
+    alone = [trainer(tmp_path / "alone", s, **c) for s, c in enumerate(choices)]
+    for t in alone:
+        t.fit()
+    members = [trainer(tmp_path / "population", s, **c) for s, c in enumerate(choices)]
+    Population(members).fit()
+    for a, b in zip(alone, members):
+        assert_same_member(a, b)
+
+
 ROUTERS = {
     "shared bottom (no routed layer)": {"agent": "shared-bottom", "routed": "none"},
     "no sharing": {"agent": "no-sharing", "routed": "all"},
@@ -159,13 +170,7 @@ def test_a_model_member_trains_bit_for_bit_as_alone(tmp_path, options):
 
 def test_models_differing_in_their_l0_weight_share_a_population(tmp_path, float64):
     choices = [{"agent": "snr-trans", "agent_options": {"l0_lambda": 0.1}}, {"agent": "snr-trans", "agent_options": {"l0_lambda": 1e-4}, "lr": 3e-3}]
-    alone = [trainer(tmp_path / "alone", s, **c) for s, c in enumerate(choices)]
-    for t in alone:
-        t.fit()
-    members = [trainer(tmp_path / "population", s, **c) for s, c in enumerate(choices)]
-    Population(members).fit()
-    for a, b in zip(alone, members):
-        assert_same_member(a, b)
+    assert_members_match_alone(tmp_path, choices)
 
 
 def test_conv_members_keep_their_own_batchnorm_statistics(tmp_path, float64, fmnist_writer):
@@ -185,13 +190,7 @@ def test_conv_members_keep_their_own_batchnorm_statistics(tmp_path, float64, fmn
 def test_members_may_differ_in_router_and_learning_rates(tmp_path, float64):
     """Rows whose options do not change a tensor's shape stack: WPL at one rate beside fixed random routes at another."""
     choices = [{"agent": "wpl", "router_lr": 0.05}, {"agent": "fixed-random", "lr": 3e-3}]
-    alone = [trainer(tmp_path / "alone", s, **c) for s, c in enumerate(choices)]
-    for t in alone:
-        t.fit()
-    members = [trainer(tmp_path / "population", s, **c) for s, c in enumerate(choices)]
-    Population(members).fit()
-    for a, b in zip(alone, members):
-        assert_same_member(a, b)
+    assert_members_match_alone(tmp_path, choices)
 
 
 def test_members_with_their_own_schedules_rewards_and_clipping_step_their_weights_together(tmp_path, float64):
