@@ -87,6 +87,7 @@ def stackable_groups(trainers: Sequence[Trainer]) -> list[tuple[list[Trainer], s
             groups.append([trainer])
         else:
             home.append(trainer)
+
     def alone(trainer: Trainer) -> str | None:  # why it stacks with none: with the first other trainer, say
         other = next((t for t in trainers if t is not trainer), None)
         return None if other is None else population_problem([other, trainer])
