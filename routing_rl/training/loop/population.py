@@ -6,9 +6,14 @@ gradient clipping, loss reduction, results, checkpoint and TensorBoard files); t
 only replaces the solo loop's "play one batch, back-propagate it" with one step for everybody:
 
 1. every member takes its own next batch (its own data order);
-2. the batches run as one through the members' networks stacked as one
-   (:class:`~routing_rl.network.population.PopulationNetwork`), each member's router choosing its
-   own samples' blocks at every routed layer;
+2. the batches run as one through the members' networks stacked as one, each member's router
+   choosing its own samples' blocks at every routed layer: FC networks (tables, synthetic data)
+   hold their weights as one ``[P, ...]`` tensor per layer for the epoch
+   (:class:`~routing_rl.training.loop.stacked_weights.StackedWeights`, played by
+   :func:`~routing_rl.training.loop.stacked_play.play_stacked`), stepped by one masked Adam that
+   is each member's own and written back before the members evaluate; other networks (convolutions,
+   block banks, optimizers other than plain Adam) run their own modules, stacked per step
+   (:class:`~routing_rl.network.population.PopulationNetwork`);
 3. each member's env turns its own samples' outputs into its episodes, and the member's learner
    into its losses (as alone);
 
@@ -16,7 +21,7 @@ only replaces the solo loop's "play one batch, back-propagate it" with one step 
    each member runs its own model on its own batch (its own gate noise), as alone;
 4. one backward pass of the sum of the members' losses: a member's parameters touch only its own
    samples, so its gradient is the one it would have alone; then each member clips and steps its
-   own optimizers.
+   own optimizers (the stacked weights: each member's clipping and Adam on its own rows).
 
 Evaluation, records, checkpoints and logs are each member's own, after every epoch. A member that
 diverges is recorded as diverged and leaves; the others go on. A population stopped at any point
@@ -36,6 +41,8 @@ from routing_rl.network.population import PopulationNetwork, population_decision
 from routing_rl.training.loop.learner import StepResult
 from routing_rl.training.loop.optim import ADAM_SETTINGS, step_adam_together
 from routing_rl.training.loop.routed_learner import RoutedLearner
+from routing_rl.training.loop.stacked_weights import StackedWeights, stacked_weights_problem
+from routing_rl.training.loop.stacked_play import play_stacked
 from routing_rl.training.loop.trainer import EpochFeed, Trainer, TrainingDiverged
 from routing_rl.training.records.results import ResultsRecord
 from routing_rl.training.records.tb_logger import TensorBoardLogger
@@ -98,11 +105,13 @@ def stackable_groups(trainers: Sequence[Trainer]) -> list[tuple[list[Trainer], s
 class Population:
     """Trains ``trainers`` (prepared: run directories open, checkpoints loaded) together; see the module docstring."""
 
-    def __init__(self, trainers: Sequence[Trainer], stacked_min_blocks: int = STACK_FROM) -> None:
+    def __init__(self, trainers: Sequence[Trainer], stacked_min_blocks: int = STACK_FROM, stack_weights: bool = True) -> None:
         if problem := population_problem(trainers):
             raise ValueError(f"these trials cannot train as one population: {problem}")
         self.trainers = list(trainers)
         self.stacked_min_blocks = stacked_min_blocks
+        self.stack_weights = stack_weights
+        """FC networks train stacked weights (:class:`StackedWeights`) where they can; False: their own modules side by side."""
         self.routed = isinstance(self.trainers[0].learner, RoutedLearner)
         """Routed networks run stacked (:class:`PopulationNetwork`); multi-task models one by one."""
 
@@ -143,8 +152,20 @@ class Population:
     def _train_epoch(self, epoch: int, live: dict[int, Trainer], feeds: dict[int, EpochFeed]) -> None:
         """The members' batches step by step; a member whose epoch has fewer batches (a training split
         a few rows shorter, as a seed's stratified hold-out may leave it) sits out the last steps."""
+        slots = list(live)  # the stacked weights' members, in order
+        weights = StackedWeights([live[i] for i in slots]) if self.routed and self.stack_weights \
+            and stacked_weights_problem([live[i] for i in slots]) is None else None  # fmt: skip
+        try:
+            self._steps(epoch, live, feeds, weights, [live[i] for i in slots], slots)
+        finally:
+            if weights is not None:
+                weights.write_back()  # before the members evaluate and save
+
+    def _steps(self, epoch: int, live: dict[int, Trainer], feeds: dict[int, EpochFeed], weights: StackedWeights | None,
+               slotted: list[Trainer], slots: list[int]) -> None:  # fmt: skip
         stacked: tuple[int, ...] = ()
         network: PopulationNetwork | None = None
+        used: list[torch.Tensor] = []
         while True:
             batches = {i: b for i in live if (b := live[i].next_batch(feeds[i])) is not None}
             if not batches:
@@ -152,6 +173,9 @@ class Population:
             members = tuple(batches)
             if not self.routed:  # multi-task models: each member's own model on its own batch
                 steps = {i: live[i].learner.train_step(batches[i], epoch) for i in members}
+            elif weights is not None:
+                played, used = play_stacked(weights.network, slotted, {slots.index(i): batches[i] for i in members}, epoch)
+                steps = {slots[p]: step for p, step in played.items()}
             else:
                 if members != stacked:
                     stacked, network = members, PopulationNetwork([live[i].learner.network for i in members], self.stacked_min_blocks)  # type: ignore[attr-defined]
@@ -166,7 +190,13 @@ class Population:
             if stepping and feeds[members[0]].stepping:
                 for i in stepping:
                     live[i].zero_grad()
+                if weights is not None:
+                    weights.zero_grad()
                 torch.stack([step.loss for step in stepping.values()]).sum().backward()
+                if weights is not None:  # the members' weights: stacked; their routers: below, each its own
+                    weights.clip_gradients()
+                    steps_now = torch.tensor([slot in stepping for slot in slots], device=used[0].device).view(-1, 1)
+                    weights.step([mask & steps_now for mask in used])
                 update([live[i] for i in stepping], list(stepping.values()))
             for i in diverged:
                 del live[i], feeds[i]
