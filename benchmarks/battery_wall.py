@@ -2,16 +2,16 @@
 the battery of an earlier checkout of routing-rl.
 
     git worktree add ../routing-rl-636618a 636618a     # the code when populations were asked for
-    python benchmarks/battery_wall.py --rows 50000 --epochs 20 --seeds 5 --workers 2 --sizes 1,5 \
+    python benchmarks/battery_wall.py --rows 50000 --epochs 20 --seeds 5 --workers 2 --sizes auto \
         --before ../routing-rl-636618a
-    python benchmarks/battery_wall.py --sizes 10 --before ../routing-rl-636618a --no-time-before --before-battery-here
+    python benchmarks/battery_wall.py --sizes 1 --before ../routing-rl-636618a --no-time-before --before-battery-here
 
 Writes the table (a CSV of 16 standard normal features and 4 three-class tasks in 2 groups: tasks
 t0 and t1 read one random tanh teacher's 8 units, t2 and t3 another's, each through its own
 readout with Gumbel noise 0.5; classes written as ``c0``, ``c1``, ``c2``, which every version
 reads as class labels), writes the battery with ``routing-rl suite init --env files`` and trains
 it into a fresh suite directory with ``routing-rl suite run --workers W --threads 1
---population P`` for every P of ``--sizes``, printing each run's wall time.
+--population P`` for every P of ``--sizes`` (a number, or ``auto``), printing each run's wall time.
 
 ``--before DIR`` first does the same with the package in DIR (a checkout of an earlier commit, run
 with ``PYTHONPATH=DIR``): its own ``suite init`` battery, trained with ``suite run --workers W``
@@ -75,7 +75,7 @@ def timed_battery(folder: Path, name: str, run_args: list[str], source: Path | N
 @click.option("--epochs", default=20, show_default=True)
 @click.option("--seeds", default=5, show_default=True)
 @click.option("--workers", default=2, show_default=True)
-@click.option("--sizes", default="1,5", show_default=True, help="Populations to time (1: every trial alone).")
+@click.option("--sizes", default="1,auto", show_default=True, help="Populations to time (1: every trial alone; auto: the default).")
 @click.option("--before", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="A checkout of an earlier routing-rl whose battery is timed first.")  # fmt: skip
 @click.option("--time-before/--no-time-before", default=True, show_default=True,
@@ -97,10 +97,10 @@ def main(rows: int, epochs: int, seeds: int, workers: int, sizes: str, before: P
                 rows_out.append((f"this version, {commit or before.name}'s battery, alone", seconds))
         if sizes:
             write_battery(None, table, folder / "battery.toml", seeds, epochs)
-        for size in (int(s) for s in sizes.split(",") if s):
-            seconds = timed_battery(folder, "battery", ["--workers", str(workers), "--threads", "1", "--population", str(size), "--quiet"],
+        for size in (s.strip() for s in sizes.split(",") if s.strip()):
+            seconds = timed_battery(folder, "battery", ["--workers", str(workers), "--threads", "1", "--population", size, "--quiet"],
                                     out=f"p{size}")  # fmt: skip
-            rows_out.append(("alone (--population 1)" if size == 1 else f"--population {size}", seconds))
+            rows_out.append(("alone (--population 1)" if size == "1" else f"--population {size}", seconds))
     print(f"battery (8 methods x {seeds} seeds, {epochs} epochs) on a {rows:,}-row table of 4 three-class tasks, {workers} workers, 1 thread each")
     print("\n| trials | wall time | vs first row |")
     print("|---|---:|---:|")

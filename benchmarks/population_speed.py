@@ -4,7 +4,8 @@
 
 For each router and population size P: P seeds of one trial trained one after the other (each
 alone, as ``suite run --population 1`` trains them) and the same P seeds trained together (as
-``--population P``), one epoch each, on ``synthetic-groups`` with 4 tasks and 12,500 training rows
+``--population P``: stacked (FC networks' weights as one tensor per layer, multi-task models as
+one mapped model), and with each member's own modules, ``stack_weights=False``), one epoch each, on ``synthetic-groups`` with 4 tasks and 12,500 training rows
 per task (a 50,000-row table; 4 classes, 32 features), batch 128, one thread. The figure is the
 training samples of all P trials over the seconds their training epochs took (evaluation, set-up
 and writing are the same work either way and are left out), median of the rounds; configurations
@@ -28,7 +29,9 @@ ROUTERS = {
     "shared bottom": {"agent": "shared-bottom", "routed": "none"},
     "fixed random, fc routed, 4 blocks": {"agent": "fixed-random", "blocks": 4},
     "wpl, fc routed, 4 blocks": {"agent": "wpl", "blocks": 4, "router_lr": 0.03},
-    "snr-trans (models run one by one)": {"agent": "snr-trans"},
+    "hard-concrete, fc routed, 4 blocks": {"agent": "hard-concrete", "blocks": 4},
+    "snr-trans (a multi-task model)": {"agent": "snr-trans"},
+    "mmoe (a multi-task model)": {"agent": "mmoe"},
 }
 ENV = {"num_tasks": 4, "num_groups": 2, "train_per_task": 12_500, "test_per_task": 20}
 
@@ -47,9 +50,9 @@ def trainers(root: Path, options: dict, seeds: range, max_batches: int, threads:
     return out
 
 
-def samples_per_second(members: list[Trainer], together: bool, stack_from: int) -> float:
+def samples_per_second(members: list[Trainer], together: bool, stack_from: int, stack_weights: bool = True) -> float:
     if together:
-        Population(members, stack_from).fit()
+        Population(members, stack_from, stack_weights=stack_weights).fit()
         seconds = members[0].results["epochs"][-1]["train_seconds"]
     else:
         seconds = 0.0
@@ -76,17 +79,18 @@ def main(rounds: int, threads: int, max_batches: int, sizes: str, stack_from: in
         for _ in range(rounds):
             for name, options in ROUTERS.items():
                 for p in counts:
-                    for together in (False, True):
+                    for mode in ("alone", "own modules", "stacked weights"):
                         members = trainers(Path(tmp) / "runs", options, range(p), max_batches, threads, cache)
-                        rates.setdefault((name, p, together), []).append(samples_per_second(members, together, stack_from))
+                        rate = samples_per_second(members, mode != "alone", stack_from, mode == "stacked weights")
+                        rates.setdefault((name, p, mode), []).append(rate)
     print(f"synthetic-groups, 4 tasks, 50,000 training rows, batch 128, {max_batches} batches per trial, {threads} thread(s), "
           f"median of {rounds} interleaved rounds (torch {torch.__version__})")
-    print("\n| router | trials | alone, samples/s (all trials) | population, samples/s | population vs alone |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| router | trials | alone, samples/s (all trials) | population, own modules | population, stacked | stacked vs alone |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name in ROUTERS:
         for p in counts:
-            alone, together = statistics.median(rates[(name, p, False)]), statistics.median(rates[(name, p, True)])
-            print(f"| {name} | {p} | {alone:,.0f} | {together:,.0f} | {together / alone:.2f}x |")
+            alone, own, stacked = (statistics.median(rates[(name, p, mode)]) for mode in ("alone", "own modules", "stacked weights"))
+            print(f"| {name} | {p} | {alone:,.0f} | {own:,.0f} | {stacked:,.0f} | {stacked / alone:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -139,7 +139,7 @@ def test_suite_run_estimates_again_after_each_trial(tmp_path):
 
     path = tmp_path / "tiny.toml"
     path.write_text(tiny_suite(epochs=2))
-    result = CliRunner().invoke(main, ["suite", "run", str(path), "--runs", "shared", "--out", str(tmp_path / "runs")])
+    result = CliRunner().invoke(main, ["suite", "run", str(path), "--runs", "shared", "--out", str(tmp_path / "runs"), "--population", "1"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("[1/2] shared-s0-"))

@@ -13,7 +13,7 @@ import click
 from routing_rl.cli.common import CheckedPath, quiet_trials_option, run_names, trial_threads_option
 from routing_rl.suites.manifest import read_manifest
 from routing_rl.suites.progress import UNFINISHED, remaining, set_up_seconds
-from routing_rl.suites.runner import DEFAULT_POPULATION, MAX_POPULATION, TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, trial_status, write_manifest
+from routing_rl.suites.runner import AUTO_POPULATION, DEFAULT_POPULATION, MAX_POPULATION, TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, trial_status, write_manifest
 from routing_rl.suites.battery import BATTERY_METHODS
 from routing_rl.suites.checks import MAX_TRIALS, path_name_problem
 from routing_rl.suites.kept import KEPT_MANIFEST, kept_problem, read_kept_manifest
@@ -32,6 +32,21 @@ def _fail(exc: Exception) -> click.ClickException:
     return click.ClickException(str(exc))
 
 
+class PopulationSize(click.ParamType):
+    """``--population``: ``auto`` or a whole number from 1 to :data:`MAX_POPULATION`."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+            size = int(value)
+            if 1 <= size <= MAX_POPULATION:
+                return size
+        elif isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        self.fail(f"{value!r} is neither auto nor a whole number from 1 to {MAX_POPULATION}", param, ctx)
+
+
 @suite.command("run")
 @click.argument("suite_file", type=CheckedPath(path_type=Path))
 @click.option("--scale", default=None, help="Apply the suite's [scales.NAME] overrides (e.g. quick).")
@@ -43,11 +58,12 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option("--runs", "only", default=None, help="Comma-separated run names: train only these runs' trials (default: every run).")
 @click.option("--dry-run", is_flag=True, help="List the trials and their status; train nothing.")
 @click.option("--retrain-altered", is_flag=True, help="Train again the kept trials whose results.json is not what `suite keep` recorded (default: refuse).")
-@click.option("--population", default=DEFAULT_POPULATION, show_default=True, type=click.IntRange(min=1, max=MAX_POPULATION),
-              help="Train up to N trials together in one process: a run's seeds, and runs that differ only in router, rates, rewards or clipping (same numbers as alone, to rounding; 1: every trial alone).")
+@click.option("--population", default=DEFAULT_POPULATION, show_default=True, type=PopulationSize(),
+              help=f"Train up to N trials together in one process: a run's seeds, and runs that differ only in router, rates, rewards or clipping "
+                   f"(same numbers as alone, to rounding; 1: every trial alone; auto: up to {AUTO_POPULATION}, convolutional networks on a CPU alone).")  # fmt: skip
 @quiet_trials_option
 def run_suite(suite_file: Path, scale: str | None, workers: int, threads: int | None, backend: str, ray_address: str | None, out: Path | None,
-              only: str | None, dry_run: bool, retrain_altered: bool, population: int, quiet: bool) -> None:  # fmt: skip
+              only: str | None, dry_run: bool, retrain_altered: bool, population: int | str, quiet: bool) -> None:  # fmt: skip
     """Train every trial of SUITE_FILE that is not finished: skip complete (or kept) ones, resume interrupted ones."""
     try:
         spec = load_suite_file(suite_file)

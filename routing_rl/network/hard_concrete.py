@@ -91,6 +91,9 @@ class HardConcreteGate(nn.Module):
         if init_std > 0:
             init = init + init_std * torch.randn(self.shape, generator=generator)
         self.log_alpha = nn.Parameter(init)
+        self.given_noise: Tensor | None = None
+        """Noise ``u`` for the next training sample instead of a draw: a population of models draws
+        each member's noise from its own generator (:meth:`draw_noise`) before their mapped forward."""
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}, beta={self.beta:.4g}, gamma={self.gamma:.4g}, zeta={self.zeta:.4g}"
@@ -108,11 +111,16 @@ class HardConcreteGate(nn.Module):
 
     def sample(self, batch_size: int | None = None, generator: torch.Generator | None = None) -> Tensor:
         """Draw fresh ``u ~ U(0, 1)`` and return ``z = transform(u)`` (differentiable in log_alpha)."""
+        if self.given_noise is not None:
+            return self.transform(self.given_noise)
+        return self.transform(self.draw_noise(batch_size, generator))
+
+    def draw_noise(self, batch_size: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """The uniform noise of one training sample (shape ``self.shape``, or ``[batch_size, *self.shape]``)."""
         shape = self.shape if batch_size is None else (batch_size, *self.shape)
         gen = generator if generator is not None else self.generator
         device = gen.device if gen is not None else self.log_alpha.device
-        u = torch.rand(shape, generator=gen, dtype=self.log_alpha.dtype, device=device)
-        return self.transform(u.to(self.log_alpha.device))
+        return torch.rand(shape, generator=gen, dtype=self.log_alpha.dtype, device=device).to(self.log_alpha.device)
 
     def transform(self, u: Tensor) -> Tensor:
         """The reparameterisation ``z = g(h(log_alpha, u))`` for given uniform noise ``u``.

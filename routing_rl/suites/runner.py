@@ -127,8 +127,15 @@ def keep(trials: list[tuple[Trial, Path, str]], kept: Path) -> tuple[list[str], 
     return copied, problems, adopted
 
 
-DEFAULT_POPULATION = 1
-"""Seeds of a run that ``suite run`` trains together in one process unless ``--population`` says otherwise."""
+AUTO_POPULATION = 10
+"""Trials that ``suite run`` trains together in one process unless ``--population`` says otherwise
+(:data:`DEFAULT_POPULATION`, ``auto``): two runs' seeds of the standard battery. Measured on its
+50,000-row table (2 epochs, one worker, one thread): populations of 10 trained the battery in 0.91x
+the time of populations of 5 and 0.43x the time of every trial alone (benchmarks/README.md). Under
+``auto`` convolutional networks on a CPU train alone (:data:`~routing_rl.training.loop.run_sequence.CONVOLUTIONS_ALONE`)."""
+
+DEFAULT_POPULATION = "auto"
+"""``--population``'s default: :data:`AUTO_POPULATION`, where a population is measured to pay."""
 
 MAX_POPULATION = 64
 """The largest population ``--population`` takes."""
@@ -201,11 +208,12 @@ def run_trial(config: dict[str, Any], directory: str, progress_every: float | No
             "epochs": parts.config.epochs - (outcome.trainer.start_epoch - 1)}  # fmt: skip
 
 
-def run_population_trials(configs: list[dict[str, Any]], directories: list[str], progress_every: float | None = None) -> list[dict[str, Any]]:
+def run_population_trials(configs: list[dict[str, Any]], directories: list[str], progress_every: float | None = None,
+                          auto: bool = False) -> list[dict[str, Any]]:  # fmt: skip
     """Train trials in populations (:func:`~routing_rl.training.loop.run_sequence.run_population`) in a
     worker process: each trial resumes its own checkpoint; trials that stack together train together,
-    a trial that stacks with none trains alone and its summary says why in ``alone``. Finished trials
-    are skipped."""
+    a trial that stacks with none trains alone and its summary says why in ``alone`` (with ``auto``,
+    convolutional networks on a CPU too). Finished trials are skipped."""
     from routing_rl.training import RunConfig
     from routing_rl.training.loop.progress_line import fit_with_lines
     from routing_rl.training.loop.run_sequence import plain_fit, run_population
@@ -222,7 +230,8 @@ def run_population_trials(configs: list[dict[str, Any]], directories: list[str],
         parts = [guard(lambda c=config, p=path: compose(RunConfig(**{**c, "logdir": str(p)}))) for guard, (config, path, _) in zip(guards, runs)]
         fit = plain_fit if progress_every is None else fit_with_lines(lambda t: display_name(t.run_directory.path), progress_every)
         members = run_population([(pc, status == "partial", status != "partial", guard)
-                                  for pc, guard, (_, _, status) in zip(parts, guards, runs)], ["routing-rl", "suite", "run"], fit)  # fmt: skip
+                                  for pc, guard, (_, _, status) in zip(parts, guards, runs)], ["routing-rl", "suite", "run"], fit,
+                               convolutions_alone=auto)  # fmt: skip
         for (config, path, _), member in zip(runs, members):
             outcome = member.outcome
             summaries[str(path)] = {"directory": str(path), "status": outcome.status, "seconds": outcome.seconds,
@@ -258,7 +267,7 @@ def populations(todo: list[tuple[Trial, Path]], size: int) -> list[list[tuple[Tr
     """The trials to train, in populations of at most ``size``, in the order planned: a run's seeds
     stay together (split only when more than ``size`` are left to train), and runs of routers that
     differ only in :data:`MEMBER_OPTIONS` and route alike (hard or soft) share a population where
-    their seeds fit (first fit). A multi-task model's seeds go together (its models run one by one)."""
+    their seeds fit (first fit). A multi-task model's seeds go together (they run as one model)."""
     from routing_rl.training.setup.composition import agent_class, is_router_class
 
     def key(trial: Trial, drop: tuple[str, ...]) -> str:
@@ -331,23 +340,30 @@ def plan(suite: SuiteSpec, scale: str | None, directory: Path, threads: int | No
     return out
 
 
+def population_size(population: int | str) -> int:
+    """The most trials of one population: ``population`` itself, :data:`AUTO_POPULATION` for ``auto``."""
+    return AUTO_POPULATION if population == "auto" else int(population)
+
+
 def run_local(todo: list[tuple[Trial, Path]], workers: int, report: Callable[[dict[str, Any]], None],
-              progress_every: float | None = None, population: int = 1) -> None:  # fmt: skip
+              progress_every: float | None = None, population: int | str = 1) -> None:  # fmt: skip
     """Trials in ``workers`` processes (spawned: each starts clean, as a separate ``routing-rl run``
     would), each printing its progress line at most every ``progress_every`` seconds (None: silent);
     with ``population`` > 1 trials train together in populations of that many at most
-    (:func:`populations`); with several workers the largest populations start first."""
-    chunks = populations(todo, population)
+    (:func:`populations`; ``auto``: :data:`AUTO_POPULATION`, convolutional networks on a CPU
+    alone); with several workers the largest populations start first."""
+    chunks = populations(todo, population_size(population))
+    auto = population == "auto"
     if workers > 1:  # the most trials first, so that no worker is left alone with a large population at the end
         chunks = sorted(chunks, key=len, reverse=True)
     jobs = [([t.config.to_dict() for t, _ in chunk], [str(p) for _, p in chunk]) for chunk in chunks]
     if workers == 1:
         for configs, directories in jobs:
-            for summary in run_population_trials(configs, directories, progress_every):
+            for summary in run_population_trials(configs, directories, progress_every, auto):
                 report(summary)
         return
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_population_trials, configs, directories, progress_every) for configs, directories in jobs]
+        futures = [pool.submit(run_population_trials, configs, directories, progress_every, auto) for configs, directories in jobs]
         for future in as_completed(futures):
             for summary in future.result():
                 report(summary)
@@ -359,7 +375,7 @@ def absolute_data_dir(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "data_dir": str(Path(config["data_dir"]).resolve())} if config.get("data_dir") else config
 
 
-def run_ray(todo: list[tuple[Trial, Path]], address: str | None, report: Callable[[dict[str, Any]], None], population: int = 1) -> None:
+def run_ray(todo: list[tuple[Trial, Path]], address: str | None, report: Callable[[dict[str, Any]], None], population: int | str = 1) -> None:
     """The same trials through Ray Tune: one Tune trial per suite trial, with as many CPUs as it has
     torch threads (its ``threads``, set by :func:`plan`), so that Ray packs no more threads than cores."""
     try:
@@ -369,15 +385,15 @@ def run_ray(todo: list[tuple[Trial, Path]], address: str | None, report: Callabl
         raise RuntimeError("--backend ray needs Ray: pip install 'routing-rl[ray]'") from None
 
     def trainable(params: dict[str, Any]) -> dict[str, Any]:
-        members = run_population_trials(params["spec"]["configs"], params["spec"]["directories"])
+        members = run_population_trials(params["spec"]["configs"], params["spec"]["directories"], auto=params["spec"]["auto"])
         return {"members": members}
 
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        specs = [{"configs": [absolute_data_dir(t.config.to_dict()) for t, _ in chunk], "directories": [str(p.resolve()) for _, p in chunk]}
-                 for chunk in populations(todo, population)]  # fmt: skip
+        specs = [{"configs": [absolute_data_dir(t.config.to_dict()) for t, _ in chunk], "directories": [str(p.resolve()) for _, p in chunk],
+                  "auto": population == "auto"} for chunk in populations(todo, population_size(population))]  # fmt: skip
         grid = tune.Tuner(
             tune.with_resources(trainable, {"cpu": max(t.config.threads or DEFAULT_TRIAL_THREADS for t, _ in todo)}),
             param_space={"spec": tune.grid_search(specs)},

@@ -152,16 +152,36 @@ MODELS = {
 
 
 @pytest.mark.parametrize("options", list(MODELS.values()), ids=list(MODELS))
-def test_a_model_member_trains_bit_for_bit_as_alone(tmp_path, options):
-    """Multi-task models are not stacked: each member runs its own model on its own batch and draws
-    its own gate noise, the population backs the members' losses up in one pass and steps their
-    optimizers in one multi-tensor call, which changes no bit (float32, the default dtype)."""
+def test_a_model_member_trains_as_it_would_alone(tmp_path, float64, options, monkeypatch):
+    """Multi-task models run as one mapped model (StackedModels): each member's own batch, gate
+    noise (from its own generator), loss, regularisation, clipping and Adam; in float64 its numbers
+    are those alone to 1e-9, a member that sits out the last step included."""
+    from routing_rl.training.loop.stacked_models import StackedModels
+
+    stepped = []
+    original = StackedModels.step
+    monkeypatch.setattr(StackedModels, "step", lambda self, stepping: (stepped.append(len(stepping)), original(self, stepping))[1])
     alone = [trainer(tmp_path / "alone", seed, **dict(options)) for seed in (0, 1)]
     for t in alone:
         t.fit()
     members = [trainer(tmp_path / "population", seed, **dict(options)) for seed in (0, 1)]
     assert len({len(t.data.train) for t in members}) > 1  # one member sits out the last step
     Population(members).fit()
+    assert stepped and set(stepped) == {1, 2}  # the stacked step ran, with both members and with one
+    for a, b in zip(alone, members):
+        assert_same_member(a, b)
+
+
+@pytest.mark.parametrize("options", [MODELS["snr-trans, gates per example"], MODELS["mmoe"]], ids=["snr-trans", "mmoe"])
+def test_model_members_run_one_by_one_train_bit_for_bit_as_alone(tmp_path, options):
+    """``stack_weights=False``: each member runs its own model on its own batch and draws its own gate
+    noise, the population backs the members' losses up in one pass and steps their optimizers in
+    one multi-tensor call, which changes no bit (float32, the default dtype)."""
+    alone = [trainer(tmp_path / "alone", seed, **dict(options)) for seed in (0, 1)]
+    for t in alone:
+        t.fit()
+    members = [trainer(tmp_path / "population", seed, **dict(options)) for seed in (0, 1)]
+    Population(members, stack_weights=False).fit()
     for a, b in zip(alone, members):
         assert b.results["epochs"] == [{**e, **{k: b_e[k] for k in SECONDS}} for e, b_e in zip(a.results["epochs"], b.results["epochs"])]
         for path, tensor in tensors(a.learner.state()):
@@ -328,7 +348,7 @@ def test_suite_run_trains_trials_together_with_the_numbers_of_trials_alone(tmp_p
     path = tmp_path / "pop.toml"
     path.write_text(SUITE)
     runner = CliRunner()
-    alone = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "alone"), "--quiet"])
+    alone = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "alone"), "--quiet", "--population", "1"])
     together = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "together"), "--quiet", "--population", "9"])
     assert alone.exit_code == 0 and together.exit_code == 0, together.output
     assert together.output.count("in a population of 6") == 6  # WPL and REINFORCE, 3 seeds each
@@ -346,6 +366,36 @@ def test_suite_run_trains_trials_together_with_the_numbers_of_trials_alone(tmp_p
         assert list((tmp_path / "together" / name / "tensorboard").iterdir())
     again = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "together"), "--population", "3"])
     assert again.exit_code == 0 and "15 complete" in again.output and "0 trials trained" in again.output
+
+
+def test_population_auto_trains_convolutional_networks_on_a_cpu_alone_and_a_number_together(tmp_path, fmnist_writer):
+    """``--population auto`` (the default) trains a convolutional network's seeds on a CPU one after
+    the other, saying why (populations of them are measured no faster there); a number trains them together."""
+    fmnist_writer(tmp_path / "data", per_class=4, seed=1)
+    path = tmp_path / "conv.toml"
+    path.write_text(f"""
+[suite]
+name = "conv"
+seeds = [0, 1]
+[defaults]
+env = "fmnist-mtl"
+data_dir = "{tmp_path / 'data'}"
+env_options = {{ verify = false }}
+epochs = 1
+batch_size = 16
+[runs.wpl]
+agent = "wpl"
+routed = "conv3,fc"
+blocks = 2
+""")
+    runner = CliRunner()
+    auto = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "auto"), "--quiet"])
+    assert auto.exit_code == 0, auto.output
+    assert "in a population of" not in auto.output and auto.output.count("trained alone, not in a population: convolutional networks on a CPU") == 1
+    together = runner.invoke(main, ["suite", "run", str(path), "--out", str(tmp_path / "two"), "--quiet", "--population", "2"])
+    assert together.exit_code == 0 and together.output.count("in a population of 2") == 2, together.output
+    refused = runner.invoke(main, ["suite", "run", str(path), "--population", "some"])
+    assert refused.exit_code == 2 and "--population" in refused.output and "neither auto nor a whole number from 1 to 64" in refused.output
 
 
 KILL_SUITE = SUITE.replace("seeds = [0, 1, 2]", "seeds = [0, 1]").replace("epochs = 2", "epochs = 8").replace(

@@ -64,7 +64,7 @@ def test_suite_run_prints_progress_lines_and_quiet_silences_them(tmp_path, monke
     monkeypatch.setattr(progress_line, "PROGRESS_EVERY", 0.0)  # a line at every batch
     path = tmp_path / "tiny.toml"
     path.write_text(tiny_suite(epochs=2))
-    result = CliRunner().invoke(main, ["suite", "run", str(path), "--runs", "shared", "--out", str(tmp_path / "a")])
+    result = CliRunner().invoke(main, ["suite", "run", str(path), "--runs", "shared", "--out", str(tmp_path / "a"), "--population", "1"])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if ": epoch " in line]
     assert lines and all(LINE.match(line) for line in lines), lines[:3]

@@ -340,3 +340,40 @@ def test_figures_stay_within_their_share_of_the_run_and_the_last_epoch_always_ge
     cheap = TensorBoardLogger(tmp_path / "tb2", last_step=3)  # a real clock: drawing is what it costs
     assert cheap._draws_figures(1) and cheap._draws_figures(3)
     cheap.close()
+
+
+def test_a_populations_loggers_share_one_figure_budget(tmp_path, monkeypatch):
+    """Five members each drawing within their own 10% would spend half of the population's time on
+    figures; sharing one budget, their figures together stay within the share (the first and the
+    last epoch still get each member's figures)."""
+    from routing_rl.training.records import tb_logger
+    from routing_rl.training.records.tb_logger import FigureBudget, TensorBoardLogger
+
+    now = [0.0]
+    monkeypatch.setattr(tb_logger.time, "perf_counter", lambda: now[0])
+    drawing = tb_logger.SummaryWriter.add_figure
+
+    def slow_figure(self, *args, **kwargs):  # every figure "takes" one second
+        now[0] += 1.0
+        return drawing(self, *args, **kwargs)
+
+    monkeypatch.setattr(tb_logger.SummaryWriter, "add_figure", slow_figure)
+
+    def drawn(shared: bool) -> int:
+        budget = FigureBudget() if shared else None
+        loggers = [TensorBoardLogger(tmp_path / f"{shared}-{m}", last_step=40, budget=budget) for m in range(5)]
+        policy = [torch.full((3, 2), 0.5)]
+        figures = 0
+        for step in range(1, 41):
+            now[0] += 10.0  # an epoch of the population: ten "seconds"
+            for logger in loggers:
+                before = logger.budget.seconds
+                logger.routing(["fc1"], policy, ["a", "b", "c"], step)
+                figures += logger.budget.seconds > before
+        for logger in loggers:
+            logger.close()
+        return figures
+
+    alone, together = drawn(False), drawn(True)
+    assert together < alone
+    assert together <= 0.1 * 40 * 10 + 2 * 5  # the share of the population's 400 s, plus the first and last epochs' figures

@@ -17,11 +17,14 @@ only replaces the solo loop's "play one batch, back-propagate it" with one step 
 3. each member's env turns its own samples' outputs into its episodes, and the member's learner
    into its losses (as alone);
 
-   multi-task models (SNR-Trans, SNR-Aver, MMoE, ML-MMoE, the shared-bottom MLP) are not stacked:
-   each member runs its own model on its own batch (its own gate noise), as alone;
+   multi-task models (SNR-Trans, SNR-Aver, MMoE, ML-MMoE, the shared-bottom MLP) run as one
+   model: their parameters stacked for the epoch, the forward mapped over the members, each
+   member's gate noise drawn from its own generator
+   (:class:`~routing_rl.training.loop.stacked_models.StackedModels`); models that do not stack
+   (another shape, an optimizer other than plain Adam) run one by one on their own batches;
 4. one backward pass of the sum of the members' losses: a member's parameters touch only its own
    samples, so its gradient is the one it would have alone; then each member clips and steps its
-   own optimizers (the stacked weights: each member's clipping and Adam on its own rows).
+   own optimizers (the stacked weights and models: each member's clipping and Adam on its own slices).
 
 Evaluation, records, checkpoints and logs are each member's own, after every epoch. A member that
 diverges is recorded as diverged and leaves; the others go on. A population stopped at any point
@@ -41,6 +44,7 @@ from routing_rl.network.population import PopulationNetwork, population_decision
 from routing_rl.training.loop.learner import StepResult
 from routing_rl.training.loop.optim import ADAM_SETTINGS, step_adam_together
 from routing_rl.training.loop.routed_learner import RoutedLearner
+from routing_rl.training.loop.stacked_models import StackedModels, stacked_models_problem
 from routing_rl.training.loop.stacked_weights import StackedWeights, stacked_weights_problem
 from routing_rl.training.loop.stacked_play import play_stacked
 from routing_rl.training.loop.trainer import EpochFeed, Trainer, TrainingDiverged
@@ -73,7 +77,7 @@ def population_problem(trainers: Sequence[Trainer]) -> str | None:
     if len({t.device for t in trainers}) > 1:
         return "they train on different devices"
     if not all(routed):
-        return None  # models run one by one on their own batches: nothing else to agree on
+        return None  # models of one shape run as one, others one by one (StackedModels): nothing else to agree on
     if len({t.learner.memory_format for t in trainers}) > 1:  # type: ignore[attr-defined]
         return "they train in different memory formats"
     if len({t.learner.env.observe_hidden for t in trainers}) > 1:  # type: ignore[attr-defined]
@@ -111,9 +115,10 @@ class Population:
         self.trainers = list(trainers)
         self.stacked_min_blocks = stacked_min_blocks
         self.stack_weights = stack_weights
-        """FC networks train stacked weights (:class:`StackedWeights`) where they can; False: their own modules side by side."""
+        """FC networks train stacked weights (:class:`StackedWeights`) and models run as one
+        (:class:`StackedModels`) where they can; False: their own modules side by side."""
         self.routed = isinstance(self.trainers[0].learner, RoutedLearner)
-        """Routed networks run stacked (:class:`PopulationNetwork`); multi-task models one by one."""
+        """Routed networks or multi-task models (never both in one population)."""
 
     def fit(self, loggers: Sequence[TensorBoardLogger | None] | None = None) -> list[ResultsRecord | None]:
         """Train every member from its start epoch to the last; returns each member's results
@@ -152,16 +157,20 @@ class Population:
     def _train_epoch(self, epoch: int, live: dict[int, Trainer], feeds: dict[int, EpochFeed]) -> None:
         """The members' batches step by step; a member whose epoch has fewer batches (a training split
         a few rows shorter, as a seed's stratified hold-out may leave it) sits out the last steps."""
-        slots = list(live)  # the stacked weights' members, in order
-        weights = StackedWeights([live[i] for i in slots]) if self.routed and self.stack_weights \
-            and stacked_weights_problem([live[i] for i in slots]) is None else None  # fmt: skip
+        slots = list(live)  # the stacked weights' (or models') members, in order
+        members = [live[i] for i in slots]
+        weights: StackedWeights | StackedModels | None = None
+        if self.stack_weights and self.routed and stacked_weights_problem(members) is None:
+            weights = StackedWeights(members)
+        elif self.stack_weights and not self.routed and len(members) > 1 and stacked_models_problem(members) is None:
+            weights = StackedModels(members)
         try:
-            self._steps(epoch, live, feeds, weights, [live[i] for i in slots], slots)
+            self._steps(epoch, live, feeds, weights, members, slots)
         finally:
             if weights is not None:
                 weights.write_back()  # before the members evaluate and save
 
-    def _steps(self, epoch: int, live: dict[int, Trainer], feeds: dict[int, EpochFeed], weights: StackedWeights | None,
+    def _steps(self, epoch: int, live: dict[int, Trainer], feeds: dict[int, EpochFeed], weights: StackedWeights | StackedModels | None,
                slotted: list[Trainer], slots: list[int]) -> None:  # fmt: skip
         stacked: tuple[int, ...] = ()
         network: PopulationNetwork | None = None
@@ -171,7 +180,10 @@ class Population:
             if not batches:
                 return
             members = tuple(batches)
-            if not self.routed:  # multi-task models: each member's own model on its own batch
+            if isinstance(weights, StackedModels):
+                played_models = weights.play({slots.index(i): batches[i] for i in members})
+                steps = {slots[p]: step for p, step in played_models.items()}
+            elif not self.routed:  # multi-task models that do not stack: each member's own model on its own batch
                 steps = {i: live[i].learner.train_step(batches[i], epoch) for i in members}
             elif weights is not None:
                 played, used = play_stacked(weights.network, slotted, {slots.index(i): batches[i] for i in members}, epoch)
@@ -193,11 +205,16 @@ class Population:
                 if weights is not None:
                     weights.zero_grad()
                 torch.stack([step.loss for step in stepping.values()]).sum().backward()
-                if weights is not None:  # the members' weights: stacked; their routers: below, each its own
-                    weights.clip_gradients()
-                    steps_now = torch.tensor([slot in stepping for slot in slots], device=used[0].device).view(-1, 1)
-                    weights.step([mask & steps_now for mask in used])
-                update([live[i] for i in stepping], list(stepping.values()))
+                if isinstance(weights, StackedModels):  # every parameter stacked: each member's clipping and Adam there
+                    weights.step([slots.index(i) for i in stepping])
+                    for i, step in stepping.items():
+                        live[i].learner.after_step(step)
+                else:
+                    if weights is not None:  # the members' weights: stacked; their routers: below, each its own
+                        weights.clip_gradients()
+                        steps_now = torch.tensor([slot in stepping for slot in slots], device=used[0].device).view(-1, 1)
+                        weights.step([mask & steps_now for mask in used])
+                    update([live[i] for i in stepping], list(stepping.values()))
             for i in diverged:
                 del live[i], feeds[i]
 

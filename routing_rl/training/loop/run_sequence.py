@@ -16,9 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import torch
+
 from routing_rl.training.setup.composition import Composition
 from routing_rl.training.records.run_dir import RunDirectory
-from routing_rl.training.records.tb_logger import TensorBoardLogger
+from routing_rl.training.records.tb_logger import FigureBudget, TensorBoardLogger
 from routing_rl.training.loop.trainer import Trainer, TrainingDiverged
 
 T = TypeVar("T")
@@ -59,8 +61,10 @@ def open_run(
     return trainer
 
 
-def logger_of(trainer: Trainer) -> TensorBoardLogger:
-    return TensorBoardLogger(trainer.run_directory.tensorboard_path, purge_step=trainer.start_epoch, last_step=trainer.config.epochs)
+def logger_of(trainer: Trainer, budget: FigureBudget | None = None) -> TensorBoardLogger:
+    """The run's TensorBoard logger; ``budget``: the figure budget it shares with the other members of its population."""
+    return TensorBoardLogger(trainer.run_directory.tensorboard_path, purge_step=trainer.start_epoch, last_step=trainer.config.epochs,
+                             budget=budget)  # fmt: skip
 
 
 def run_one(
@@ -113,8 +117,22 @@ class MemberOutcome:
     alone: str | None = None
 
 
+CONVOLUTIONS_ALONE = ("convolutional networks on a CPU train as fast alone (--population auto; "
+                      "--population N trains them together)")  # fmt: skip
+"""Why ``--population auto`` trains convolutional networks on a CPU alone: there a population of
+the Table 2 network trained 0.83-1.05x as fast as its members alone (benchmarks/README.md), as ten
+convolutions stacked in one grouped convolution ran at 0.45-0.57x of ten separate ones."""
+
+
+def trains_convolutions_on_cpu(trainer: Trainer) -> bool:
+    """Whether ``trainer``'s network has a convolution and trains on a CPU."""
+    network = getattr(trainer.learner, "network", None)
+    return trainer.device.type == "cpu" and network is not None and any(isinstance(m, torch.nn.Conv2d) for m in network.modules())
+
+
 def run_population(
     runs: Sequence[tuple[Composition, bool, bool, Guard]], command: list[str], fit: Callable[[Trainer, TensorBoardLogger], None] = plain_fit,
+    convolutions_alone: bool = False,
 ) -> list[MemberOutcome]:
     """Open every run of ``runs`` (``(parts, resume, overwrite, guard)`` each: the guard turns its set-up
     failures into the caller's errors, naming the run) and train those not yet complete in
@@ -122,7 +140,9 @@ def run_population(
     together (:func:`~routing_rl.training.loop.population.stackable_groups`: seeds of one run, and
     runs that differ only in their router, rates, rewards or clipping), one population after the
     other; a run that stacks with none trains alone, and its outcome says why. ``fit`` trains a run
-    that trains alone (and gives each population's first member its progress callbacks)."""
+    that trains alone (and gives each population's first member its progress callbacks). With
+    ``convolutions_alone`` a population of convolutional networks on a CPU trains its members one
+    after the other instead (:data:`CONVOLUTIONS_ALONE`)."""
     from routing_rl.training.loop.population import Population, stackable_groups
 
     trainers: list[Trainer] = []
@@ -143,11 +163,17 @@ def run_population(
             ended[id(trainer)] = MemberOutcome(train_opened(trainer, fit, time.perf_counter() - opening[id(trainer)]), 1)
     try:
         for group, reason in stackable_groups(todo):
+            if len(group) > 1 and convolutions_alone and trains_convolutions_on_cpu(group[0]):
+                for trainer in group:
+                    start = time.perf_counter()
+                    ended[id(trainer)] = MemberOutcome(train_opened(trainer, fit, start - opening[id(trainer)]), 1, CONVOLUTIONS_ALONE)
+                continue
             start = time.perf_counter()
             if len(group) == 1:
                 ended[id(group[0])] = MemberOutcome(train_opened(group[0], fit, start - opening[id(group[0])]), 1, reason)
                 continue
-            loggers = [logger_of(t) for t in group]
+            budget = FigureBudget()  # the members' figures together: a share of the population's time
+            loggers = [logger_of(t, budget) for t in group]
             try:
                 fit_population(Population(group), loggers, fit)
             finally:

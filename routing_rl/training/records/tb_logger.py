@@ -49,32 +49,48 @@ A labelled matplotlib heatmap costs about a second to draw whatever the network:
 of training per epoch) more than the epoch itself, which doubled a suite trial's time. So a figure
 is drawn when the figures drawn so far took at most this share of the time since the logger
 started, and always at the first and the last step: the scalars (perplexities) are written every
-epoch, and what a figure shows between two drawn ones is in them.
+epoch, and what a figure shows between two drawn ones is in them. The members of a population
+share one budget (:class:`FigureBudget`): their figures together take this share of the
+population's time, as one trial's figures take of its own.
 """
+
+
+class FigureBudget:
+    """The seconds spent drawing figures and the clock they are weighed against (:data:`FIGURE_SHARE`);
+    one per logger, or one shared by the loggers of the trials that train together."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds = 0.0
+
+    def allows(self) -> bool:
+        """Whether the figures drawn so far took at most :data:`FIGURE_SHARE` of the time since the budget started."""
+        return self.seconds <= FIGURE_SHARE * (time.perf_counter() - self.started)
 
 
 class TensorBoardLogger:
     """Writes one event file per (re)start of a run; ``purge_step`` drops steps a resumed run repeats.
 
     ``last_step`` (the run's last epoch) is always given its figures; between the first and the
-    last, figures are drawn within :data:`FIGURE_SHARE` of the run's time.
+    last, figures are drawn within :data:`FIGURE_SHARE` of the run's time (of the population's,
+    with a ``budget`` its members share).
     """
 
-    def __init__(self, log_dir: Path, purge_step: int | None = None, last_step: int | None = None) -> None:
+    def __init__(self, log_dir: Path, purge_step: int | None = None, last_step: int | None = None,
+                 budget: FigureBudget | None = None) -> None:  # fmt: skip
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
         self._layout_done = False
         self._fixed_noted = False
         self.last_step = last_step
-        self._started = time.perf_counter()
-        self._figure_seconds = 0.0
+        self.budget = budget or FigureBudget()
         self._drawn_steps: set[int] = set()
 
     def _draws_figures(self, step: int) -> bool:
         """Whether ``step`` gets its figures: the first step drawn, the last step, or any step while
-        the figures' time is within :data:`FIGURE_SHARE` of the time since the logger started."""
+        the figures' time is within :data:`FIGURE_SHARE` of the time since the budget started."""
         if not self._drawn_steps or step == self.last_step or step in self._drawn_steps:
             return True
-        return self._figure_seconds <= FIGURE_SHARE * (time.perf_counter() - self._started)
+        return self.budget.allows()
 
     def _figure(self, tag: str, make: Any, step: int) -> None:
         """Draw ``make()`` into ``tag`` at ``step`` if the budget allows, timing it."""
@@ -82,7 +98,7 @@ class TensorBoardLogger:
             return
         start = time.perf_counter()
         self.writer.add_figure(tag, make(), step, close=True)
-        self._figure_seconds += time.perf_counter() - start
+        self.budget.seconds += time.perf_counter() - start
         self._drawn_steps.add(step)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
