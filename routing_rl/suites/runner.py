@@ -129,10 +129,11 @@ def keep(trials: list[tuple[Trial, Path, str]], kept: Path) -> tuple[list[str], 
 
 AUTO_POPULATION = 10
 """Trials that ``suite run`` trains together in one process unless ``--population`` says otherwise
-(:data:`DEFAULT_POPULATION`, ``auto``): two runs' seeds of the standard battery. Measured on its
-50,000-row table (2 epochs, one worker, one thread): populations of 10 trained the battery in 0.91x
-the time of populations of 5 and 0.43x the time of every trial alone (benchmarks/README.md). Under
-``auto`` convolutional networks on a CPU train alone (:data:`~routing_rl.training.loop.run_sequence.CONVOLUTIONS_ALONE`)."""
+(:data:`DEFAULT_POPULATION`, ``auto``): two runs' seeds of the standard battery, so that WPL and
+REINFORCE, which differ only in their router, train as one. On the battery's 50,000-row table (2
+epochs, one worker, one thread, one run after the other) populations of 10 trained it in 138 s,
+populations of 5 in 152 s; populations gain with their size (benchmarks/README.md). Under ``auto``
+convolutional networks on a CPU train alone (:data:`~routing_rl.training.loop.run_sequence.CONVOLUTIONS_ALONE`)."""
 
 DEFAULT_POPULATION = "auto"
 """``--population``'s default: :data:`AUTO_POPULATION`, where a population is measured to pay."""

@@ -10,6 +10,7 @@ The routing parameters are never clipped, in either mode.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -24,3 +25,19 @@ def clip_weight_gradients(parameters: Sequence[nn.Parameter], max_norm: float, m
     if mode == "norm":
         return torch.nn.utils.clip_grad_norm_(params, max_norm, norm_type=2.0)
     raise ValueError(f"unknown --grad-clip-mode {mode!r}; valid choices: norm, public-code")
+
+
+def member_clip_factors(norms: torch.Tensor, clips: Sequence[tuple[float | None, str]]) -> torch.Tensor:
+    """Each population member's factor on its weights' gradients, from their norms ``[P]`` and its
+    ``(--grad-clip, --grad-clip-mode)``, as :func:`clip_weight_gradients` scales them: 1 where the
+    member does not clip; in the public code's mode the measured norm is sqrt(2) times the norm and
+    the factor applies twice (every weight is listed twice)."""
+    factors = []
+    for norm, (limit, mode) in zip(norms, clips):
+        if limit is None:
+            factors.append(torch.ones((), dtype=norms.dtype, device=norms.device))
+            continue
+        measured = norm * math.sqrt(2.0) if mode == "public-code" else norm
+        factor = (limit / (measured + 1e-6)).clamp(max=1.0)
+        factors.append(factor * factor if mode == "public-code" else factor)
+    return torch.stack(factors)

@@ -25,7 +25,6 @@ Members stack when their models compute the same function of different numbers
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +35,7 @@ from torch.optim.optimizer import _get_scalar_dtype
 
 from routing_rl.core.contracts import Batch
 from routing_rl.network.hard_concrete import HardConcreteGate
+from routing_rl.training.loop.clipping import member_clip_factors
 from routing_rl.training.loop.learner import StepResult
 from routing_rl.training.loop.stacked_weights import CLIP_MODES, PLAIN_ADAM
 
@@ -257,15 +257,7 @@ class StackedModels:
         if all(limit is None for limit, _ in self.clip):
             return
         norm = torch.zeros(len(self.clip), dtype=grad.dtype, device=grad.device).index_add_(0, self.member_of, grad * grad * self.clipped).sqrt()
-        factors = []
-        for p, (limit, mode) in enumerate(self.clip):
-            if limit is None:
-                factors.append(torch.ones((), dtype=norm.dtype, device=norm.device))
-                continue
-            measured = norm[p] * math.sqrt(2.0) if mode == "public-code" else norm[p]
-            factor = (limit / (measured + 1e-6)).clamp(max=1.0)
-            factors.append(factor * factor if mode == "public-code" else factor)
-        scale = torch.stack(factors)[self.member_of]
+        scale = member_clip_factors(norm, self.clip)[self.member_of]
         grad.mul_(1 + self.clipped * (scale - 1))
 
     @torch.no_grad()

@@ -13,7 +13,6 @@ states, which then look as if each member had trained alone (a block never stepp
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 from torch.optim.optimizer import _get_scalar_dtype
 
 from routing_rl.network.stacked_population import StackedPopulationNetwork, layer_blocks, stacked_problem
+from routing_rl.training.loop.clipping import member_clip_factors
 
 PLAIN_ADAM = {"weight_decay": 0, "amsgrad": False, "maximize": False, "capturable": False, "differentiable": False}
 """Adam options the stacked step supports (the trainer's defaults); other settings keep the members' modules."""
@@ -168,15 +168,7 @@ class StackedWeights:
             return
         squares = torch.zeros(len(self.clip), dtype=self.grad.dtype, device=self.grad.device)
         norm = squares.index_add_(0, self._member_of, self.grad * self.grad).sqrt()
-        factors = []
-        for p, (limit, mode) in enumerate(self.clip):
-            if limit is None:
-                factors.append(torch.ones((), dtype=norm.dtype, device=norm.device))
-                continue
-            measured = norm[p] * math.sqrt(2.0) if mode == "public-code" else norm[p]
-            factor = (limit / (measured + 1e-6)).clamp(max=1.0)
-            factors.append(factor * factor if mode == "public-code" else factor)
-        self.grad.mul_(torch.stack(factors)[self._member_of])
+        self.grad.mul_(member_clip_factors(norm, self.clip)[self._member_of])
 
     @torch.no_grad()
     def step(self, used: Sequence[torch.Tensor]) -> None:
