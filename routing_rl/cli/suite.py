@@ -13,7 +13,8 @@ import click
 from routing_rl.cli.common import CheckedPath, quiet_trials_option, run_names, trial_threads_option
 from routing_rl.suites.manifest import read_manifest
 from routing_rl.suites.progress import UNFINISHED, remaining, set_up_seconds
-from routing_rl.suites.runner import AUTO_POPULATION, DEFAULT_POPULATION, MAX_POPULATION, TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, trial_status, write_manifest
+from routing_rl.suites.populations import AUTO_POPULATION, DEFAULT_POPULATION, MAX_POPULATION
+from routing_rl.suites.runner import TrialSetupError, check_data, epochs_done, keep, plan, run_local, run_ray, trial_status, write_manifest
 from routing_rl.suites.battery import BATTERY_METHODS
 from routing_rl.suites.checks import MAX_TRIALS, path_name_problem
 from routing_rl.suites.kept import KEPT_MANIFEST, kept_problem, read_kept_manifest

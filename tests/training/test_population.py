@@ -324,7 +324,7 @@ agent = "snr-trans"
 
 
 def test_a_suite_offers_runs_that_differ_in_member_options_to_one_process_seeds_side_by_side(tmp_path):
-    from routing_rl.suites.runner import populations
+    from routing_rl.suites.populations import populations
     from routing_rl.suites.spec import load_suite_file
 
     path = tmp_path / "pop.toml"

@@ -166,6 +166,8 @@ class StackedModels:
                 leaf = self.views["param"][n].detach().requires_grad_(True)
                 leaf.grad = self.views["grad"][n]
                 self.param[n] = leaf
+        self.mapped = {f"model.{n}": leaf for n, leaf in self.param.items()}
+        """The stacked parameters under the names the mapped module (:class:`_WithRegularization`) gives them."""
 
     def _noise(self, slot: int, rows: int, padded: int) -> list[torch.Tensor]:
         """Member ``slot``'s gate noise for a batch of ``rows`` rows, drawn from its own generators in
@@ -204,12 +206,11 @@ class StackedModels:
         x = torch.stack([torch.cat([x, x.new_zeros(padded - x.shape[0], x.shape[1])]) if x.shape[0] < padded else x for x in xs])
         noise = [self._noise(s, r, padded) for s, r in zip(slots, rows)]
         stacked_noise = [torch.stack(us) for us in zip(*noise)]
-        names = {n: f"model.{n}" for n in self.names}
         if len(slots) == len(self.trainers):
-            params, l0 = {names[n]: t for n, t in self.param.items()}, self.l0
+            params, l0 = self.mapped, self.l0
         else:
             index = torch.tensor(slots, device=x.device)
-            params, l0 = {names[n]: t.index_select(0, index) for n, t in self.param.items()}, self.l0.index_select(0, index)
+            params, l0 = {name: t.index_select(0, index) for name, t in self.mapped.items()}, self.l0.index_select(0, index)
         outputs, regularization = vmap(self._mapped, in_dims=(0, 0, 0, 0), randomness="error")(params, x, stacked_noise, l0)
         steps = {}
         for k, slot in enumerate(slots):
