@@ -13,12 +13,14 @@ The leading underscore keeps :mod:`routing_rl.agents` from importing this module
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from routing_rl.agents.base import RouterConfigError
-from routing_rl.core.contracts import EpisodeBatch, RoutingDecision
+from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,8 @@ def moving_average_(table: torch.Tensor, values: torch.Tensor, index: torch.Tens
     with torch.no_grad():
         flat = table.view(-1)
         means, counts = cell_means(values, index, flat.numel())
-        visited = counts > 0
-        flat[visited] += rate * (means[visited] - flat[visited])
+        # where(), not flat[visited] += ...: the same numbers without the three boolean gathers per step
+        flat.copy_(torch.where(counts > 0, flat + rate * (means - flat), flat))
 
 
 def task_layer_index(steps: EpisodeSteps, num_layers: int) -> torch.Tensor:
@@ -115,11 +117,24 @@ def sample_blocks(probs: torch.Tensor, generator: torch.Generator) -> torch.Tens
     """One block per row of ``probs`` (``[B, M]``, rows sum to 1), drawn with ``generator``.
 
     Sampling happens on the generator's device (the CPU generator of :class:`Router`), so a router
-    moved to a GPU still draws the same blocks from the same seed.
+    moved to a GPU still draws the same blocks from the same seed. The draw is
+    ``torch.multinomial(probs, 1)``'s own: ``argmax(p / q)`` with ``q ~ Exp(1)`` from the generator
+    (the same blocks, tested), written out so that a population's routers draw in one pass
+    (:func:`categorical_decisions`).
     """
-    gen_device = generator.device
-    draws = torch.multinomial(probs.detach().to(gen_device, torch.float64), 1, generator=generator).squeeze(1)
-    return draws.to(probs.device)
+    return _blocks_from_noise(probs, [probs.shape[0]], [generator])
+
+
+def _blocks_from_noise(probs: torch.Tensor, rows: Sequence[int], generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """``argmax(p / q)`` per row, ``q ~ Exp(1)``: the ``rows[k]`` rows after the earlier ones drawn with ``generators[k]``."""
+    gen_device = generators[0].device
+    p = probs.detach().to(gen_device, torch.float64)
+    q = torch.empty_like(p)
+    start = 0
+    for n, generator in zip(rows, generators):
+        q[start : start + n].exponential_(1.0, generator=generator)
+        start += n
+    return torch.div(p, q, out=q).argmax(dim=1).to(probs.device)
 
 
 def categorical_decision(probs: torch.Tensor, explore: bool, generator: torch.Generator) -> RoutingDecision:
@@ -131,6 +146,35 @@ def categorical_decision(probs: torch.Tensor, explore: bool, generator: torch.Ge
     blocks = sample_blocks(probs, generator) if explore else probs.argmax(dim=1)
     chosen = probs.detach().gather(1, blocks.unsqueeze(1)).squeeze(1)
     return RoutingDecision(blocks, log_probs=torch.log(chosen.clamp_min(1e-30)))
+
+
+def categorical_decisions(probs: Sequence[torch.Tensor], generators: Sequence[torch.Generator]) -> list[RoutingDecision]:
+    """``categorical_decision(probs[k], True, generators[k])`` for every ``k``, in one pass over all rows:
+    each generator draws its own rows' noise, in the order it would alone, and the division, argmax
+    and log-probabilities run once (a population's routers at one routed layer)."""
+    rows = [p.shape[0] for p in probs]
+    every = torch.cat([p.detach() for p in probs])
+    blocks = _blocks_from_noise(every, rows, generators)
+    log_probs = torch.log(every.gather(1, blocks.unsqueeze(1)).squeeze(1).clamp_min(1e-30))
+    return [RoutingDecision(b, log_probs=lp) for b, lp in zip(blocks.split(rows), log_probs.split(rows))]
+
+
+class SamplesCategorically:
+    """A router whose exploring act is :func:`categorical_decision` on :meth:`exploring_probabilities`
+    with its own generator (WPL, REINFORCE): a population's such routers act in one pass
+    (:func:`categorical_decisions`), with the decisions each would make alone."""
+
+    generator: torch.Generator
+
+    def exploring_probabilities(self, obs: RoutingObservation) -> torch.Tensor:
+        """The ``[B, M]`` probabilities that ``act(obs, explore=True)`` samples from."""
+        raise NotImplementedError
+
+    @classmethod
+    def act_together(cls, routers: Sequence[Any], observations: Sequence[RoutingObservation]) -> list[RoutingDecision]:
+        """:meth:`Router.act_together`: every router's draw from its own generator, sampled in one pass."""
+        probs = [router.exploring_probabilities(obs) for router, obs in zip(routers, observations)]
+        return categorical_decisions(probs, [router.generator for router in routers])
 
 
 def uniform_table(num_tasks: int, num_layers: int, num_blocks: int) -> torch.Tensor:

@@ -14,6 +14,7 @@ Subclasses register themselves by their class attribute ``name``; ``--agent NAME
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -70,6 +71,14 @@ class Router(Registered, nn.Module, ABC):
         ``explore`` is True while training and False for evaluation, where stochastic routers
         take their most likely block.
         """
+
+    @classmethod
+    def act_together(cls, routers: Sequence[Router], observations: Sequence[RoutingObservation]) -> list[RoutingDecision]:
+        """The exploring decisions of several routers of this class, each on its own observation (the
+        members of a population at one routed layer): each the decision its own ``act(obs,
+        explore=True)`` would make, from its own generator. This default asks each in turn; a router
+        whose act is a few operations on a table overrides it to run them once for all."""
+        return [router.act(obs, explore=True) for router, obs in zip(routers, observations)]
 
     @abstractmethod
     def policy(self, depth: int) -> torch.Tensor:

@@ -22,6 +22,7 @@ all of them open.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 import torch
@@ -137,6 +138,20 @@ class HardConcreteRouter(Router):
             weights = gate.serving_gates()[tasks]
         blocks = torch.arange(self.num_blocks, device=weights.device).expand(batch, -1)
         return RoutingDecision(blocks, weights)
+
+    @classmethod
+    def act_together(cls, routers: Sequence[Router], observations: Sequence[RoutingObservation]) -> list[RoutingDecision]:
+        """:meth:`Router.act_together`: each router draws its gates' noise from its own generator, and
+        the gates of routers of one temperature and stretch are transformed in one pass (the values,
+        and the gradients each router's gates get, are those of its own act)."""
+        gates = [cast(HardConcreteRouter, r).gate(obs.depth) for r, obs in zip(routers, observations)]
+        kinds = {(g.beta, g.gamma, g.zeta, g.eps, g.log_alpha.dtype, g.log_alpha.device, g.given_noise is None) for g in gates}
+        if len(kinds) > 1 or gates[0].given_noise is not None or any(cast(HardConcreteRouter, r).per_example or not r.training for r in routers):
+            return super().act_together(routers, observations)
+        noise = torch.stack([gate.draw_noise(generator=router.generator) for gate, router in zip(gates, routers)])
+        z = gates[0].transform(noise, torch.stack([gate.log_alpha for gate in gates]))
+        blocks = torch.arange(routers[0].num_blocks, device=z.device)
+        return [RoutingDecision(blocks.expand(obs.batch_size, -1), z[p][obs.task_ids]) for p, obs in enumerate(observations)]
 
     def loss(self, episodes: EpisodeBatch) -> torch.Tensor | None:
         """``l0_lambda * E||z||_0``; the task loss reaches ``log_alpha`` through the soft decisions."""

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from routing_rl.agents._policy_tables import (
+    SamplesCategorically,
     categorical_decision,
     check_discount,
     episode_steps,
@@ -23,7 +24,7 @@ from routing_rl.agents.base import Router, RouterConfigError
 from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
 
 
-class ReinforceRouter(Router):
+class ReinforceRouter(SamplesCategorically, Router):
     """Softmax policy per task and routed layer, trained by REINFORCE (Williams 1992).
 
     The policy of task ``t`` at layer ``d`` is ``softmax(theta[t, d])`` (zeros: uniform). For every
@@ -76,9 +77,11 @@ class ReinforceRouter(Router):
         return torch.softmax(self.logits[:, depth].detach(), dim=-1)
 
     def act(self, obs: RoutingObservation, explore: bool = True) -> RoutingDecision:
+        return categorical_decision(self.exploring_probabilities(obs), explore, self.generator)
+
+    def exploring_probabilities(self, obs: RoutingObservation) -> torch.Tensor:
         with torch.no_grad():
-            probs = torch.softmax(self.logits[obs.task_ids, obs.depth], dim=-1)
-        return categorical_decision(probs, explore, self.generator)
+            return torch.softmax(self.logits[obs.task_ids, obs.depth], dim=-1)
 
     def loss(self, episodes: EpisodeBatch) -> torch.Tensor | None:
         if episodes.num_steps == 0:

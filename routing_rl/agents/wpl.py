@@ -40,6 +40,7 @@ from torch import nn
 
 from routing_rl.agents._policy_tables import (
     EpisodeSteps,
+    SamplesCategorically,
     categorical_decision,
     check_discount,
     episode_steps,
@@ -263,7 +264,7 @@ def choose(choices: Mapping[str, Choice], option: str, value: str) -> Choice:
     return choices[value]
 
 
-class WPLRouter(Router):
+class WPLRouter(SamplesCategorically, Router):
     """One WPL agent per (task, routed layer), acting on a table of block probabilities.
 
     The router holds what every learner shares: the table ``policy_param`` (``[T, L, M]``, read
@@ -345,8 +346,10 @@ class WPLRouter(Router):
         return self._acting_probabilities()[:, depth].clone()
 
     def act(self, obs: RoutingObservation, explore: bool = True) -> RoutingDecision:
-        probs = self._acting_probabilities()[obs.task_ids, obs.depth]
-        return categorical_decision(probs, explore, self.generator)
+        return categorical_decision(self.exploring_probabilities(obs), explore, self.generator)
+
+    def exploring_probabilities(self, obs: RoutingObservation) -> torch.Tensor:
+        return self._acting_probabilities()[obs.task_ids, obs.depth]
 
     def _acting_probabilities(self) -> torch.Tensor:
         """:meth:`probabilities`, detached, computed once per state of the table: a step's routed

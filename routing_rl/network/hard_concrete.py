@@ -122,13 +122,16 @@ class HardConcreteGate(nn.Module):
         device = gen.device if gen is not None else self.log_alpha.device
         return torch.rand(shape, generator=gen, dtype=self.log_alpha.dtype, device=device).to(self.log_alpha.device)
 
-    def transform(self, u: Tensor) -> Tensor:
+    def transform(self, u: Tensor, log_alpha: Tensor | None = None) -> Tensor:
         """The reparameterisation ``z = g(h(log_alpha, u))`` for given uniform noise ``u``.
 
         ``u`` has shape ``self.shape`` or ``[B, *self.shape]``; it is clamped to ``[eps, 1-eps]``.
+        ``log_alpha`` (default: this gate's) may be any tensor that broadcasts with ``u``: the
+        logits of several gates of these hyper-parameters stacked, transformed in one pass.
         """
+        log_alpha = self.log_alpha if log_alpha is None else log_alpha
         u = u.clamp(self.eps, 1.0 - self.eps)
-        s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + self.log_alpha) / self.beta)
+        s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + log_alpha) / self.beta)
         s_bar = s * (self.zeta - self.gamma) + self.gamma
         return s_bar.clamp(0.0, 1.0)
 

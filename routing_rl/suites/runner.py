@@ -25,7 +25,7 @@ from typing import Any
 from routing_rl.suites.kept import (KeptResultsError, adopt_unrecorded, altered_message, checksum, kept_problem, read_kept_manifest,
                                     read_trial_results, write_kept_manifest)
 from routing_rl.suites.manifest import MANIFEST
-from routing_rl.suites.populations import population_size, populations
+from routing_rl.suites.populations import longest_first, population_size, populations
 from routing_rl.suites.spec import SuiteError, SuiteSpec, Trial
 from routing_rl.training.records.io import write_bytes
 from routing_rl.training.records.results import RESULTS_NAME
@@ -291,11 +291,11 @@ def run_local(todo: list[tuple[Trial, Path]], workers: int, report: Callable[[di
     would), each printing its progress line at most every ``progress_every`` seconds (None: silent);
     with ``population`` > 1 trials train together in populations of that many at most
     (:func:`~routing_rl.suites.populations.populations`; ``auto``: :data:`~routing_rl.suites.populations.AUTO_POPULATION`, convolutional networks on a CPU
-    alone); with several workers the largest populations start first."""
+    alone); with several workers the longest populations start first (:func:`~routing_rl.suites.populations.longest_first`)."""
     chunks = populations(todo, population_size(population))
     auto = population == "auto"
-    if workers > 1:  # the most trials first, so that no worker is left alone with a large population at the end
-        chunks = sorted(chunks, key=len, reverse=True)
+    if workers > 1:
+        chunks = longest_first(chunks)
     jobs = [([t.config.to_dict() for t, _ in chunk], [str(p) for _, p in chunk]) for chunk in chunks]
     if workers == 1:
         for configs, directories in jobs:

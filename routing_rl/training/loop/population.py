@@ -46,7 +46,7 @@ from routing_rl.training.loop.optim import ADAM_SETTINGS, step_adam_together
 from routing_rl.training.loop.routed_learner import RoutedLearner
 from routing_rl.training.loop.stacked_models import StackedModels, stacked_models_problem
 from routing_rl.training.loop.stacked_weights import StackedWeights, stacked_weights_problem
-from routing_rl.training.loop.stacked_play import play_stacked
+from routing_rl.training.loop.stacked_play import act_together, play_stacked
 from routing_rl.training.loop.trainer import EpochFeed, Trainer, TrainingDiverged
 from routing_rl.training.records.results import ResultsRecord
 from routing_rl.training.records.tb_logger import TensorBoardLogger
@@ -262,13 +262,12 @@ def play(network: PopulationNetwork, trainers: Sequence[Trainer], batches: Seque
     h = network.begin(x, population_tasks)
     for depth in range(network.num_routed):
         hidden = hidden_summary(h).split(sizes) if learners[0].env.observe_hidden else [None] * len(learners)
-        chosen = []
-        for p, router in enumerate(routers):
-            obs = RoutingObservation(tasks[p], depth, hidden[p])
-            decision = router.act(obs, explore=True)
-            observations[p].append(obs)
+        for p in range(len(routers)):
+            observations[p].append(RoutingObservation(tasks[p], depth, hidden[p]))
+        acted = act_together(dict(enumerate(routers)), {p: obs[-1] for p, obs in enumerate(observations)})
+        chosen = [acted[p] for p in range(len(routers))]
+        for p, decision in enumerate(chosen):
             decisions[p].append(decision)
-            chosen.append(decision)
         h = network.advance(depth, h, population_tasks, population_decision(chosen, network.blocks_per_layer[depth]))
     logits = h.split(sizes)
     steps = []

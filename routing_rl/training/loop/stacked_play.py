@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from routing_rl.agents.base import Router
 from routing_rl.core.contracts import RoutingDecision, RoutingObservation
 from routing_rl.envs.batched import hidden_summary
 from routing_rl.network.stacked_population import StackedPopulationNetwork
@@ -68,13 +69,12 @@ def play_stacked(network: StackedPopulationNetwork, trainers: Sequence[Any], bat
     observe_hidden = next(iter(learners.values())).env.observe_hidden
     for depth in range(network.num_routed):
         blocks = network.blocks_per_layer[depth]
-        chosen: dict[int, RoutingDecision] = {}
-        for p, router in routers.items():
+        for p in routers:
             hidden = hidden_summary(h[p, : sizes[p]]) if observe_hidden else None
-            obs = RoutingObservation(inputs[p][2], depth, hidden)
-            chosen[p] = router.act(obs, explore=True)
-            observations[p].append(obs)
-            decisions[p].append(chosen[p])
+            observations[p].append(RoutingObservation(inputs[p][2], depth, hidden))
+        chosen = act_together(routers, {p: observations[p][-1] for p in routers})
+        for p, decision in chosen.items():
+            decisions[p].append(decision)
         if all(d.is_hard for d in chosen.values()):
             index = _laid_out({p: d.blocks for p, d in chosen.items()}, members, rows)
             decision = RoutingDecision(index)
@@ -92,6 +92,20 @@ def play_stacked(network: StackedPopulationNetwork, trainers: Sequence[Any], bat
         episodes = learner.env.episodes(obs, decisions[p], h[p, : sizes[p]], inputs[p][1], inputs[p][2])
         steps[p] = learner.step_result(batches[p], episodes, routers[p])
     return steps, _layer_masks(network, tasks, valid, routed_used)
+
+
+def act_together(routers: Mapping[int, Router], observations: Mapping[int, RoutingObservation]) -> dict[int, RoutingDecision]:
+    """Every member's exploring decision on its observation: the routers that act alike (one
+    :meth:`Router.act_together`: WPL beside REINFORCE, say) in one call, each from its own generator."""
+    alike: dict[object, list[int]] = {}
+    for p, router in routers.items():
+        alike.setdefault(getattr(type(router).act_together, "__func__", type(router).act_together), []).append(p)
+    chosen: dict[int, RoutingDecision] = {}
+    for members in alike.values():
+        cls = type(routers[members[0]])
+        for p, decision in zip(members, cls.act_together([routers[p] for p in members], [observations[p] for p in members])):
+            chosen[p] = decision
+    return chosen
 
 
 def _layer_masks(network: StackedPopulationNetwork, tasks: torch.Tensor, valid: torch.Tensor, routed: list[torch.Tensor]) -> list[torch.Tensor]:
