@@ -58,8 +58,9 @@ def episode_steps(episodes: EpisodeBatch, discount: float = 1.0) -> EpisodeSteps
     """Stack the per-layer observations, decisions and rewards of ``episodes`` into ``[L, B]`` tensors."""
     if episodes.num_steps == 0:
         raise ValueError("the episodes have no routing step: the network has no routed layer")
-    tasks = torch.stack([obs.task_ids for obs in episodes.observations[: episodes.num_steps]])
-    depths = torch.stack([torch.full_like(obs.task_ids, obs.depth) for obs in episodes.observations[: episodes.num_steps]])
+    observations = episodes.observations[: episodes.num_steps]
+    tasks = torch.stack([obs.task_ids for obs in observations])
+    depths = torch.tensor([obs.depth for obs in observations], dtype=tasks.dtype, device=tasks.device).unsqueeze(1).expand_as(tasks)
     blocks = torch.stack([hard_blocks(dec) for dec in episodes.decisions])
     returns = torch.stack(episodes.returns(discount)).float()
     rewards = torch.stack([r.detach() for r in episodes.step_rewards]).float()
@@ -83,9 +84,9 @@ def cell_means(values: torch.Tensor, index: torch.Tensor, size: int) -> tuple[to
     Cells that no value falls into get mean 0 and count 0.
     """
     flat_values = values.detach().reshape(-1).float()
-    flat_index = index.reshape(-1)
-    counts = torch.zeros(size, device=values.device, dtype=flat_values.dtype).index_add_(0, flat_index, torch.ones_like(flat_values))
-    sums = torch.zeros(size, device=values.device, dtype=flat_values.dtype).index_add_(0, flat_index, flat_values)
+    # one index_add over [value, 1] pairs: each column summed as its own index_add would sum it
+    pairs = torch.stack([flat_values, torch.ones_like(flat_values)], dim=1)
+    sums, counts = flat_values.new_zeros(size, 2).index_add_(0, index.reshape(-1), pairs).unbind(1)
     return sums / counts.clamp_min(1.0), counts
 
 

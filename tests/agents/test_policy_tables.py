@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from routing_rl.agents._policy_tables import moving_average_
+from routing_rl.agents._policy_tables import cell_means, moving_average_
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -28,3 +28,11 @@ def test_moving_average_moves_visited_cells_towards_their_batch_mean_and_leaves_
     assert torch.equal(table.view(-1)[4:], expected[4:]) and str(float(table[2, 1])) == "-0.0"
     if rate == 1.0:  # rate 1 replaces a visited cell by its batch mean
         assert torch.allclose(table.view(-1)[3], values[index == 3].mean().to(dtype), atol=1e-6)
+
+
+def test_cell_means_are_each_cells_sum_over_its_count():
+    values = torch.tensor([[1.0, 2.0, 4.0], [8.0, 16.0, 32.0]])
+    index = torch.tensor([[0, 2, 2], [0, 3, 2]])
+    means, counts = cell_means(values, index, 5)
+    assert counts.tolist() == [2.0, 0.0, 3.0, 1.0, 0.0]
+    assert torch.equal(means, torch.tensor([4.5, 0.0, 38.0 / 3, 16.0, 0.0]))
