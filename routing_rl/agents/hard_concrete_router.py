@@ -145,8 +145,9 @@ class HardConcreteRouter(Router):
         the gates of routers of one temperature and stretch are transformed in one pass (the values,
         and the gradients each router's gates get, are those of its own act)."""
         gates = [cast(HardConcreteRouter, r).gate(obs.depth) for r, obs in zip(routers, observations)]
-        kinds = {(g.beta, g.gamma, g.zeta, g.eps, g.log_alpha.dtype, g.log_alpha.device, g.given_noise is None) for g in gates}
-        if len(kinds) > 1 or gates[0].given_noise is not None or any(cast(HardConcreteRouter, r).per_example or not r.training for r in routers):
+        kinds = {(g.beta, g.gamma, g.zeta, g.eps, g.log_alpha.dtype, g.log_alpha.device) for g in gates}
+        drawn_apart = any(g.given_noise is not None for g in gates) or any(cast(HardConcreteRouter, r).per_example or not r.training for r in routers)
+        if len(kinds) > 1 or drawn_apart:
             return super().act_together(routers, observations)
         noise = torch.stack([gate.draw_noise(generator=router.generator) for gate, router in zip(gates, routers)])
         z = gates[0].transform(noise, torch.stack([gate.log_alpha for gate in gates]))
