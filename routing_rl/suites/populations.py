@@ -79,8 +79,9 @@ LEARNING_MEMBER_COST = 2.0
 """What one member costs that learns its routes (WPL, REINFORCE, gates) or is a multi-task model,
 in members with fixed routes (shared bottom, no-sharing, fixed-random) on the same data and epochs:
 its router acts, learns and is drawn every step and epoch, or its model is mapped. On the battery's
-50,000-row table (20 epochs, populations of 5 or 10, two workers) a member-epoch took 0.72-1.11 s
-with fixed routes and 1.85-2.53 s for the others (commit 1a65fb4)."""
+50,000-row table (``benchmarks/battery_wall.py``'s, 20 epochs, populations of 5 or 10, ``suite run
+--workers 2 --threads 1``, commit 1a65fb4) a member-epoch took 0.72-1.11 s with fixed routes and
+1.85-2.53 s for the others: each population's seconds on ``suite run``'s lines over its epochs and members."""
 
 
 def member_cost(trial: Trial) -> float:
