@@ -145,8 +145,12 @@ def categorical_decision(probs: torch.Tensor, explore: bool, generator: torch.Ge
     episode trace in :meth:`Router.loss`, so no graph is kept alive between acting and learning.
     """
     blocks = sample_blocks(probs, generator) if explore else probs.argmax(dim=1)
-    chosen = probs.detach().gather(1, blocks.unsqueeze(1)).squeeze(1)
-    return RoutingDecision(blocks, log_probs=torch.log(chosen.clamp_min(1e-30)))
+    return RoutingDecision(blocks, log_probs=_chosen_log_probs(probs, blocks))
+
+
+def _chosen_log_probs(probs: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+    """``log probs[i, blocks[i]]`` of every row, detached (a zero probability floored at 1e-30)."""
+    return torch.log(probs.detach().gather(1, blocks.unsqueeze(1)).squeeze(1).clamp_min(1e-30))
 
 
 def categorical_decisions(probs: Sequence[torch.Tensor], generators: Sequence[torch.Generator]) -> list[RoutingDecision]:
@@ -156,7 +160,7 @@ def categorical_decisions(probs: Sequence[torch.Tensor], generators: Sequence[to
     rows = [p.shape[0] for p in probs]
     every = torch.cat([p.detach() for p in probs])
     blocks = _blocks_from_noise(every, rows, generators)
-    log_probs = torch.log(every.gather(1, blocks.unsqueeze(1)).squeeze(1).clamp_min(1e-30))
+    log_probs = _chosen_log_probs(every, blocks)
     return [RoutingDecision(b, log_probs=lp) for b, lp in zip(blocks.split(rows), log_probs.split(rows))]
 
 

@@ -164,14 +164,13 @@ def run_population(
     try:
         for group, reason in stackable_groups(todo):
             if len(group) > 1 and convolutions_alone and trains_convolutions_on_cpu(group[0]):
+                reason = CONVOLUTIONS_ALONE  # (a group of several that stacks has no reason of its own)
+            if len(group) == 1 or reason is not None:  # each member on its own, saying why
                 for trainer in group:
                     start = time.perf_counter()
-                    ended[id(trainer)] = MemberOutcome(train_opened(trainer, fit, start - opening[id(trainer)]), 1, CONVOLUTIONS_ALONE)
+                    ended[id(trainer)] = MemberOutcome(train_opened(trainer, fit, start - opening[id(trainer)]), 1, reason)
                 continue
             start = time.perf_counter()
-            if len(group) == 1:
-                ended[id(group[0])] = MemberOutcome(train_opened(group[0], fit, start - opening[id(group[0])]), 1, reason)
-                continue
             budget = FigureBudget()  # the members' figures together: a share of the population's time
             loggers = [logger_of(t, budget) for t in group]
             try:
