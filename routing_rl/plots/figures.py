@@ -126,6 +126,26 @@ def similarity_figure(policies: Sequence[Sequence[Sequence[float]]], task_names:
     return fig
 
 
+def redraw_similarity_figure(fig: Figure, policies: Sequence[Sequence[Sequence[float]]], title: str) -> bool:
+    """Put new policies and title into a figure :func:`similarity_figure` drew, keeping its layout;
+    False (nothing changed) when they do not fit its panels (another layer count or task count).
+
+    TensorBoard gets a similarity figure every epoch; laying it out again each time (constrained
+    layout, tick labels) costs about two thirds of a small figure's drawing, and the layout depends
+    only on the tasks' and layers' names, which an epoch does not change."""
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    matrices = [cosine_similarity_matrix(policy) for policy in policies]
+    if len(images) != len(matrices) or any(image.get_array().shape != m.shape for image, m in zip(images, matrices)):
+        return False
+    for image, matrix in zip(images, matrices):
+        image.set_data(matrix)
+    for text in fig.texts:  # the suptitle's Text where the layout put it (fig.suptitle() would move it back)
+        if text.get_text() == fig.get_suptitle():
+            text.set_text(title)
+            break
+    return True
+
+
 def run_similarity_figure(results: dict[str, Any], label: str | None = None) -> Figure:
     """:func:`similarity_figure` of a run's last epoch."""
     last = results["epochs"][-1]
@@ -187,6 +207,18 @@ def utilization_figure(utilization: Sequence[Sequence[float]], task_names: Seque
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="utilisation")
     return fig
+
+
+def redraw_utilization_figure(fig: Figure, utilization: Sequence[Sequence[float]], title: str) -> bool:
+    """Put a new utilisation matrix and title into a figure :func:`utilization_figure` drew, keeping
+    its layout (see :func:`redraw_similarity_figure`); False when the matrix has another shape."""
+    matrix = np.asarray(utilization, dtype=float)
+    ax = fig.axes[0]
+    if not ax.images or ax.images[0].get_array().shape != matrix.shape:
+        return False
+    ax.images[0].set_data(matrix)
+    ax.set_title(title)
+    return True
 
 
 def task_utilization_figure(tasks: Sequence[str], means: Sequence[float], errors: Sequence[float], title: str, order_note: str) -> Figure:

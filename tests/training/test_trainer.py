@@ -351,13 +351,13 @@ def test_a_populations_loggers_share_one_figure_budget(tmp_path, monkeypatch):
 
     now = [0.0]
     monkeypatch.setattr(tb_logger.time, "perf_counter", lambda: now[0])
-    drawing = tb_logger.SummaryWriter.add_figure
+    drawing = tb_logger.SummaryWriter.add_image
 
     def slow_figure(self, *args, **kwargs):  # every figure "takes" one second
         now[0] += 1.0
         return drawing(self, *args, **kwargs)
 
-    monkeypatch.setattr(tb_logger.SummaryWriter, "add_figure", slow_figure)
+    monkeypatch.setattr(tb_logger.SummaryWriter, "add_image", slow_figure)
 
     def drawn(shared: bool) -> int:
         budget = FigureBudget() if shared else None
@@ -377,3 +377,43 @@ def test_a_populations_loggers_share_one_figure_budget(tmp_path, monkeypatch):
     alone, together = drawn(False), drawn(True)
     assert together < alone
     assert together <= 0.1 * 40 * 10 + 2 * 5  # the share of the population's 400 s, plus the first and last epochs' figures
+
+
+def test_a_figure_laid_out_once_and_redrawn_each_epoch_gives_the_pixels_of_a_new_figure(tmp_path, monkeypatch):
+    """The logger lays a figure out at its first epoch and afterwards only puts the epoch's data and
+    title into it (layout is most of a small figure's cost). What TensorBoard gets must be what a
+    figure drawn anew gives, pixel for pixel; a figure whose shape changed is drawn anew."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard._utils import figure_to_image
+
+    from routing_rl.plots import figures
+    from routing_rl.training.records import tb_logger
+    from routing_rl.training.records.tb_logger import TensorBoardLogger
+
+    monkeypatch.setattr(tb_logger, "FIGURE_SHARE", float("inf"))  # every epoch drawn, whatever this machine's speed
+    g = torch.Generator().manual_seed(3)
+    tasks, layers = ["a", "hair colour", "c", "d"], ["fc1", "fc2", "fc3"]
+    policies = [[torch.softmax(3 * torch.randn(4, 3, generator=g), 1) for _ in layers] for _ in range(4)]
+    utilization = [torch.rand(4, 5, generator=g).tolist() for _ in range(3)] + [torch.rand(4, 6, generator=g).tolist()]
+    logger = TensorBoardLogger(tmp_path / "tb", last_step=12)
+    for step in range(1, 5):
+        logger.routing(layers, policies[step - 1], tasks, step * 3)  # epochs 3..12: the title's epoch gains a digit
+        logger.utilization(utilization[step - 1], tasks, step * 3)  # the last has another sub-network count
+    logger.close()
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0}).Reload()
+
+    def logged(tag: str) -> dict[int, np.ndarray]:
+        return {e.step: np.asarray(Image.open(io.BytesIO(e.encoded_image_string)).convert("RGB")) for e in acc.Images(tag)}
+
+    similarity, used = logged("routing/task_similarity"), logged("utilization")
+    assert sorted(similarity) == sorted(used) == [3, 6, 9, 12]
+    for epoch, image in similarity.items():
+        fresh = figures.similarity_figure([p.tolist() for p in policies[epoch // 3 - 1]], tasks, layers, f"task similarity, epoch {epoch}")
+        assert np.array_equal(image, np.moveaxis(figure_to_image(fresh, close=True), 0, 2)), epoch
+    for epoch, image in used.items():
+        fresh = figures.utilization_figure(utilization[epoch // 3 - 1], tasks, f"sub-network utilisation, epoch {epoch}")
+        assert np.array_equal(image, np.moveaxis(figure_to_image(fresh, close=True), 0, 2)), epoch

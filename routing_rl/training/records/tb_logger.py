@@ -16,12 +16,16 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from routing_rl.metrics.routing import perplexity
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 _UNSAFE = re.compile(r"[^\w.\-]+")
@@ -46,7 +50,9 @@ FIGURE_SHARE = 0.1
 
 A labelled matplotlib heatmap costs about a second to draw whatever the network: on Fashion-MNIST
 (a minute per epoch) nothing, on a small vector table (12 tasks, 3 routed layers, about a second
-of training per epoch) more than the epoch itself, which doubled a suite trial's time. So a figure
+of training per epoch) more than the epoch itself, which doubled a suite trial's time. (Laying a
+figure out is most of that; a logger lays each figure out once and redraws it with each epoch's
+data, about a third of the cost; see :meth:`TensorBoardLogger._figure`.) So a figure
 is drawn when the figures drawn so far took at most this share of the time since the logger
 started, and always at the first and the last step: the scalars (perplexities) are written every
 epoch, and what a figure shows between two drawn ones is in them. The members of a population
@@ -84,6 +90,7 @@ class TensorBoardLogger:
         self.last_step = last_step
         self.budget = budget or FigureBudget()
         self._drawn_steps: set[int] = set()
+        self._figures: dict[str, Figure] = {}  # each tag's figure, laid out once (see _figure)
 
     def _draws_figures(self, step: int) -> bool:
         """Whether ``step`` gets its figures: the first step drawn, the last step, or any step while
@@ -92,12 +99,26 @@ class TensorBoardLogger:
             return True
         return self.budget.allows()
 
-    def _figure(self, tag: str, make: Any, step: int) -> None:
-        """Draw ``make()`` into ``tag`` at ``step`` if the budget allows, timing it."""
+    def _figure(self, tag: str, make: Callable[[], Figure], redraw: Callable[[Figure], bool], step: int) -> None:
+        """Draw ``tag`` at ``step`` if the budget allows, timing it: the first time ``make()`` lays the
+        figure out; later ``redraw(figure)`` puts the step's data into that figure and its layout
+        (the same pixels a new figure gives; ``make()`` again where ``redraw`` says it does not fit)."""
         if not self._draws_figures(step):
             return
+        from matplotlib import pyplot as plt
+        from torch.utils.tensorboard._utils import figure_to_image
+
         start = time.perf_counter()
-        self.writer.add_figure(tag, make(), step, close=True)
+        figure = self._figures.get(tag)
+        if figure is None or not redraw(figure):
+            figure = make()
+            plt.close(figure)  # out of pyplot's registry (no open-figure warnings); drawing needs no window
+            image = figure_to_image(figure, close=False)  # lays it out
+            figure.set_layout_engine("none")  # and keeps that layout for the next steps
+            self._figures[tag] = figure
+        else:
+            image = figure_to_image(figure, close=False)
+        self.writer.add_image(tag, image, step, dataformats="CHW")
         self.budget.seconds += time.perf_counter() - start
         self._drawn_steps.add(step)
 
@@ -130,13 +151,17 @@ class TensorBoardLogger:
 
             if figures.similarity_too_large(len(layer_names), task_names) is not None:
                 return  # too many layers or tasks to draw every epoch (routing-rl report says which)
-            self._figure("routing/task_similarity", lambda: figures.similarity_figure(
-                [p.tolist() for p in policies], task_names, layer_names, f"task similarity, epoch {step}"), step)
+            rows = [p.tolist() for p in policies]
+            title = f"task similarity, epoch {step}"
+            self._figure("routing/task_similarity", lambda: figures.similarity_figure(rows, task_names, layer_names, title),
+                         lambda figure: figures.redraw_similarity_figure(figure, rows, title), step)  # fmt: skip
 
     def utilization(self, utilization: list[list[float]], task_names: list[str], step: int) -> None:
         from routing_rl.plots import figures
 
-        self._figure("utilization", lambda: figures.utilization_figure(utilization, task_names, f"sub-network utilisation, epoch {step}"), step)
+        title = f"sub-network utilisation, epoch {step}"
+        self._figure("utilization", lambda: figures.utilization_figure(utilization, task_names, title),
+                     lambda figure: figures.redraw_utilization_figure(figure, utilization, title), step)  # fmt: skip
 
     def hparams(self, config: dict[str, Any], final: dict[str, Any]) -> None:
         """The run's options with its final metrics, for TensorBoard's HPARAMS tab."""
@@ -148,5 +173,6 @@ class TensorBoardLogger:
         self.writer.add_text(tag, text, step)
 
     def close(self) -> None:
+        self._figures.clear()
         self.writer.flush()
         self.writer.close()
