@@ -68,6 +68,93 @@ def episode_steps(episodes: EpisodeBatch, discount: float = 1.0) -> EpisodeSteps
     return EpisodeSteps(tasks.long(), depths.long(), blocks.long(), returns, rewards)
 
 
+def population_steps(batches: Sequence[EpisodeBatch], discount: float, num_tasks: int) -> EpisodeSteps:
+    """The steps of several routers' episode batches as one ``[L, P * B]`` :class:`EpisodeSteps`:
+    router ``p``'s episodes in columns ``p * B`` to ``(p + 1) * B`` and its tasks numbered from
+    ``p * num_tasks``, so that its tables, concatenated along the task axis, are read and averaged
+    by the same :func:`taken`, :func:`per_cell` and :func:`moving_average_` as one router's are.
+
+    Every column holds the numbers :func:`episode_steps` gives that router alone (elementwise
+    operations in the same order; tested bit for bit). Every batch has the same number of steps
+    (one step reward each) and of episodes (:func:`stackable_episodes`)."""
+    members, layers, width = len(batches), batches[0].num_steps, batches[0].final_reward.shape[0]
+    observations = [obs for batch in batches for obs in batch.observations[:layers]]
+
+    def side_by_side(member_major: torch.Tensor) -> torch.Tensor:  # [P, L, B] -> [L, P * B]
+        return member_major.view(members, layers, width).transpose(0, 1).reshape(layers, members * width)
+
+    offsets = torch.arange(members, device=batches[0].final_reward.device).view(members, 1, 1) * num_tasks
+    tasks = side_by_side(torch.stack([obs.task_ids for obs in observations]).long().view(members, layers, width) + offsets)
+    depths = torch.tensor([obs.depth for obs in observations], dtype=torch.long, device=tasks.device)
+    depths = side_by_side(depths.view(members, layers, 1).expand(members, layers, width))
+    blocks = side_by_side(torch.stack([hard_blocks(dec) for batch in batches for dec in batch.decisions]).long())
+    step_rewards = torch.stack([r.detach() for batch in batches for r in batch.step_rewards]).view(members, layers, width)
+    final = torch.stack([batch.final_reward.detach() for batch in batches])
+    running, returns = final, [final] * layers  # EpisodeBatch.returns' recursion, on every member's rows at once
+    for d in reversed(range(layers)):
+        if d < layers - 1:
+            running = running * discount
+        running = step_rewards[:, d] + running
+        returns[d] = running
+    rewards = step_rewards.float()
+    rewards[:, -1] = rewards[:, -1] + final.float()
+    return EpisodeSteps(tasks, depths, blocks, torch.stack(returns).float().reshape(layers, members * width), side_by_side(rewards))
+
+
+def stackable_episodes(episodes: EpisodeBatch) -> tuple[int, int] | None:
+    """``(steps, episodes)`` of a batch :func:`population_steps` can lay beside others of the same
+    pair; None for one it cannot (no routed layer, or a step without its one step reward)."""
+    if episodes.num_steps == 0 or len(episodes.step_rewards) != episodes.num_steps:
+        return None
+    if any(not d.is_hard or d.blocks.dim() != 1 for d in episodes.decisions):
+        return None
+    return episodes.num_steps, int(episodes.final_reward.shape[0])
+
+
+class LearnsTogether:
+    """A tabular router whose loss, for several routers with the same options and batch shapes
+    (:meth:`together_key`), runs once over their tables concatenated along the task axis and their
+    steps side by side (:func:`population_steps`): :meth:`Router.loss_together` for WPL and REINFORCE.
+
+    Each router gets the loss its own :meth:`loss` would give, and its buffers (values, baselines)
+    the same update: every operation is elementwise, or reduces along a row of one router's
+    numbers in the order it would alone (tested bit for bit against each router's own loss)."""
+
+    def together_key(self, episodes: EpisodeBatch) -> tuple[object, ...] | None:
+        """What routers must share to learn in one pass on these episodes; None: this one learns alone."""
+        raise NotImplementedError
+
+    @classmethod
+    def stacked_losses(cls, routers: Sequence[Any], episodes: Sequence[EpisodeBatch]) -> list[torch.Tensor]:
+        """Every router's loss, in one pass (every router and batch of one :meth:`together_key`)."""
+        raise NotImplementedError
+
+    @classmethod
+    def loss_together(cls, routers: Sequence[Any], episodes: Sequence[EpisodeBatch]) -> list[torch.Tensor | None]:
+        """:meth:`Router.loss_together`: the routers of one key in one pass, any other alone."""
+        losses: list[torch.Tensor | None] = [None] * len(routers)
+        alike: dict[tuple[object, ...], list[int]] = {}
+        for i, (router, batch) in enumerate(zip(routers, episodes)):
+            key = router.together_key(batch)
+            if key is None:
+                losses[i] = router.loss(batch)
+            else:
+                alike.setdefault(key, []).append(i)
+        for members in alike.values():
+            if len(members) == 1:
+                losses[members[0]] = routers[members[0]].loss(episodes[members[0]])
+                continue
+            first = type(routers[members[0]])
+            for i, loss in zip(members, first.stacked_losses([routers[i] for i in members], [episodes[i] for i in members])):
+                losses[i] = loss
+        return losses
+
+
+def table_key(table: torch.Tensor) -> tuple[object, ...]:
+    """What two routers' tables must share to be concatenated: shape, dtype and device."""
+    return (tuple(table.shape), table.dtype, table.device)
+
+
 def taken(table: torch.Tensor, steps: EpisodeSteps) -> torch.Tensor:
     """``table[task, depth, block]`` for every step of every episode: ``[L, B]``."""
     return table[steps.tasks, steps.depths, steps.blocks]

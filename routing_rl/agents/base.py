@@ -88,6 +88,14 @@ class Router(Registered, nn.Module, ABC):
         """Loss on the router's parameters for a finished batch of episodes; None if it learns nothing."""
         return None
 
+    @classmethod
+    def loss_together(cls, routers: Sequence[Router], episodes: Sequence[EpisodeBatch]) -> list[torch.Tensor | None]:
+        """The losses of several routers of this class, each on its own finished batch (the members
+        of a population after one step): each the loss its own ``loss(episodes)`` would give, with
+        the same updates of its buffers. This default asks each in turn; a router whose loss is a
+        few operations on a table overrides it to run them once for all."""
+        return [router.loss(batch) for router, batch in zip(routers, episodes)]
+
     def after_update(self) -> None:
         """Called after each optimizer step that used this router's loss (e.g. to project a policy table)."""
 

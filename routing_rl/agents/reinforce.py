@@ -7,16 +7,24 @@ reference point when WPL (with its projection and weighting heuristics) misbehav
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 from torch import nn
 
 from routing_rl.agents._policy_tables import (
+    EpisodeSteps,
+    LearnsTogether,
     SamplesCategorically,
     categorical_decision,
     check_discount,
     episode_steps,
     moving_average_,
     per_cell,
+    population_steps,
+    stackable_episodes,
+    table_key,
     taken,
     task_layer_index,
 )
@@ -24,7 +32,7 @@ from routing_rl.agents.base import Router, RouterConfigError
 from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
 
 
-class ReinforceRouter(SamplesCategorically, Router):
+class ReinforceRouter(LearnsTogether, SamplesCategorically, Router):
     """Softmax policy per task and routed layer, trained by REINFORCE (Williams 1992).
 
     The policy of task ``t`` at layer ``d`` is ``softmax(theta[t, d])`` (zeros: uniform). For every
@@ -86,11 +94,34 @@ class ReinforceRouter(SamplesCategorically, Router):
     def loss(self, episodes: EpisodeBatch) -> torch.Tensor | None:
         if episodes.num_steps == 0:
             return None  # a network without routed layers: nothing to learn
-        steps = episode_steps(episodes, self.discount)
-        log_probs = torch.log_softmax(self.logits, dim=-1)
-        advantage = steps.returns - per_cell(self.baseline, steps)
+        return self.episode_terms(self.logits, self.baseline, episode_steps(episodes, self.discount)).mean()
+
+    def episode_terms(self, logits: torch.Tensor, baseline: torch.Tensor, steps: EpisodeSteps) -> torch.Tensor:
+        """Each episode's loss summed over its steps, ``[B]``, and the baseline updated in place, from
+        ``logits`` and ``baseline`` (this router's own, or several routers' side by side: :meth:`stacked_losses`)."""
+        log_probs = torch.log_softmax(logits, dim=-1)
+        advantage = steps.returns - per_cell(baseline, steps)
         policy_terms = -(advantage.detach() * taken(log_probs, steps))
         entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
         terms = policy_terms - self.entropy_coef * per_cell(entropy, steps)
-        moving_average_(self.baseline, steps.returns, task_layer_index(steps, self.num_layers), 1.0 - self.baseline_momentum)
-        return terms.sum(dim=0).mean()
+        moving_average_(baseline, steps.returns, task_layer_index(steps, self.num_layers), 1.0 - self.baseline_momentum)
+        return terms.sum(dim=0)
+
+    def together_key(self, episodes: EpisodeBatch) -> tuple[object, ...] | None:
+        shape = stackable_episodes(episodes)
+        if shape is None:
+            return None
+        return (type(self), shape, table_key(self.logits), table_key(self.baseline), self.discount, self.baseline_momentum, self.entropy_coef)
+
+    @classmethod
+    def stacked_losses(cls, routers: Sequence[Any], episodes: Sequence[EpisodeBatch]) -> list[torch.Tensor]:
+        """Every router's :meth:`loss` from one pass over their logits and baselines concatenated
+        along the task axis; each router's baseline gets its own update back."""
+        first = routers[0]
+        steps = population_steps(episodes, first.discount, first.num_tasks)
+        baselines = torch.cat([router.baseline for router in routers])
+        per_episode = first.episode_terms(torch.cat([router.logits for router in routers]), baselines, steps)
+        with torch.no_grad():
+            for router, baseline in zip(routers, baselines.split(first.num_tasks)):
+                router.baseline.copy_(baseline)
+        return [terms.mean() for terms in per_episode.split(steps.batch_size // len(routers))]

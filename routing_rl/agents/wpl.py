@@ -32,19 +32,24 @@ project's WPL moves (:data:`UPDATE_RULES`). The formulas, the forms and the upda
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import ClassVar, Literal, TypeVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeVar
 
 import torch
 from torch import nn
 
 from routing_rl.agents._policy_tables import (
     EpisodeSteps,
+    LearnsTogether,
     SamplesCategorically,
     categorical_decision,
     check_discount,
     episode_steps,
     moving_average_,
+    population_steps,
+    stackable_episodes,
+    table_key,
     taken,
     task_layer_block_index,
     uniform_table,
@@ -69,6 +74,34 @@ from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObse
 Variant = Literal["wpl", "public-code", "public-code-corrected"]
 Update = Literal["sampled", "all-actions"]
 Parameterization = Literal["table", "softmax"]
+
+@dataclass
+class SideBySideTables:
+    """Several WPL routers' tables concatenated along the task axis (``[P * T, L, M]``), with the
+    options they share: what :meth:`ProjectWPL.episode_terms` reads of a router, so that one pass
+    computes every router's terms (:meth:`WPLRouter.stacked_losses`). ``policy_param`` is
+    differentiable (each router's table gets its own gradient); ``values`` is a copy, averaged in
+    place and then copied back."""
+
+    policy_param: torch.Tensor
+    values: torch.Tensor
+    form: PolicyForm
+    learner: WPLLearner
+    update_terms: UpdateTerms
+    num_layers: int
+    num_blocks: int
+    value_rate: float
+
+    @classmethod
+    def of(cls, routers: Sequence[WPLRouter]) -> SideBySideTables:
+        first = routers[0]
+        return cls(torch.cat([r.policy_param for r in routers]), torch.cat([r.values for r in routers]), first.form, first.learner,
+                   first.update_terms, first.num_layers, first.num_blocks, first.value_rate)  # fmt: skip
+
+    def probabilities(self) -> torch.Tensor:
+        """As :meth:`WPLRouter.probabilities`, of every router at once."""
+        return self.form.probabilities(self.policy_param, self.learner.project)
+
 
 # ---- the learners (-o variant=) ----------------------------------------------------------------
 class WPLLearner(ABC):
@@ -141,12 +174,21 @@ class ProjectWPL(WPLLearner):
         return torch.zeros(shape)
 
     def loss(self, router: WPLRouter, steps: EpisodeSteps) -> torch.Tensor:
+        return self.reduce(router, self.episode_terms(router, steps))
+
+    def episode_terms(self, router: WPLRouter | SideBySideTables, steps: EpisodeSteps) -> torch.Tensor:
+        """Each episode's surrogate summed over its steps, ``[B]``, after ``Q`` is averaged in place
+        (``router``: one router, or several routers' tables side by side, :meth:`WPLRouter.stacked_losses`)."""
         cells = task_layer_block_index(steps, router.num_layers, router.num_blocks)
         moving_average_(router.values, steps.returns, cells, router.value_rate)
-        per_episode = self.step_terms(router, steps).sum(dim=0)
+        return self.step_terms(router, steps).sum(dim=0)
+
+    @staticmethod
+    def reduce(router: WPLRouter, per_episode: torch.Tensor) -> torch.Tensor:
+        """The batch's loss: the episodes' terms summed (``per_sample_loss``) or averaged."""
         return per_episode.sum() if router.per_sample_loss else per_episode.mean()
 
-    def step_terms(self, router: WPLRouter, steps: EpisodeSteps) -> torch.Tensor:
+    def step_terms(self, router: WPLRouter | SideBySideTables, steps: EpisodeSteps) -> torch.Tensor:
         """Per-step surrogate whose gradient is minus the WPL step, ``[L, B]``."""
         probs = router.probabilities()
         pi = probs.detach()
@@ -264,7 +306,7 @@ def choose(choices: Mapping[str, Choice], option: str, value: str) -> Choice:
     return choices[value]
 
 
-class WPLRouter(SamplesCategorically, Router):
+class WPLRouter(LearnsTogether, SamplesCategorically, Router):
     """One WPL agent per (task, routed layer), acting on a table of block probabilities.
 
     The router holds what every learner shares: the table ``policy_param`` (``[T, L, M]``, read
@@ -380,3 +422,35 @@ class WPLRouter(SamplesCategorically, Router):
         steps = episode_steps(episodes, self.discount)
         self.project_()
         return self.learner.loss(self, steps)
+
+    def together_key(self, episodes: EpisodeBatch) -> tuple[object, ...] | None:
+        """The project's WPL learns together with routers of the same options (the public-code
+        learners, kept as shipped, learn alone)."""
+        shape = stackable_episodes(episodes)
+        if shape is None or type(self.learner) is not ProjectWPL:
+            return None
+        return (type(self), shape, table_key(self.policy_param), table_key(self.values), type(self.form), self.update_terms,
+                self.discount, self.value_rate, self.per_sample_loss, self.in_place_projection)  # fmt: skip
+
+    @classmethod
+    def stacked_losses(cls, routers: Sequence[Any], episodes: Sequence[EpisodeBatch]) -> list[torch.Tensor]:
+        """Every router's :meth:`loss` from one pass over their tables side by side
+        (:class:`SideBySideTables`): the in-place projection, ``Q``'s average and the surrogate;
+        each router's table and ``Q`` get their own updates back."""
+        first: WPLRouter = routers[0]
+        steps = population_steps(episodes, first.discount, first.num_tasks)
+        if first.in_place_projection and isinstance(first.form, ProbabilityTable):
+            with torch.no_grad():  # ProbabilityTable.project_ of every table, at once
+                projected = clip_projection(torch.cat([router.policy_param for router in routers]))
+                for router, table in zip(routers, projected.split(first.num_tasks)):
+                    router.policy_param.copy_(table)
+        else:
+            for router in routers:
+                router.project_()
+        tables = SideBySideTables.of(routers)
+        assert isinstance(first.learner, ProjectWPL)
+        per_episode = first.learner.episode_terms(tables, steps)
+        with torch.no_grad():
+            for router, values in zip(routers, tables.values.split(first.num_tasks)):
+                router.values.copy_(values)
+        return [first.learner.reduce(first, terms) for terms in per_episode.split(steps.batch_size // len(routers))]

@@ -30,6 +30,10 @@ from routing_rl.training.setup.composition import Composition
 
 
 
+NOT_GIVEN: Any = object()
+"""``step_result``'s router loss when the caller has not computed it."""
+
+
 class RoutedLearner(Learner):
     """The routing-network side of the trainer: network + router + env, with warm-up and optimizers."""
 
@@ -120,13 +124,18 @@ class RoutedLearner(Learner):
         episodes = self.env.run(x, targets, tasks, lambda obs: router.act(obs, explore=True))
         return self.step_result(batch, episodes, router)
 
-    def step_result(self, batch: Batch, episodes: EpisodeBatch, router: Router) -> StepResult:
+    def step_result(self, batch: Batch, episodes: EpisodeBatch, router: Router, router_loss: Any = NOT_GIVEN) -> StepResult:
         """The losses and statistics of a batch's played episodes (``router`` played them: the agent,
-        or the shared routes of warm-up, which learn nothing)."""
+        or the shared routes of warm-up, which learn nothing). ``router_loss``: the agent's loss on
+        these episodes where it was computed already (a population's routers learn together,
+        :func:`~routing_rl.training.loop.stacked_play.losses_together`)."""
         learn = router is self.router
         # --loss-reduction sum: the public code's Loss layer with reduction "none", summed (the corrected row)
         task_loss = episodes.loss.sum() if self.config.loss_reduction == "sum" else self.family.batch_loss(episodes.loss, batch)
-        router_loss = router.loss(episodes) if learn else None
+        if router_loss is NOT_GIVEN:
+            router_loss = router.loss(episodes) if learn else None
+        elif not learn:
+            router_loss = None
         loss = task_loss if router_loss is None else task_loss + router_loss
         n = batch.size
         sums = {

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from routing_rl.agents.base import Router
-from routing_rl.core.contracts import RoutingDecision, RoutingObservation
+from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
 from routing_rl.envs.batched import hidden_summary
 from routing_rl.network.stacked_population import StackedPopulationNetwork
 from routing_rl.training.loop.learner import StepResult
@@ -86,12 +86,26 @@ def play_stacked(network: StackedPopulationNetwork, trainers: Sequence[Any], bat
         else:
             raise ValueError("a population's members must all route hard, or all soft")
         h = network.advance(depth, h, tasks, decision)
-    steps = {}
+    episodes = {}
     for p, learner in learners.items():
         obs = observations[p] or [RoutingObservation(inputs[p][2], 0)]  # no routed layer: one observation, no steps
-        episodes = learner.env.episodes(obs, decisions[p], h[p, : sizes[p]], inputs[p][1], inputs[p][2])
-        steps[p] = learner.step_result(batches[p], episodes, routers[p])
+        episodes[p] = learner.env.episodes(obs, decisions[p], h[p, : sizes[p]], inputs[p][1], inputs[p][2])
+    losses = losses_together({p: router for p, router in routers.items() if router is learners[p].router}, episodes)
+    steps = {p: learner.step_result(batches[p], episodes[p], routers[p], losses.get(p)) for p, learner in learners.items()}
     return steps, _layer_masks(network, tasks, valid, routed_used)
+
+
+def losses_together(routers: Mapping[int, Router], episodes: Mapping[int, EpisodeBatch]) -> dict[int, torch.Tensor | None]:
+    """Every learning member's router loss on its episodes: the routers that learn alike (one
+    :meth:`Router.loss_together`) in one call, each getting the loss its own ``loss`` gives."""
+    alike: dict[object, list[int]] = {}
+    for p, router in routers.items():
+        alike.setdefault(getattr(type(router).loss_together, "__func__", type(router).loss_together), []).append(p)
+    losses: dict[int, torch.Tensor | None] = {}
+    for members in alike.values():
+        cls = type(routers[members[0]])
+        losses.update(zip(members, cls.loss_together([routers[p] for p in members], [episodes[p] for p in members])))
+    return losses
 
 
 def act_together(routers: Mapping[int, Router], observations: Mapping[int, RoutingObservation]) -> dict[int, RoutingDecision]:
