@@ -45,11 +45,12 @@ def observations(depth: int, sizes: tuple[int, ...], tasks: int) -> list[Routing
     return [RoutingObservation(torch.randint(tasks, (n,), generator=gen), depth) for n in sizes]
 
 
-def trained_a_little(router):
-    """A router whose table is no longer uniform, so that sampling depends on the task."""
+def trained_a_little(router, seed: int = 7):
+    """A router whose table is no longer uniform, so that sampling depends on the task (and, with
+    its own ``seed``, on the router: a router reading another's rows would draw other blocks)."""
     with torch.no_grad():
         for param in router.parameters():
-            param.add_(torch.randn(param.shape, generator=torch.Generator().manual_seed(7)).abs())
+            param.add_(3 * torch.randn(param.shape, generator=torch.Generator().manual_seed(seed)).abs())
     if hasattr(router, "project_"):
         router.project_()
     return router
@@ -58,12 +59,13 @@ def trained_a_little(router):
 def test_wpl_and_reinforce_act_together_as_each_alone():
     """A battery population holds WPL beside REINFORCE: they act in one call, each from its own generator."""
     def routers():
-        return [trained_a_little(WPLRouter(3, 2, 4, seed=1)), trained_a_little(ReinforceRouter(3, 2, 4, seed=2)),
-                trained_a_little(WPLRouter(3, 2, 4, seed=3)), FixedRandomRouter(3, 2, 4, seed=4)]  # fmt: skip
+        return [trained_a_little(WPLRouter(3, 2, 4, seed=1), 1), trained_a_little(ReinforceRouter(3, 2, 4, seed=2), 2),
+                trained_a_little(WPLRouter(3, 2, 4, seed=3), 3), FixedRandomRouter(3, 2, 4, seed=4),
+                trained_a_little(ReinforceRouter(3, 2, 4, seed=5), 5), trained_a_little(WPLRouter(3, 2, 4, seed=6), 6)]  # fmt: skip
 
     together, alone = routers(), routers()
     for depth in range(2):
-        obs = observations(depth, (9, 4, 12, 9), 3)
+        obs = observations(depth, (9, 4, 12, 9, 30, 17), 3)
         chosen = act_together(dict(enumerate(together)), dict(enumerate(obs)))
         for p, (router, o) in enumerate(zip(alone, obs)):
             own = router.act(o, explore=True)
