@@ -75,22 +75,38 @@ def populations(todo: list[tuple[Trial, Path]], size: int) -> list[list[tuple[Tr
     return sorted(chunks, key=lambda chunk: order[id(chunk[0][0])])
 
 
-LEARNING_MEMBER_COST = 2.0
-"""What one member costs that learns its routes (WPL, REINFORCE, gates) or is a multi-task model,
-in members with fixed routes (shared bottom, no-sharing, fixed-random) on the same data and epochs:
-its router acts, learns and is drawn every step and epoch, or its model is mapped. On the battery's
-50,000-row table (``benchmarks/battery_wall.py``'s, 20 epochs, populations of 5 or 10, ``suite run
---workers 2 --threads 1``, commit 1a65fb4) a member-epoch took 0.72-1.11 s with fixed routes and
-1.85-2.53 s for the others: each population's seconds on ``suite run``'s lines over its epochs and members."""
+MEMBER_COSTS: dict[str, float] = {"unrouted": 0.7, "fixed routes": 1.0, "learned routes": 1.5, "soft routes": 2.0, "model": 1.7}
+"""What one member-epoch costs, by what its trial trains (:func:`member_kind`), in member-epochs of a
+fixed-route network on the same data: a network without routed layers runs one block per layer;
+a router that learns its routes acts and learns every step and is drawn every epoch; soft routes
+(gates) run every block of a routed layer on every sample; a multi-task model is mapped over its
+members. Measured on the battery's 50,000-row table (``benchmarks/battery_wall.py``'s table, 20
+epochs, ``suite run --workers 2 --threads 1 --population auto``, commit 27b5f3f): a population's
+seconds over its member-epochs were 0.58 for the shared bottom (``routed = "none"``), 0.86-0.87
+for no-sharing and fixed-random, 1.23 for WPL and REINFORCE (a population of 10), 1.68 for the
+hard-concrete gates, 1.38 and 1.60 for SNR-Trans and MMoE. The order of the costs is what
+:func:`longest_first` needs; an earlier single factor (2 for every member that was not fixed)
+started SNR-Trans before MMoE and the shared bottom before no-sharing, and left one worker
+training alone for 40 s at the end of that battery."""
 
 
-def member_cost(trial: Trial) -> float:
-    """A trial's expected share of a population's time, in fixed-route member-epochs (:data:`LEARNING_MEMBER_COST`)."""
+def member_kind(trial: Trial) -> str:
+    """Which :data:`MEMBER_COSTS` entry a trial's member-epochs cost."""
     from routing_rl.training.setup.composition import agent_class, is_router_class
 
     cls = agent_class(trial.config.agent)
-    fixed = is_router_class(cls) and not cls.learns_routes
-    return trial.config.epochs * (1.0 if fixed else LEARNING_MEMBER_COST)
+    if not is_router_class(cls):
+        return "model"
+    if trial.config.routed == "none":
+        return "unrouted"
+    if not cls.learns_routes:
+        return "fixed routes"
+    return "soft routes" if cls.routes_soft else "learned routes"
+
+
+def member_cost(trial: Trial) -> float:
+    """A trial's expected share of a population's time, in fixed-route member-epochs (:data:`MEMBER_COSTS`)."""
+    return trial.config.epochs * MEMBER_COSTS[member_kind(trial)]
 
 
 def longest_first(chunks: list[list[tuple[Trial, Path]]]) -> list[list[tuple[Trial, Path]]]:
