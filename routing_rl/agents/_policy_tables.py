@@ -101,14 +101,14 @@ def population_steps(batches: Sequence[EpisodeBatch], discount: float, num_tasks
     return EpisodeSteps(tasks, depths, blocks, torch.stack(returns).float().reshape(layers, members * width), side_by_side(rewards))
 
 
-def stackable_episodes(episodes: EpisodeBatch) -> tuple[int, int] | None:
-    """``(steps, episodes)`` of a batch :func:`population_steps` can lay beside others of the same
-    pair; None for one it cannot (no routed layer, or a step without its one step reward)."""
+def stackable_episodes(episodes: EpisodeBatch) -> tuple[object, ...] | None:
+    """``(steps, episodes, reward dtypes)`` of a batch :func:`population_steps` can lay beside others
+    with the same; None for one it cannot (no routed layer, or a step without its one step reward)."""
     if episodes.num_steps == 0 or len(episodes.step_rewards) != episodes.num_steps:
         return None
     if any(not d.is_hard or d.blocks.dim() != 1 for d in episodes.decisions):
         return None
-    return episodes.num_steps, int(episodes.final_reward.shape[0])
+    return episodes.num_steps, int(episodes.final_reward.shape[0]), episodes.final_reward.dtype, *(r.dtype for r in episodes.step_rewards)
 
 
 class LearnsTogether:
