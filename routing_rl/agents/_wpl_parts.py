@@ -107,8 +107,9 @@ class PolicyForm(ABC):
         """The tensor that the WPL surrogate multiplies by its (detached) step, so that minus the
         surrogate's gradient is the WPL step on the probabilities."""
 
-    def project_(self, param: torch.Tensor) -> None:
-        """Put the table back onto the simplex in place; nothing to do where every table is a policy."""
+    def project_(self, *params: torch.Tensor) -> None:
+        """Put each table back onto the simplex in place (several routers' tables of one shape: a
+        population's, in one pass); nothing to do where every table is a policy."""
 
 
 class ProbabilityTable(PolicyForm):
@@ -129,9 +130,11 @@ class ProbabilityTable(PolicyForm):
     def wpl_surrogate(self, param: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
         return param  # the step moves the table itself: a plain SGD step at rate eta is the WPL step
 
-    def project_(self, param: torch.Tensor) -> None:
-        with torch.no_grad():
-            param.copy_(clip_projection(param))
+    def project_(self, *params: torch.Tensor) -> None:
+        with torch.no_grad():  # the tables concatenated: each row's clip and sum are its own, so each table's are
+            projected = clip_projection(params[0] if len(params) == 1 else torch.cat(params))
+            for param, table in zip(params, projected.split(params[0].shape[0])):
+                param.copy_(table)
 
 
 class SoftmaxLogits(PolicyForm):

@@ -48,7 +48,7 @@ from routing_rl.agents._policy_tables import (
     stackable_episodes,
     table_key,
 )
-from routing_rl.agents._wpl_parts import POLICY_FORMS, UPDATE_RULES, ProbabilityTable, clip_projection
+from routing_rl.agents._wpl_parts import POLICY_FORMS, UPDATE_RULES, ProbabilityTable
 from routing_rl.agents._wpl_learners import WPL_LEARNERS, ProjectWPL, SideBySideTables
 from routing_rl.agents.base import Router, RouterConfigError
 from routing_rl.core.contracts import EpisodeBatch, RoutingDecision, RoutingObservation
@@ -201,18 +201,12 @@ class WPLRouter(LearnsTogether, SamplesCategorically, Router):
         each router's table and ``Q`` get their own updates back."""
         first: WPLRouter = routers[0]
         steps = population_steps(episodes, first.discount, first.num_tasks)
-        if first.in_place_projection and isinstance(first.form, ProbabilityTable):
-            with torch.no_grad():  # ProbabilityTable.project_ of every table, at once
-                projected = clip_projection(torch.cat([router.policy_param for router in routers]))
-                for router, table in zip(routers, projected.split(first.num_tasks)):
-                    router.policy_param.copy_(table)
-        else:
-            for router in routers:
-                router.project_()
+        if first.in_place_projection:  # each router's project_, in one pass
+            first.form.project_(*(router.policy_param for router in routers))
         tables = SideBySideTables.of(routers)
         assert isinstance(first.learner, ProjectWPL)
         per_episode = first.learner.episode_terms(tables, steps)
         with torch.no_grad():
             for router, values in zip(routers, tables.values.split(first.num_tasks)):
                 router.values.copy_(values)
-        return [first.learner.reduce(first, terms) for terms in per_episode.split(steps.batch_size // len(routers))]
+        return [first.learner.reduce(tables, terms) for terms in per_episode.split(steps.batch_size // len(routers))]

@@ -131,7 +131,7 @@ def redraw_similarity_figure(fig: Figure, policies: Sequence[Sequence[Sequence[f
     False (nothing changed) when they do not fit its panels (another layer count or task count).
 
     TensorBoard gets a similarity figure every epoch; laying it out again each time (constrained
-    layout, tick labels) costs about two thirds of a small figure's drawing, and the layout depends
+    layout, tick labels) is most of a small figure's drawing, and the layout depends
     only on the tasks' and layers' names, which an epoch does not change."""
     images = [ax.images[0] for ax in fig.axes if ax.images]
     matrices = [cosine_similarity_matrix(policy) for policy in policies]

@@ -86,8 +86,8 @@ seconds over its member-epochs were 0.58 for the shared bottom (``routed = "none
 for no-sharing and fixed-random, 1.23 for WPL and REINFORCE (a population of 10), 1.68 for the
 hard-concrete gates, 1.38 and 1.60 for SNR-Trans and MMoE. The order of the costs is what
 :func:`longest_first` needs; an earlier single factor (2 for every member that was not fixed)
-started SNR-Trans before MMoE and the shared bottom before no-sharing, and left one worker
-training alone for 40 s at the end of that battery."""
+started the shared bottom before no-sharing and fixed-random, and left one worker training alone
+for about 40 s at the end of that battery."""
 
 
 def member_kind(trial: Trial) -> str:

@@ -46,7 +46,7 @@ from routing_rl.training.loop.optim import ADAM_SETTINGS, step_adam_together
 from routing_rl.training.loop.routed_learner import RoutedLearner
 from routing_rl.training.loop.stacked_models import StackedModels, stacked_models_problem
 from routing_rl.training.loop.stacked_weights import StackedWeights, stacked_weights_problem
-from routing_rl.training.loop.stacked_play import act_together, losses_together, play_stacked
+from routing_rl.training.loop.stacked_play import act_together, member_steps, play_stacked
 from routing_rl.training.loop.trainer import EpochFeed, Trainer, TrainingDiverged
 from routing_rl.training.records.results import ResultsRecord
 from routing_rl.training.records.tb_logger import TensorBoardLogger
@@ -274,5 +274,5 @@ def play(network: PopulationNetwork, trainers: Sequence[Trainer], batches: Seque
     for p, learner in enumerate(learners):
         obs = observations[p] or [RoutingObservation(tasks[p], 0)]  # a network with no routed layer: one observation, no steps
         episodes[p] = learner.env.episodes(obs, decisions[p], logits[p], inputs[p][1], tasks[p])
-    losses = losses_together({p: router for p, router in enumerate(routers) if router is learners[p].router}, episodes)
-    return [learner.step_result(batches[p], episodes[p], routers[p], losses.get(p)) for p, learner in enumerate(learners)]  # type: ignore[arg-type]
+    steps = member_steps(dict(enumerate(learners)), dict(enumerate(routers)), dict(enumerate(batches)), episodes)
+    return [steps[p] for p in range(len(learners))]

@@ -134,8 +134,6 @@ class RoutedLearner(Learner):
         task_loss = episodes.loss.sum() if self.config.loss_reduction == "sum" else self.family.batch_loss(episodes.loss, batch)
         if router_loss is NOT_GIVEN:
             router_loss = router.loss(episodes) if learn else None
-        elif not learn:
-            router_loss = None
         loss = task_loss if router_loss is None else task_loss + router_loss
         n = batch.size
         sums = {

@@ -90,36 +90,42 @@ def play_stacked(network: StackedPopulationNetwork, trainers: Sequence[Any], bat
     for p, learner in learners.items():
         obs = observations[p] or [RoutingObservation(inputs[p][2], 0)]  # no routed layer: one observation, no steps
         episodes[p] = learner.env.episodes(obs, decisions[p], h[p, : sizes[p]], inputs[p][1], inputs[p][2])
-    losses = losses_together({p: router for p, router in routers.items() if router is learners[p].router}, episodes)
-    steps = {p: learner.step_result(batches[p], episodes[p], routers[p], losses.get(p)) for p, learner in learners.items()}
-    return steps, _layer_masks(network, tasks, valid, routed_used)
+    return member_steps(learners, routers, batches, episodes), _layer_masks(network, tasks, valid, routed_used)
 
 
 def losses_together(routers: Mapping[int, Router], episodes: Mapping[int, EpisodeBatch]) -> dict[int, torch.Tensor | None]:
     """Every learning member's router loss on its episodes: the routers that learn alike (one
     :meth:`Router.loss_together`) in one call, each getting the loss its own ``loss`` gives."""
-    alike: dict[object, list[int]] = {}
-    for p, router in routers.items():
-        alike.setdefault(getattr(type(router).loss_together, "__func__", type(router).loss_together), []).append(p)
-    losses: dict[int, torch.Tensor | None] = {}
-    for members in alike.values():
-        cls = type(routers[members[0]])
-        losses.update(zip(members, cls.loss_together([routers[p] for p in members], [episodes[p] for p in members])))
-    return losses
+    return _by_class_method(routers, "loss_together", episodes)
 
 
 def act_together(routers: Mapping[int, Router], observations: Mapping[int, RoutingObservation]) -> dict[int, RoutingDecision]:
     """Every member's exploring decision on its observation: the routers that act alike (one
     :meth:`Router.act_together`: WPL beside REINFORCE, say) in one call, each from its own generator."""
+    return _by_class_method(routers, "act_together", observations)
+
+
+def _by_class_method(routers: Mapping[int, Router], method: str, arguments: Mapping[int, Any]) -> dict[int, Any]:
+    """``type(router).method(routers, arguments)`` once per group of routers that share that class
+    method's function (a subclass that does not override it shares its parent's), mapped back to
+    each member."""
     alike: dict[object, list[int]] = {}
     for p, router in routers.items():
-        alike.setdefault(getattr(type(router).act_together, "__func__", type(router).act_together), []).append(p)
-    chosen: dict[int, RoutingDecision] = {}
+        bound = getattr(type(router), method)
+        alike.setdefault(getattr(bound, "__func__", bound), []).append(p)
+    results: dict[int, Any] = {}
     for members in alike.values():
-        cls = type(routers[members[0]])
-        for p, decision in zip(members, cls.act_together([routers[p] for p in members], [observations[p] for p in members])):
-            chosen[p] = decision
-    return chosen
+        together = getattr(type(routers[members[0]]), method)
+        results.update(zip(members, together([routers[p] for p in members], [arguments[p] for p in members])))
+    return results
+
+
+def member_steps(learners: Mapping[int, Any], routers: Mapping[int, Router], batches: Mapping[int, Any],
+                 episodes: Mapping[int, EpisodeBatch]) -> dict[int, StepResult]:  # fmt: skip
+    """Every member's step result from its played episodes, the learning routers' losses computed
+    together (:func:`losses_together`; a member in warm-up, played by shared routes, learns none)."""
+    losses = losses_together({p: router for p, router in routers.items() if router is learners[p].router}, episodes)
+    return {p: learner.step_result(batches[p], episodes[p], routers[p], losses.get(p)) for p, learner in learners.items()}
 
 
 def _layer_masks(network: StackedPopulationNetwork, tasks: torch.Tensor, valid: torch.Tensor, routed: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -52,7 +52,7 @@ A labelled matplotlib heatmap costs about a second to draw whatever the network:
 (a minute per epoch) nothing, on a small vector table (12 tasks, 3 routed layers, about a second
 of training per epoch) more than the epoch itself, which doubled a suite trial's time. (Laying a
 figure out is most of that; a logger lays each figure out once and redraws it with each epoch's
-data, about a third of the cost; see :meth:`TensorBoardLogger._figure`.) So a figure
+data; see :meth:`TensorBoardLogger._figure`.) So a figure
 is drawn when the figures drawn so far took at most this share of the time since the logger
 started, and always at the first and the last step: the scalars (perplexities) are written every
 epoch, and what a figure shows between two drawn ones is in them. The members of a population
@@ -106,19 +106,17 @@ class TensorBoardLogger:
         if not self._draws_figures(step):
             return
         from matplotlib import pyplot as plt
-        from torch.utils.tensorboard._utils import figure_to_image
 
         start = time.perf_counter()
         figure = self._figures.get(tag)
-        if figure is None or not redraw(figure):
+        laid_out = figure is not None and redraw(figure)
+        if not laid_out:
             figure = make()
             plt.close(figure)  # out of pyplot's registry (no open-figure warnings); drawing needs no window
-            image = figure_to_image(figure, close=False)  # lays it out
-            figure.set_layout_engine("none")  # and keeps that layout for the next steps
+        self.writer.add_figure(tag, figure, step, close=False)  # the first drawing lays the figure out
+        if not laid_out:
+            figure.set_layout_engine("none")  # and the next steps keep that layout
             self._figures[tag] = figure
-        else:
-            image = figure_to_image(figure, close=False)
-        self.writer.add_image(tag, image, step, dataformats="CHW")
         self.budget.seconds += time.perf_counter() - start
         self._drawn_steps.add(step)
 
